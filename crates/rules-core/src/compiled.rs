@@ -1,0 +1,338 @@
+//! A rule compiled for evaluation, and what evaluating it produces.
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+use crate::condition::{Node, TraceNode};
+use crate::event::Event;
+use crate::model::*;
+use crate::path::key_value;
+use crate::template::{context, RenderError, TemplateSet, TemplateValue};
+use crate::validate::{parse_rule_spec, FieldError, ValidationErrors};
+
+/// A rule ready to be matched: condition compiled, templates parsed.
+#[derive(Debug, Clone)]
+pub struct CompiledRule {
+    rule: Rule,
+    any_type: bool,
+    condition: Option<Node>,
+    actions: Vec<CompiledAction>,
+    templates: TemplateSet,
+}
+
+#[derive(Debug, Clone)]
+struct CompiledAction {
+    max_age_seconds: Option<u32>,
+    kind: CompiledActionKind,
+}
+
+#[derive(Debug, Clone)]
+enum CompiledActionKind {
+    Webhook {
+        url: String,
+        method: HttpMethod,
+        headers: Vec<(String, TemplateValue)>,
+        body: Option<TemplateValue>,
+        timeout_ms: u32,
+    },
+    Publish {
+        stream: String,
+        payload: Option<TemplateValue>,
+    },
+    Log {
+        message: TemplateValue,
+        level: LogLevel,
+    },
+}
+
+/// The result of a traced evaluation (the dry run).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evaluation {
+    /// The event's type is one the rule listens to.
+    pub event_type_matched: bool,
+    /// The condition holds (true when the rule has none).
+    pub condition_matched: bool,
+    /// Both: the trigger fires, before threshold and cooldown.
+    pub matched: bool,
+    /// Every condition node's result, in pre-order; empty without a condition.
+    pub trace: Vec<TraceNode>,
+}
+
+/// An action with its templates rendered for one event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RenderedAction {
+    #[serde(flatten)]
+    pub kind: RenderedActionKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_age_seconds: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RenderedActionKind {
+    Webhook {
+        url: String,
+        method: HttpMethod,
+        headers: BTreeMap<String, String>,
+        body: Value,
+        timeout_ms: u32,
+    },
+    Publish {
+        stream: String,
+        payload: Value,
+    },
+    Log {
+        message: String,
+        level: LogLevel,
+    },
+}
+
+/// What templates see as `rule`.
+#[derive(Serialize)]
+struct RuleScope<'a> {
+    id: Uuid,
+    name: &'a str,
+    livestream_id: Uuid,
+    version: i32,
+}
+
+impl CompiledRule {
+    /// Compiles a validated rule.
+    pub fn compile(rule: Rule) -> Result<Self, ValidationErrors> {
+        let mut templates = TemplateSet::new();
+        let mut errors = Vec::new();
+        let condition = match &rule.spec.trigger_config.condition {
+            None => None,
+            Some(c) => match Node::compile(c) {
+                Ok(node) => Some(node),
+                Err(e) => {
+                    errors.push(FieldError {
+                        path: "trigger_config.condition".into(),
+                        message: format!("invalid regex: {e}"),
+                    });
+                    None
+                }
+            },
+        };
+        let mut actions = Vec::with_capacity(rule.spec.actions.len());
+        for (i, action) in rule.spec.actions.iter().enumerate() {
+            match compile_action(&mut templates, &format!("actions[{i}]"), action) {
+                Ok(a) => actions.push(a),
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ValidationErrors(errors));
+        }
+        let any_type = rule
+            .spec
+            .trigger_config
+            .event_types
+            .iter()
+            .any(|t| t == TriggerConfig::ANY_TYPE);
+        Ok(Self {
+            rule,
+            any_type,
+            condition,
+            actions,
+            templates,
+        })
+    }
+
+    /// Validates a stored rule's JSON and compiles it (the worker's and the load tool's loader).
+    pub fn from_json(id: Uuid, version: i32, body: &Value) -> Result<Self, ValidationErrors> {
+        let spec = parse_rule_spec(body)?;
+        let now = chrono::Utc::now();
+        Self::compile(Rule {
+            id,
+            spec,
+            version,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    pub fn rule(&self) -> &Rule {
+        &self.rule
+    }
+
+    pub fn id(&self) -> Uuid {
+        self.rule.id
+    }
+
+    pub fn livestream_id(&self) -> Uuid {
+        self.rule.spec.livestream_id
+    }
+
+    pub fn event_types(&self) -> &[String] {
+        &self.rule.spec.trigger_config.event_types
+    }
+
+    /// Listens to every event type (`"*"`).
+    pub fn any_type(&self) -> bool {
+        self.any_type
+    }
+
+    pub fn matches_type(&self, event_type: &str) -> bool {
+        self.any_type || self.event_types().iter().any(|t| t == event_type)
+    }
+
+    /// Whether the condition holds; the caller has already matched livestream and type.
+    #[inline]
+    pub fn condition_holds(&self, event: &Event) -> bool {
+        self.condition.as_ref().is_none_or(|c| c.eval(event.envelope()))
+    }
+
+    /// Livestream, type and condition: the trigger fires (before threshold and cooldown).
+    pub fn matches(&self, event: &Event) -> bool {
+        event.livestream_id == self.livestream_id()
+            && self.matches_type(event.event_type())
+            && self.condition_holds(event)
+    }
+
+    /// Evaluates every node and reports each result, for the dry run. The livestream is
+    /// not compared: a draft rule may be tried on any event.
+    pub fn evaluate_traced(&self, event: &Event) -> Evaluation {
+        let event_type_matched = self.matches_type(event.event_type());
+        let mut trace = Vec::new();
+        let condition_matched = self.condition.as_ref().is_none_or(|c| {
+            c.eval_traced(event.envelope(), "trigger_config.condition".into(), &mut trace)
+        });
+        Evaluation {
+            event_type_matched,
+            condition_matched,
+            matched: event_type_matched && condition_matched,
+            trace,
+        }
+    }
+
+    /// The bucket of this event for the rule's cooldown: `None` for a rule-wide cooldown,
+    /// `Some(None)` when the key field is missing from the event.
+    pub fn cooldown_scope(&self, event: &Event) -> Option<Option<String>> {
+        self.rule
+            .spec
+            .cooldown_key
+            .as_ref()
+            .map(|path| key_value(path, event.envelope()))
+    }
+
+    /// The threshold group of this event, with the same shape as [`Self::cooldown_scope`].
+    pub fn threshold_group(&self, event: &Event) -> Option<Option<String>> {
+        self.rule
+            .spec
+            .trigger_config
+            .threshold
+            .as_ref()
+            .and_then(|t| t.group_by.as_ref())
+            .map(|path| key_value(path, event.envelope()))
+    }
+
+    /// Renders every action for `event`, in order; one failed render does not stop the rest.
+    pub fn render_actions(&self, event: &Event) -> Vec<Result<RenderedAction, RenderError>> {
+        let scope = RuleScope {
+            id: self.rule.id,
+            name: &self.rule.spec.name,
+            livestream_id: self.rule.spec.livestream_id,
+            version: self.rule.version,
+        };
+        let ctx = context(event.envelope(), &scope);
+        self.actions
+            .iter()
+            .map(|action| self.render_action(action, event, &ctx))
+            .collect()
+    }
+
+    fn render_action(
+        &self,
+        action: &CompiledAction,
+        event: &Event,
+        ctx: &minijinja::Value,
+    ) -> Result<RenderedAction, RenderError> {
+        let t = &self.templates;
+        let kind = match &action.kind {
+            CompiledActionKind::Webhook {
+                url,
+                method,
+                headers,
+                body,
+                timeout_ms,
+            } => RenderedActionKind::Webhook {
+                url: url.clone(),
+                method: *method,
+                headers: headers
+                    .iter()
+                    .map(|(name, value)| Ok((name.clone(), t.render_string(value, ctx)?)))
+                    .collect::<Result<_, RenderError>>()?,
+                body: match body {
+                    Some(body) => t.render_value(body, ctx)?,
+                    None => self.default_body(event),
+                },
+                timeout_ms: *timeout_ms,
+            },
+            CompiledActionKind::Publish { stream, payload } => RenderedActionKind::Publish {
+                stream: stream.clone(),
+                payload: match payload {
+                    Some(payload) => t.render_value(payload, ctx)?,
+                    None => self.default_body(event),
+                },
+            },
+            CompiledActionKind::Log { message, level } => RenderedActionKind::Log {
+                message: t.render_string(message, ctx)?,
+                level: *level,
+            },
+        };
+        Ok(RenderedAction {
+            kind,
+            max_age_seconds: action.max_age_seconds,
+        })
+    }
+
+    /// `{"rule": {id, name}, "event": <event>}`: the body and payload when none is given.
+    pub fn default_body(&self, event: &Event) -> Value {
+        json!({
+            "rule": {"id": self.rule.id, "name": self.rule.spec.name},
+            "event": event.envelope(),
+        })
+    }
+}
+
+fn compile_action(templates: &mut TemplateSet, path: &str, action: &Action) -> Result<CompiledAction, FieldError> {
+    let kind = match &action.kind {
+        ActionKind::Webhook(w) => CompiledActionKind::Webhook {
+            url: w.url.clone(),
+            method: w.method,
+            headers: w
+                .headers
+                .iter()
+                .map(|(name, value)| {
+                    let t = templates.add_string(&format!("{path}.headers.{name}"), value, false)?;
+                    Ok((name.clone(), t))
+                })
+                .collect::<Result<_, FieldError>>()?,
+            body: w
+                .body
+                .as_ref()
+                .map(|b| templates.add_value(&format!("{path}.body"), b))
+                .transpose()?,
+            timeout_ms: w.timeout_ms,
+        },
+        ActionKind::Publish(p) => CompiledActionKind::Publish {
+            stream: p.stream.clone(),
+            payload: p
+                .payload
+                .as_ref()
+                .map(|b| templates.add_value(&format!("{path}.payload"), b))
+                .transpose()?,
+        },
+        ActionKind::Log(l) => CompiledActionKind::Log {
+            message: templates.add_string(&format!("{path}.message"), &l.message, false)?,
+            level: l.level,
+        },
+    };
+    Ok(CompiledAction {
+        max_age_seconds: action.max_age_seconds,
+        kind,
+    })
+}

@@ -1,0 +1,361 @@
+//! The compiled condition tree and its evaluation: the hot path of matching.
+//!
+//! Compilation does everything that does not depend on the event once: paths are
+//! pre-split, regexes built, `ignore_case` operands case-folded, `in` lists turned
+//! into hash sets. Evaluation short-circuits; the traced evaluation used by the dry
+//! run visits every node so the author sees each result.
+
+use regex::{Regex, RegexBuilder};
+use rustc_hash::FxHashSet;
+use serde::Serialize;
+use serde_json::{Number, Value};
+use std::borrow::Cow;
+use std::cmp::Ordering;
+
+use crate::model::{Condition, Leaf, Op};
+use crate::path::FieldPath;
+use crate::validate::limits::MAX_REGEX_COMPILED_BYTES;
+
+/// Builds a regex as both validation and compilation do (linear time, size-bounded).
+pub(crate) fn build_regex(pattern: &str, ignore_case: bool) -> Result<Regex, regex::Error> {
+    RegexBuilder::new(pattern)
+        .case_insensitive(ignore_case)
+        .size_limit(MAX_REGEX_COMPILED_BYTES)
+        .dfa_size_limit(MAX_REGEX_COMPILED_BYTES)
+        .build()
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Node {
+    All(Box<[Node]>),
+    Any(Box<[Node]>),
+    Not(Box<Node>),
+    Leaf(Box<LeafTest>),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct LeafTest {
+    path: FieldPath,
+    op: Op,
+    /// The operand as the author wrote it, for the trace.
+    operand: Value,
+    test: Test,
+}
+
+#[derive(Debug, Clone)]
+enum Test {
+    Equals { value: Value, ignore_case: bool, negate: bool },
+    Compare { op: Op, rhs: Number },
+    In { set: ValueSet, ignore_case: bool, negate: bool },
+    Contains { needle: Value, ignore_case: bool },
+    StartsWith { needle: String, ignore_case: bool },
+    EndsWith { needle: String, ignore_case: bool },
+    Matches(Regex),
+    Exists(bool),
+}
+
+/// The elements of an `in` list: strings hashed, everything else compared in turn.
+#[derive(Debug, Clone, Default)]
+struct ValueSet {
+    strings: FxHashSet<Box<str>>,
+    others: Vec<Value>,
+}
+
+impl ValueSet {
+    fn contains(&self, value: &Value, ignore_case: bool) -> bool {
+        match value {
+            Value::String(s) if ignore_case => self.strings.contains(&*fold(s)),
+            Value::String(s) => self.strings.contains(s.as_str()),
+            other => self.others.iter().any(|o| json_eq(other, o, ignore_case)),
+        }
+    }
+}
+
+impl Node {
+    /// Compiles a validated condition. Fails only on a regex that validation would have refused.
+    pub fn compile(condition: &Condition) -> Result<Node, regex::Error> {
+        Ok(match condition {
+            Condition::All { all } => Node::All(all.iter().map(Node::compile).collect::<Result<_, _>>()?),
+            Condition::Any { any } => Node::Any(any.iter().map(Node::compile).collect::<Result<_, _>>()?),
+            Condition::Not { not } => Node::Not(Box::new(Node::compile(not)?)),
+            Condition::Leaf(leaf) => Node::Leaf(Box::new(LeafTest::compile(leaf)?)),
+        })
+    }
+
+    /// Whether the condition holds for an event envelope. `all` of nothing holds and
+    /// `any` of nothing does not (validation never produces either).
+    #[inline]
+    pub fn eval(&self, envelope: &Value) -> bool {
+        match self {
+            Node::All(children) => children.iter().all(|c| c.eval(envelope)),
+            Node::Any(children) => children.iter().any(|c| c.eval(envelope)),
+            Node::Not(child) => !child.eval(envelope),
+            Node::Leaf(leaf) => leaf.eval(envelope),
+        }
+    }
+
+    /// Like [`Node::eval`] but visits every node and records each result, in pre-order.
+    pub fn eval_traced(&self, envelope: &Value, path: String, out: &mut Vec<TraceNode>) -> bool {
+        let at = out.len();
+        let (kind, result) = match self {
+            Node::All(children) | Node::Any(children) => {
+                let is_all = matches!(self, Node::All(_));
+                let name = if is_all { "all" } else { "any" };
+                out.push(TraceNode::placeholder(path.clone(), name));
+                let results: Vec<bool> = children
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| c.eval_traced(envelope, format!("{path}.{name}[{i}]"), out))
+                    .collect();
+                let result = if is_all {
+                    results.iter().all(|r| *r)
+                } else {
+                    results.iter().any(|r| *r)
+                };
+                (name, result)
+            }
+            Node::Not(child) => {
+                out.push(TraceNode::placeholder(path.clone(), "not"));
+                (
+                    "not",
+                    !child.eval_traced(envelope, format!("{path}.not"), out),
+                )
+            }
+            Node::Leaf(leaf) => {
+                let actual = leaf.path.lookup(envelope);
+                let result = leaf.eval(envelope);
+                out.push(TraceNode {
+                    path,
+                    node: "leaf",
+                    field: Some(leaf.path.as_str().to_owned()),
+                    op: Some(leaf.op),
+                    value: Some(leaf.operand.clone()),
+                    found: Some(actual.is_some()),
+                    actual: actual.cloned(),
+                    result,
+                });
+                return result;
+            }
+        };
+        out[at].node = kind;
+        out[at].result = result;
+        result
+    }
+}
+
+/// One node's result in a dry run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TraceNode {
+    /// Where the node sits in the rule, e.g. `trigger_config.condition.all[1].any[0]`.
+    pub path: String,
+    /// `all`, `any`, `not` or `leaf`.
+    pub node: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub op: Option<Op>,
+    /// The operand the rule compares with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
+    /// Whether the field is present in the event (leaves only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub found: Option<bool>,
+    /// The field's value in the event, when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actual: Option<Value>,
+    pub result: bool,
+}
+
+impl TraceNode {
+    fn placeholder(path: String, node: &'static str) -> Self {
+        Self {
+            path,
+            node,
+            field: None,
+            op: None,
+            value: None,
+            found: None,
+            actual: None,
+            result: false,
+        }
+    }
+}
+
+impl LeafTest {
+    fn compile(leaf: &Leaf) -> Result<LeafTest, regex::Error> {
+        let ic = leaf.ignore_case;
+        let folded = || if ic { fold_value(&leaf.value) } else { leaf.value.clone() };
+        let string = || {
+            let s = leaf.value.as_str().unwrap_or_default();
+            if ic { fold(s).into_owned() } else { s.to_owned() }
+        };
+        let test = match leaf.op {
+            Op::Eq | Op::Ne => Test::Equals {
+                value: folded(),
+                ignore_case: ic,
+                negate: leaf.op == Op::Ne,
+            },
+            Op::Gt | Op::Gte | Op::Lt | Op::Lte => Test::Compare {
+                op: leaf.op,
+                rhs: match &leaf.value {
+                    Value::Number(n) => n.clone(),
+                    // Validation guarantees a number; a non-number can never compare true.
+                    _ => Number::from(0),
+                },
+            },
+            Op::In | Op::NotIn => {
+                let mut set = ValueSet::default();
+                if let Value::Array(items) = folded() {
+                    for item in items {
+                        match item {
+                            Value::String(s) => {
+                                set.strings.insert(s.into_boxed_str());
+                            }
+                            other => set.others.push(other),
+                        }
+                    }
+                }
+                Test::In {
+                    set,
+                    ignore_case: ic,
+                    negate: leaf.op == Op::NotIn,
+                }
+            }
+            Op::Contains => Test::Contains {
+                needle: folded(),
+                ignore_case: ic,
+            },
+            Op::StartsWith => Test::StartsWith {
+                needle: string(),
+                ignore_case: ic,
+            },
+            Op::EndsWith => Test::EndsWith {
+                needle: string(),
+                ignore_case: ic,
+            },
+            Op::Matches => Test::Matches(build_regex(leaf.value.as_str().unwrap_or_default(), ic)?),
+            Op::Exists => Test::Exists(leaf.value.as_bool().unwrap_or(true)),
+        };
+        Ok(LeafTest {
+            path: leaf.field.clone(),
+            op: leaf.op,
+            operand: leaf.value.clone(),
+            test,
+        })
+    }
+
+    /// A leaf whose field is missing is false, except `exists: false`.
+    #[inline]
+    fn eval(&self, envelope: &Value) -> bool {
+        let found = self.path.lookup(envelope);
+        match (&self.test, found) {
+            (Test::Exists(want), found) => found.is_some() == *want,
+            (_, None) => false,
+            (test, Some(value)) => test.apply(value),
+        }
+    }
+}
+
+impl Test {
+    #[inline]
+    fn apply(&self, value: &Value) -> bool {
+        match self {
+            Test::Equals { value: operand, ignore_case, negate } => json_eq(value, operand, *ignore_case) != *negate,
+            Test::Compare { op, rhs } => {
+                let Value::Number(lhs) = value else {
+                    return false;
+                };
+                match (num_cmp(lhs, rhs), op) {
+                    (None, _) => false,
+                    (Some(ord), Op::Gt) => ord == Ordering::Greater,
+                    (Some(ord), Op::Gte) => ord != Ordering::Less,
+                    (Some(ord), Op::Lt) => ord == Ordering::Less,
+                    (Some(ord), _) => ord != Ordering::Greater,
+                }
+            }
+            Test::In { set, ignore_case, negate } => set.contains(value, *ignore_case) != *negate,
+            Test::Contains { needle, ignore_case } => match (value, needle) {
+                (Value::String(haystack), Value::String(needle)) => {
+                    if *ignore_case {
+                        fold(haystack).contains(needle.as_str())
+                    } else {
+                        haystack.contains(needle.as_str())
+                    }
+                }
+                (Value::Array(items), needle) => items.iter().any(|item| json_eq(item, needle, *ignore_case)),
+                _ => false,
+            },
+            Test::StartsWith { needle, ignore_case } => match value {
+                Value::String(s) if *ignore_case => fold(s).starts_with(needle.as_str()),
+                Value::String(s) => s.starts_with(needle.as_str()),
+                _ => false,
+            },
+            Test::EndsWith { needle, ignore_case } => match value {
+                Value::String(s) if *ignore_case => fold(s).ends_with(needle.as_str()),
+                Value::String(s) => s.ends_with(needle.as_str()),
+                _ => false,
+            },
+            Test::Matches(regex) => value.as_str().is_some_and(|s| regex.is_match(s)),
+            Test::Exists(want) => *want,
+        }
+    }
+}
+
+/// Unicode full case folding, without allocating for ASCII text that is already folded.
+pub(crate) fn fold(s: &str) -> Cow<'_, str> {
+    if s.is_ascii() {
+        if s.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(s.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(s)
+        }
+    } else {
+        Cow::Owned(caseless::default_case_fold_str(s))
+    }
+}
+
+/// Case-folds every string inside a value (operands of `ignore_case` leaves).
+fn fold_value(value: &Value) -> Value {
+    match value {
+        Value::String(s) => Value::String(fold(s).into_owned()),
+        Value::Array(items) => Value::Array(items.iter().map(fold_value).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), fold_value(v))).collect()),
+        other => other.clone(),
+    }
+}
+
+/// JSON equality with numbers compared numerically (10 == 10.0) and, with
+/// `ignore_case`, strings compared case-folded. `operand` is already folded.
+fn json_eq(value: &Value, operand: &Value, ignore_case: bool) -> bool {
+    match (value, operand) {
+        (Value::Null, Value::Null) => true,
+        (Value::Bool(a), Value::Bool(b)) => a == b,
+        (Value::Number(a), Value::Number(b)) => num_cmp(a, b) == Some(Ordering::Equal),
+        (Value::String(a), Value::String(b)) => {
+            if ignore_case {
+                fold(a) == b.as_str()
+            } else {
+                a == b
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| json_eq(x, y, ignore_case))
+        }
+        (Value::Object(a), Value::Object(b)) => {
+            a.len() == b.len()
+                && a.iter().all(|(k, x)| b.get(k).is_some_and(|y| json_eq(x, y, ignore_case)))
+        }
+        _ => false,
+    }
+}
+
+/// Numeric order: exact for integers, IEEE for the rest.
+fn num_cmp(a: &Number, b: &Number) -> Option<Ordering> {
+    if let (Some(x), Some(y)) = (a.as_i64(), b.as_i64()) {
+        return Some(x.cmp(&y));
+    }
+    if let (Some(x), Some(y)) = (a.as_u64(), b.as_u64()) {
+        return Some(x.cmp(&y));
+    }
+    a.as_f64()?.partial_cmp(&b.as_f64()?)
+}

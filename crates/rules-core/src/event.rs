@@ -1,0 +1,353 @@
+//! The event envelope (CONTRACT §1) and how it is read from a stream entry.
+//!
+//! An event is kept as one JSON object (`id`, `type`, `livestream_id`, `occurred_at`,
+//! `data`) so that condition paths, templates and the dry run all see the same thing,
+//! with the identifying fields also held typed for storage and routing.
+
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// Default ceiling on an entry's size; the worker's is configurable.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 64 * 1024;
+/// Longest accepted event type name.
+pub const MAX_EVENT_TYPE_LEN: usize = 128;
+
+/// Why a stream entry or request body could not be read as an event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("event is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("event must be a JSON object")]
+    NotAnObject,
+    #[error("`{0}` is required")]
+    Missing(&'static str),
+    #[error("`{field}` is invalid: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("entry is {size} bytes, over the limit of {limit}")]
+    Oversize { size: usize, limit: usize },
+    #[error("entry has neither an `event` field nor the flat fields `id`, `type`, `livestream_id`")]
+    NoEvent,
+}
+
+/// One event, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: Uuid,
+    pub livestream_id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    envelope: Value,
+}
+
+impl Event {
+    /// Builds an event from its parts (producers, tests and the load tool).
+    pub fn new(
+        id: Uuid,
+        event_type: &str,
+        livestream_id: Uuid,
+        occurred_at: DateTime<Utc>,
+        data: Value,
+    ) -> Self {
+        let mut map = Map::new();
+        map.insert("id".into(), Value::String(id.to_string()));
+        map.insert("type".into(), Value::String(event_type.to_owned()));
+        map.insert("livestream_id".into(), Value::String(livestream_id.to_string()));
+        map.insert("occurred_at".into(), Value::String(format_time(occurred_at)));
+        map.insert("data".into(), data);
+        Self {
+            id,
+            livestream_id,
+            occurred_at,
+            envelope: Value::Object(map),
+        }
+    }
+
+    /// The event type, e.g. `donation.received`.
+    pub fn event_type(&self) -> &str {
+        self.envelope
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    /// The whole envelope as JSON: what paths and templates look into.
+    pub fn envelope(&self) -> &Value {
+        &self.envelope
+    }
+
+    pub fn data(&self) -> &Value {
+        self.envelope.get("data").unwrap_or(&Value::Null)
+    }
+
+    /// Reads the JSON form (an object with the envelope's keys). `default_time` is used
+    /// when `occurred_at` is absent (the stream entry's time); without it, now.
+    pub fn from_json_slice(
+        bytes: &[u8],
+        default_time: Option<DateTime<Utc>>,
+    ) -> Result<Self, EnvelopeError> {
+        let value: Value = serde_json::from_slice(bytes)
+            .map_err(|e| EnvelopeError::InvalidJson(e.to_string()))?;
+        Self::from_value(value, default_time)
+    }
+
+    /// Reads an already parsed JSON envelope; unknown top-level keys are dropped.
+    pub fn from_value(
+        value: Value,
+        default_time: Option<DateTime<Utc>>,
+    ) -> Result<Self, EnvelopeError> {
+        let Value::Object(mut map) = value else {
+            return Err(EnvelopeError::NotAnObject);
+        };
+        let id = take_uuid(&mut map, "id")?;
+        let event_type = take_type(&mut map)?;
+        let livestream_id = take_uuid(&mut map, "livestream_id")?;
+        let occurred_at = match map.remove("occurred_at") {
+            None | Some(Value::Null) => default_time.unwrap_or_else(Utc::now),
+            Some(Value::String(s)) => parse_time(&s)?,
+            Some(_) => return Err(invalid("occurred_at", "must be an RFC 3339 string")),
+        };
+        let data = match map.remove("data") {
+            None | Some(Value::Null) => Value::Object(Map::new()),
+            Some(data @ Value::Object(_)) => data,
+            Some(_) => return Err(invalid("data", "must be a JSON object")),
+        };
+        Ok(Self::assemble(id, event_type, livestream_id, occurred_at, data))
+    }
+
+    /// Reads a stream entry in either form (CONTRACT §1): one `event` field holding
+    /// JSON, or the flat fields `id`, `type`, `livestream_id`, `occurred_at`, `data`
+    /// (the last as a JSON string).
+    pub fn from_stream_fields<K, V>(
+        fields: &[(K, V)],
+        entry_time: Option<DateTime<Utc>>,
+        max_bytes: usize,
+    ) -> Result<Self, EnvelopeError>
+    where
+        K: AsRef<str>,
+        V: AsRef<[u8]>,
+    {
+        let size: usize = fields
+            .iter()
+            .map(|(k, v)| k.as_ref().len() + v.as_ref().len())
+            .sum();
+        if size > max_bytes {
+            return Err(EnvelopeError::Oversize {
+                size,
+                limit: max_bytes,
+            });
+        }
+        let field = |name: &str| {
+            fields
+                .iter()
+                .find(|(k, _)| k.as_ref() == name)
+                .map(|(_, v)| v.as_ref())
+        };
+        if let Some(json) = field("event") {
+            return Self::from_json_slice(json, entry_time);
+        }
+        if field("id").is_none() && field("type").is_none() && field("livestream_id").is_none() {
+            return Err(EnvelopeError::NoEvent);
+        }
+        let text = |name: &'static str| -> Result<Option<&str>, EnvelopeError> {
+            field(name)
+                .map(|bytes| std::str::from_utf8(bytes).map_err(|_| invalid(name, "is not UTF-8")))
+                .transpose()
+        };
+        let id = parse_uuid("id", text("id")?.ok_or(EnvelopeError::Missing("id"))?)?;
+        let event_type = check_type(text("type")?.ok_or(EnvelopeError::Missing("type"))?)?;
+        let livestream_id = parse_uuid(
+            "livestream_id",
+            text("livestream_id")?.ok_or(EnvelopeError::Missing("livestream_id"))?,
+        )?;
+        let occurred_at = match text("occurred_at")? {
+            Some(s) if !s.is_empty() => parse_time(s)?,
+            _ => entry_time.unwrap_or_else(Utc::now),
+        };
+        let data = match field("data") {
+            None => Value::Object(Map::new()),
+            Some(bytes) => match serde_json::from_slice(bytes) {
+                Ok(Value::Null) => Value::Object(Map::new()),
+                Ok(data @ Value::Object(_)) => data,
+                Ok(_) => return Err(invalid("data", "must be a JSON object")),
+                Err(e) => return Err(invalid("data", &format!("is not valid JSON: {e}"))),
+            },
+        };
+        Ok(Self::assemble(
+            id,
+            event_type.to_owned(),
+            livestream_id,
+            occurred_at,
+            data,
+        ))
+    }
+
+    fn assemble(
+        id: Uuid,
+        event_type: String,
+        livestream_id: Uuid,
+        occurred_at: DateTime<Utc>,
+        data: Value,
+    ) -> Self {
+        let mut map = Map::new();
+        map.insert("id".into(), Value::String(id.to_string()));
+        map.insert("type".into(), Value::String(event_type));
+        map.insert("livestream_id".into(), Value::String(livestream_id.to_string()));
+        map.insert("occurred_at".into(), Value::String(format_time(occurred_at)));
+        map.insert("data".into(), data);
+        Self {
+            id,
+            livestream_id,
+            occurred_at,
+            envelope: Value::Object(map),
+        }
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.envelope.serialize(serializer)
+    }
+}
+
+/// The time encoded in a stream entry id (`<milliseconds>-<sequence>`).
+pub fn stream_id_time(entry_id: &str) -> Option<DateTime<Utc>> {
+    let millis: i64 = entry_id.split_once('-').map_or(entry_id, |(ms, _)| ms).parse().ok()?;
+    Utc.timestamp_millis_opt(millis).single()
+}
+
+/// The canonical text of a time in events and records: RFC 3339, UTC, `Z`.
+pub fn format_time(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+fn invalid(field: &'static str, reason: &str) -> EnvelopeError {
+    EnvelopeError::Invalid {
+        field,
+        reason: reason.to_owned(),
+    }
+}
+
+fn parse_uuid(field: &'static str, text: &str) -> Result<Uuid, EnvelopeError> {
+    Uuid::parse_str(text).map_err(|_| invalid(field, "must be a UUID"))
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, EnvelopeError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| invalid("occurred_at", "must be an RFC 3339 time"))
+}
+
+fn check_type(text: &str) -> Result<&str, EnvelopeError> {
+    if text.is_empty() {
+        Err(invalid("type", "must not be empty"))
+    } else if text.len() > MAX_EVENT_TYPE_LEN {
+        Err(invalid("type", "is longer than 128 bytes"))
+    } else {
+        Ok(text)
+    }
+}
+
+fn take_uuid(map: &mut Map<String, Value>, field: &'static str) -> Result<Uuid, EnvelopeError> {
+    match map.get(field) {
+        None | Some(Value::Null) => Err(EnvelopeError::Missing(field)),
+        Some(Value::String(s)) => parse_uuid(field, s),
+        Some(_) => Err(invalid(field, "must be a UUID string")),
+    }
+}
+
+fn take_type(map: &mut Map<String, Value>) -> Result<String, EnvelopeError> {
+    match map.remove("type") {
+        None | Some(Value::Null) => Err(EnvelopeError::Missing("type")),
+        Some(Value::String(s)) => check_type(&s).map(|_| ()).map(|()| s),
+        Some(_) => Err(invalid("type", "must be a string")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const ID: &str = "6f1c2d3e-0000-4000-8000-000000000001";
+    const LS: &str = "0e2a9c1b-0000-4000-8000-00000000abcd";
+
+    fn entry_time() -> DateTime<Utc> {
+        stream_id_time("1764000000000-0").expect("valid id")
+    }
+
+    #[test]
+    fn reads_the_json_form() {
+        let body = json!({"id": ID, "type": "donation.received", "livestream_id": LS,
+            "occurred_at": "2026-11-24T10:00:00+01:00", "data": {"amount": 25.5}, "extra": 1});
+        let fields = [("event", body.to_string())];
+        let event = Event::from_stream_fields(&fields, Some(entry_time()), DEFAULT_MAX_EVENT_BYTES)
+            .expect("valid event");
+        assert_eq!(event.id.to_string(), ID);
+        assert_eq!(event.event_type(), "donation.received");
+        assert_eq!(event.envelope()["occurred_at"], json!("2026-11-24T09:00:00Z"));
+        assert_eq!(event.data()["amount"], json!(25.5));
+        assert!(event.envelope().get("extra").is_none());
+    }
+
+    #[test]
+    fn reads_the_flat_form_with_defaults() {
+        let fields = [("id", ID), ("type", "follow"), ("livestream_id", LS)];
+        let event = Event::from_stream_fields(&fields, Some(entry_time()), DEFAULT_MAX_EVENT_BYTES)
+            .expect("valid event");
+        assert_eq!(event.occurred_at, entry_time());
+        assert_eq!(event.data(), &json!({}));
+        let fields = [("id", ID), ("type", "follow"), ("livestream_id", LS), ("data", r#"{"a":[1]}"#)];
+        let event = Event::from_stream_fields(&fields, None, DEFAULT_MAX_EVENT_BYTES)
+            .expect("valid event");
+        assert_eq!(event.data(), &json!({"a": [1]}));
+    }
+
+    #[test]
+    fn json_and_flat_forms_agree() {
+        let json_form = [("event", json!({"id": ID, "type": "t", "livestream_id": LS,
+            "occurred_at": "2026-11-24T10:00:00Z", "data": {"x": 1}}).to_string())];
+        let flat = [("id", ID.to_owned()), ("type", "t".into()), ("livestream_id", LS.into()),
+            ("occurred_at", "2026-11-24T10:00:00Z".into()), ("data", r#"{"x":1}"#.into())];
+        let a = Event::from_stream_fields(&json_form, None, DEFAULT_MAX_EVENT_BYTES);
+        let b = Event::from_stream_fields(&flat, None, DEFAULT_MAX_EVENT_BYTES);
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn rejects_malformed_entries() {
+        let cases: Vec<(Vec<(&str, String)>, EnvelopeError)> = vec![
+            (vec![("event", "{not json".into())], EnvelopeError::InvalidJson(String::new())),
+            (vec![("event", "[1]".into())], EnvelopeError::NotAnObject),
+            (vec![("event", json!({"type": "t", "livestream_id": LS}).to_string())], EnvelopeError::Missing("id")),
+            (vec![("event", json!({"id": "nope", "type": "t", "livestream_id": LS}).to_string())], invalid("id", "")),
+            (vec![("event", json!({"id": ID, "livestream_id": LS}).to_string())], EnvelopeError::Missing("type")),
+            (vec![("event", json!({"id": ID, "type": 3, "livestream_id": LS}).to_string())], invalid("type", "")),
+            (vec![("event", json!({"id": ID, "type": "", "livestream_id": LS}).to_string())], invalid("type", "")),
+            (vec![("event", json!({"id": ID, "type": "t"}).to_string())], EnvelopeError::Missing("livestream_id")),
+            (vec![("event", json!({"id": ID, "type": "t", "livestream_id": LS, "occurred_at": "yesterday"}).to_string())], invalid("occurred_at", "")),
+            (vec![("event", json!({"id": ID, "type": "t", "livestream_id": LS, "data": [1]}).to_string())], invalid("data", "")),
+            (vec![("id", ID.into()), ("type", "t".into()), ("livestream_id", LS.into()), ("data", "{".into())], invalid("data", "")),
+            (vec![("id", ID.into()), ("livestream_id", LS.into())], EnvelopeError::Missing("type")),
+            (vec![("something", "else".into())], EnvelopeError::NoEvent),
+            (vec![("event", "x".repeat(2000))], EnvelopeError::Oversize { size: 2005, limit: 1024 }),
+        ];
+        for (fields, expected) in cases {
+            let got = Event::from_stream_fields(&fields, None, 1024).expect_err("must be rejected");
+            assert_eq!(
+                std::mem::discriminant(&got),
+                std::mem::discriminant(&expected),
+                "{fields:?} gave {got}"
+            );
+            if let (EnvelopeError::Invalid { field: a, .. }, EnvelopeError::Invalid { field: b, .. }) = (&got, &expected) {
+                assert_eq!(a, b);
+            }
+        }
+    }
+
+    #[test]
+    fn stream_ids_carry_time() {
+        assert_eq!(stream_id_time("1764000000000-5").map(|t| t.timestamp()), Some(1_764_000_000));
+        assert_eq!(stream_id_time("garbage"), None);
+    }
+}

@@ -1,0 +1,27 @@
+//! rules-core: the rule model, validation, matching and templates of the rule engine.
+//!
+//! Everything here is pure: no network, no database, no clock on the matching path.
+//! That keeps the matcher testable and measurable alone (`cargo bench -p rules-core`)
+//! and lets the API's dry run, the worker and the load tool share one implementation.
+//!
+//! The flow: client JSON → [`parse_rule_spec`] (every problem, with its path) →
+//! [`Rule`] → [`CompiledRule::compile`] → [`RuleIndex`]; a stream entry →
+//! [`Event::from_stream_fields`] → [`RuleIndex::matching`] → [`CompiledRule::render_actions`].
+
+mod compiled;
+mod condition;
+pub mod event;
+mod index;
+pub mod model;
+pub mod path;
+mod template;
+pub mod validate;
+
+pub use compiled::{CompiledRule, Evaluation, RenderedAction, RenderedActionKind};
+pub use condition::TraceNode;
+pub use event::{EnvelopeError, Event};
+pub use index::RuleIndex;
+pub use model::*;
+pub use path::FieldPath;
+pub use template::RenderError;
+pub use validate::{limits, parse_rule_spec, FieldError, ValidationErrors};

@@ -1,0 +1,173 @@
+//! Field paths: where a condition, a cooldown key or a threshold group looks in an event.
+//!
+//! A path is parsed and split once, when a rule is compiled, so that matching only
+//! walks pre-split segments. A numeric segment is an array index on an array and an
+//! ordinary key on an object; a path through a scalar is missing.
+
+use serde_json::Value;
+use std::fmt;
+
+/// The top-level keys of the event envelope a path may start with.
+pub const ENVELOPE_ROOTS: [&str; 5] = ["id", "type", "livestream_id", "occurred_at", "data"];
+
+/// Longest accepted path, in bytes.
+pub const MAX_PATH_LEN: usize = 256;
+/// Most segments in one path.
+pub const MAX_PATH_SEGMENTS: usize = 32;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Segment {
+    key: Box<str>,
+    /// `Some` when the segment is a canonical non-negative integer, so it can index an array.
+    index: Option<usize>,
+}
+
+/// A pre-split, validated field path such as `data.user.name` or `data.items.0.sku`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldPath {
+    raw: Box<str>,
+    segments: Box<[Segment]>,
+}
+
+impl FieldPath {
+    /// Parses and checks a path; the error says what is wrong in words a rule author understands.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.is_empty() {
+            return Err("path must not be empty".into());
+        }
+        if raw.len() > MAX_PATH_LEN {
+            return Err(format!("path is longer than {MAX_PATH_LEN} bytes"));
+        }
+        let mut segments = Vec::new();
+        for part in raw.split('.') {
+            if part.is_empty() {
+                return Err(format!("path `{raw}` has an empty segment"));
+            }
+            segments.push(Segment {
+                key: part.into(),
+                index: parse_index(part),
+            });
+        }
+        if segments.len() > MAX_PATH_SEGMENTS {
+            return Err(format!("path has more than {MAX_PATH_SEGMENTS} segments"));
+        }
+        let root = &*segments[0].key;
+        if !ENVELOPE_ROOTS.contains(&root) {
+            return Err(format!(
+                "path must start with one of {}, not `{root}`",
+                ENVELOPE_ROOTS.join(", ")
+            ));
+        }
+        if root != "data" && segments.len() > 1 {
+            return Err(format!("`{root}` is a string and has no fields"));
+        }
+        Ok(Self {
+            raw: raw.into(),
+            segments: segments.into_boxed_slice(),
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    /// The value at this path in `root` (an event envelope), or `None` when missing.
+    #[inline]
+    pub fn lookup<'a>(&self, root: &'a Value) -> Option<&'a Value> {
+        let mut current = root;
+        for segment in self.segments.iter() {
+            current = match current {
+                Value::Object(map) => map.get(&*segment.key)?,
+                Value::Array(items) => items.get(segment.index?)?,
+                _ => return None,
+            };
+        }
+        Some(current)
+    }
+}
+
+impl fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.raw)
+    }
+}
+
+impl serde::Serialize for FieldPath {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.raw)
+    }
+}
+
+/// `"0"`, `"12"`: an index; `"01"`, `"-1"`, `"x"`: not (they stay object keys).
+fn parse_index(part: &str) -> Option<usize> {
+    let canonical = part.bytes().all(|b| b.is_ascii_digit()) && (part == "0" || !part.starts_with('0'));
+    if canonical {
+        part.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// The value of a key field (`cooldown_key`, `threshold.group_by`) as a string that names a bucket.
+///
+/// Strings are used as they are; other values by their JSON text (so `42` and `"42"`
+/// share a bucket only if the producer is consistent). A missing field gives `None`:
+/// the caller decides what a missing key means.
+pub fn key_value(path: &FieldPath, envelope: &Value) -> Option<String> {
+    match path.lookup(envelope)? {
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn path(raw: &str) -> FieldPath {
+        FieldPath::parse(raw).expect("valid path")
+    }
+
+    #[test]
+    fn walks_objects_and_arrays() {
+        let event = json!({"data": {"items": [{"sku": "a"}, {"sku": "b"}], "map": {"0": "zero"}}});
+        assert_eq!(path("data.items.1.sku").lookup(&event), Some(&json!("b")));
+        assert_eq!(path("data.map.0").lookup(&event), Some(&json!("zero")));
+        assert_eq!(path("data.items.2.sku").lookup(&event), None);
+        assert_eq!(path("data.items.x").lookup(&event), None);
+        assert_eq!(path("data.items.01").lookup(&event), None);
+    }
+
+    #[test]
+    fn a_path_through_a_scalar_is_missing() {
+        let event = json!({"data": {"amount": 5}});
+        assert_eq!(path("data.amount.value").lookup(&event), None);
+    }
+
+    #[test]
+    fn null_is_present() {
+        let event = json!({"data": {"x": null}});
+        assert_eq!(path("data.x").lookup(&event), Some(&Value::Null));
+    }
+
+    #[test]
+    fn rejects_bad_paths() {
+        for bad in ["", "data..x", ".data", "data.", "user.name", "type.x", "payload"] {
+            assert!(FieldPath::parse(bad).is_err(), "{bad} should be rejected");
+        }
+        assert!(FieldPath::parse(&format!("data.{}", "a.".repeat(40))).is_err());
+        assert!(FieldPath::parse(&format!("data.{}", "a".repeat(300))).is_err());
+        for good in ["type", "id", "livestream_id", "occurred_at", "data", "data.user.name"] {
+            assert!(FieldPath::parse(good).is_ok(), "{good} should be accepted");
+        }
+    }
+
+    #[test]
+    fn key_values() {
+        let event = json!({"data": {"user": {"id": "u-1", "n": 42}}});
+        assert_eq!(key_value(&path("data.user.id"), &event).as_deref(), Some("u-1"));
+        assert_eq!(key_value(&path("data.user.n"), &event).as_deref(), Some("42"));
+        assert_eq!(key_value(&path("data.user.x"), &event), None);
+    }
+}

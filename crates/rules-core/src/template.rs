@@ -1,0 +1,256 @@
+//! Action templates: `{{ expr }}` inside webhook bodies, publish payloads, header
+//! values and log messages, rendered with `event` and `rule` in scope (minijinja).
+//!
+//! Templates are parsed when a rule is validated and compiled, never per event. A
+//! string that is exactly one `{{ expr }}` keeps the value's JSON type (a number stays
+//! a number); any other string with template syntax renders to a string. Rendering
+//! is bounded by minijinja's fuel, so a hostile template cannot spin a worker, and
+//! an undefined lookup renders as empty (or `null` for a sole expression) rather
+//! than failing the action.
+
+use minijinja::value::Serde;
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::sync::LazyLock;
+
+use crate::validate::FieldError;
+
+/// Instructions one render may spend before it is stopped.
+pub const RENDER_FUEL: u64 = 100_000;
+
+static BASE: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Chainable);
+    env.set_auto_escape_callback(|_| AutoEscape::None);
+    env.set_fuel(Some(RENDER_FUEL));
+    env
+});
+
+/// A template failed to render for one event (fuel exhausted, a filter error, ...).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("template at {path} failed to render: {message}")]
+pub struct RenderError {
+    pub path: String,
+    pub message: String,
+}
+
+/// A JSON value with its template strings compiled, mirroring the value's shape.
+#[derive(Debug, Clone)]
+pub(crate) enum TemplateValue {
+    Const(Value),
+    /// Renders to a string; the template is registered under this name.
+    Text(String),
+    /// A sole `{{ expr }}`: renders to the expression's JSON value.
+    Typed(String),
+    Array(Vec<TemplateValue>),
+    Object(Vec<(String, TemplateValue)>),
+}
+
+/// The compiled templates of one rule.
+#[derive(Clone)]
+pub(crate) struct TemplateSet {
+    env: Environment<'static>,
+}
+
+impl std::fmt::Debug for TemplateSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TemplateSet").finish_non_exhaustive()
+    }
+}
+
+/// What templates see: `event` and `rule`.
+#[derive(Serialize)]
+pub(crate) struct TemplateContext<'a, R: Serialize> {
+    pub event: &'a Value,
+    pub rule: R,
+}
+
+impl TemplateSet {
+    pub fn new() -> Self {
+        Self { env: BASE.clone() }
+    }
+
+    /// Compiles every string inside `value`; `path` names the value in errors.
+    pub fn add_value(&mut self, path: &str, value: &Value) -> Result<TemplateValue, FieldError> {
+        Ok(match value {
+            Value::String(s) => self.add_string(path, s, true)?,
+            Value::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    out.push(self.add_value(&format!("{path}[{i}]"), item)?);
+                }
+                if out.iter().all(|t| matches!(t, TemplateValue::Const(_))) {
+                    TemplateValue::Const(value.clone())
+                } else {
+                    TemplateValue::Array(out)
+                }
+            }
+            Value::Object(map) => {
+                let mut out = Vec::with_capacity(map.len());
+                for (key, item) in map {
+                    out.push((key.clone(), self.add_value(&format!("{path}.{key}"), item)?));
+                }
+                if out.iter().all(|(_, t)| matches!(t, TemplateValue::Const(_))) {
+                    TemplateValue::Const(value.clone())
+                } else {
+                    TemplateValue::Object(out)
+                }
+            }
+            other => TemplateValue::Const(other.clone()),
+        })
+    }
+
+    /// Compiles one string. With `keep_type`, a sole `{{ expr }}` keeps its JSON type.
+    pub fn add_string(&mut self, path: &str, s: &str, keep_type: bool) -> Result<TemplateValue, FieldError> {
+        if !has_template_syntax(s) {
+            return Ok(TemplateValue::Const(Value::String(s.to_owned())));
+        }
+        let (source, typed) = match sole_expression(s) {
+            Some(expr) if keep_type => (format!("{{{{ ({expr}) | tojson }}}}"), true),
+            _ => (s.to_owned(), false),
+        };
+        let name = path.to_owned();
+        self.env
+            .add_template_owned(name.clone(), source)
+            .map_err(|e| FieldError {
+                path: path.to_owned(),
+                message: format!("template syntax error: {}", describe(&e)),
+            })?;
+        Ok(if typed {
+            TemplateValue::Typed(name)
+        } else {
+            TemplateValue::Text(name)
+        })
+    }
+
+    pub fn render_value(&self, template: &TemplateValue, ctx: &minijinja::Value) -> Result<Value, RenderError> {
+        Ok(match template {
+            TemplateValue::Const(v) => v.clone(),
+            TemplateValue::Text(name) => Value::String(self.render(name, ctx)?),
+            TemplateValue::Typed(name) => {
+                let json = self.render(name, ctx)?;
+                serde_json::from_str(&json).map_err(|e| RenderError {
+                    path: name.clone(),
+                    message: format!("expression did not give JSON: {e}"),
+                })?
+            }
+            TemplateValue::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|t| self.render_value(t, ctx))
+                    .collect::<Result<_, _>>()?,
+            ),
+            TemplateValue::Object(entries) => {
+                let mut map = Map::with_capacity(entries.len());
+                for (key, t) in entries {
+                    map.insert(key.clone(), self.render_value(t, ctx)?);
+                }
+                Value::Object(map)
+            }
+        })
+    }
+
+    /// Renders a template that must give a string (header values, log messages).
+    pub fn render_string(&self, template: &TemplateValue, ctx: &minijinja::Value) -> Result<String, RenderError> {
+        match self.render_value(template, ctx)? {
+            Value::String(s) => Ok(s),
+            other => Ok(other.to_string()),
+        }
+    }
+
+    fn render(&self, name: &str, ctx: &minijinja::Value) -> Result<String, RenderError> {
+        let fail = |e: minijinja::Error| RenderError {
+            path: name.to_owned(),
+            message: describe(&e),
+        };
+        self.env.get_template(name).map_err(fail)?.render(ctx).map_err(fail)
+    }
+}
+
+/// Builds the context templates are rendered in.
+pub(crate) fn context<R: Serialize>(event: &Value, rule: R) -> minijinja::Value {
+    minijinja::Value::from(Serde(TemplateContext { event, rule }))
+}
+
+fn has_template_syntax(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%") || s.contains("{#")
+}
+
+/// The expression of a string that is exactly one `{{ expr }}`.
+fn sole_expression(s: &str) -> Option<&str> {
+    let inner = s.strip_prefix("{{")?.strip_suffix("}}")?;
+    let inner = inner.strip_prefix(['-', '+']).unwrap_or(inner);
+    let inner = inner.strip_suffix(['-', '+']).unwrap_or(inner);
+    if has_template_syntax(inner) || inner.contains("}}") || inner.contains("%}") {
+        return None;
+    }
+    Some(inner.trim())
+}
+
+fn describe(error: &minijinja::Error) -> String {
+    match error.detail() {
+        Some(detail) => format!("{detail} (line {})", error.line().unwrap_or(1)),
+        None => error.kind().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn render(value: Value, event: Value) -> Value {
+        let mut set = TemplateSet::new();
+        let t = set.add_value("body", &value).expect("compiles");
+        let ctx = context(&event, json!({"id": "r1", "name": "Rule"}));
+        set.render_value(&t, &ctx).expect("renders")
+    }
+
+    #[test]
+    fn sole_expressions_keep_their_type() {
+        let event = json!({"data": {"amount": 25.5, "user": {"name": "alice", "tier": 2}, "tags": ["a"]}});
+        let out = render(
+            json!({"amount": "{{ event.data.amount }}", "tier": "{{- event.data.user.tier -}}",
+                   "tags": "{{ event.data.tags }}", "missing": "{{ event.data.nope }}",
+                   "text": "{{ event.data.user.name }} donated {{ event.data.amount }}!",
+                   "rule": "{{ rule.name }}", "plain": "no templates", "n": 3}),
+            event,
+        );
+        assert_eq!(out, json!({"amount": 25.5, "tier": 2, "tags": ["a"], "missing": null,
+            "text": "alice donated 25.5!", "rule": "Rule", "plain": "no templates", "n": 3}));
+    }
+
+    #[test]
+    fn undefined_lookups_render_empty() {
+        let out = render(json!("hi {{ event.data.user.name }}!"), json!({"data": {}}));
+        assert_eq!(out, json!("hi !"));
+    }
+
+    #[test]
+    fn syntax_errors_are_reported_with_the_path() {
+        let mut set = TemplateSet::new();
+        let err = set.add_value("body", &json!({"x": ["{{ event.data. }}"]})).expect_err("bad syntax");
+        assert!(err.message.starts_with("template syntax error"), "{err:?}");
+        assert_eq!(err.path, "body.x[0]");
+        assert!(set.add_string("m", "{% if %}", false).is_err());
+        assert!(set.add_string("m", "{{ unclosed", false).is_err());
+    }
+
+    #[test]
+    fn runaway_templates_run_out_of_fuel() {
+        let mut set = TemplateSet::new();
+        let t = set
+            .add_string("m", "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}", false)
+            .expect("compiles");
+        let ctx = context(&json!({}), json!({}));
+        assert!(set.render_value(&t, &ctx).is_err());
+    }
+
+    #[test]
+    fn detects_sole_expressions() {
+        assert_eq!(sole_expression("{{ a.b }}"), Some("a.b"));
+        assert_eq!(sole_expression("{{a}} {{b}}"), None);
+        assert_eq!(sole_expression("x {{a}}"), None);
+    }
+}
