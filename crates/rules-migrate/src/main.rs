@@ -1,1 +1,64 @@
-fn main() {}
+//! rules-migrate: applies the embedded migrations to `database.url`.
+//!
+//! `rules-migrate` applies what is pending; `rules-migrate status` (or `--status`)
+//! lists applied and pending migrations. Safe to run from several places at once.
+//! Exits non-zero with one line on stderr when the database is unreachable or a
+//! migration fails.
+
+use clap::{Parser, Subcommand};
+use rules_store::db::migrations;
+use rules_store::Settings;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(version, about = "Applies the rule engine's database migrations")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// List applied and pending migrations instead of applying them.
+    #[arg(long)]
+    status: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply pending migrations (the default).
+    Run,
+    /// List applied and pending migrations.
+    Status,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rules-migrate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load()?;
+    let url = &settings.database.url;
+    let status = cli.status || matches!(cli.command, Some(Command::Status));
+    if status {
+        let status = migrations::status(url).await?;
+        for name in &status.applied {
+            println!("applied  {name}");
+        }
+        for name in &status.pending {
+            println!("pending  {name}");
+        }
+        println!("{} applied, {} pending", status.applied.len(), status.pending.len());
+    } else {
+        let applied = migrations::run_pending(url).await?;
+        for name in &applied {
+            println!("applied  {name}");
+        }
+        println!("{} migration(s) applied; the schema is up to date", applied.len());
+    }
+    Ok(())
+}

@@ -1,0 +1,280 @@
+//! Configuration shared by every binary (CONTRACT §4).
+//!
+//! Layers, each overriding the one before: built-in defaults; a TOML file (the path
+//! in `RULES_CONFIG`, else `rules.toml` in the working directory when it exists); the
+//! conventional `DATABASE_URL` and `REDIS_URL`; then `RULES__SECTION__KEY` variables
+//! (double underscores, since keys contain single ones). Unknown keys are errors, so
+//! a misspelt setting stops the binary instead of being silently ignored. Every error
+//! names the setting.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The defaults, as a TOML document: also the reference for the README.
+pub const DEFAULTS_TOML: &str = include_str!("../defaults.toml");
+
+/// A setting that is missing, malformed or out of range.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    fn setting(name: &str, message: impl std::fmt::Display) -> Self {
+        Self(format!("{name}: {message}"))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub log: LogSettings,
+    pub api: ApiSettings,
+    pub worker: WorkerSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `postgres://user@host:port/rules_db`
+    pub url: String,
+    /// Most connections one process holds.
+    pub pool_size: usize,
+    /// How long a request waits for a free connection before failing.
+    pub acquire_timeout_ms: u64,
+    /// How long opening a new connection may take.
+    pub connect_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://host:port/db`
+    pub url: String,
+    pub pool_size: usize,
+    pub acquire_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable, for development.
+    Pretty,
+    /// One JSON object per line, for production log pipelines.
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `info,rules_worker=debug`; `RUST_LOG` overrides it.
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    /// Address the HTTP API listens on.
+    pub bind: SocketAddr,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// Input streams (shards) this worker reads.
+    pub streams: Vec<String>,
+    /// Consumer group shared by every worker replica.
+    pub group: String,
+    /// Where unreadable entries go.
+    pub dead_letter_stream: String,
+    /// This replica's consumer name; default `POD_NAME`, else the host name.
+    pub consumer: Option<String>,
+    /// Address of the worker's health and metrics port.
+    pub http_bind: SocketAddr,
+    /// Largest accepted stream entry, in bytes.
+    pub max_event_bytes: usize,
+}
+
+impl Settings {
+    /// Loads from the process environment and the config file it points to.
+    pub fn load() -> Result<Self, ConfigError> {
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(&vars)
+    }
+
+    /// Loads from the given environment variables (tests pass their own).
+    pub fn load_from(vars: &[(String, String)]) -> Result<Self, ConfigError> {
+        let var = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS_TOML, config::FileFormat::Toml));
+        match var("RULES_CONFIG") {
+            Some(path) => {
+                let path = PathBuf::from(path);
+                if !path.is_file() {
+                    return Err(ConfigError::setting(
+                        "RULES_CONFIG",
+                        format!("no file at {}", path.display()),
+                    ));
+                }
+                builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+            }
+            None => {
+                builder = builder.add_source(config::File::with_name("rules.toml").required(false));
+            }
+        }
+        let mut builder = builder
+            .set_override_option("database.url", var("DATABASE_URL"))
+            .and_then(|b| b.set_override_option("redis.url", var("REDIS_URL")))
+            .map_err(|e| ConfigError(e.to_string()))?;
+        // RULES__SECTION__KEY, applied above the conventional variables.
+        for (key, value) in vars {
+            let Some(rest) = key.strip_prefix("RULES__") else {
+                continue;
+            };
+            let name = rest.to_ascii_lowercase().replace("__", ".");
+            let parsed = if name == "worker.streams" {
+                config::Value::from(value.split(',').map(|s| s.trim().to_owned()).collect::<Vec<_>>())
+            } else {
+                config::Value::from(value.clone())
+            };
+            builder = builder
+                .set_override(name.as_str(), parsed)
+                .map_err(|e| ConfigError::setting(key, e))?;
+        }
+        let settings: Settings = builder
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(|e| ConfigError(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_url("database.url", &self.database.url, &["postgres", "postgresql"])?;
+        check_url("redis.url", &self.redis.url, &["redis", "rediss", "redis+unix", "unix"])?;
+        check_positive("database.pool_size", self.database.pool_size)?;
+        check_positive("redis.pool_size", self.redis.pool_size)?;
+        check_positive("database.acquire_timeout_ms", self.database.acquire_timeout_ms)?;
+        check_positive("database.connect_timeout_ms", self.database.connect_timeout_ms)?;
+        check_positive("redis.acquire_timeout_ms", self.redis.acquire_timeout_ms)?;
+        check_positive("redis.connect_timeout_ms", self.redis.connect_timeout_ms)?;
+        check_positive("worker.max_event_bytes", self.worker.max_event_bytes)?;
+        if self.worker.streams.is_empty() || self.worker.streams.iter().any(String::is_empty) {
+            return Err(ConfigError::setting("worker.streams", "needs at least one non-empty stream name"));
+        }
+        if self.worker.group.is_empty() {
+            return Err(ConfigError::setting("worker.group", "must not be empty"));
+        }
+        if self.worker.dead_letter_stream.is_empty() {
+            return Err(ConfigError::setting("worker.dead_letter_stream", "must not be empty"));
+        }
+        if self.worker.streams.contains(&self.worker.dead_letter_stream) {
+            return Err(ConfigError::setting(
+                "worker.dead_letter_stream",
+                "must not be one of worker.streams",
+            ));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.filter)
+            .map_err(|e| ConfigError::setting("log.filter", e))?;
+        Ok(())
+    }
+}
+
+fn check_url(name: &str, value: &str, schemes: &[&str]) -> Result<(), ConfigError> {
+    let url = url::Url::parse(value).map_err(|e| ConfigError::setting(name, format!("not a URL ({e})")))?;
+    if !schemes.contains(&url.scheme()) {
+        return Err(ConfigError::setting(
+            name,
+            format!("scheme must be one of {}, not {}", schemes.join(", "), url.scheme()),
+        ));
+    }
+    Ok(())
+}
+
+fn check_positive<T: PartialOrd + Default>(name: &str, value: T) -> Result<(), ConfigError> {
+    if value > T::default() {
+        Ok(())
+    } else {
+        Err(ConfigError::setting(name, "must be greater than 0"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::load_from(&vars)
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let s = load(&[]).expect("defaults load");
+        assert_eq!(s.api.bind.port(), 8003);
+        assert_eq!(s.worker.streams, vec!["events".to_string()]);
+        assert_eq!(s.worker.group, "rule-engine");
+        assert_eq!(s.worker.dead_letter_stream, "rule-engine:dead-letter");
+        assert_eq!(s.log.format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn conventional_variables_and_prefixed_ones() {
+        let s = load(&[("DATABASE_URL", "postgres://a@h/db1"), ("REDIS_URL", "redis://h:1/2")]).expect("loads");
+        assert_eq!(s.database.url, "postgres://a@h/db1");
+        assert_eq!(s.redis.url, "redis://h:1/2");
+        let s = load(&[
+            ("DATABASE_URL", "postgres://a@h/db1"),
+            ("RULES__DATABASE__URL", "postgres://b@h/db2"),
+            ("RULES__DATABASE__POOL_SIZE", "3"),
+            ("RULES__LOG__FORMAT", "json"),
+            ("RULES__WORKER__STREAMS", "events:0, events:1"),
+        ])
+        .expect("loads");
+        assert_eq!(s.database.url, "postgres://b@h/db2");
+        assert_eq!(s.database.pool_size, 3);
+        assert_eq!(s.log.format, LogFormat::Json);
+        assert_eq!(s.worker.streams, vec!["events:0".to_string(), "events:1".to_string()]);
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let cases = [
+            (("RULES__DATABASE__POOL_SIZE", "many"), "database.pool_size"),
+            (("RULES__DATABASE__POOL_SIZE", "0"), "database.pool_size"),
+            (("RULES__DATABASE__URL", "mysql://x/y"), "database.url"),
+            (("REDIS_URL", "not a url"), "redis.url"),
+            (("RULES__LOG__FORMAT", "xml"), "format"),
+            (("RULES__API__BIND", "nowhere"), "api.bind"),
+            (("RULES__DATABASE__POOL_SZIE", "3"), "pool_szie"),
+            (("RULES__WORKER__DEAD_LETTER_STREAM", "events"), "worker.dead_letter_stream"),
+            (("RULES_CONFIG", "/nonexistent/rules.toml"), "RULES_CONFIG"),
+        ];
+        for ((key, value), expected) in cases {
+            let err = load(&[(key, value)]).expect_err("must fail").to_string();
+            assert!(err.contains(expected), "{key}={value}: `{err}` does not name {expected}");
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+    }
+
+    #[test]
+    fn reads_a_toml_file() {
+        let dir = std::env::temp_dir().join(format!("rules-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("rules.toml");
+        std::fs::write(&path, "[database]\npool_size = 7\n[worker]\ngroup = \"g2\"\n").expect("write");
+        let s = load(&[("RULES_CONFIG", path.to_str().expect("utf-8"))]).expect("loads");
+        assert_eq!(s.database.pool_size, 7);
+        assert_eq!(s.worker.group, "g2");
+        std::fs::write(&path, "[database]\npool_size = \"x\"\n").expect("write");
+        let err = load(&[("RULES_CONFIG", path.to_str().expect("utf-8"))]).expect_err("bad type").to_string();
+        assert!(err.contains("pool_size"), "{err}");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+}

@@ -1,0 +1,54 @@
+//! PostgreSQL access: the pool, the schema and the migrations.
+
+pub mod migrations;
+pub mod rules;
+pub mod stats;
+pub mod schema;
+
+use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::AsyncPgConnection;
+use std::time::Duration;
+
+use crate::config::DatabaseSettings;
+
+pub type PgPool = Pool<AsyncPgConnection>;
+pub type PgConn = deadpool::managed::Object<AsyncDieselConnectionManager<AsyncPgConnection>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database pool: {0}")]
+    Pool(String),
+    #[error("database: {0}")]
+    Query(#[from] diesel::result::Error),
+}
+
+impl From<deadpool::managed::PoolError<diesel_async::pooled_connection::PoolError>> for DbError {
+    fn from(e: deadpool::managed::PoolError<diesel_async::pooled_connection::PoolError>) -> Self {
+        DbError::Pool(e.to_string())
+    }
+}
+
+/// Builds the connection pool; connections open lazily, bounded by the configured timeouts.
+pub fn build_pool(settings: &DatabaseSettings) -> Result<PgPool, DbError> {
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
+        settings.url.clone(),
+        ManagerConfig::default(),
+    );
+    Pool::builder(manager)
+        .max_size(settings.pool_size)
+        .wait_timeout(Some(Duration::from_millis(settings.acquire_timeout_ms)))
+        .create_timeout(Some(Duration::from_millis(settings.connect_timeout_ms)))
+        .recycle_timeout(Some(Duration::from_millis(settings.connect_timeout_ms)))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(|e| DbError::Pool(e.to_string()))
+}
+
+/// A round trip to the database: start-up checks and readiness probes.
+pub async fn ping(pool: &PgPool) -> Result<(), DbError> {
+    use diesel_async::RunQueryDsl;
+    let mut conn = pool.get().await?;
+    diesel::sql_query("SELECT 1").execute(&mut conn).await?;
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! Diesel's view of the tables in `migrations/`; kept in step by the schema test.
+
+diesel::table! {
+    rules (id) {
+        id -> Uuid,
+        livestream_id -> Uuid,
+        name -> Text,
+        description -> Nullable<Text>,
+        trigger_config -> Jsonb,
+        actions -> Jsonb,
+        cooldown_seconds -> Int4,
+        cooldown_key -> Nullable<Text>,
+        enabled -> Bool,
+        version -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    rule_executions (id) {
+        id -> Uuid,
+        rule_id -> Uuid,
+        event_id -> Uuid,
+        livestream_id -> Uuid,
+        executed_at -> Timestamptz,
+        status -> Text,
+        duration_ms -> Int4,
+        result -> Jsonb,
+    }
+}
+
+diesel::table! {
+    rule_stats_minute (rule_id, bucket_start) {
+        rule_id -> Uuid,
+        bucket_start -> Timestamptz,
+        matched -> Int8,
+        executed -> Int8,
+        suppressed_by_cooldown -> Int8,
+        succeeded -> Int8,
+        failed -> Int8,
+        duration_ms_sum -> Int8,
+        duration_histogram -> Array<Int8>,
+        last_executed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(rules, rule_executions, rule_stats_minute);

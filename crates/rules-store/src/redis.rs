@@ -1,0 +1,46 @@
+//! Redis access: the shared connection pool.
+//!
+//! A blocking `XREADGROUP` must not hold a pooled connection (it would starve the
+//! pool for its whole BLOCK); the worker opens a dedicated connection for reading.
+
+use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
+use std::time::Duration;
+
+use crate::config::RedisSettings;
+
+pub type RedisPool = Pool;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RedisError {
+    #[error("redis pool: {0}")]
+    Pool(String),
+    #[error("redis: {0}")]
+    Command(#[from] redis::RedisError),
+}
+
+impl From<deadpool_redis::PoolError> for RedisError {
+    fn from(e: deadpool_redis::PoolError) -> Self {
+        RedisError::Pool(e.to_string())
+    }
+}
+
+pub fn build_pool(settings: &RedisSettings) -> Result<RedisPool, RedisError> {
+    let mut config = Config::from_url(settings.url.clone());
+    let mut pool = PoolConfig::new(settings.pool_size);
+    pool.timeouts = Timeouts {
+        wait: Some(Duration::from_millis(settings.acquire_timeout_ms)),
+        create: Some(Duration::from_millis(settings.connect_timeout_ms)),
+        recycle: Some(Duration::from_millis(settings.connect_timeout_ms)),
+    };
+    config.pool = Some(pool);
+    config
+        .create_pool(Some(Runtime::Tokio1))
+        .map_err(|e| RedisError::Pool(e.to_string()))
+}
+
+/// A round trip to Redis: start-up checks and readiness probes.
+pub async fn ping(pool: &RedisPool) -> Result<(), RedisError> {
+    let mut conn = pool.get().await?;
+    let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+    Ok(())
+}
