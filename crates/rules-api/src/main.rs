@@ -1,1 +1,17 @@
-fn main() {}
+//! rules-api: the HTTP API of the rule engine (CONTRACT §3).
+
+use anyhow::Context;
+use rules_store::telemetry::exit_status;
+use rules_store::Settings;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    exit_status("rules-api", actix_web::rt::System::new().block_on(run()))
+}
+
+async fn run() -> anyhow::Result<()> {
+    let settings = Settings::load()?;
+    rules_store::telemetry::init_logging(&settings.log);
+    let state = rules_api::AppState::connect(&settings).await.context("start-up")?;
+    rules_api::serve(settings, state).await
+}

@@ -31,13 +31,7 @@ enum Command {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("rules-migrate: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    rules_store::telemetry::exit_status("rules-migrate", run(cli).await)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -7,6 +7,7 @@
 pub mod config;
 pub mod db;
 pub mod redis;
+pub mod streams;
 pub mod telemetry;
 
 pub use config::Settings;

@@ -1,1 +1,16 @@
-fn main() {}
+//! rules-worker: the stream consumer and action executor.
+
+use rules_store::telemetry::exit_status;
+use rules_store::Settings;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    exit_status("rules-worker", run().await)
+}
+
+async fn run() -> anyhow::Result<()> {
+    let settings = Settings::load()?;
+    rules_store::telemetry::init_logging(&settings.log);
+    rules_worker::run(settings).await
+}
