@@ -1,1 +1,331 @@
+//! Helpers for the end-to-end tests: an isolated database per test, unique Redis
+//! keys, and the real binaries started as child processes.
+//!
+//! Every test gets its own database, created from a migrated template
+//! (`CREATE DATABASE … TEMPLATE …`, as crates.io's test-db does) and dropped
+//! `WITH (FORCE)` when the test ends, so tests run in parallel under nextest without
+//! sharing state. The template's name carries a hash of the migrations, so editing a
+//! migration makes a fresh one. Its creation is serialised by an advisory lock.
 
+use anyhow::{bail, Context};
+use diesel::sql_types::{BigInt, Text};
+use diesel::QueryableByName;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+
+/// The server the tests create their databases on; the maintenance database is used.
+pub fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
+}
+
+/// A URL for database `name` on the test server.
+fn url_for(name: &str) -> anyhow::Result<String> {
+    let mut url = url::Url::parse(&admin_url())?;
+    url.set_path(&format!("/{name}"));
+    Ok(url.to_string())
+}
+
+const TEMPLATE_LOCK: i64 = 0x7275_6c65_735f_7464; // "rules_td"
+
+/// A database of the test's own, dropped when this value is.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    /// A fresh database with every migration applied.
+    pub async fn migrated() -> anyhow::Result<Self> {
+        let template = ensure_template().await?;
+        Self::create(Some(&template)).await
+    }
+
+    /// A fresh, empty database (for testing the migrations themselves).
+    pub async fn empty() -> anyhow::Result<Self> {
+        Self::create(None).await
+    }
+
+    async fn create(template: Option<&str>) -> anyhow::Result<Self> {
+        let name = format!("rules_test_{}", uuid::Uuid::new_v4().simple());
+        let sql = match template {
+            Some(t) => format!("CREATE DATABASE \"{name}\" TEMPLATE \"{t}\""),
+            None => format!("CREATE DATABASE \"{name}\""),
+        };
+        let mut admin = admin_conn().await?;
+        // A concurrent CREATE from the same template can briefly see it "in use".
+        let mut attempt = 0;
+        loop {
+            match diesel::sql_query(&sql).execute(&mut admin).await {
+                Ok(_) => break,
+                Err(e) if attempt < 20 && e.to_string().contains("being accessed by other users") => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                }
+                Err(e) => return Err(e).context("create test database"),
+            }
+        }
+        Ok(Self {
+            url: url_for(&name)?,
+            name,
+        })
+    }
+
+    pub async fn conn(&self) -> anyhow::Result<AsyncPgConnection> {
+        Ok(AsyncPgConnection::establish(&self.url).await?)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs outside async; a short-lived runtime on its own thread does the work.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(async {
+                let mut admin = admin_conn().await?;
+                diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await?;
+                anyhow::Ok(())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("warning: could not drop test database {}", self.name);
+        }
+    }
+}
+
+async fn admin_conn() -> anyhow::Result<AsyncPgConnection> {
+    AsyncPgConnection::establish(&admin_url())
+        .await
+        .with_context(|| format!("connect to the test server {} (is PostgreSQL running? `make services`)", admin_url()))
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Creates the migrated template database once per migration set.
+async fn ensure_template() -> anyhow::Result<String> {
+    let name = format!("rules_test_template_{:016x}", migrations_hash()?);
+    let mut admin = admin_conn().await?;
+    diesel::sql_query("SELECT pg_advisory_lock($1)")
+        .bind::<BigInt, _>(TEMPLATE_LOCK)
+        .execute(&mut admin)
+        .await?;
+    let result = async {
+        let exists = diesel::sql_query("SELECT count(*) AS n FROM pg_database WHERE datname = $1")
+            .bind::<Text, _>(&name)
+            .get_result::<Count>(&mut admin)
+            .await?
+            .n
+            > 0;
+        if !exists {
+            let building = format!("{name}_building");
+            diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"))
+                .execute(&mut admin)
+                .await?;
+            diesel::sql_query(format!("CREATE DATABASE \"{building}\"")).execute(&mut admin).await?;
+            rules_store::db::migrations::run_pending(&url_for(&building)?).await?;
+            // Renamed only once complete, so a crash never leaves a half-built template.
+            diesel::sql_query(format!("ALTER DATABASE \"{building}\" RENAME TO \"{name}\""))
+                .execute(&mut admin)
+                .await?;
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    let _ = diesel::sql_query("SELECT pg_advisory_unlock($1)")
+        .bind::<BigInt, _>(TEMPLATE_LOCK)
+        .execute(&mut admin)
+        .await;
+    result.map(|()| name)
+}
+
+fn migrations_hash() -> anyhow::Result<u64> {
+    let dir = workspace_root().join("migrations");
+    let mut files = Vec::new();
+    for entry in walk(&dir)? {
+        files.push((entry.clone(), std::fs::read(&entry)?));
+    }
+    files.sort();
+    let mut hasher = DefaultHasher::new();
+    for (path, content) in files {
+        path.strip_prefix(&dir).unwrap_or(&path).hash(&mut hasher);
+        content.hash(&mut hasher);
+    }
+    Ok(hasher.finish())
+}
+
+fn walk(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("read {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            out.extend(walk(&path)?);
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(out)
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// A key prefix of the test's own, so parallel tests never share Redis keys.
+pub fn unique_prefix(label: &str) -> String {
+    format!("test:{label}:{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Deletes every Redis key under `prefix` when dropped.
+pub struct RedisKeys {
+    pub prefix: String,
+}
+
+impl RedisKeys {
+    pub fn new(label: &str) -> Self {
+        Self {
+            prefix: unique_prefix(label),
+        }
+    }
+
+    pub fn key(&self, name: &str) -> String {
+        format!("{}:{name}", self.prefix)
+    }
+
+    pub async fn conn(&self) -> anyhow::Result<redis::aio::MultiplexedConnection> {
+        let client = redis::Client::open(redis_url())?;
+        Ok(client.get_multiplexed_async_connection().await?)
+    }
+}
+
+impl Drop for RedisKeys {
+    fn drop(&mut self) {
+        let pattern = format!("{}*", self.prefix);
+        let _ = std::thread::spawn(move || -> redis::RedisResult<()> {
+            let client = redis::Client::open(redis_url())?;
+            let mut conn = client.get_connection()?;
+            let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query(&mut conn)?;
+            if !keys.is_empty() {
+                redis::cmd("DEL").arg(keys).query::<()>(&mut conn)?;
+            }
+            Ok(())
+        })
+        .join();
+    }
+}
+
+/// A free TCP port on the loopback interface.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Path of a workspace binary built by `cargo build` (the Makefile builds them first).
+pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("test executable has no target directory")?;
+    let path = dir.join(name);
+    if !path.is_file() {
+        bail!("{} is not built; run `cargo build --workspace --bins` (make test does)", path.display());
+    }
+    Ok(path)
+}
+
+/// A running binary; killed when dropped if still running.
+pub struct Process {
+    pub child: Child,
+    pub name: String,
+}
+
+impl Process {
+    /// Starts binary `name` with only the given environment (plus PATH), logs captured.
+    pub fn start(name: &str, env: &[(&str, String)]) -> anyhow::Result<Self> {
+        Self::start_with_args(name, &[], env)
+    }
+
+    pub fn start_with_args(name: &str, args: &[&str], env: &[(&str, String)]) -> anyhow::Result<Self> {
+        let mut cmd = Command::new(binary(name)?);
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RULES__LOG__FORMAT", "json")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        Ok(Self {
+            child: cmd.spawn().with_context(|| format!("start {name}"))?,
+            name: name.to_owned(),
+        })
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub async fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let pid = self.child.id().context("process already exited")?;
+        let status = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status()?;
+        if !status.success() {
+            bail!("kill -TERM {pid} failed");
+        }
+        self.wait(Duration::from_secs(30)).await
+    }
+
+    pub async fn wait(&mut self, limit: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        tokio::time::timeout(limit, self.child.wait())
+            .await
+            .with_context(|| format!("{} did not exit within {limit:?}", self.name))?
+            .context("wait")
+    }
+
+    /// Everything the process wrote, once it has exited.
+    pub async fn output(mut self) -> anyhow::Result<(String, String)> {
+        use tokio::io::AsyncReadExt;
+        let mut out = String::new();
+        let mut err = String::new();
+        if let Some(mut s) = self.child.stdout.take() {
+            s.read_to_string(&mut out).await?;
+        }
+        if let Some(mut s) = self.child.stderr.take() {
+            s.read_to_string(&mut err).await?;
+        }
+        Ok((out, err))
+    }
+}
+
+/// Polls `url` until it answers 200 or `limit` passes.
+pub async fn wait_http_ok(url: &str, limit: Duration) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let start = Instant::now();
+    loop {
+        if let Ok(response) = client.get(url).send().await {
+            if response.status().as_u16() == 200 {
+                return Ok(());
+            }
+        }
+        if start.elapsed() > limit {
+            bail!("{url} did not answer 200 within {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

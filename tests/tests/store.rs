@@ -1,0 +1,137 @@
+//! The diesel schema matches the migrations, and the tables enforce their invariants.
+
+use chrono::{DurationRound, TimeDelta, Utc};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use rules_core::{parse_rule_spec, Rule};
+use rules_e2e::TestDb;
+use rules_store::db::rules::{self as rules_db, RuleRow};
+use rules_store::db::schema::{rule_executions, rule_stats_minute};
+use serde_json::json;
+use uuid::Uuid;
+
+fn sample_rule() -> Rule {
+    let spec = parse_rule_spec(&json!({
+        "livestream_id": Uuid::new_v4(), "name": "Big donation", "description": "d",
+        "trigger_config": {"event_types": ["donation.received"],
+            "condition": {"field": "data.amount", "op": "gte", "value": 10},
+            "threshold": {"count": 2, "window_seconds": 60}},
+        "actions": [{"type": "publish", "stream": "overlay:alerts"}],
+        "cooldown_seconds": 30, "cooldown_key": "data.user.id"
+    }))
+    .expect("valid rule");
+    let now = Utc::now().duration_trunc(TimeDelta::microseconds(1)).expect("truncates");
+    Rule { id: Uuid::new_v4(), spec, version: 1, created_at: now, updated_at: now }
+}
+
+#[tokio::test]
+async fn rules_round_trip_through_the_table() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let mut conn = db.conn().await?;
+    let rule = sample_rule();
+    rules_db::insert(&mut conn, &RuleRow::from_rule(&rule)).await?;
+    let row = rules_db::find(&mut conn, rule.id).await?.expect("stored");
+    assert_eq!(row.clone().into_rule()?, rule);
+    assert!(rules_db::find(&mut conn, Uuid::new_v4()).await?.is_none());
+
+    let mut disabled = sample_rule();
+    disabled.spec.enabled = false;
+    rules_db::insert(&mut conn, &RuleRow::from_rule(&disabled)).await?;
+    let enabled: Vec<Uuid> = rules_db::load_enabled(&mut conn).await?.into_iter().map(|r| r.id).collect();
+    assert_eq!(enabled, vec![rule.id]);
+    let compiled = row.compile()?;
+    assert_eq!(compiled.id(), rule.id);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_hand_edited_invalid_row_is_reported_not_trusted() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let mut conn = db.conn().await?;
+    let mut row = RuleRow::from_rule(&sample_rule());
+    row.trigger_config = json!({"event_types": []});
+    rules_db::insert(&mut conn, &row).await?;
+    let stored = rules_db::find(&mut conn, row.id).await?.expect("stored");
+    let err = stored.into_rule().expect_err("invalid");
+    assert!(err.to_string().contains("trigger_config.event_types"), "{err}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn executions_are_unique_per_rule_and_event() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let mut conn = db.conn().await?;
+    let (rule_id, event_id) = (Uuid::new_v4(), Uuid::new_v4());
+    let insert = |id: Uuid| {
+        diesel::insert_into(rule_executions::table)
+            .values((
+                rule_executions::id.eq(id),
+                rule_executions::rule_id.eq(rule_id),
+                rule_executions::event_id.eq(event_id),
+                rule_executions::livestream_id.eq(Uuid::new_v4()),
+                rule_executions::executed_at.eq(Utc::now()),
+                rule_executions::status.eq("succeeded"),
+                rule_executions::duration_ms.eq(12),
+                rule_executions::result.eq(json!({"actions": []})),
+            ))
+            .on_conflict((rule_executions::rule_id, rule_executions::event_id))
+            .do_nothing()
+    };
+    assert_eq!(insert(Uuid::new_v4()).execute(&mut conn).await?, 1);
+    assert_eq!(insert(Uuid::new_v4()).execute(&mut conn).await?, 0, "the second delivery records nothing");
+    let bad_status = diesel::sql_query(
+        "INSERT INTO rule_executions VALUES (gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), now(), 'maybe', 1, '{}')",
+    )
+    .execute(&mut conn)
+    .await;
+    assert!(bad_status.is_err(), "status is checked");
+    Ok(())
+}
+
+#[tokio::test]
+async fn minute_counters_add_up_and_keep_their_invariants() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let mut conn = db.conn().await?;
+    let rule_id = Uuid::new_v4();
+    let bucket = Utc::now().duration_trunc(TimeDelta::minutes(1))?;
+    let upsert = |matched: i64, executed: i64, suppressed: i64, failed: i64, hist: Vec<i64>| {
+        diesel::insert_into(rule_stats_minute::table)
+            .values((
+                rule_stats_minute::rule_id.eq(rule_id),
+                rule_stats_minute::bucket_start.eq(bucket),
+                rule_stats_minute::matched.eq(matched),
+                rule_stats_minute::executed.eq(executed),
+                rule_stats_minute::suppressed_by_cooldown.eq(suppressed),
+                rule_stats_minute::succeeded.eq(executed - failed),
+                rule_stats_minute::failed.eq(failed),
+                rule_stats_minute::duration_ms_sum.eq(executed * 10),
+                rule_stats_minute::duration_histogram.eq(hist),
+            ))
+            .on_conflict((rule_stats_minute::rule_id, rule_stats_minute::bucket_start))
+            .do_update()
+            .set((
+                rule_stats_minute::matched.eq(rule_stats_minute::matched + diesel::upsert::excluded(rule_stats_minute::matched)),
+                rule_stats_minute::executed.eq(rule_stats_minute::executed + diesel::upsert::excluded(rule_stats_minute::executed)),
+                rule_stats_minute::suppressed_by_cooldown.eq(rule_stats_minute::suppressed_by_cooldown
+                    + diesel::upsert::excluded(rule_stats_minute::suppressed_by_cooldown)),
+                rule_stats_minute::succeeded.eq(rule_stats_minute::succeeded + diesel::upsert::excluded(rule_stats_minute::succeeded)),
+                rule_stats_minute::failed.eq(rule_stats_minute::failed + diesel::upsert::excluded(rule_stats_minute::failed)),
+            ))
+    };
+    upsert(3, 2, 1, 1, vec![1, 1]).execute(&mut conn).await?;
+    upsert(2, 2, 0, 0, vec![0, 0, 2]).execute(&mut conn).await?;
+    diesel::sql_query(
+        "UPDATE rule_stats_minute SET duration_histogram = histogram_add(duration_histogram, ARRAY[0,0,2]::bigint[])",
+    )
+    .execute(&mut conn)
+    .await?;
+    let (matched, executed, hist): (i64, i64, Vec<i64>) = rule_stats_minute::table
+        .select((rule_stats_minute::matched, rule_stats_minute::executed, rule_stats_minute::duration_histogram))
+        .first(&mut conn)
+        .await?;
+    assert_eq!((matched, executed), (5, 4));
+    assert_eq!(hist, vec![1, 1, 2]);
+    // matched = executed + suppressed is enforced by the table.
+    assert!(upsert(5, 1, 1, 0, vec![]).execute(&mut conn).await.is_err());
+    Ok(())
+}
