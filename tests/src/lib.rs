@@ -20,7 +20,8 @@ use tokio::process::{Child, Command};
 
 /// The server the tests create their databases on; the maintenance database is used.
 pub fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 pub fn redis_url() -> String {
@@ -66,7 +67,9 @@ impl TestDb {
         loop {
             match diesel::sql_query(&sql).execute(&mut admin).await {
                 Ok(_) => break,
-                Err(e) if attempt < 20 && e.to_string().contains("being accessed by other users") => {
+                Err(e)
+                    if attempt < 20 && e.to_string().contains("being accessed by other users") =>
+                {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
                 }
@@ -89,7 +92,9 @@ impl Drop for TestDb {
         let name = self.name.clone();
         // Drop runs outside async; a short-lived runtime on its own thread does the work.
         let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(async {
                 let mut admin = admin_conn().await?;
                 diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
@@ -108,7 +113,12 @@ impl Drop for TestDb {
 async fn admin_conn() -> anyhow::Result<AsyncPgConnection> {
     AsyncPgConnection::establish(&admin_url())
         .await
-        .with_context(|| format!("connect to the test server {} (is PostgreSQL running? `make services`)", admin_url()))
+        .with_context(|| {
+            format!(
+                "connect to the test server {} (is PostgreSQL running? `make services`)",
+                admin_url()
+            )
+        })
 }
 
 #[derive(QueryableByName)]
@@ -134,15 +144,21 @@ async fn ensure_template() -> anyhow::Result<String> {
             > 0;
         if !exists {
             let building = format!("{name}_building");
-            diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"))
+            diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"
+            ))
+            .execute(&mut admin)
+            .await?;
+            diesel::sql_query(format!("CREATE DATABASE \"{building}\""))
                 .execute(&mut admin)
                 .await?;
-            diesel::sql_query(format!("CREATE DATABASE \"{building}\"")).execute(&mut admin).await?;
             rules_store::db::migrations::run_pending(&url_for(&building)?).await?;
             // Renamed only once complete, so a crash never leaves a half-built template.
-            diesel::sql_query(format!("ALTER DATABASE \"{building}\" RENAME TO \"{name}\""))
-                .execute(&mut admin)
-                .await?;
+            diesel::sql_query(format!(
+                "ALTER DATABASE \"{building}\" RENAME TO \"{name}\""
+            ))
+            .execute(&mut admin)
+            .await?;
         }
         anyhow::Ok(())
     }
@@ -234,7 +250,9 @@ impl Drop for RedisKeys {
 
 /// A free TCP port on the loopback interface.
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// Path of a workspace binary built by `cargo build` (the Makefile builds them first).
@@ -247,7 +265,10 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
         .context("test executable has no target directory")?;
     let path = dir.join(name);
     if !path.is_file() {
-        bail!("{} is not built; run `cargo build --workspace --bins` (make test does)", path.display());
+        bail!(
+            "{} is not built; run `cargo build --workspace --bins` (make test does)",
+            path.display()
+        );
     }
     Ok(path)
 }
@@ -264,7 +285,11 @@ impl Process {
         Self::start_with_args(name, &[], env)
     }
 
-    pub fn start_with_args(name: &str, args: &[&str], env: &[(&str, String)]) -> anyhow::Result<Self> {
+    pub fn start_with_args(
+        name: &str,
+        args: &[&str],
+        env: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
         let mut cmd = Command::new(binary(name)?);
         cmd.args(args)
             .env_clear()
@@ -284,7 +309,10 @@ impl Process {
     /// Sends SIGTERM and waits (bounded) for the exit status.
     pub async fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
         let pid = self.child.id().context("process already exited")?;
-        let status = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status()?;
+        let status = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()?;
         if !status.success() {
             bail!("kill -TERM {pid} failed");
         }

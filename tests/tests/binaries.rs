@@ -14,9 +14,14 @@ async fn api_serves_probes_and_stops_on_sigterm() -> anyhow::Result<()> {
             ("DATABASE_URL", db.url.clone()),
             ("REDIS_URL", rules_e2e::redis_url()),
             ("RULES__API__BIND", format!("127.0.0.1:{port}")),
+            ("RULES_API_KEYS", "test-key-0123456789abcdef".into()),
         ],
     )?;
-    wait_http_ok(&format!("http://127.0.0.1:{port}/health/live"), Duration::from_secs(20)).await?;
+    wait_http_ok(
+        &format!("http://127.0.0.1:{port}/health/live"),
+        Duration::from_secs(20),
+    )
+    .await?;
     let ready = reqwest::get(format!("http://127.0.0.1:{port}/health/ready")).await?;
     assert_eq!(ready.status(), 200);
     let body: serde_json::Value = ready.json().await?;
@@ -39,9 +44,14 @@ async fn readiness_names_the_failing_part() -> anyhow::Result<()> {
             ("RULES__API__BIND", format!("127.0.0.1:{port}")),
             ("RULES__DATABASE__ACQUIRE_TIMEOUT_MS", "500".into()),
             ("RULES__DATABASE__CONNECT_TIMEOUT_MS", "500".into()),
+            ("RULES_API_KEYS", "test-key-0123456789abcdef".into()),
         ],
     )?;
-    wait_http_ok(&format!("http://127.0.0.1:{port}/health/ready"), Duration::from_secs(20)).await?;
+    wait_http_ok(
+        &format!("http://127.0.0.1:{port}/health/ready"),
+        Duration::from_secs(20),
+    )
+    .await?;
     // The database goes away under the running API.
     let name = db.name.clone();
     drop(db);
@@ -51,7 +61,11 @@ async fn readiness_names_the_failing_part() -> anyhow::Result<()> {
     assert_eq!(body["checks"]["postgres"]["status"], "failing");
     assert_eq!(body["checks"]["redis"]["status"], "ok");
     let live = reqwest::get(format!("http://127.0.0.1:{port}/health/live")).await?;
-    assert_eq!(live.status(), 200, "liveness does not depend on the database");
+    assert_eq!(
+        live.status(),
+        200,
+        "liveness does not depend on the database"
+    );
     assert!(api.terminate().await?.success());
     Ok(())
 }
@@ -70,6 +84,25 @@ async fn bad_configuration_stops_with_one_line_naming_the_setting() -> anyhow::R
 }
 
 #[tokio::test]
+async fn the_api_refuses_to_start_without_keys() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let port = free_port()?;
+    let mut api = Process::start(
+        "rules-api",
+        &[
+            ("DATABASE_URL", db.url.clone()),
+            ("REDIS_URL", rules_e2e::redis_url()),
+            ("RULES__API__BIND", format!("127.0.0.1:{port}")),
+        ],
+    )?;
+    let status = api.wait(Duration::from_secs(30)).await?;
+    let (_, err) = api.output().await?;
+    assert!(!status.success());
+    assert!(err.contains("api.keys"), "{err}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn unreachable_redis_stops_the_api_at_start() -> anyhow::Result<()> {
     let db = TestDb::migrated().await?;
     let port = free_port()?;
@@ -79,6 +112,7 @@ async fn unreachable_redis_stops_the_api_at_start() -> anyhow::Result<()> {
             ("DATABASE_URL", db.url.clone()),
             ("REDIS_URL", format!("redis://127.0.0.1:{}/0", free_port()?)),
             ("RULES__API__BIND", format!("127.0.0.1:{port}")),
+            ("RULES_API_KEYS", "test-key-0123456789abcdef".into()),
         ],
     )?;
     let status = api.wait(Duration::from_secs(30)).await?;
@@ -108,12 +142,18 @@ async fn worker_joins_its_groups_and_stops_on_sigterm() -> anyhow::Result<()> {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     for shard in ["events:0", "events:1"] {
         loop {
-            let groups: redis::RedisResult<redis::Value> =
-                redis::cmd("XINFO").arg("GROUPS").arg(keys.key(shard)).query_async(&mut conn).await;
+            let groups: redis::RedisResult<redis::Value> = redis::cmd("XINFO")
+                .arg("GROUPS")
+                .arg(keys.key(shard))
+                .query_async(&mut conn)
+                .await;
             if matches!(&groups, Ok(redis::Value::Array(g)) if !g.is_empty()) {
                 break;
             }
-            assert!(std::time::Instant::now() < deadline, "group on {shard} not created");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "group on {shard} not created"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

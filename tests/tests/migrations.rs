@@ -55,7 +55,10 @@ async fn applies_once_and_concurrently() -> anyhow::Result<()> {
         assert!(ok, "concurrent run failed: {out} {err}");
         applied_total += out.lines().filter(|l| l.starts_with("applied ")).count();
     }
-    assert_eq!(applied_total, 2, "each migration applied by exactly one run");
+    assert_eq!(
+        applied_total, 2,
+        "each migration applied by exactly one run"
+    );
 
     // And again: nothing to do.
     let (ok, out, _) = migrate(&db, &[]).await?;
@@ -63,12 +66,20 @@ async fn applies_once_and_concurrently() -> anyhow::Result<()> {
     assert!(out.contains("0 migration(s) applied"), "{out}");
     let (ok, out, _) = migrate(&db, &["--status"]).await?;
     assert!(ok);
-    assert!(out.contains("applied  2026-11-25-000001_create_rules"), "{out}");
+    assert!(
+        out.contains("applied  2026-11-25-000001_create_rules"),
+        "{out}"
+    );
     assert!(out.contains("2 applied, 0 pending"), "{out}");
 
     assert_eq!(
         tables(&db).await?,
-        vec!["__diesel_schema_migrations", "rule_executions", "rule_stats_minute", "rules"]
+        vec![
+            "__diesel_schema_migrations",
+            "rule_executions",
+            "rule_stats_minute",
+            "rules"
+        ]
     );
     let mut conn = db.conn().await?;
     let n = diesel::sql_query("SELECT count(*) AS n FROM __diesel_schema_migrations")
@@ -92,7 +103,10 @@ where
 #[tokio::test]
 async fn unreachable_database_is_one_line_and_nonzero() -> anyhow::Result<()> {
     let port = rules_e2e::free_port()?;
-    let env = [("DATABASE_URL", format!("postgres://postgres@127.0.0.1:{port}/rules_db"))];
+    let env = [(
+        "DATABASE_URL",
+        format!("postgres://postgres@127.0.0.1:{port}/rules_db"),
+    )];
     let mut p = Process::start_with_args("rules-migrate", &[], &env)?;
     let status = p.wait(Duration::from_secs(30)).await?;
     let (_, err) = p.output().await?;
@@ -107,7 +121,9 @@ async fn a_failing_migration_is_reported() -> anyhow::Result<()> {
     // A table in the way makes the first migration fail.
     let db = TestDb::empty().await?;
     let mut conn = db.conn().await?;
-    diesel::sql_query("CREATE TABLE rules (x int)").execute(&mut conn).await?;
+    diesel::sql_query("CREATE TABLE rules (x int)")
+        .execute(&mut conn)
+        .await?;
     let (ok, _, err) = migrate(&db, &[]).await?;
     assert!(!ok);
     assert!(err.contains("migration failed"), "{err}");

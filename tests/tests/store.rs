@@ -20,8 +20,16 @@ fn sample_rule() -> Rule {
         "cooldown_seconds": 30, "cooldown_key": "data.user.id"
     }))
     .expect("valid rule");
-    let now = Utc::now().duration_trunc(TimeDelta::microseconds(1)).expect("truncates");
-    Rule { id: Uuid::new_v4(), spec, version: 1, created_at: now, updated_at: now }
+    let now = Utc::now()
+        .duration_trunc(TimeDelta::microseconds(1))
+        .expect("truncates");
+    Rule {
+        id: Uuid::new_v4(),
+        spec,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    }
 }
 
 #[tokio::test]
@@ -37,7 +45,11 @@ async fn rules_round_trip_through_the_table() -> anyhow::Result<()> {
     let mut disabled = sample_rule();
     disabled.spec.enabled = false;
     rules_db::insert(&mut conn, &RuleRow::from_rule(&disabled)).await?;
-    let enabled: Vec<Uuid> = rules_db::load_enabled(&mut conn).await?.into_iter().map(|r| r.id).collect();
+    let enabled: Vec<Uuid> = rules_db::load_enabled(&mut conn)
+        .await?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
     assert_eq!(enabled, vec![rule.id]);
     let compiled = row.compile()?;
     assert_eq!(compiled.id(), rule.id);
@@ -53,7 +65,10 @@ async fn a_hand_edited_invalid_row_is_reported_not_trusted() -> anyhow::Result<(
     rules_db::insert(&mut conn, &row).await?;
     let stored = rules_db::find(&mut conn, row.id).await?.expect("stored");
     let err = stored.into_rule().expect_err("invalid");
-    assert!(err.to_string().contains("trigger_config.event_types"), "{err}");
+    assert!(
+        err.to_string().contains("trigger_config.event_types"),
+        "{err}"
+    );
     Ok(())
 }
 
@@ -78,7 +93,11 @@ async fn executions_are_unique_per_rule_and_event() -> anyhow::Result<()> {
             .do_nothing()
     };
     assert_eq!(insert(Uuid::new_v4()).execute(&mut conn).await?, 1);
-    assert_eq!(insert(Uuid::new_v4()).execute(&mut conn).await?, 0, "the second delivery records nothing");
+    assert_eq!(
+        insert(Uuid::new_v4()).execute(&mut conn).await?,
+        0,
+        "the second delivery records nothing"
+    );
     let bad_status = diesel::sql_query(
         "INSERT INTO rule_executions VALUES (gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), now(), 'maybe', 1, '{}')",
     )
@@ -110,12 +129,18 @@ async fn minute_counters_add_up_and_keep_their_invariants() -> anyhow::Result<()
             .on_conflict((rule_stats_minute::rule_id, rule_stats_minute::bucket_start))
             .do_update()
             .set((
-                rule_stats_minute::matched.eq(rule_stats_minute::matched + diesel::upsert::excluded(rule_stats_minute::matched)),
-                rule_stats_minute::executed.eq(rule_stats_minute::executed + diesel::upsert::excluded(rule_stats_minute::executed)),
-                rule_stats_minute::suppressed_by_cooldown.eq(rule_stats_minute::suppressed_by_cooldown
-                    + diesel::upsert::excluded(rule_stats_minute::suppressed_by_cooldown)),
-                rule_stats_minute::succeeded.eq(rule_stats_minute::succeeded + diesel::upsert::excluded(rule_stats_minute::succeeded)),
-                rule_stats_minute::failed.eq(rule_stats_minute::failed + diesel::upsert::excluded(rule_stats_minute::failed)),
+                rule_stats_minute::matched.eq(rule_stats_minute::matched
+                    + diesel::upsert::excluded(rule_stats_minute::matched)),
+                rule_stats_minute::executed.eq(rule_stats_minute::executed
+                    + diesel::upsert::excluded(rule_stats_minute::executed)),
+                rule_stats_minute::suppressed_by_cooldown
+                    .eq(rule_stats_minute::suppressed_by_cooldown
+                        + diesel::upsert::excluded(rule_stats_minute::suppressed_by_cooldown)),
+                rule_stats_minute::succeeded.eq(rule_stats_minute::succeeded
+                    + diesel::upsert::excluded(rule_stats_minute::succeeded)),
+                rule_stats_minute::failed
+                    .eq(rule_stats_minute::failed
+                        + diesel::upsert::excluded(rule_stats_minute::failed)),
             ))
     };
     upsert(3, 2, 1, 1, vec![1, 1]).execute(&mut conn).await?;
@@ -126,7 +151,11 @@ async fn minute_counters_add_up_and_keep_their_invariants() -> anyhow::Result<()
     .execute(&mut conn)
     .await?;
     let (matched, executed, hist): (i64, i64, Vec<i64>) = rule_stats_minute::table
-        .select((rule_stats_minute::matched, rule_stats_minute::executed, rule_stats_minute::duration_histogram))
+        .select((
+            rule_stats_minute::matched,
+            rule_stats_minute::executed,
+            rule_stats_minute::duration_histogram,
+        ))
         .first(&mut conn)
         .await?;
     assert_eq!((matched, executed), (5, 4));

@@ -38,6 +38,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// Runs the server until SIGTERM/SIGINT, then drains in-flight requests.
 pub async fn serve(settings: Settings, state: AppState) -> anyhow::Result<()> {
+    if settings.api.keys.is_empty() && !settings.api.auth_disabled {
+        anyhow::bail!(
+            "api.keys: no API key configured; set RULES_API_KEYS (or api.auth_disabled = true for a closed development setup)"
+        );
+    }
     let bind = settings.api.bind;
     let data = web::Data::new(state);
     let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(configure))

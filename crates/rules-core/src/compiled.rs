@@ -182,7 +182,9 @@ impl CompiledRule {
     /// Whether the condition holds; the caller has already matched livestream and type.
     #[inline]
     pub fn condition_holds(&self, event: &Event) -> bool {
-        self.condition.as_ref().is_none_or(|c| c.eval(event.envelope()))
+        self.condition
+            .as_ref()
+            .is_none_or(|c| c.eval(event.envelope()))
     }
 
     /// Livestream, type and condition: the trigger fires (before threshold and cooldown).
@@ -198,7 +200,11 @@ impl CompiledRule {
         let event_type_matched = self.matches_type(event.event_type());
         let mut trace = Vec::new();
         let condition_matched = self.condition.as_ref().is_none_or(|c| {
-            c.eval_traced(event.envelope(), "trigger_config.condition".into(), &mut trace)
+            c.eval_traced(
+                event.envelope(),
+                "trigger_config.condition".into(),
+                &mut trace,
+            )
         });
         Evaluation {
             event_type_matched,
@@ -298,7 +304,11 @@ impl CompiledRule {
     }
 }
 
-fn compile_action(templates: &mut TemplateSet, path: &str, action: &Action) -> Result<CompiledAction, FieldError> {
+fn compile_action(
+    templates: &mut TemplateSet,
+    path: &str,
+    action: &Action,
+) -> Result<CompiledAction, FieldError> {
     let kind = match &action.kind {
         ActionKind::Webhook(w) => CompiledActionKind::Webhook {
             url: w.url.clone(),
@@ -307,7 +317,8 @@ fn compile_action(templates: &mut TemplateSet, path: &str, action: &Action) -> R
                 .headers
                 .iter()
                 .map(|(name, value)| {
-                    let t = templates.add_string(&format!("{path}.headers.{name}"), value, false)?;
+                    let t =
+                        templates.add_string(&format!("{path}.headers.{name}"), value, false)?;
                     Ok((name.clone(), t))
                 })
                 .collect::<Result<_, FieldError>>()?,

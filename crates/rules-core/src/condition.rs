@@ -44,12 +44,32 @@ pub(crate) struct LeafTest {
 
 #[derive(Debug, Clone)]
 enum Test {
-    Equals { value: Value, ignore_case: bool, negate: bool },
-    Compare { op: Op, rhs: Number },
-    In { set: ValueSet, ignore_case: bool, negate: bool },
-    Contains { needle: Value, ignore_case: bool },
-    StartsWith { needle: String, ignore_case: bool },
-    EndsWith { needle: String, ignore_case: bool },
+    Equals {
+        value: Value,
+        ignore_case: bool,
+        negate: bool,
+    },
+    Compare {
+        op: Op,
+        rhs: Number,
+    },
+    In {
+        set: ValueSet,
+        ignore_case: bool,
+        negate: bool,
+    },
+    Contains {
+        needle: Value,
+        ignore_case: bool,
+    },
+    StartsWith {
+        needle: String,
+        ignore_case: bool,
+    },
+    EndsWith {
+        needle: String,
+        ignore_case: bool,
+    },
     Matches(Regex),
     Exists(bool),
 }
@@ -75,8 +95,12 @@ impl Node {
     /// Compiles a validated condition. Fails only on a regex that validation would have refused.
     pub fn compile(condition: &Condition) -> Result<Node, regex::Error> {
         Ok(match condition {
-            Condition::All { all } => Node::All(all.iter().map(Node::compile).collect::<Result<_, _>>()?),
-            Condition::Any { any } => Node::Any(any.iter().map(Node::compile).collect::<Result<_, _>>()?),
+            Condition::All { all } => {
+                Node::All(all.iter().map(Node::compile).collect::<Result<_, _>>()?)
+            }
+            Condition::Any { any } => {
+                Node::Any(any.iter().map(Node::compile).collect::<Result<_, _>>()?)
+            }
             Condition::Not { not } => Node::Not(Box::new(Node::compile(not)?)),
             Condition::Leaf(leaf) => Node::Leaf(Box::new(LeafTest::compile(leaf)?)),
         })
@@ -184,10 +208,20 @@ impl TraceNode {
 impl LeafTest {
     fn compile(leaf: &Leaf) -> Result<LeafTest, regex::Error> {
         let ic = leaf.ignore_case;
-        let folded = || if ic { fold_value(&leaf.value) } else { leaf.value.clone() };
+        let folded = || {
+            if ic {
+                fold_value(&leaf.value)
+            } else {
+                leaf.value.clone()
+            }
+        };
         let string = || {
             let s = leaf.value.as_str().unwrap_or_default();
-            if ic { fold(s).into_owned() } else { s.to_owned() }
+            if ic {
+                fold(s).into_owned()
+            } else {
+                s.to_owned()
+            }
         };
         let test = match leaf.op {
             Op::Eq | Op::Ne => Test::Equals {
@@ -260,7 +294,11 @@ impl Test {
     #[inline]
     fn apply(&self, value: &Value) -> bool {
         match self {
-            Test::Equals { value: operand, ignore_case, negate } => json_eq(value, operand, *ignore_case) != *negate,
+            Test::Equals {
+                value: operand,
+                ignore_case,
+                negate,
+            } => json_eq(value, operand, *ignore_case) != *negate,
             Test::Compare { op, rhs } => {
                 let Value::Number(lhs) = value else {
                     return false;
@@ -273,8 +311,15 @@ impl Test {
                     (Some(ord), _) => ord != Ordering::Greater,
                 }
             }
-            Test::In { set, ignore_case, negate } => set.contains(value, *ignore_case) != *negate,
-            Test::Contains { needle, ignore_case } => match (value, needle) {
+            Test::In {
+                set,
+                ignore_case,
+                negate,
+            } => set.contains(value, *ignore_case) != *negate,
+            Test::Contains {
+                needle,
+                ignore_case,
+            } => match (value, needle) {
                 (Value::String(haystack), Value::String(needle)) => {
                     if *ignore_case {
                         fold(haystack).contains(needle.as_str())
@@ -282,15 +327,23 @@ impl Test {
                         haystack.contains(needle.as_str())
                     }
                 }
-                (Value::Array(items), needle) => items.iter().any(|item| json_eq(item, needle, *ignore_case)),
+                (Value::Array(items), needle) => {
+                    items.iter().any(|item| json_eq(item, needle, *ignore_case))
+                }
                 _ => false,
             },
-            Test::StartsWith { needle, ignore_case } => match value {
+            Test::StartsWith {
+                needle,
+                ignore_case,
+            } => match value {
                 Value::String(s) if *ignore_case => fold(s).starts_with(needle.as_str()),
                 Value::String(s) => s.starts_with(needle.as_str()),
                 _ => false,
             },
-            Test::EndsWith { needle, ignore_case } => match value {
+            Test::EndsWith {
+                needle,
+                ignore_case,
+            } => match value {
                 Value::String(s) if *ignore_case => fold(s).ends_with(needle.as_str()),
                 Value::String(s) => s.ends_with(needle.as_str()),
                 _ => false,
@@ -319,7 +372,11 @@ fn fold_value(value: &Value) -> Value {
     match value {
         Value::String(s) => Value::String(fold(s).into_owned()),
         Value::Array(items) => Value::Array(items.iter().map(fold_value).collect()),
-        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), fold_value(v))).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), fold_value(v)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -343,7 +400,8 @@ fn json_eq(value: &Value, operand: &Value, ignore_case: bool) -> bool {
         }
         (Value::Object(a), Value::Object(b)) => {
             a.len() == b.len()
-                && a.iter().all(|(k, x)| b.get(k).is_some_and(|y| json_eq(x, y, ignore_case)))
+                && a.iter()
+                    .all(|(k, x)| b.get(k).is_some_and(|y| json_eq(x, y, ignore_case)))
         }
         _ => false,
     }

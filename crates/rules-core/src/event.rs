@@ -27,7 +27,9 @@ pub enum EnvelopeError {
     Invalid { field: &'static str, reason: String },
     #[error("entry is {size} bytes, over the limit of {limit}")]
     Oversize { size: usize, limit: usize },
-    #[error("entry has neither an `event` field nor the flat fields `id`, `type`, `livestream_id`")]
+    #[error(
+        "entry has neither an `event` field nor the flat fields `id`, `type`, `livestream_id`"
+    )]
     NoEvent,
 }
 
@@ -52,8 +54,14 @@ impl Event {
         let mut map = Map::new();
         map.insert("id".into(), Value::String(id.to_string()));
         map.insert("type".into(), Value::String(event_type.to_owned()));
-        map.insert("livestream_id".into(), Value::String(livestream_id.to_string()));
-        map.insert("occurred_at".into(), Value::String(format_time(occurred_at)));
+        map.insert(
+            "livestream_id".into(),
+            Value::String(livestream_id.to_string()),
+        );
+        map.insert(
+            "occurred_at".into(),
+            Value::String(format_time(occurred_at)),
+        );
         map.insert("data".into(), data);
         Self {
             id,
@@ -86,8 +94,8 @@ impl Event {
         bytes: &[u8],
         default_time: Option<DateTime<Utc>>,
     ) -> Result<Self, EnvelopeError> {
-        let value: Value = serde_json::from_slice(bytes)
-            .map_err(|e| EnvelopeError::InvalidJson(e.to_string()))?;
+        let value: Value =
+            serde_json::from_slice(bytes).map_err(|e| EnvelopeError::InvalidJson(e.to_string()))?;
         Self::from_value(value, default_time)
     }
 
@@ -112,7 +120,13 @@ impl Event {
             Some(data @ Value::Object(_)) => data,
             Some(_) => return Err(invalid("data", "must be a JSON object")),
         };
-        Ok(Self::assemble(id, event_type, livestream_id, occurred_at, data))
+        Ok(Self::assemble(
+            id,
+            event_type,
+            livestream_id,
+            occurred_at,
+            data,
+        ))
     }
 
     /// Reads a stream entry in either form (CONTRACT §1): one `event` field holding
@@ -192,8 +206,14 @@ impl Event {
         let mut map = Map::new();
         map.insert("id".into(), Value::String(id.to_string()));
         map.insert("type".into(), Value::String(event_type));
-        map.insert("livestream_id".into(), Value::String(livestream_id.to_string()));
-        map.insert("occurred_at".into(), Value::String(format_time(occurred_at)));
+        map.insert(
+            "livestream_id".into(),
+            Value::String(livestream_id.to_string()),
+        );
+        map.insert(
+            "occurred_at".into(),
+            Value::String(format_time(occurred_at)),
+        );
         map.insert("data".into(), data);
         Self {
             id,
@@ -212,7 +232,11 @@ impl Serialize for Event {
 
 /// The time encoded in a stream entry id (`<milliseconds>-<sequence>`).
 pub fn stream_id_time(entry_id: &str) -> Option<DateTime<Utc>> {
-    let millis: i64 = entry_id.split_once('-').map_or(entry_id, |(ms, _)| ms).parse().ok()?;
+    let millis: i64 = entry_id
+        .split_once('-')
+        .map_or(entry_id, |(ms, _)| ms)
+        .parse()
+        .ok()?;
     Utc.timestamp_millis_opt(millis).single()
 }
 
@@ -285,7 +309,10 @@ mod tests {
             .expect("valid event");
         assert_eq!(event.id.to_string(), ID);
         assert_eq!(event.event_type(), "donation.received");
-        assert_eq!(event.envelope()["occurred_at"], json!("2026-11-24T09:00:00Z"));
+        assert_eq!(
+            event.envelope()["occurred_at"],
+            json!("2026-11-24T09:00:00Z")
+        );
         assert_eq!(event.data()["amount"], json!(25.5));
         assert!(event.envelope().get("extra").is_none());
     }
@@ -297,18 +324,32 @@ mod tests {
             .expect("valid event");
         assert_eq!(event.occurred_at, entry_time());
         assert_eq!(event.data(), &json!({}));
-        let fields = [("id", ID), ("type", "follow"), ("livestream_id", LS), ("data", r#"{"a":[1]}"#)];
-        let event = Event::from_stream_fields(&fields, None, DEFAULT_MAX_EVENT_BYTES)
-            .expect("valid event");
+        let fields = [
+            ("id", ID),
+            ("type", "follow"),
+            ("livestream_id", LS),
+            ("data", r#"{"a":[1]}"#),
+        ];
+        let event =
+            Event::from_stream_fields(&fields, None, DEFAULT_MAX_EVENT_BYTES).expect("valid event");
         assert_eq!(event.data(), &json!({"a": [1]}));
     }
 
     #[test]
     fn json_and_flat_forms_agree() {
-        let json_form = [("event", json!({"id": ID, "type": "t", "livestream_id": LS,
-            "occurred_at": "2026-11-24T10:00:00Z", "data": {"x": 1}}).to_string())];
-        let flat = [("id", ID.to_owned()), ("type", "t".into()), ("livestream_id", LS.into()),
-            ("occurred_at", "2026-11-24T10:00:00Z".into()), ("data", r#"{"x":1}"#.into())];
+        let json_form = [(
+            "event",
+            json!({"id": ID, "type": "t", "livestream_id": LS,
+            "occurred_at": "2026-11-24T10:00:00Z", "data": {"x": 1}})
+            .to_string(),
+        )];
+        let flat = [
+            ("id", ID.to_owned()),
+            ("type", "t".into()),
+            ("livestream_id", LS.into()),
+            ("occurred_at", "2026-11-24T10:00:00Z".into()),
+            ("data", r#"{"x":1}"#.into()),
+        ];
         let a = Event::from_stream_fields(&json_form, None, DEFAULT_MAX_EVENT_BYTES);
         let b = Event::from_stream_fields(&flat, None, DEFAULT_MAX_EVENT_BYTES);
         assert_eq!(a, b);
@@ -317,20 +358,83 @@ mod tests {
     #[test]
     fn rejects_malformed_entries() {
         let cases: Vec<(Vec<(&str, String)>, EnvelopeError)> = vec![
-            (vec![("event", "{not json".into())], EnvelopeError::InvalidJson(String::new())),
+            (
+                vec![("event", "{not json".into())],
+                EnvelopeError::InvalidJson(String::new()),
+            ),
             (vec![("event", "[1]".into())], EnvelopeError::NotAnObject),
-            (vec![("event", json!({"type": "t", "livestream_id": LS}).to_string())], EnvelopeError::Missing("id")),
-            (vec![("event", json!({"id": "nope", "type": "t", "livestream_id": LS}).to_string())], invalid("id", "")),
-            (vec![("event", json!({"id": ID, "livestream_id": LS}).to_string())], EnvelopeError::Missing("type")),
-            (vec![("event", json!({"id": ID, "type": 3, "livestream_id": LS}).to_string())], invalid("type", "")),
-            (vec![("event", json!({"id": ID, "type": "", "livestream_id": LS}).to_string())], invalid("type", "")),
-            (vec![("event", json!({"id": ID, "type": "t"}).to_string())], EnvelopeError::Missing("livestream_id")),
-            (vec![("event", json!({"id": ID, "type": "t", "livestream_id": LS, "occurred_at": "yesterday"}).to_string())], invalid("occurred_at", "")),
-            (vec![("event", json!({"id": ID, "type": "t", "livestream_id": LS, "data": [1]}).to_string())], invalid("data", "")),
-            (vec![("id", ID.into()), ("type", "t".into()), ("livestream_id", LS.into()), ("data", "{".into())], invalid("data", "")),
-            (vec![("id", ID.into()), ("livestream_id", LS.into())], EnvelopeError::Missing("type")),
+            (
+                vec![(
+                    "event",
+                    json!({"type": "t", "livestream_id": LS}).to_string(),
+                )],
+                EnvelopeError::Missing("id"),
+            ),
+            (
+                vec![(
+                    "event",
+                    json!({"id": "nope", "type": "t", "livestream_id": LS}).to_string(),
+                )],
+                invalid("id", ""),
+            ),
+            (
+                vec![("event", json!({"id": ID, "livestream_id": LS}).to_string())],
+                EnvelopeError::Missing("type"),
+            ),
+            (
+                vec![(
+                    "event",
+                    json!({"id": ID, "type": 3, "livestream_id": LS}).to_string(),
+                )],
+                invalid("type", ""),
+            ),
+            (
+                vec![(
+                    "event",
+                    json!({"id": ID, "type": "", "livestream_id": LS}).to_string(),
+                )],
+                invalid("type", ""),
+            ),
+            (
+                vec![("event", json!({"id": ID, "type": "t"}).to_string())],
+                EnvelopeError::Missing("livestream_id"),
+            ),
+            (
+                vec![(
+                    "event",
+                    json!({"id": ID, "type": "t", "livestream_id": LS, "occurred_at": "yesterday"})
+                        .to_string(),
+                )],
+                invalid("occurred_at", ""),
+            ),
+            (
+                vec![(
+                    "event",
+                    json!({"id": ID, "type": "t", "livestream_id": LS, "data": [1]}).to_string(),
+                )],
+                invalid("data", ""),
+            ),
+            (
+                vec![
+                    ("id", ID.into()),
+                    ("type", "t".into()),
+                    ("livestream_id", LS.into()),
+                    ("data", "{".into()),
+                ],
+                invalid("data", ""),
+            ),
+            (
+                vec![("id", ID.into()), ("livestream_id", LS.into())],
+                EnvelopeError::Missing("type"),
+            ),
             (vec![("something", "else".into())], EnvelopeError::NoEvent),
-            (vec![("event", "x".repeat(2000))], EnvelopeError::Oversize { size: 2005, limit: 1024 }),
+            (
+                vec![("event", "x".repeat(2000))],
+                EnvelopeError::Oversize {
+                    size: 2005,
+                    limit: 1024,
+                },
+            ),
         ];
         for (fields, expected) in cases {
             let got = Event::from_stream_fields(&fields, None, 1024).expect_err("must be rejected");
@@ -339,7 +443,11 @@ mod tests {
                 std::mem::discriminant(&expected),
                 "{fields:?} gave {got}"
             );
-            if let (EnvelopeError::Invalid { field: a, .. }, EnvelopeError::Invalid { field: b, .. }) = (&got, &expected) {
+            if let (
+                EnvelopeError::Invalid { field: a, .. },
+                EnvelopeError::Invalid { field: b, .. },
+            ) = (&got, &expected)
+            {
                 assert_eq!(a, b);
             }
         }
@@ -347,7 +455,10 @@ mod tests {
 
     #[test]
     fn stream_ids_carry_time() {
-        assert_eq!(stream_id_time("1764000000000-5").map(|t| t.timestamp()), Some(1_764_000_000));
+        assert_eq!(
+            stream_id_time("1764000000000-5").map(|t| t.timestamp()),
+            Some(1_764_000_000)
+        );
         assert_eq!(stream_id_time("garbage"), None);
     }
 }

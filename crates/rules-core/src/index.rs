@@ -103,7 +103,10 @@ impl RuleIndex {
     }
 
     /// Rules of the event's livestream listening to its type (or to every type).
-    pub fn candidates<'a>(&'a self, event: &Event) -> impl Iterator<Item = &'a Arc<CompiledRule>> + 'a {
+    pub fn candidates<'a>(
+        &'a self,
+        event: &Event,
+    ) -> impl Iterator<Item = &'a Arc<CompiledRule>> + 'a {
         let stream = self.streams.get(&event.livestream_id);
         let typed = stream
             .and_then(|s| s.by_type.get(event.event_type()))
@@ -114,8 +117,12 @@ impl RuleIndex {
     }
 
     /// Rules whose trigger fires for `event` (before threshold and cooldown).
-    pub fn matching<'a>(&'a self, event: &'a Event) -> impl Iterator<Item = &'a Arc<CompiledRule>> + 'a {
-        self.candidates(event).filter(move |rule| rule.condition_holds(event))
+    pub fn matching<'a>(
+        &'a self,
+        event: &'a Event,
+    ) -> impl Iterator<Item = &'a Arc<CompiledRule>> + 'a {
+        self.candidates(event)
+            .filter(move |rule| rule.condition_holds(event))
     }
 
     /// Every rule held, in no particular order.

@@ -100,7 +100,8 @@ impl serde::Serialize for FieldPath {
 
 /// `"0"`, `"12"`: an index; `"01"`, `"-1"`, `"x"`: not (they stay object keys).
 fn parse_index(part: &str) -> Option<usize> {
-    let canonical = part.bytes().all(|b| b.is_ascii_digit()) && (part == "0" || !part.starts_with('0'));
+    let canonical =
+        part.bytes().all(|b| b.is_ascii_digit()) && (part == "0" || !part.starts_with('0'));
     if canonical {
         part.parse().ok()
     } else {
@@ -153,12 +154,27 @@ mod tests {
 
     #[test]
     fn rejects_bad_paths() {
-        for bad in ["", "data..x", ".data", "data.", "user.name", "type.x", "payload"] {
+        for bad in [
+            "",
+            "data..x",
+            ".data",
+            "data.",
+            "user.name",
+            "type.x",
+            "payload",
+        ] {
             assert!(FieldPath::parse(bad).is_err(), "{bad} should be rejected");
         }
         assert!(FieldPath::parse(&format!("data.{}", "a.".repeat(40))).is_err());
         assert!(FieldPath::parse(&format!("data.{}", "a".repeat(300))).is_err());
-        for good in ["type", "id", "livestream_id", "occurred_at", "data", "data.user.name"] {
+        for good in [
+            "type",
+            "id",
+            "livestream_id",
+            "occurred_at",
+            "data",
+            "data.user.name",
+        ] {
             assert!(FieldPath::parse(good).is_ok(), "{good} should be accepted");
         }
     }
@@ -166,8 +182,14 @@ mod tests {
     #[test]
     fn key_values() {
         let event = json!({"data": {"user": {"id": "u-1", "n": 42}}});
-        assert_eq!(key_value(&path("data.user.id"), &event).as_deref(), Some("u-1"));
-        assert_eq!(key_value(&path("data.user.n"), &event).as_deref(), Some("42"));
+        assert_eq!(
+            key_value(&path("data.user.id"), &event).as_deref(),
+            Some("u-1")
+        );
+        assert_eq!(
+            key_value(&path("data.user.n"), &event).as_deref(),
+            Some("42")
+        );
         assert_eq!(key_value(&path("data.user.x"), &event), None);
     }
 }

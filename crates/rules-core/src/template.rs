@@ -91,7 +91,10 @@ impl TemplateSet {
                 for (key, item) in map {
                     out.push((key.clone(), self.add_value(&format!("{path}.{key}"), item)?));
                 }
-                if out.iter().all(|(_, t)| matches!(t, TemplateValue::Const(_))) {
+                if out
+                    .iter()
+                    .all(|(_, t)| matches!(t, TemplateValue::Const(_)))
+                {
                     TemplateValue::Const(value.clone())
                 } else {
                     TemplateValue::Object(out)
@@ -102,7 +105,12 @@ impl TemplateSet {
     }
 
     /// Compiles one string. With `keep_type`, a sole `{{ expr }}` keeps its JSON type.
-    pub fn add_string(&mut self, path: &str, s: &str, keep_type: bool) -> Result<TemplateValue, FieldError> {
+    pub fn add_string(
+        &mut self,
+        path: &str,
+        s: &str,
+        keep_type: bool,
+    ) -> Result<TemplateValue, FieldError> {
         if !has_template_syntax(s) {
             return Ok(TemplateValue::Const(Value::String(s.to_owned())));
         }
@@ -124,7 +132,11 @@ impl TemplateSet {
         })
     }
 
-    pub fn render_value(&self, template: &TemplateValue, ctx: &minijinja::Value) -> Result<Value, RenderError> {
+    pub fn render_value(
+        &self,
+        template: &TemplateValue,
+        ctx: &minijinja::Value,
+    ) -> Result<Value, RenderError> {
         Ok(match template {
             TemplateValue::Const(v) => v.clone(),
             TemplateValue::Text(name) => Value::String(self.render(name, ctx)?),
@@ -152,7 +164,11 @@ impl TemplateSet {
     }
 
     /// Renders a template that must give a string (header values, log messages).
-    pub fn render_string(&self, template: &TemplateValue, ctx: &minijinja::Value) -> Result<String, RenderError> {
+    pub fn render_string(
+        &self,
+        template: &TemplateValue,
+        ctx: &minijinja::Value,
+    ) -> Result<String, RenderError> {
         match self.render_value(template, ctx)? {
             Value::String(s) => Ok(s),
             other => Ok(other.to_string()),
@@ -164,7 +180,11 @@ impl TemplateSet {
             path: name.to_owned(),
             message: describe(&e),
         };
-        self.env.get_template(name).map_err(fail)?.render(ctx).map_err(fail)
+        self.env
+            .get_template(name)
+            .map_err(fail)?
+            .render(ctx)
+            .map_err(fail)
     }
 }
 
@@ -209,7 +229,8 @@ mod tests {
 
     #[test]
     fn sole_expressions_keep_their_type() {
-        let event = json!({"data": {"amount": 25.5, "user": {"name": "alice", "tier": 2}, "tags": ["a"]}});
+        let event =
+            json!({"data": {"amount": 25.5, "user": {"name": "alice", "tier": 2}, "tags": ["a"]}});
         let out = render(
             json!({"amount": "{{ event.data.amount }}", "tier": "{{- event.data.user.tier -}}",
                    "tags": "{{ event.data.tags }}", "missing": "{{ event.data.nope }}",
@@ -217,8 +238,11 @@ mod tests {
                    "rule": "{{ rule.name }}", "plain": "no templates", "n": 3}),
             event,
         );
-        assert_eq!(out, json!({"amount": 25.5, "tier": 2, "tags": ["a"], "missing": null,
-            "text": "alice donated 25.5!", "rule": "Rule", "plain": "no templates", "n": 3}));
+        assert_eq!(
+            out,
+            json!({"amount": 25.5, "tier": 2, "tags": ["a"], "missing": null,
+            "text": "alice donated 25.5!", "rule": "Rule", "plain": "no templates", "n": 3})
+        );
     }
 
     #[test]
@@ -230,7 +254,9 @@ mod tests {
     #[test]
     fn syntax_errors_are_reported_with_the_path() {
         let mut set = TemplateSet::new();
-        let err = set.add_value("body", &json!({"x": ["{{ event.data. }}"]})).expect_err("bad syntax");
+        let err = set
+            .add_value("body", &json!({"x": ["{{ event.data. }}"]}))
+            .expect_err("bad syntax");
         assert!(err.message.starts_with("template syntax error"), "{err:?}");
         assert_eq!(err.path, "body.x[0]");
         assert!(set.add_string("m", "{% if %}", false).is_err());
@@ -241,7 +267,11 @@ mod tests {
     fn runaway_templates_run_out_of_fuel() {
         let mut set = TemplateSet::new();
         let t = set
-            .add_string("m", "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}", false)
+            .add_string(
+                "m",
+                "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+                false,
+            )
             .expect("compiles");
         let ctx = context(&json!({}), json!({}));
         assert!(set.render_value(&t, &ctx).is_err());

@@ -99,7 +99,10 @@ pub fn parse_rule_spec(value: &Value) -> Result<RuleSpec, ValidationErrors> {
     let mut c = Checker::default();
     let size = json_size(value);
     if size > MAX_RULE_BYTES {
-        c.error("", format!("rule is {size} bytes, over the limit of {MAX_RULE_BYTES}"));
+        c.error(
+            "",
+            format!("rule is {size} bytes, over the limit of {MAX_RULE_BYTES}"),
+        );
         return Err(c.finish_err());
     }
     let Some(map) = c.object("", value) else {
@@ -107,13 +110,17 @@ pub fn parse_rule_spec(value: &Value) -> Result<RuleSpec, ValidationErrors> {
     };
     c.unknown_keys("", map, &[&RULE_KEYS[..], &READ_ONLY_KEYS[..]].concat());
 
-    let livestream_id = c.required(map, "", "livestream_id").and_then(|v| c.uuid("livestream_id", v));
+    let livestream_id = c
+        .required(map, "", "livestream_id")
+        .and_then(|v| c.uuid("livestream_id", v));
     let name = c
         .required(map, "", "name")
         .and_then(|v| c.text("name", v, 1, MAX_NAME_CHARS, true));
     let description = match c.optional(map, "description") {
         None => Some(None),
-        Some(v) => c.text("description", v, 0, MAX_DESCRIPTION_CHARS, false).map(Some),
+        Some(v) => c
+            .text("description", v, 0, MAX_DESCRIPTION_CHARS, false)
+            .map(Some),
     };
     let trigger_config = c
         .required(map, "", "trigger_config")
@@ -134,7 +141,16 @@ pub fn parse_rule_spec(value: &Value) -> Result<RuleSpec, ValidationErrors> {
         Some(v) => c.boolean("enabled", v),
     };
 
-    match (livestream_id, name, description, trigger_config, actions, cooldown_seconds, cooldown_key, enabled) {
+    match (
+        livestream_id,
+        name,
+        description,
+        trigger_config,
+        actions,
+        cooldown_seconds,
+        cooldown_key,
+        enabled,
+    ) {
         (
             Some(livestream_id),
             Some(name),
@@ -170,7 +186,9 @@ fn parse_trigger(c: &mut Checker, path: &str, value: &Value) -> Option<TriggerCo
             let item_path = format!("{types_path}[{i}]");
             match c.text(&item_path, item, 1, crate::event::MAX_EVENT_TYPE_LEN, false) {
                 Some(t) if out.contains(&t) => {
-                    ok = c.fail::<()>(&item_path, format!("`{t}` is listed twice")).is_some();
+                    ok = c
+                        .fail::<()>(&item_path, format!("`{t}` is listed twice"))
+                        .is_some();
                 }
                 Some(t) => out.push(t),
                 None => ok = false,
@@ -185,7 +203,10 @@ fn parse_trigger(c: &mut Checker, path: &str, value: &Value) -> Option<TriggerCo
             let mut leaves = 0;
             let parsed = parse_condition(c, &cond_path, v, 1, &mut leaves);
             if leaves > MAX_LEAVES {
-                c.error(&cond_path, format!("condition has {leaves} leaves, over the limit of {MAX_LEAVES}"));
+                c.error(
+                    &cond_path,
+                    format!("condition has {leaves} leaves, over the limit of {MAX_LEAVES}"),
+                );
                 None
             } else {
                 parsed.map(Some)
@@ -209,9 +230,14 @@ fn parse_threshold(c: &mut Checker, path: &str, value: &Value) -> Option<Thresho
     let count = c
         .required(map, path, "count")
         .and_then(|v| c.uint(&join(path, "count"), v, 1, MAX_THRESHOLD_COUNT));
-    let window_seconds = c
-        .required(map, path, "window_seconds")
-        .and_then(|v| c.uint(&join(path, "window_seconds"), v, 1, MAX_THRESHOLD_WINDOW_SECONDS));
+    let window_seconds = c.required(map, path, "window_seconds").and_then(|v| {
+        c.uint(
+            &join(path, "window_seconds"),
+            v,
+            1,
+            MAX_THRESHOLD_WINDOW_SECONDS,
+        )
+    });
     let group_by = match c.optional(map, "group_by") {
         None => Some(None),
         Some(v) => c.path(&join(path, "group_by"), v).map(Some),
@@ -223,9 +249,18 @@ fn parse_threshold(c: &mut Checker, path: &str, value: &Value) -> Option<Thresho
     })
 }
 
-fn parse_condition(c: &mut Checker, path: &str, value: &Value, depth: usize, leaves: &mut usize) -> Option<Condition> {
+fn parse_condition(
+    c: &mut Checker,
+    path: &str,
+    value: &Value,
+    depth: usize,
+    leaves: &mut usize,
+) -> Option<Condition> {
     if depth > MAX_DEPTH {
-        return c.fail(path, format!("condition is nested deeper than {MAX_DEPTH} levels"));
+        return c.fail(
+            path,
+            format!("condition is nested deeper than {MAX_DEPTH} levels"),
+        );
     }
     let map = c.object(path, value)?;
     for combinator in ["all", "any", "not"] {
@@ -236,7 +271,9 @@ fn parse_condition(c: &mut Checker, path: &str, value: &Value, depth: usize, lea
         let inner_path = join(path, combinator);
         if combinator == "not" {
             let child = parse_condition(c, &inner_path, inner, depth + 1, leaves)?;
-            return Some(Condition::Not { not: Box::new(child) });
+            return Some(Condition::Not {
+                not: Box::new(child),
+            });
         }
         let items = c.array(&inner_path, inner, 1, MAX_CHILDREN)?;
         let mut children = Vec::with_capacity(items.len());
@@ -262,7 +299,10 @@ fn parse_condition(c: &mut Checker, path: &str, value: &Value, depth: usize, lea
 
 fn parse_leaf(c: &mut Checker, path: &str, map: &Map<String, Value>) -> Option<Leaf> {
     if !map.contains_key("field") && !map.contains_key("op") {
-        return c.fail(path, "a condition node needs `all`, `any`, `not`, or `field` and `op`");
+        return c.fail(
+            path,
+            "a condition node needs `all`, `any`, `not`, or `field` and `op`",
+        );
     }
     c.unknown_keys(path, map, &["field", "op", "value", "ignore_case"]);
     let field = c
@@ -275,7 +315,10 @@ fn parse_leaf(c: &mut Checker, path: &str, map: &Map<String, Value>) -> Option<L
             Some(op) => Some(op),
             None => {
                 let names: Vec<&str> = Op::ALL.iter().map(|op| op.name()).collect();
-                c.fail(&op_path, format!("unknown op `{name}`; expected one of {}", names.join(", ")))
+                c.fail(
+                    &op_path,
+                    format!("unknown op `{name}`; expected one of {}", names.join(", ")),
+                )
             }
         }
     });
@@ -299,7 +342,13 @@ fn parse_leaf(c: &mut Checker, path: &str, map: &Map<String, Value>) -> Option<L
 }
 
 /// Checks that the operand suits the operator, e.g. `gte needs a number`.
-fn check_operand(c: &mut Checker, path: &str, op: Op, value: &Value, ignore_case: bool) -> Option<()> {
+fn check_operand(
+    c: &mut Checker,
+    path: &str,
+    op: Op,
+    value: &Value,
+    ignore_case: bool,
+) -> Option<()> {
     let name = op.name();
     match op {
         Op::Eq | Op::Ne | Op::Contains => Some(()),
@@ -322,7 +371,10 @@ fn check_operand(c: &mut Checker, path: &str, op: Op, value: &Value, ignore_case
         Op::Matches => match value {
             Value::String(pattern) if pattern.len() > MAX_REGEX_BYTES => c.fail(
                 path,
-                format!("regex is {} bytes, over the limit of {MAX_REGEX_BYTES}", pattern.len()),
+                format!(
+                    "regex is {} bytes, over the limit of {MAX_REGEX_BYTES}",
+                    pattern.len()
+                ),
             ),
             Value::String(pattern) => match crate::condition::build_regex(pattern, ignore_case) {
                 Ok(_) => Some(()),
@@ -349,15 +401,31 @@ fn parse_actions(c: &mut Checker, path: &str, value: &Value) -> Option<Vec<Actio
 fn parse_action(c: &mut Checker, path: &str, value: &Value) -> Option<Action> {
     let map = c.object(path, value)?;
     let type_path = join(path, "type");
-    let kind_name = c.required(map, path, "type").and_then(|v| c.text(&type_path, v, 1, 32, false))?;
+    let kind_name = c
+        .required(map, path, "type")
+        .and_then(|v| c.text(&type_path, v, 1, 32, false))?;
     let max_age_seconds = match c.optional(map, "max_age_seconds") {
         None => Some(None),
-        Some(v) => c.uint(&join(path, "max_age_seconds"), v, 1, MAX_AGE_SECONDS).map(Some),
+        Some(v) => c
+            .uint(&join(path, "max_age_seconds"), v, 1, MAX_AGE_SECONDS)
+            .map(Some),
     };
     let mut templates = TemplateSet::new();
     let kind = match kind_name.as_str() {
         "webhook" => {
-            c.unknown_keys(path, map, &["type", "url", "method", "headers", "body", "timeout_ms", "max_age_seconds"]);
+            c.unknown_keys(
+                path,
+                map,
+                &[
+                    "type",
+                    "url",
+                    "method",
+                    "headers",
+                    "body",
+                    "timeout_ms",
+                    "max_age_seconds",
+                ],
+            );
             parse_webhook(c, path, map, &mut templates).map(ActionKind::Webhook)
         }
         "publish" => {
@@ -368,7 +436,9 @@ fn parse_action(c: &mut Checker, path: &str, value: &Value) -> Option<Action> {
                 .and_then(|v| c.text(&stream_path, v, 1, MAX_STREAM_NAME_BYTES, false));
             let payload = match c.optional(map, "payload") {
                 None => Some(None),
-                Some(v) => c.template_value(&mut templates, &join(path, "payload"), v).map(Some),
+                Some(v) => c
+                    .template_value(&mut templates, &join(path, "payload"), v)
+                    .map(Some),
             };
             Some(ActionKind::Publish(PublishAction {
                 stream: stream?,
@@ -381,23 +451,36 @@ fn parse_action(c: &mut Checker, path: &str, value: &Value) -> Option<Action> {
             let message = c
                 .required(map, path, "message")
                 .and_then(|v| c.text(&message_path, v, 1, 4096, false))
-                .and_then(|m| c.template_string(&mut templates, &message_path, &m).map(|()| m));
+                .and_then(|m| {
+                    c.template_string(&mut templates, &message_path, &m)
+                        .map(|()| m)
+                });
             let level_path = join(path, "level");
-            let level = match c.optional(map, "level") {
-                None => Some(LogLevel::Info),
-                Some(v) => c.text(&level_path, v, 1, 16, false).and_then(|name| {
-                    match LogLevel::ALL.into_iter().find(|l| l.as_str() == name.to_ascii_lowercase()) {
-                        Some(level) => Some(level),
-                        None => c.fail(&level_path, "must be one of trace, debug, info, warn, error"),
-                    }
-                }),
-            };
+            let level =
+                match c.optional(map, "level") {
+                    None => Some(LogLevel::Info),
+                    Some(v) => c.text(&level_path, v, 1, 16, false).and_then(|name| {
+                        match LogLevel::ALL
+                            .into_iter()
+                            .find(|l| l.as_str() == name.to_ascii_lowercase())
+                        {
+                            Some(level) => Some(level),
+                            None => c.fail(
+                                &level_path,
+                                "must be one of trace, debug, info, warn, error",
+                            ),
+                        }
+                    }),
+                };
             Some(ActionKind::Log(LogAction {
                 message: message?,
                 level: level?,
             }))
         }
-        other => c.fail(&type_path, format!("unknown action type `{other}`; expected webhook, publish or log")),
+        other => c.fail(
+            &type_path,
+            format!("unknown action type `{other}`; expected webhook, publish or log"),
+        ),
     };
     Some(Action {
         kind: kind?,
@@ -405,13 +488,22 @@ fn parse_action(c: &mut Checker, path: &str, value: &Value) -> Option<Action> {
     })
 }
 
-fn parse_webhook(c: &mut Checker, path: &str, map: &Map<String, Value>, templates: &mut TemplateSet) -> Option<WebhookAction> {
+fn parse_webhook(
+    c: &mut Checker,
+    path: &str,
+    map: &Map<String, Value>,
+    templates: &mut TemplateSet,
+) -> Option<WebhookAction> {
     let url_path = join(path, "url");
     let url = c.required(map, path, "url").and_then(|v| {
         let text = c.text(&url_path, v, 1, MAX_URL_BYTES, false)?;
         match url::Url::parse(&text) {
-            Ok(u) if !matches!(u.scheme(), "http" | "https") => c.fail(&url_path, "must be an http or https URL"),
-            Ok(u) if u.host_str().is_none_or(str::is_empty) => c.fail(&url_path, "must name a host"),
+            Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+                c.fail(&url_path, "must be an http or https URL")
+            }
+            Ok(u) if u.host_str().is_none_or(str::is_empty) => {
+                c.fail(&url_path, "must name a host")
+            }
             Ok(u) if !u.username().is_empty() || u.password().is_some() => {
                 c.fail(&url_path, "must not carry credentials; use a header")
             }
@@ -423,7 +515,10 @@ fn parse_webhook(c: &mut Checker, path: &str, map: &Map<String, Value>, template
     let method = match c.optional(map, "method") {
         None => Some(HttpMethod::Post),
         Some(v) => c.text(&method_path, v, 1, 16, false).and_then(|name| {
-            match HttpMethod::ALL.into_iter().find(|m| m.as_str().eq_ignore_ascii_case(&name)) {
+            match HttpMethod::ALL
+                .into_iter()
+                .find(|m| m.as_str().eq_ignore_ascii_case(&name))
+            {
                 Some(m) => Some(m),
                 None => c.fail(&method_path, "must be one of GET, POST, PUT, PATCH, DELETE"),
             }
@@ -443,7 +538,9 @@ fn parse_webhook(c: &mut Checker, path: &str, map: &Map<String, Value>, template
                 if !is_header_name(name) {
                     ok = c.fail::<()>(&p, "is not a valid header name").is_some();
                 } else if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-                    ok = c.fail::<()>(&p, "is set by the service and cannot be overridden").is_some();
+                    ok = c
+                        .fail::<()>(&p, "is set by the service and cannot be overridden")
+                        .is_some();
                 } else if let Some(text) = c.text(&p, value, 0, 8192, false) {
                     if text.contains(['\r', '\n']) {
                         ok = c.fail::<()>(&p, "must not contain line breaks").is_some();
@@ -461,7 +558,9 @@ fn parse_webhook(c: &mut Checker, path: &str, map: &Map<String, Value>, template
     };
     let body = match c.optional(map, "body") {
         None => Some(None),
-        Some(v) => c.template_value(templates, &join(path, "body"), v).map(Some),
+        Some(v) => c
+            .template_value(templates, &join(path, "body"), v)
+            .map(Some),
     };
     let timeout_ms = match c.optional(map, "timeout_ms") {
         None => Some(DEFAULT_TIMEOUT_MS),
@@ -544,7 +643,12 @@ impl Checker {
         }
     }
 
-    fn required<'a>(&mut self, map: &'a Map<String, Value>, path: &str, key: &str) -> Option<&'a Value> {
+    fn required<'a>(
+        &mut self,
+        map: &'a Map<String, Value>,
+        path: &str,
+        key: &str,
+    ) -> Option<&'a Value> {
         match map.get(key) {
             None | Some(Value::Null) => self.fail(&join(path, key), "is required"),
             Some(v) => Some(v),
@@ -567,20 +671,41 @@ impl Checker {
     fn object<'a>(&mut self, path: &str, value: &'a Value) -> Option<&'a Map<String, Value>> {
         match value {
             Value::Object(map) => Some(map),
-            other => self.fail(path, format!("must be an object, not {}", Self::kind(other))),
+            other => self.fail(
+                path,
+                format!("must be an object, not {}", Self::kind(other)),
+            ),
         }
     }
 
-    fn array<'a>(&mut self, path: &str, value: &'a Value, min: usize, max: usize) -> Option<&'a [Value]> {
+    fn array<'a>(
+        &mut self,
+        path: &str,
+        value: &'a Value,
+        min: usize,
+        max: usize,
+    ) -> Option<&'a [Value]> {
         match value {
-            Value::Array(items) if items.len() < min => self.fail(path, format!("needs at least {min} item(s)")),
-            Value::Array(items) if items.len() > max => self.fail(path, format!("has {} items, over the limit of {max}", items.len())),
+            Value::Array(items) if items.len() < min => {
+                self.fail(path, format!("needs at least {min} item(s)"))
+            }
+            Value::Array(items) if items.len() > max => self.fail(
+                path,
+                format!("has {} items, over the limit of {max}", items.len()),
+            ),
             Value::Array(items) => Some(items),
             other => self.fail(path, format!("must be an array, not {}", Self::kind(other))),
         }
     }
 
-    fn text(&mut self, path: &str, value: &Value, min_chars: usize, max_chars: usize, trim: bool) -> Option<String> {
+    fn text(
+        &mut self,
+        path: &str,
+        value: &Value,
+        min_chars: usize,
+        max_chars: usize,
+        trim: bool,
+    ) -> Option<String> {
         let Value::String(s) = value else {
             return self.fail(path, format!("must be a string, not {}", Self::kind(value)));
         };
@@ -598,17 +723,25 @@ impl Checker {
     fn uint(&mut self, path: &str, value: &Value, min: u32, max: u32) -> Option<u32> {
         match value.as_u64() {
             Some(n) if n >= u64::from(min) && n <= u64::from(max) => u32::try_from(n).ok(),
-            _ if value.is_number() && value.as_f64().is_some_and(|f| f.fract() == 0.0 && f >= 0.0) => {
+            _ if value.is_number()
+                && value.as_f64().is_some_and(|f| f.fract() == 0.0 && f >= 0.0) =>
+            {
                 self.fail(path, format!("must be between {min} and {max}"))
             }
-            _ => self.fail(path, format!("must be a whole number between {min} and {max}")),
+            _ => self.fail(
+                path,
+                format!("must be a whole number between {min} and {max}"),
+            ),
         }
     }
 
     fn boolean(&mut self, path: &str, value: &Value) -> Option<bool> {
         match value {
             Value::Bool(b) => Some(*b),
-            other => self.fail(path, format!("must be true or false, not {}", Self::kind(other))),
+            other => self.fail(
+                path,
+                format!("must be true or false, not {}", Self::kind(other)),
+            ),
         }
     }
 
@@ -629,7 +762,12 @@ impl Checker {
         }
     }
 
-    fn template_value(&mut self, templates: &mut TemplateSet, path: &str, value: &Value) -> Option<Value> {
+    fn template_value(
+        &mut self,
+        templates: &mut TemplateSet,
+        path: &str,
+        value: &Value,
+    ) -> Option<Value> {
         match templates.add_value(path, value) {
             Ok(_) => Some(value.clone()),
             Err(e) => {
@@ -639,7 +777,12 @@ impl Checker {
         }
     }
 
-    fn template_string(&mut self, templates: &mut TemplateSet, path: &str, text: &str) -> Option<()> {
+    fn template_string(
+        &mut self,
+        templates: &mut TemplateSet,
+        path: &str,
+        text: &str,
+    ) -> Option<()> {
         match templates.add_string(path, text, false) {
             Ok(_) => Some(()),
             Err(e) => {

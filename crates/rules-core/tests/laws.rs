@@ -19,13 +19,20 @@ fn arb_json() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(3, 24, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map("[a-c]", inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map("[a-c]", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
 
 fn arb_leaf() -> impl Strategy<Value = Value> {
-    let field = prop_oneof![Just("data.a"), Just("data.b"), Just("data.a.b"), Just("data.c.0"), Just("type")];
+    let field = prop_oneof![
+        Just("data.a"),
+        Just("data.b"),
+        Just("data.a.b"),
+        Just("data.c.0"),
+        Just("type")
+    ];
     let op_value = prop_oneof![
         arb_json().prop_map(|v| ("eq", v)),
         arb_json().prop_map(|v| ("ne", v)),
@@ -68,7 +75,8 @@ fn arb_event() -> impl Strategy<Value = Event> {
 fn eval(condition: Value, event: &Event) -> bool {
     let body = json!({"livestream_id": LS, "name": "p", "trigger_config": {"event_types": ["t"], "condition": condition},
         "actions": [{"type": "log", "message": "m"}]});
-    let rule = CompiledRule::from_json(Uuid::new_v4(), 1, &body).expect("generated conditions are valid");
+    let rule =
+        CompiledRule::from_json(Uuid::new_v4(), 1, &body).expect("generated conditions are valid");
     let fast = rule.matches(event);
     assert_eq!(fast, rule.evaluate_traced(event).matched);
     fast

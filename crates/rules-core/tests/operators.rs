@@ -41,7 +41,11 @@ fn leaf_ic(field: &str, op: &str, value: Value, ignore_case: bool, data: Value) 
     );
     let e = event("t", data);
     let fast = rule.matches(&e);
-    assert_eq!(fast, rule.evaluate_traced(&e).matched, "fast and traced evaluation disagree");
+    assert_eq!(
+        fast,
+        rule.evaluate_traced(&e).matched,
+        "fast and traced evaluation disagree"
+    );
     fast
 }
 
@@ -50,25 +54,53 @@ fn eq_and_ne() {
     let d = json!({"n": 10, "f": 10.0, "s": "10", "arr": [1, 2], "obj": {"a": 1}, "nul": null, "b": true});
     assert!(leaf("data.n", "eq", json!(10.0), d.clone()), "10 == 10.0");
     assert!(leaf("data.f", "eq", json!(10), d.clone()), "10.0 == 10");
-    assert!(!leaf("data.s", "eq", json!(10), d.clone()), "a string is never a number");
+    assert!(
+        !leaf("data.s", "eq", json!(10), d.clone()),
+        "a string is never a number"
+    );
     assert!(!leaf("data.n", "eq", json!("10"), d.clone()));
-    assert!(leaf("data.arr", "eq", json!([1.0, 2]), d.clone()), "arrays compare whole");
-    assert!(!leaf("data.arr", "eq", json!(1), d.clone()), "arrays are never flattened");
+    assert!(
+        leaf("data.arr", "eq", json!([1.0, 2]), d.clone()),
+        "arrays compare whole"
+    );
+    assert!(
+        !leaf("data.arr", "eq", json!(1), d.clone()),
+        "arrays are never flattened"
+    );
     assert!(leaf("data.obj", "eq", json!({"a": 1}), d.clone()));
-    assert!(leaf("data.nul", "eq", Value::Null, d.clone()), "null equals null");
+    assert!(
+        leaf("data.nul", "eq", Value::Null, d.clone()),
+        "null equals null"
+    );
     assert!(leaf("data.b", "eq", json!(true), d.clone()));
     assert!(leaf("data.n", "ne", json!(11), d.clone()));
     assert!(!leaf("data.n", "ne", json!(10), d.clone()));
-    assert!(!leaf("data.missing", "eq", Value::Null, d.clone()), "missing is not null");
-    assert!(!leaf("data.missing", "ne", json!(1), d.clone()), "missing is false even for ne");
+    assert!(
+        !leaf("data.missing", "eq", Value::Null, d.clone()),
+        "missing is not null"
+    );
+    assert!(
+        !leaf("data.missing", "ne", json!(1), d.clone()),
+        "missing is false even for ne"
+    );
     assert!(leaf("data.nul", "ne", json!(1), d), "null differs from 1");
 }
 
 #[test]
 fn big_integers_compare_exactly() {
     let d = json!({"big": 9007199254740993u64});
-    assert!(!leaf("data.big", "eq", json!(9007199254740992u64), d.clone()));
-    assert!(leaf("data.big", "gt", json!(9007199254740992u64), d.clone()));
+    assert!(!leaf(
+        "data.big",
+        "eq",
+        json!(9007199254740992u64),
+        d.clone()
+    ));
+    assert!(leaf(
+        "data.big",
+        "gt",
+        json!(9007199254740992u64),
+        d.clone()
+    ));
     assert!(leaf("data.big", "gt", json!(-1), d));
 }
 
@@ -83,8 +115,14 @@ fn ordering_operators() {
     assert!(!leaf("data.x", "lt", json!(2.5), d.clone()));
     assert!(leaf("data.x", "lte", json!(2.5), d.clone()));
     assert!(leaf("data.n", "lte", json!(10), d.clone()));
-    assert!(!leaf("data.s", "gt", json!(5), d.clone()), "\"20\" is not gt 5");
-    assert!(!leaf("data.nul", "lt", json!(5), d.clone()), "null is not a number");
+    assert!(
+        !leaf("data.s", "gt", json!(5), d.clone()),
+        "\"20\" is not gt 5"
+    );
+    assert!(
+        !leaf("data.nul", "lt", json!(5), d.clone()),
+        "null is not a number"
+    );
     assert!(!leaf("data.missing", "lt", json!(5), d));
 }
 
@@ -93,15 +131,36 @@ fn in_and_not_in() {
     let d = json!({"c": "USD", "n": 2, "nul": null, "arr": [1]});
     assert!(leaf("data.c", "in", json!(["USD", "EUR"]), d.clone()));
     assert!(!leaf("data.c", "in", json!(["usd", "EUR"]), d.clone()));
-    assert!(leaf_ic("data.c", "in", json!(["usd", "eur"]), true, d.clone()));
-    assert!(leaf("data.n", "in", json!([1, 2.0, "x"]), d.clone()), "numbers compare numerically");
+    assert!(leaf_ic(
+        "data.c",
+        "in",
+        json!(["usd", "eur"]),
+        true,
+        d.clone()
+    ));
+    assert!(
+        leaf("data.n", "in", json!([1, 2.0, "x"]), d.clone()),
+        "numbers compare numerically"
+    );
     assert!(!leaf("data.n", "in", json!(["2"]), d.clone()));
     assert!(leaf("data.nul", "in", json!([null]), d.clone()));
-    assert!(leaf("data.arr", "in", json!([[1], [2]]), d.clone()), "whole values compare");
+    assert!(
+        leaf("data.arr", "in", json!([[1], [2]]), d.clone()),
+        "whole values compare"
+    );
     assert!(leaf("data.c", "not_in", json!(["EUR"]), d.clone()));
     assert!(!leaf("data.c", "not_in", json!(["USD"]), d.clone()));
-    assert!(!leaf_ic("data.c", "not_in", json!(["usd"]), true, d.clone()));
-    assert!(!leaf("data.missing", "not_in", json!(["USD"]), d.clone()), "missing is false");
+    assert!(!leaf_ic(
+        "data.c",
+        "not_in",
+        json!(["usd"]),
+        true,
+        d.clone()
+    ));
+    assert!(
+        !leaf("data.missing", "not_in", json!(["USD"]), d.clone()),
+        "missing is false"
+    );
     assert!(!leaf("data.c", "in", json!([]), d));
 }
 
@@ -110,14 +169,32 @@ fn contains_on_strings_and_arrays() {
     let d = json!({"m": "GG HYPE train", "tags": ["VIP", "mod"], "nums": [1, 2], "n": 12});
     assert!(leaf("data.m", "contains", json!("HYPE"), d.clone()));
     assert!(!leaf("data.m", "contains", json!("hype"), d.clone()));
-    assert!(leaf_ic("data.m", "contains", json!("hype"), true, d.clone()));
+    assert!(leaf_ic(
+        "data.m",
+        "contains",
+        json!("hype"),
+        true,
+        d.clone()
+    ));
     assert!(leaf("data.tags", "contains", json!("VIP"), d.clone()));
     assert!(!leaf("data.tags", "contains", json!("vip"), d.clone()));
-    assert!(leaf_ic("data.tags", "contains", json!("vip"), true, d.clone()), "ignore_case on array elements");
-    assert!(!leaf("data.tags", "contains", json!("VI"), d.clone()), "array elements compare whole");
+    assert!(
+        leaf_ic("data.tags", "contains", json!("vip"), true, d.clone()),
+        "ignore_case on array elements"
+    );
+    assert!(
+        !leaf("data.tags", "contains", json!("VI"), d.clone()),
+        "array elements compare whole"
+    );
     assert!(leaf("data.nums", "contains", json!(2.0), d.clone()));
-    assert!(!leaf("data.m", "contains", json!(1), d.clone()), "a string does not contain a number");
-    assert!(!leaf("data.n", "contains", json!("1"), d.clone()), "a number contains nothing");
+    assert!(
+        !leaf("data.m", "contains", json!(1), d.clone()),
+        "a string does not contain a number"
+    );
+    assert!(
+        !leaf("data.n", "contains", json!("1"), d.clone()),
+        "a number contains nothing"
+    );
     assert!(!leaf("data.missing", "contains", json!("x"), d));
 }
 
@@ -126,9 +203,21 @@ fn starts_and_ends_with() {
     let d = json!({"m": "!Command arg", "n": 5});
     assert!(leaf("data.m", "starts_with", json!("!Command"), d.clone()));
     assert!(!leaf("data.m", "starts_with", json!("!command"), d.clone()));
-    assert!(leaf_ic("data.m", "starts_with", json!("!COMMAND"), true, d.clone()));
+    assert!(leaf_ic(
+        "data.m",
+        "starts_with",
+        json!("!COMMAND"),
+        true,
+        d.clone()
+    ));
     assert!(leaf("data.m", "ends_with", json!("arg"), d.clone()));
-    assert!(leaf_ic("data.m", "ends_with", json!("ARG"), true, d.clone()));
+    assert!(leaf_ic(
+        "data.m",
+        "ends_with",
+        json!("ARG"),
+        true,
+        d.clone()
+    ));
     assert!(!leaf("data.m", "ends_with", json!("Arg"), d.clone()));
     assert!(!leaf("data.n", "starts_with", json!("5"), d));
 }
@@ -136,32 +225,71 @@ fn starts_and_ends_with() {
 #[test]
 fn matches_regex() {
     let d = json!({"m": "order #1234 placed", "n": 1234});
-    assert!(leaf("data.m", "matches", json!(r"#\d{4}\b"), d.clone()), "finds a match anywhere");
+    assert!(
+        leaf("data.m", "matches", json!(r"#\d{4}\b"), d.clone()),
+        "finds a match anywhere"
+    );
     assert!(!leaf("data.m", "matches", json!(r"^#\d+"), d.clone()));
     assert!(!leaf("data.m", "matches", json!("ORDER"), d.clone()));
-    assert!(leaf_ic("data.m", "matches", json!("ORDER"), true, d.clone()), "case-insensitive regex");
-    assert!(!leaf("data.n", "matches", json!("1234"), d), "numbers are not strings");
+    assert!(
+        leaf_ic("data.m", "matches", json!("ORDER"), true, d.clone()),
+        "case-insensitive regex"
+    );
+    assert!(
+        !leaf("data.n", "matches", json!("1234"), d),
+        "numbers are not strings"
+    );
 }
 
 #[test]
 fn exists_and_null() {
     let d = json!({"nul": null, "x": 0, "nested": {"a": 1}});
-    assert!(leaf("data.nul", "exists", json!(true), d.clone()), "null is present");
+    assert!(
+        leaf("data.nul", "exists", json!(true), d.clone()),
+        "null is present"
+    );
     assert!(!leaf("data.nul", "exists", json!(false), d.clone()));
-    assert!(leaf("data.missing", "exists", json!(false), d.clone()), "exists:false holds for missing");
+    assert!(
+        leaf("data.missing", "exists", json!(false), d.clone()),
+        "exists:false holds for missing"
+    );
     assert!(!leaf("data.missing", "exists", json!(true), d.clone()));
-    assert!(!leaf("data.x.y", "exists", json!(true), d.clone()), "a path through a scalar is missing");
+    assert!(
+        !leaf("data.x.y", "exists", json!(true), d.clone()),
+        "a path through a scalar is missing"
+    );
     assert!(leaf("data.nested.a", "exists", json!(true), d));
 }
 
 #[test]
 fn ignore_case_uses_unicode_folding() {
     let d = json!({"name": "STRASSE", "greek": "ΣΊΣΥΦΟΣ", "k": "\u{212A}elvin"});
-    assert!(leaf_ic("data.name", "eq", json!("straße"), true, d.clone()), "ß folds to ss");
-    assert!(leaf_ic("data.greek", "eq", json!("σίσυφος"), true, d.clone()), "final sigma folds");
-    assert!(leaf_ic("data.k", "starts_with", json!("kel"), true, d.clone()), "Kelvin sign folds to k");
-    assert!(leaf_ic("data.name", "ne", json!("strasse!"), true, d.clone()));
-    assert!(!leaf_ic("data.name", "ne", json!("Strasse"), true, d.clone()));
+    assert!(
+        leaf_ic("data.name", "eq", json!("straße"), true, d.clone()),
+        "ß folds to ss"
+    );
+    assert!(
+        leaf_ic("data.greek", "eq", json!("σίσυφος"), true, d.clone()),
+        "final sigma folds"
+    );
+    assert!(
+        leaf_ic("data.k", "starts_with", json!("kel"), true, d.clone()),
+        "Kelvin sign folds to k"
+    );
+    assert!(leaf_ic(
+        "data.name",
+        "ne",
+        json!("strasse!"),
+        true,
+        d.clone()
+    ));
+    assert!(!leaf_ic(
+        "data.name",
+        "ne",
+        json!("Strasse"),
+        true,
+        d.clone()
+    ));
     assert!(!leaf("data.name", "eq", json!("strasse"), d));
 }
 
@@ -170,18 +298,24 @@ fn array_index_paths() {
     let d = json!({"items": [{"sku": "a"}, {"sku": "b"}], "obj": {"0": "key"}});
     assert!(leaf("data.items.1.sku", "eq", json!("b"), d.clone()));
     assert!(!leaf("data.items.2.sku", "exists", json!(true), d.clone()));
-    assert!(leaf("data.obj.0", "eq", json!("key"), d.clone()), "a numeric segment is a key on an object");
+    assert!(
+        leaf("data.obj.0", "eq", json!("key"), d.clone()),
+        "a numeric segment is a key on an object"
+    );
     assert!(!leaf("data.items.first", "exists", json!(true), d));
 }
 
 #[test]
 fn envelope_fields_are_paths() {
-    let rule = rule_with(json!(["t"]), Some(json!({"all": [
-        {"field": "type", "op": "eq", "value": "t"},
-        {"field": "livestream_id", "op": "eq", "value": LS},
-        {"field": "occurred_at", "op": "starts_with", "value": "20"},
-        {"field": "id", "op": "exists", "value": true}
-    ]})));
+    let rule = rule_with(
+        json!(["t"]),
+        Some(json!({"all": [
+            {"field": "type", "op": "eq", "value": "t"},
+            {"field": "livestream_id", "op": "eq", "value": LS},
+            {"field": "occurred_at", "op": "starts_with", "value": "20"},
+            {"field": "id", "op": "exists", "value": true}
+        ]})),
+    );
     assert!(rule.matches(&event("t", json!({}))));
 }
 
@@ -198,11 +332,20 @@ fn nested_not_all_any() {
     let rule = rule_with(json!(["donation.received"]), Some(cond));
     let m = |data: Value| rule.matches(&event("donation.received", data));
     assert!(m(json!({"amount": 25.5, "currency": "USD"})));
-    assert!(m(json!({"amount": 10, "currency": "GBP", "message": "HYPE!"})));
-    assert!(!m(json!({"amount": 10, "currency": "GBP", "message": "gg"})));
+    assert!(m(
+        json!({"amount": 10, "currency": "GBP", "message": "HYPE!"})
+    ));
+    assert!(!m(
+        json!({"amount": 10, "currency": "GBP", "message": "gg"})
+    ));
     assert!(!m(json!({"amount": 9.99, "currency": "USD"})));
-    assert!(!m(json!({"amount": 50, "currency": "USD", "user": {"banned": true}})));
-    assert!(m(json!({"amount": 50, "currency": "USD", "user": {"banned": false}})), "not of a false leaf");
+    assert!(!m(
+        json!({"amount": 50, "currency": "USD", "user": {"banned": true}})
+    ));
+    assert!(
+        m(json!({"amount": 50, "currency": "USD", "user": {"banned": false}})),
+        "not of a false leaf"
+    );
 }
 
 #[test]
@@ -219,19 +362,29 @@ fn event_types_and_wildcard() {
 
 #[test]
 fn trace_reports_every_node() {
-    let rule = rule_with(json!(["t"]), Some(json!({"any": [
-        {"field": "data.a", "op": "eq", "value": 1},
-        {"not": {"field": "data.b", "op": "exists", "value": true}}
-    ]})));
+    let rule = rule_with(
+        json!(["t"]),
+        Some(json!({"any": [
+            {"field": "data.a", "op": "eq", "value": 1},
+            {"not": {"field": "data.b", "op": "exists", "value": true}}
+        ]})),
+    );
     let eval = rule.evaluate_traced(&event("t", json!({"a": 1, "b": 2})));
     assert!(eval.matched);
-    let paths: Vec<(&str, &str, bool)> = eval.trace.iter().map(|n| (n.path.as_str(), n.node, n.result)).collect();
-    assert_eq!(paths, vec![
-        ("trigger_config.condition", "any", true),
-        ("trigger_config.condition.any[0]", "leaf", true),
-        ("trigger_config.condition.any[1]", "not", false),
-        ("trigger_config.condition.any[1].not", "leaf", true),
-    ]);
+    let paths: Vec<(&str, &str, bool)> = eval
+        .trace
+        .iter()
+        .map(|n| (n.path.as_str(), n.node, n.result))
+        .collect();
+    assert_eq!(
+        paths,
+        vec![
+            ("trigger_config.condition", "any", true),
+            ("trigger_config.condition.any[0]", "leaf", true),
+            ("trigger_config.condition.any[1]", "not", false),
+            ("trigger_config.condition.any[1].not", "leaf", true),
+        ]
+    );
     assert_eq!(eval.trace[1].actual, Some(json!(1)));
     let eval = rule.evaluate_traced(&event("t", json!({})));
     assert_eq!(eval.trace[1].found, Some(false));
@@ -251,7 +404,10 @@ fn index_finds_candidates_by_livestream_and_type() {
     let mut index = RuleIndex::from_rules([a.clone(), b.clone(), star.clone(), other_ls]);
     assert_eq!(index.len(), 4);
     let ids = |index: &RuleIndex, t: &str| {
-        let mut ids: Vec<Uuid> = index.candidates(&event(t, json!({}))).map(|r| r.id()).collect();
+        let mut ids: Vec<Uuid> = index
+            .candidates(&event(t, json!({})))
+            .map(|r| r.id())
+            .collect();
         ids.sort();
         ids
     };
@@ -274,7 +430,9 @@ fn index_finds_candidates_by_livestream_and_type() {
     assert!(index.remove(a.id()).is_none());
     let mut disabled = serde_json::to_value(star.rule().spec.clone()).expect("serializes");
     disabled["enabled"] = json!(false);
-    index.upsert(Arc::new(CompiledRule::from_json(star.id(), 2, &disabled).expect("valid")));
+    index.upsert(Arc::new(
+        CompiledRule::from_json(star.id(), 2, &disabled).expect("valid"),
+    ));
     assert_eq!(ids(&index, "follow"), Vec::<Uuid>::new());
     assert_eq!(ids(&index, "chat.message"), vec![b.id()]);
     assert_eq!(index.len(), 2);
@@ -294,21 +452,36 @@ fn renders_actions_and_defaults() {
         ]
     });
     let rule = CompiledRule::from_json(Uuid::new_v4(), 3, &body).expect("valid");
-    let e = event("donation.received", json!({"amount": 25.5, "user": {"name": "alice"}}));
+    let e = event(
+        "donation.received",
+        json!({"amount": 25.5, "user": {"name": "alice"}}),
+    );
     let rendered: Vec<Value> = rule
         .render_actions(&e)
         .into_iter()
         .map(|r| serde_json::to_value(r.expect("renders")).expect("serializes"))
         .collect();
-    assert_eq!(rendered[0], json!({"type": "publish", "stream": "overlay:alerts",
-        "payload": {"text": "alice donated 25.5!", "amount": 25.5}}));
+    assert_eq!(
+        rendered[0],
+        json!({"type": "publish", "stream": "overlay:alerts",
+        "payload": {"text": "alice donated 25.5!", "amount": 25.5}})
+    );
     assert_eq!(rendered[1]["headers"], json!({"X-User": "alice"}));
     assert_eq!(rendered[1]["method"], json!("POST"));
     assert_eq!(rendered[1]["timeout_ms"], json!(5000));
     assert_eq!(rendered[1]["max_age_seconds"], json!(60));
-    assert_eq!(rendered[1]["body"]["rule"], json!({"id": rule.id(), "name": "Big donation"}));
-    assert_eq!(rendered[1]["body"]["event"], serde_json::to_value(&e).expect("serializes"));
-    assert_eq!(rendered[2], json!({"type": "log", "message": "rule Big donation fired", "level": "warn"}));
+    assert_eq!(
+        rendered[1]["body"]["rule"],
+        json!({"id": rule.id(), "name": "Big donation"})
+    );
+    assert_eq!(
+        rendered[1]["body"]["event"],
+        serde_json::to_value(&e).expect("serializes")
+    );
+    assert_eq!(
+        rendered[2],
+        json!({"type": "log", "message": "rule Big donation fired", "level": "warn"})
+    );
 }
 
 #[test]

@@ -45,7 +45,9 @@ fn errors_after(edit: impl FnOnce(&mut Value)) -> Vec<FieldError> {
 fn assert_error(edit: impl FnOnce(&mut Value), path: &str, fragment: &str) {
     let errors = errors_after(edit);
     assert!(
-        errors.iter().any(|e| e.path == path && e.message.contains(fragment)),
+        errors
+            .iter()
+            .any(|e| e.path == path && e.message.contains(fragment)),
         "expected `{path}: …{fragment}…`, got {errors:?}"
     );
 }
@@ -61,10 +63,14 @@ fn nest(depth: usize) -> Value {
 #[test]
 fn the_contract_example_is_valid_and_round_trips() {
     let spec = parse_rule_spec(&valid()).expect("valid");
-    let again = parse_rule_spec(&serde_json::to_value(&spec).expect("serializes")).expect("still valid");
+    let again =
+        parse_rule_spec(&serde_json::to_value(&spec).expect("serializes")).expect("still valid");
     assert_eq!(spec, again);
     let out = serde_json::to_value(&spec).expect("serializes");
-    assert_eq!(out["trigger_config"]["condition"], valid()["trigger_config"]["condition"]);
+    assert_eq!(
+        out["trigger_config"]["condition"],
+        valid()["trigger_config"]["condition"]
+    );
 }
 
 #[test]
@@ -93,69 +99,149 @@ fn reports_every_problem_at_once() {
         r["cooldown_seconds"] = json!(-1);
     });
     let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
-    assert_eq!(paths, vec![
-        "name",
-        "trigger_config.condition.all[0].value",
-        "trigger_config.condition.all[1].any[0].op",
-        "actions[1].url",
-        "cooldown_seconds",
-    ]);
+    assert_eq!(
+        paths,
+        vec![
+            "name",
+            "trigger_config.condition.all[0].value",
+            "trigger_config.condition.all[1].any[0].op",
+            "actions[1].url",
+            "cooldown_seconds",
+        ]
+    );
     assert_eq!(errors[1].message, "gte needs a number");
 }
 
 #[test]
 fn required_fields_and_types() {
-    assert_error(|r| { r.as_object_mut().map(|m| m.remove("livestream_id")); }, "livestream_id", "required");
-    assert_error(|r| r["livestream_id"] = json!("nope"), "livestream_id", "UUID");
-    assert_error(|r| { r.as_object_mut().map(|m| m.remove("actions")); }, "actions", "required");
+    assert_error(
+        |r| {
+            r.as_object_mut().map(|m| m.remove("livestream_id"));
+        },
+        "livestream_id",
+        "required",
+    );
+    assert_error(
+        |r| r["livestream_id"] = json!("nope"),
+        "livestream_id",
+        "UUID",
+    );
+    assert_error(
+        |r| {
+            r.as_object_mut().map(|m| m.remove("actions"));
+        },
+        "actions",
+        "required",
+    );
     assert_error(|r| r["enabled"] = json!("yes"), "enabled", "true or false");
-    assert_error(|r| r["trigger_config"] = json!([]), "trigger_config", "object");
+    assert_error(
+        |r| r["trigger_config"] = json!([]),
+        "trigger_config",
+        "object",
+    );
     assert_error(|r| r["nmae"] = json!("typo"), "nmae", "not a known field");
-    assert_error(|r| r["trigger_config"]["condition"]["all"][0]["igonre_case"] = json!(true),
-        "trigger_config.condition.all[0].igonre_case", "not a known field");
+    assert_error(
+        |r| r["trigger_config"]["condition"]["all"][0]["igonre_case"] = json!(true),
+        "trigger_config.condition.all[0].igonre_case",
+        "not a known field",
+    );
     assert!(parse_rule_spec(&json!([1])).is_err());
     assert!(parse_rule_spec(&json!("rule")).is_err());
     // Read-only fields a client may send back are accepted and ignored.
-    assert!(errors_after(|r| { r["id"] = json!("x"); r["version"] = json!(3); r["created_at"] = json!("t"); }).is_empty());
+    assert!(errors_after(|r| {
+        r["id"] = json!("x");
+        r["version"] = json!(3);
+        r["created_at"] = json!("t");
+    })
+    .is_empty());
 }
 
 #[test]
 fn event_type_limits() {
-    assert_error(|r| r["trigger_config"]["event_types"] = json!([]), "trigger_config.event_types", "at least 1");
-    let many: Vec<String> = (0..=limits::MAX_EVENT_TYPES).map(|i| format!("t{i}")).collect();
-    assert_error(|r| r["trigger_config"]["event_types"] = json!(many), "trigger_config.event_types", "limit of 32");
-    let max: Vec<String> = (0..limits::MAX_EVENT_TYPES).map(|i| format!("t{i}")).collect();
+    assert_error(
+        |r| r["trigger_config"]["event_types"] = json!([]),
+        "trigger_config.event_types",
+        "at least 1",
+    );
+    let many: Vec<String> = (0..=limits::MAX_EVENT_TYPES)
+        .map(|i| format!("t{i}"))
+        .collect();
+    assert_error(
+        |r| r["trigger_config"]["event_types"] = json!(many),
+        "trigger_config.event_types",
+        "limit of 32",
+    );
+    let max: Vec<String> = (0..limits::MAX_EVENT_TYPES)
+        .map(|i| format!("t{i}"))
+        .collect();
     assert!(errors_after(|r| r["trigger_config"]["event_types"] = json!(max)).is_empty());
-    assert_error(|r| r["trigger_config"]["event_types"] = json!(["a", "a"]), "trigger_config.event_types[1]", "twice");
-    assert_error(|r| r["trigger_config"]["event_types"] = json!([""]), "trigger_config.event_types[0]", "empty");
+    assert_error(
+        |r| r["trigger_config"]["event_types"] = json!(["a", "a"]),
+        "trigger_config.event_types[1]",
+        "twice",
+    );
+    assert_error(
+        |r| r["trigger_config"]["event_types"] = json!([""]),
+        "trigger_config.event_types[0]",
+        "empty",
+    );
 }
 
 #[test]
 fn condition_depth_limit() {
-    assert!(errors_after(|r| r["trigger_config"]["condition"] = nest(limits::MAX_DEPTH)).is_empty());
+    assert!(
+        errors_after(|r| r["trigger_config"]["condition"] = nest(limits::MAX_DEPTH)).is_empty()
+    );
     let errors = errors_after(|r| r["trigger_config"]["condition"] = nest(limits::MAX_DEPTH + 1));
-    assert!(errors.iter().any(|e| e.message.contains("deeper than 10")), "{errors:?}");
+    assert!(
+        errors.iter().any(|e| e.message.contains("deeper than 10")),
+        "{errors:?}"
+    );
 }
 
 #[test]
 fn condition_leaf_limit() {
     let leaves = |n: usize| {
-        let chunk: Vec<Value> = (0..n).map(|_| json!({"field": "data.x", "op": "exists", "value": true})).collect();
+        let chunk: Vec<Value> = (0..n)
+            .map(|_| json!({"field": "data.x", "op": "exists", "value": true}))
+            .collect();
         let groups: Vec<Value> = chunk.chunks(50).map(|c| json!({"any": c})).collect();
         json!({"all": groups})
     };
-    assert!(errors_after(|r| r["trigger_config"]["condition"] = leaves(limits::MAX_LEAVES)).is_empty());
-    assert_error(|r| r["trigger_config"]["condition"] = leaves(limits::MAX_LEAVES + 1), "trigger_config.condition", "101 leaves");
+    assert!(
+        errors_after(|r| r["trigger_config"]["condition"] = leaves(limits::MAX_LEAVES)).is_empty()
+    );
+    assert_error(
+        |r| r["trigger_config"]["condition"] = leaves(limits::MAX_LEAVES + 1),
+        "trigger_config.condition",
+        "101 leaves",
+    );
 }
 
 #[test]
 fn children_limits() {
     let kids = |n: usize| json!({"any": (0..n).map(|_| json!({"field": "data.x", "op": "exists", "value": true})).collect::<Vec<_>>()});
     assert!(errors_after(|r| r["trigger_config"]["condition"] = kids(64)).is_empty());
-    assert_error(|r| r["trigger_config"]["condition"] = kids(65), "trigger_config.condition.any", "limit of 64");
-    assert_error(|r| r["trigger_config"]["condition"] = json!({"all": []}), "trigger_config.condition.all", "at least 1");
-    assert_error(|r| r["trigger_config"]["condition"] = json!({"all": [], "any": []}), "trigger_config.condition.any", "not a known field");
-    assert_error(|r| r["trigger_config"]["condition"] = json!({"foo": 1}), "trigger_config.condition", "needs `all`");
+    assert_error(
+        |r| r["trigger_config"]["condition"] = kids(65),
+        "trigger_config.condition.any",
+        "limit of 64",
+    );
+    assert_error(
+        |r| r["trigger_config"]["condition"] = json!({"all": []}),
+        "trigger_config.condition.all",
+        "at least 1",
+    );
+    assert_error(
+        |r| r["trigger_config"]["condition"] = json!({"all": [], "any": []}),
+        "trigger_config.condition.any",
+        "not a known field",
+    );
+    assert_error(
+        |r| r["trigger_config"]["condition"] = json!({"foo": 1}),
+        "trigger_config.condition",
+        "needs `all`",
+    );
 }
 
 #[test]
@@ -163,19 +249,62 @@ fn operand_checks() {
     let leaf = |op: &str, value: Value| json!({"field": "data.x", "op": op, "value": value});
     let path = "trigger_config.condition.value";
     for op in ["gt", "gte", "lt", "lte"] {
-        assert_error(|r| r["trigger_config"]["condition"] = leaf(op, json!("5")), path, &format!("{op} needs a number"));
+        assert_error(
+            |r| r["trigger_config"]["condition"] = leaf(op, json!("5")),
+            path,
+            &format!("{op} needs a number"),
+        );
     }
-    assert_error(|r| r["trigger_config"]["condition"] = leaf("in", json!("USD")), path, "in needs an array");
-    assert_error(|r| r["trigger_config"]["condition"] = leaf("not_in", json!(1)), path, "not_in needs an array");
-    assert_error(|r| r["trigger_config"]["condition"] = leaf("starts_with", json!(1)), path, "needs a string");
-    assert_error(|r| r["trigger_config"]["condition"] = leaf("ends_with", json!(null)), path, "needs a string");
-    assert_error(|r| r["trigger_config"]["condition"] = leaf("exists", json!("yes")), path, "true or false");
-    assert_error(|r| r["trigger_config"]["condition"] = leaf("matches", json!("(unclosed")), path, "invalid regex");
-    assert_error(|r| r["trigger_config"]["condition"] = json!({"field": "data.x", "op": "eq"}), path, "required");
-    assert_error(|r| r["trigger_config"]["condition"] = leaf("like", json!("x")), "trigger_config.condition.op", "unknown op");
-    assert_error(|r| r["trigger_config"]["condition"] = json!({"field": "user.x", "op": "eq", "value": 1}), "trigger_config.condition.field", "must start with");
+    assert_error(
+        |r| r["trigger_config"]["condition"] = leaf("in", json!("USD")),
+        path,
+        "in needs an array",
+    );
+    assert_error(
+        |r| r["trigger_config"]["condition"] = leaf("not_in", json!(1)),
+        path,
+        "not_in needs an array",
+    );
+    assert_error(
+        |r| r["trigger_config"]["condition"] = leaf("starts_with", json!(1)),
+        path,
+        "needs a string",
+    );
+    assert_error(
+        |r| r["trigger_config"]["condition"] = leaf("ends_with", json!(null)),
+        path,
+        "needs a string",
+    );
+    assert_error(
+        |r| r["trigger_config"]["condition"] = leaf("exists", json!("yes")),
+        path,
+        "true or false",
+    );
+    assert_error(
+        |r| r["trigger_config"]["condition"] = leaf("matches", json!("(unclosed")),
+        path,
+        "invalid regex",
+    );
+    assert_error(
+        |r| r["trigger_config"]["condition"] = json!({"field": "data.x", "op": "eq"}),
+        path,
+        "required",
+    );
+    assert_error(
+        |r| r["trigger_config"]["condition"] = leaf("like", json!("x")),
+        "trigger_config.condition.op",
+        "unknown op",
+    );
+    assert_error(
+        |r| r["trigger_config"]["condition"] = json!({"field": "user.x", "op": "eq", "value": 1}),
+        "trigger_config.condition.field",
+        "must start with",
+    );
     for op in ["eq", "ne", "contains"] {
-        assert!(errors_after(|r| r["trigger_config"]["condition"] = leaf(op, json!({"any": ["json"]}))).is_empty());
+        assert!(errors_after(
+            |r| r["trigger_config"]["condition"] = leaf(op, json!({"any": ["json"]}))
+        )
+        .is_empty());
     }
 }
 
@@ -185,71 +314,208 @@ fn regex_size_limit() {
     let too_long = "a".repeat(limits::MAX_REGEX_BYTES + 1);
     let leaf = |p: &str| json!({"field": "data.x", "op": "matches", "value": p});
     assert!(errors_after(|r| r["trigger_config"]["condition"] = leaf(&ok)).is_empty());
-    assert_error(|r| r["trigger_config"]["condition"] = leaf(&too_long), "trigger_config.condition.value", "limit of 1024");
+    assert_error(
+        |r| r["trigger_config"]["condition"] = leaf(&too_long),
+        "trigger_config.condition.value",
+        "limit of 1024",
+    );
     // Small pattern, huge automaton: refused by the compiled-size bound, not run.
-    assert_error(|r| r["trigger_config"]["condition"] = leaf(r"\w{1000}\w{1000}\w{1000}"), "trigger_config.condition.value", "invalid regex");
+    assert_error(
+        |r| r["trigger_config"]["condition"] = leaf(r"\w{1000}\w{1000}\w{1000}"),
+        "trigger_config.condition.value",
+        "invalid regex",
+    );
 }
 
 #[test]
 fn whole_rule_size_limit() {
     let errors = errors_after(|r| r["description"] = json!("x".repeat(70_000)));
     assert_eq!(errors.len(), 1);
-    assert!(errors[0].message.contains("over the limit of 65536"), "{errors:?}");
+    assert!(
+        errors[0].message.contains("over the limit of 65536"),
+        "{errors:?}"
+    );
 }
 
 #[test]
 fn action_limits() {
     assert_error(|r| r["actions"] = json!([]), "actions", "at least 1");
-    let eleven: Vec<Value> = (0..11).map(|_| json!({"type": "log", "message": "m"})).collect();
+    let eleven: Vec<Value> = (0..11)
+        .map(|_| json!({"type": "log", "message": "m"}))
+        .collect();
     assert_error(|r| r["actions"] = json!(eleven), "actions", "limit of 10");
-    assert_error(|r| r["actions"][0]["type"] = json!("email"), "actions[0].type", "unknown action type");
-    assert_error(|r| r["actions"][1]["timeout_ms"] = json!(30_001), "actions[1].timeout_ms", "between 1 and 30000");
-    assert_error(|r| r["actions"][1]["timeout_ms"] = json!(0), "actions[1].timeout_ms", "between 1 and 30000");
+    assert_error(
+        |r| r["actions"][0]["type"] = json!("email"),
+        "actions[0].type",
+        "unknown action type",
+    );
+    assert_error(
+        |r| r["actions"][1]["timeout_ms"] = json!(30_001),
+        "actions[1].timeout_ms",
+        "between 1 and 30000",
+    );
+    assert_error(
+        |r| r["actions"][1]["timeout_ms"] = json!(0),
+        "actions[1].timeout_ms",
+        "between 1 and 30000",
+    );
     assert!(errors_after(|r| r["actions"][1]["timeout_ms"] = json!(30_000)).is_empty());
-    assert_error(|r| r["actions"][1]["url"] = json!("ftp://host/x"), "actions[1].url", "http or https");
-    assert_error(|r| r["actions"][1]["url"] = json!("not a url"), "actions[1].url", "not a valid URL");
-    assert_error(|r| r["actions"][1]["url"] = json!("https://user:pw@host/x"), "actions[1].url", "credentials");
-    assert_error(|r| r["actions"][1]["method"] = json!("TRACE"), "actions[1].method", "must be one of");
+    assert_error(
+        |r| r["actions"][1]["url"] = json!("ftp://host/x"),
+        "actions[1].url",
+        "http or https",
+    );
+    assert_error(
+        |r| r["actions"][1]["url"] = json!("not a url"),
+        "actions[1].url",
+        "not a valid URL",
+    );
+    assert_error(
+        |r| r["actions"][1]["url"] = json!("https://user:pw@host/x"),
+        "actions[1].url",
+        "credentials",
+    );
+    assert_error(
+        |r| r["actions"][1]["method"] = json!("TRACE"),
+        "actions[1].method",
+        "must be one of",
+    );
     assert!(errors_after(|r| r["actions"][1]["method"] = json!("put")).is_empty());
-    assert_error(|r| r["actions"][1]["headers"] = json!({"Bad Header": "x"}), "actions[1].headers.Bad Header", "header name");
-    assert_error(|r| r["actions"][1]["headers"] = json!({"Idempotency-Key": "x"}), "actions[1].headers.Idempotency-Key", "set by the service");
-    assert_error(|r| r["actions"][1]["headers"] = json!({"X-A": "a\r\nb"}), "actions[1].headers.X-A", "line breaks");
-    assert_error(|r| r["actions"][1]["headers"] = json!({"X-A": 1}), "actions[1].headers.X-A", "string");
-    assert_error(|r| r["actions"][0]["stream"] = json!(""), "actions[0].stream", "empty");
-    assert_error(|r| r["actions"][0]["max_age_seconds"] = json!(0), "actions[0].max_age_seconds", "between 1 and 86400");
-    assert_error(|r| r["actions"][0]["max_age_seconds"] = json!(86_401), "actions[0].max_age_seconds", "between 1 and 86400");
+    assert_error(
+        |r| r["actions"][1]["headers"] = json!({"Bad Header": "x"}),
+        "actions[1].headers.Bad Header",
+        "header name",
+    );
+    assert_error(
+        |r| r["actions"][1]["headers"] = json!({"Idempotency-Key": "x"}),
+        "actions[1].headers.Idempotency-Key",
+        "set by the service",
+    );
+    assert_error(
+        |r| r["actions"][1]["headers"] = json!({"X-A": "a\r\nb"}),
+        "actions[1].headers.X-A",
+        "line breaks",
+    );
+    assert_error(
+        |r| r["actions"][1]["headers"] = json!({"X-A": 1}),
+        "actions[1].headers.X-A",
+        "string",
+    );
+    assert_error(
+        |r| r["actions"][0]["stream"] = json!(""),
+        "actions[0].stream",
+        "empty",
+    );
+    assert_error(
+        |r| r["actions"][0]["max_age_seconds"] = json!(0),
+        "actions[0].max_age_seconds",
+        "between 1 and 86400",
+    );
+    assert_error(
+        |r| r["actions"][0]["max_age_seconds"] = json!(86_401),
+        "actions[0].max_age_seconds",
+        "between 1 and 86400",
+    );
     assert!(errors_after(|r| r["actions"][0]["max_age_seconds"] = json!(86_400)).is_empty());
-    assert_error(|r| r["actions"] = json!([{"type": "log"}]), "actions[0].message", "required");
-    assert_error(|r| r["actions"] = json!([{"type": "log", "message": "m", "level": "loud"}]), "actions[0].level", "must be one of");
-    assert_error(|r| r["actions"][0]["url"] = json!("http://x"), "actions[0].url", "not a known field");
+    assert_error(
+        |r| r["actions"] = json!([{"type": "log"}]),
+        "actions[0].message",
+        "required",
+    );
+    assert_error(
+        |r| r["actions"] = json!([{"type": "log", "message": "m", "level": "loud"}]),
+        "actions[0].level",
+        "must be one of",
+    );
+    assert_error(
+        |r| r["actions"][0]["url"] = json!("http://x"),
+        "actions[0].url",
+        "not a known field",
+    );
 }
 
 #[test]
 fn template_syntax_is_checked_at_save() {
-    assert_error(|r| r["actions"][0]["payload"] = json!({"a": {"b": ["{{ event.data. }}"]}}), "actions[0].payload.a.b[0]", "template syntax error");
-    assert_error(|r| r["actions"][1]["headers"] = json!({"X-A": "{% if %}"}), "actions[1].headers.X-A", "template syntax error");
-    assert_error(|r| r["actions"] = json!([{"type": "log", "message": "{{ unclosed"}]), "actions[0].message", "template syntax error");
-    assert_error(|r| r["actions"][1]["body"] = json!("{{ 1 + }}"), "actions[1].body", "template syntax error");
+    assert_error(
+        |r| r["actions"][0]["payload"] = json!({"a": {"b": ["{{ event.data. }}"]}}),
+        "actions[0].payload.a.b[0]",
+        "template syntax error",
+    );
+    assert_error(
+        |r| r["actions"][1]["headers"] = json!({"X-A": "{% if %}"}),
+        "actions[1].headers.X-A",
+        "template syntax error",
+    );
+    assert_error(
+        |r| r["actions"] = json!([{"type": "log", "message": "{{ unclosed"}]),
+        "actions[0].message",
+        "template syntax error",
+    );
+    assert_error(
+        |r| r["actions"][1]["body"] = json!("{{ 1 + }}"),
+        "actions[1].body",
+        "template syntax error",
+    );
 }
 
 #[test]
 fn cooldown_and_threshold_ranges() {
-    assert_error(|r| r["cooldown_seconds"] = json!(604_801), "cooldown_seconds", "between 0 and 604800");
+    assert_error(
+        |r| r["cooldown_seconds"] = json!(604_801),
+        "cooldown_seconds",
+        "between 0 and 604800",
+    );
     assert!(errors_after(|r| r["cooldown_seconds"] = json!(604_800)).is_empty());
     assert!(errors_after(|r| r["cooldown_seconds"] = json!(0)).is_empty());
-    assert_error(|r| r["cooldown_seconds"] = json!(1.5), "cooldown_seconds", "whole number");
-    assert_error(|r| r["cooldown_key"] = json!("user.id"), "cooldown_key", "must start with");
-    assert_error(|r| r["trigger_config"]["threshold"]["count"] = json!(0), "trigger_config.threshold.count", "between 1");
-    assert_error(|r| r["trigger_config"]["threshold"]["window_seconds"] = json!(0), "trigger_config.threshold.window_seconds", "between 1");
-    assert_error(|r| r["trigger_config"]["threshold"]["group_by"] = json!(3), "trigger_config.threshold.group_by", "path");
-    assert_error(|r| { r["trigger_config"]["threshold"].as_object_mut().map(|m| m.remove("count")); }, "trigger_config.threshold.count", "required");
+    assert_error(
+        |r| r["cooldown_seconds"] = json!(1.5),
+        "cooldown_seconds",
+        "whole number",
+    );
+    assert_error(
+        |r| r["cooldown_key"] = json!("user.id"),
+        "cooldown_key",
+        "must start with",
+    );
+    assert_error(
+        |r| r["trigger_config"]["threshold"]["count"] = json!(0),
+        "trigger_config.threshold.count",
+        "between 1",
+    );
+    assert_error(
+        |r| r["trigger_config"]["threshold"]["window_seconds"] = json!(0),
+        "trigger_config.threshold.window_seconds",
+        "between 1",
+    );
+    assert_error(
+        |r| r["trigger_config"]["threshold"]["group_by"] = json!(3),
+        "trigger_config.threshold.group_by",
+        "path",
+    );
+    assert_error(
+        |r| {
+            r["trigger_config"]["threshold"]
+                .as_object_mut()
+                .map(|m| m.remove("count"));
+        },
+        "trigger_config.threshold.count",
+        "required",
+    );
 }
 
 #[test]
 fn name_and_description_lengths() {
     assert!(errors_after(|r| r["name"] = json!("n".repeat(limits::MAX_NAME_CHARS))).is_empty());
-    assert_error(|r| r["name"] = json!("n".repeat(limits::MAX_NAME_CHARS + 1)), "name", "longer than 200");
+    assert_error(
+        |r| r["name"] = json!("n".repeat(limits::MAX_NAME_CHARS + 1)),
+        "name",
+        "longer than 200",
+    );
     assert_error(|r| r["name"] = json!("   "), "name", "empty");
-    assert_error(|r| r["description"] = json!("d".repeat(limits::MAX_DESCRIPTION_CHARS + 1)), "description", "longer than");
+    assert_error(
+        |r| r["description"] = json!("d".repeat(limits::MAX_DESCRIPTION_CHARS + 1)),
+        "description",
+        "longer than",
+    );
     assert!(errors_after(|r| r["description"] = Value::Null).is_empty());
 }

@@ -46,13 +46,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         for name in &status.pending {
             println!("pending  {name}");
         }
-        println!("{} applied, {} pending", status.applied.len(), status.pending.len());
+        println!(
+            "{} applied, {} pending",
+            status.applied.len(),
+            status.pending.len()
+        );
     } else {
         let applied = migrations::run_pending(url).await?;
         for name in &applied {
             println!("applied  {name}");
         }
-        println!("{} migration(s) applied; the schema is up to date", applied.len());
+        println!(
+            "{} migration(s) applied; the schema is up to date",
+            applied.len()
+        );
     }
     Ok(())
 }

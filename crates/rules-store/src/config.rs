@@ -82,6 +82,10 @@ pub struct ApiSettings {
     pub bind: SocketAddr,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_timeout_seconds: u64,
+    /// Accepted bearer keys; also `RULES_API_KEYS`, comma-separated.
+    pub keys: Vec<String>,
+    /// Serve `/api` without authentication (only for a closed development setup).
+    pub auth_disabled: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -111,8 +115,10 @@ impl Settings {
     /// Loads from the given environment variables (tests pass their own).
     pub fn load_from(vars: &[(String, String)]) -> Result<Self, ConfigError> {
         let var = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-        let mut builder = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULTS_TOML, config::FileFormat::Toml));
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULTS_TOML,
+            config::FileFormat::Toml,
+        ));
         match var("RULES_CONFIG") {
             Some(path) => {
                 let path = PathBuf::from(path);
@@ -122,7 +128,8 @@ impl Settings {
                         format!("no file at {}", path.display()),
                     ));
                 }
-                builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+                builder =
+                    builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
             }
             None => {
                 builder = builder.add_source(config::File::with_name("rules.toml").required(false));
@@ -132,14 +139,19 @@ impl Settings {
             .set_override_option("database.url", var("DATABASE_URL"))
             .and_then(|b| b.set_override_option("redis.url", var("REDIS_URL")))
             .map_err(|e| ConfigError(e.to_string()))?;
+        if let Some(keys) = var("RULES_API_KEYS") {
+            builder = builder
+                .set_override("api.keys", split_list(&keys))
+                .map_err(|e| ConfigError::setting("RULES_API_KEYS", e))?;
+        }
         // RULES__SECTION__KEY, applied above the conventional variables.
         for (key, value) in vars {
             let Some(rest) = key.strip_prefix("RULES__") else {
                 continue;
             };
             let name = rest.to_ascii_lowercase().replace("__", ".");
-            let parsed = if name == "worker.streams" {
-                config::Value::from(value.split(',').map(|s| s.trim().to_owned()).collect::<Vec<_>>())
+            let parsed = if LIST_SETTINGS.contains(&name.as_str()) {
+                config::Value::from(split_list(value))
             } else {
                 config::Value::from(value.clone())
             };
@@ -156,28 +168,58 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        check_url("database.url", &self.database.url, &["postgres", "postgresql"])?;
-        check_url("redis.url", &self.redis.url, &["redis", "rediss", "redis+unix", "unix"])?;
+        check_url(
+            "database.url",
+            &self.database.url,
+            &["postgres", "postgresql"],
+        )?;
+        check_url(
+            "redis.url",
+            &self.redis.url,
+            &["redis", "rediss", "redis+unix", "unix"],
+        )?;
         check_positive("database.pool_size", self.database.pool_size)?;
         check_positive("redis.pool_size", self.redis.pool_size)?;
-        check_positive("database.acquire_timeout_ms", self.database.acquire_timeout_ms)?;
-        check_positive("database.connect_timeout_ms", self.database.connect_timeout_ms)?;
+        check_positive(
+            "database.acquire_timeout_ms",
+            self.database.acquire_timeout_ms,
+        )?;
+        check_positive(
+            "database.connect_timeout_ms",
+            self.database.connect_timeout_ms,
+        )?;
         check_positive("redis.acquire_timeout_ms", self.redis.acquire_timeout_ms)?;
         check_positive("redis.connect_timeout_ms", self.redis.connect_timeout_ms)?;
         check_positive("worker.max_event_bytes", self.worker.max_event_bytes)?;
         if self.worker.streams.is_empty() || self.worker.streams.iter().any(String::is_empty) {
-            return Err(ConfigError::setting("worker.streams", "needs at least one non-empty stream name"));
+            return Err(ConfigError::setting(
+                "worker.streams",
+                "needs at least one non-empty stream name",
+            ));
         }
         if self.worker.group.is_empty() {
             return Err(ConfigError::setting("worker.group", "must not be empty"));
         }
         if self.worker.dead_letter_stream.is_empty() {
-            return Err(ConfigError::setting("worker.dead_letter_stream", "must not be empty"));
+            return Err(ConfigError::setting(
+                "worker.dead_letter_stream",
+                "must not be empty",
+            ));
         }
-        if self.worker.streams.contains(&self.worker.dead_letter_stream) {
+        if self
+            .worker
+            .streams
+            .contains(&self.worker.dead_letter_stream)
+        {
             return Err(ConfigError::setting(
                 "worker.dead_letter_stream",
                 "must not be one of worker.streams",
+            ));
+        }
+        if self.api.keys.iter().any(|k| k.len() < 16) {
+            return Err(ConfigError::setting(
+                "api.keys",
+                "every key needs at least 16 characters",
             ));
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.filter)
@@ -186,12 +228,29 @@ impl Settings {
     }
 }
 
+/// Settings that take a comma-separated list in an environment variable.
+const LIST_SETTINGS: [&str; 2] = ["worker.streams", "api.keys"];
+
+fn split_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 fn check_url(name: &str, value: &str, schemes: &[&str]) -> Result<(), ConfigError> {
-    let url = url::Url::parse(value).map_err(|e| ConfigError::setting(name, format!("not a URL ({e})")))?;
+    let url = url::Url::parse(value)
+        .map_err(|e| ConfigError::setting(name, format!("not a URL ({e})")))?;
     if !schemes.contains(&url.scheme()) {
         return Err(ConfigError::setting(
             name,
-            format!("scheme must be one of {}, not {}", schemes.join(", "), url.scheme()),
+            format!(
+                "scheme must be one of {}, not {}",
+                schemes.join(", "),
+                url.scheme()
+            ),
         ));
     }
     Ok(())
@@ -210,7 +269,10 @@ mod tests {
     use super::*;
 
     fn load(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::load_from(&vars)
     }
 
@@ -226,7 +288,11 @@ mod tests {
 
     #[test]
     fn conventional_variables_and_prefixed_ones() {
-        let s = load(&[("DATABASE_URL", "postgres://a@h/db1"), ("REDIS_URL", "redis://h:1/2")]).expect("loads");
+        let s = load(&[
+            ("DATABASE_URL", "postgres://a@h/db1"),
+            ("REDIS_URL", "redis://h:1/2"),
+        ])
+        .expect("loads");
         assert_eq!(s.database.url, "postgres://a@h/db1");
         assert_eq!(s.redis.url, "redis://h:1/2");
         let s = load(&[
@@ -240,7 +306,10 @@ mod tests {
         assert_eq!(s.database.url, "postgres://b@h/db2");
         assert_eq!(s.database.pool_size, 3);
         assert_eq!(s.log.format, LogFormat::Json);
-        assert_eq!(s.worker.streams, vec!["events:0".to_string(), "events:1".to_string()]);
+        assert_eq!(
+            s.worker.streams,
+            vec!["events:0".to_string(), "events:1".to_string()]
+        );
     }
 
     #[test]
@@ -253,12 +322,19 @@ mod tests {
             (("RULES__LOG__FORMAT", "xml"), "format"),
             (("RULES__API__BIND", "nowhere"), "api.bind"),
             (("RULES__DATABASE__POOL_SZIE", "3"), "pool_szie"),
-            (("RULES__WORKER__DEAD_LETTER_STREAM", "events"), "worker.dead_letter_stream"),
+            (
+                ("RULES__WORKER__DEAD_LETTER_STREAM", "events"),
+                "worker.dead_letter_stream",
+            ),
             (("RULES_CONFIG", "/nonexistent/rules.toml"), "RULES_CONFIG"),
+            (("RULES_API_KEYS", "short"), "api.keys"),
         ];
         for ((key, value), expected) in cases {
             let err = load(&[(key, value)]).expect_err("must fail").to_string();
-            assert!(err.contains(expected), "{key}={value}: `{err}` does not name {expected}");
+            assert!(
+                err.contains(expected),
+                "{key}={value}: `{err}` does not name {expected}"
+            );
             assert!(!err.contains('\n'), "one line: {err}");
         }
     }
@@ -268,12 +344,18 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("rules-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join("rules.toml");
-        std::fs::write(&path, "[database]\npool_size = 7\n[worker]\ngroup = \"g2\"\n").expect("write");
+        std::fs::write(
+            &path,
+            "[database]\npool_size = 7\n[worker]\ngroup = \"g2\"\n",
+        )
+        .expect("write");
         let s = load(&[("RULES_CONFIG", path.to_str().expect("utf-8"))]).expect("loads");
         assert_eq!(s.database.pool_size, 7);
         assert_eq!(s.worker.group, "g2");
         std::fs::write(&path, "[database]\npool_size = \"x\"\n").expect("write");
-        let err = load(&[("RULES_CONFIG", path.to_str().expect("utf-8"))]).expect_err("bad type").to_string();
+        let err = load(&[("RULES_CONFIG", path.to_str().expect("utf-8"))])
+            .expect_err("bad type")
+            .to_string();
         assert!(err.contains("pool_size"), "{err}");
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }

@@ -12,7 +12,9 @@ pub fn init_logging(settings: &LogSettings) {
         .or_else(|| EnvFilter::try_new(&settings.filter).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
     // A second init (tests) is harmless: the first subscriber stays.
     let _ = match settings.format {
         LogFormat::Pretty => builder.try_init(),
@@ -26,7 +28,10 @@ pub fn init_logging(settings: &LogSettings) {
 
 /// The exit of a binary: success, or one line on stderr naming the binary and the
 /// whole error chain (`{:#}` of an `anyhow::Error`), and a failing status.
-pub fn exit_status<E: std::fmt::Display>(binary: &str, result: Result<(), E>) -> std::process::ExitCode {
+pub fn exit_status<E: std::fmt::Display>(
+    binary: &str,
+    result: Result<(), E>,
+) -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

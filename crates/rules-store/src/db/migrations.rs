@@ -40,7 +40,12 @@ pub async fn run_pending(database_url: &str) -> Result<Vec<String>, MigrationErr
     blocking(database_url, |conn| {
         with_lock(conn, |conn| {
             conn.run_pending_migrations(MIGRATIONS)
-                .map(|versions| versions.iter().map(|v| migration_name(&v.to_string())).collect())
+                .map(|versions| {
+                    versions
+                        .iter()
+                        .map(|v| migration_name(&v.to_string()))
+                        .collect()
+                })
                 .map_err(|e| MigrationError::Migration(one_line(&e.to_string())))
         })
     })
@@ -52,7 +57,9 @@ pub async fn run_pending(database_url: &str) -> Result<Vec<String>, MigrationErr
 pub async fn status(database_url: &str) -> Result<MigrationStatus, MigrationError> {
     blocking(database_url, |conn| {
         with_lock(conn, |conn| {
-            let fail = |e: Box<dyn std::error::Error + Send + Sync>| MigrationError::Migration(one_line(&e.to_string()));
+            let fail = |e: Box<dyn std::error::Error + Send + Sync>| {
+                MigrationError::Migration(one_line(&e.to_string()))
+            };
             let mut applied: Vec<String> = conn
                 .applied_migrations()
                 .map_err(fail)?
@@ -78,8 +85,9 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, MigrationError> {
     let url = database_url.to_owned();
     tokio::task::spawn_blocking(move || {
-        let mut conn = SyncPg::establish(&url)
-            .map_err(|e| MigrationError::Connect(format!("{} ({})", one_line(&e.to_string()), target(&url))))?;
+        let mut conn = SyncPg::establish(&url).map_err(|e| {
+            MigrationError::Connect(format!("{} ({})", one_line(&e.to_string()), target(&url)))
+        })?;
         work(&mut conn)
     })
     .await
@@ -110,9 +118,12 @@ fn migration_name(version: &str) -> String {
     MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
         .ok()
         .and_then(|all| {
-            all.iter()
-                .map(|m| m.name().to_string())
-                .find(|name| name.chars().filter(char::is_ascii_digit).collect::<String>().starts_with(version))
+            all.iter().map(|m| m.name().to_string()).find(|name| {
+                name.chars()
+                    .filter(char::is_ascii_digit)
+                    .collect::<String>()
+                    .starts_with(version)
+            })
         })
         .unwrap_or_else(|| version.to_owned())
 }

@@ -2,8 +2,8 @@
 
 pub mod migrations;
 pub mod rules;
-pub mod stats;
 pub mod schema;
+pub mod stats;
 
 use diesel_async::pooled_connection::deadpool::Pool;
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};

@@ -97,6 +97,9 @@ pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<RuleR
 
 /// Stores a new rule.
 pub async fn insert(conn: &mut AsyncPgConnection, row: &RuleRow) -> Result<(), DbError> {
-    diesel::insert_into(rules::table).values(row).execute(conn).await?;
+    diesel::insert_into(rules::table)
+        .values(row)
+        .execute(conn)
+        .await?;
     Ok(())
 }

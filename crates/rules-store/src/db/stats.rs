@@ -6,7 +6,9 @@
 //! observed maximum bucket: at most one bucket too high, never too low.
 
 /// Upper bounds (inclusive, milliseconds) of each bucket; a last bucket holds the rest.
-pub const DURATION_BUCKETS_MS: [u32; 15] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 30_000];
+pub const DURATION_BUCKETS_MS: [u32; 15] = [
+    1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 30_000,
+];
 
 /// Number of buckets, the open-ended one included.
 pub const HISTOGRAM_LEN: usize = DURATION_BUCKETS_MS.len() + 1;

@@ -1,0 +1,50 @@
+# rule-engine: the two commands a new machine needs are `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/rules_db
+export REDIS_URL ?= redis://127.0.0.1:6379/0
+CARGO ?= cargo
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+
+.PHONY: help services build migrate run test test-unit fmt fmt-check lint bench clean-test-dbs
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+services: ## PostgreSQL and Redis up (installed and started when absent), rules_db created
+	@scripts/services.sh
+
+build: ## build every binary
+	$(CARGO) build --workspace --bins
+
+migrate: services build ## apply pending migrations to DATABASE_URL
+	$(TARGET_DIR)/debug/rules-migrate
+
+run: migrate ## services, migrations, then the API and a worker in the foreground
+	@scripts/run.sh
+
+test: services build ## everything CI checks: unit, property and end-to-end tests
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run --workspace --no-fail-fast; \
+	else \
+		$(CARGO) test --workspace --no-fail-fast; \
+	fi
+	$(CARGO) test --workspace --doc
+
+fmt: ## format the code
+	$(CARGO) fmt --all
+
+fmt-check: ## check formatting
+	$(CARGO) fmt --all -- --check
+
+lint: ## clippy, warnings are errors
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+bench: ## criterion benchmarks of the matcher
+	$(CARGO) bench -p rules-core --bench matching
+
+clean-test-dbs: ## drop databases left by interrupted test runs
+	@psql "$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}" -Atc \
+		"SELECT datname FROM pg_database WHERE datname LIKE 'rules_test_%'" | \
+		while read -r db; do psql "$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}" -qc "DROP DATABASE \"$$db\" WITH (FORCE)"; done
