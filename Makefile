@@ -39,10 +39,10 @@ fmt-check: ## check formatting
 	$(CARGO) fmt --all -- --check
 
 lint: ## clippy, warnings are errors
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 
 bench: ## criterion benchmarks of the matcher
-	$(CARGO) bench -p rules-core --bench matching
+	$(CARGO) bench -p rules-core --features workload --bench matching
 
 clean-test-dbs: ## drop databases left by interrupted test runs
 	@psql "$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}" -Atc \

@@ -182,9 +182,7 @@ impl CompiledRule {
     /// Whether the condition holds; the caller has already matched livestream and type.
     #[inline]
     pub fn condition_holds(&self, event: &Event) -> bool {
-        self.condition
-            .as_ref()
-            .is_none_or(|c| c.eval(event.envelope()))
+        self.condition.as_ref().is_none_or(|c| c.eval(event))
     }
 
     /// Livestream, type and condition: the trigger fires (before threshold and cooldown).
@@ -199,13 +197,10 @@ impl CompiledRule {
     pub fn evaluate_traced(&self, event: &Event) -> Evaluation {
         let event_type_matched = self.matches_type(event.event_type());
         let mut trace = Vec::new();
-        let condition_matched = self.condition.as_ref().is_none_or(|c| {
-            c.eval_traced(
-                event.envelope(),
-                "trigger_config.condition".into(),
-                &mut trace,
-            )
-        });
+        let condition_matched = self
+            .condition
+            .as_ref()
+            .is_none_or(|c| c.eval_traced(event, "trigger_config.condition".into(), &mut trace));
         Evaluation {
             event_type_matched,
             condition_matched,
@@ -221,7 +216,7 @@ impl CompiledRule {
             .spec
             .cooldown_key
             .as_ref()
-            .map(|path| key_value(path, event.envelope()))
+            .map(|path| key_value(path, event))
     }
 
     /// The threshold group of this event, with the same shape as [`Self::cooldown_scope`].
@@ -232,7 +227,7 @@ impl CompiledRule {
             .threshold
             .as_ref()
             .and_then(|t| t.group_by.as_ref())
-            .map(|path| key_value(path, event.envelope()))
+            .map(|path| key_value(path, event))
     }
 
     /// Renders every action for `event`, in order; one failed render does not stop the rest.
@@ -243,7 +238,7 @@ impl CompiledRule {
             livestream_id: self.rule.spec.livestream_id,
             version: self.rule.version,
         };
-        let ctx = context(event.envelope(), &scope);
+        let ctx = context(event, &scope);
         self.actions
             .iter()
             .map(|action| self.render_action(action, event, &ctx))
@@ -299,7 +294,7 @@ impl CompiledRule {
     pub fn default_body(&self, event: &Event) -> Value {
         json!({
             "rule": {"id": self.rule.id, "name": self.rule.spec.name},
-            "event": event.envelope(),
+            "event": event,
         })
     }
 }

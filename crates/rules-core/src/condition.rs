@@ -12,6 +12,7 @@ use serde_json::{Number, Value};
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
+use crate::event::Event;
 use crate::model::{Condition, Leaf, Op};
 use crate::path::FieldPath;
 use crate::validate::limits::MAX_REGEX_COMPILED_BYTES;
@@ -109,17 +110,17 @@ impl Node {
     /// Whether the condition holds for an event envelope. `all` of nothing holds and
     /// `any` of nothing does not (validation never produces either).
     #[inline]
-    pub fn eval(&self, envelope: &Value) -> bool {
+    pub fn eval(&self, event: &Event) -> bool {
         match self {
-            Node::All(children) => children.iter().all(|c| c.eval(envelope)),
-            Node::Any(children) => children.iter().any(|c| c.eval(envelope)),
-            Node::Not(child) => !child.eval(envelope),
-            Node::Leaf(leaf) => leaf.eval(envelope),
+            Node::All(children) => children.iter().all(|c| c.eval(event)),
+            Node::Any(children) => children.iter().any(|c| c.eval(event)),
+            Node::Not(child) => !child.eval(event),
+            Node::Leaf(leaf) => leaf.eval(event),
         }
     }
 
     /// Like [`Node::eval`] but visits every node and records each result, in pre-order.
-    pub fn eval_traced(&self, envelope: &Value, path: String, out: &mut Vec<TraceNode>) -> bool {
+    pub fn eval_traced(&self, event: &Event, path: String, out: &mut Vec<TraceNode>) -> bool {
         let at = out.len();
         let (kind, result) = match self {
             Node::All(children) | Node::Any(children) => {
@@ -129,7 +130,7 @@ impl Node {
                 let results: Vec<bool> = children
                     .iter()
                     .enumerate()
-                    .map(|(i, c)| c.eval_traced(envelope, format!("{path}.{name}[{i}]"), out))
+                    .map(|(i, c)| c.eval_traced(event, format!("{path}.{name}[{i}]"), out))
                     .collect();
                 let result = if is_all {
                     results.iter().all(|r| *r)
@@ -140,14 +141,11 @@ impl Node {
             }
             Node::Not(child) => {
                 out.push(TraceNode::placeholder(path.clone(), "not"));
-                (
-                    "not",
-                    !child.eval_traced(envelope, format!("{path}.not"), out),
-                )
+                ("not", !child.eval_traced(event, format!("{path}.not"), out))
             }
             Node::Leaf(leaf) => {
-                let actual = leaf.path.lookup(envelope);
-                let result = leaf.eval(envelope);
+                let actual = leaf.path.lookup(event);
+                let result = leaf.eval(event);
                 out.push(TraceNode {
                     path,
                     node: "leaf",
@@ -280,8 +278,8 @@ impl LeafTest {
 
     /// A leaf whose field is missing is false, except `exists: false`.
     #[inline]
-    fn eval(&self, envelope: &Value) -> bool {
-        let found = self.path.lookup(envelope);
+    fn eval(&self, event: &Event) -> bool {
+        let found = self.path.lookup(event);
         match (&self.test, found) {
             (Test::Exists(want), found) => found.is_some() == *want,
             (_, None) => false,

@@ -1,12 +1,14 @@
 //! The event envelope (CONTRACT §1) and how it is read from a stream entry.
 //!
-//! An event is kept as one JSON object (`id`, `type`, `livestream_id`, `occurred_at`,
-//! `data`) so that condition paths, templates and the dry run all see the same thing,
-//! with the identifying fields also held typed for storage and routing.
+//! Reading an entry is on the hot path (every event on the bus), so the JSON form is
+//! deserialized into borrowed raw fields and only `data` becomes a `serde_json::Value`.
 
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::sync::OnceLock;
 use uuid::Uuid;
 
 /// Default ceiling on an entry's size; the worker's is configurable.
@@ -34,12 +36,70 @@ pub enum EnvelopeError {
 }
 
 /// One event, validated.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// The identifying fields are held typed; `data` as JSON. Condition paths read the
+/// envelope through [`Event::root`], so matching never builds the envelope object;
+/// [`Event::to_envelope`] does, for templates and the dry run.
+#[derive(Debug, Clone)]
 pub struct Event {
     pub id: Uuid,
     pub livestream_id: Uuid,
     pub occurred_at: DateTime<Utc>,
-    envelope: Value,
+    /// Always a JSON string.
+    event_type: Value,
+    /// Always a JSON object.
+    data: Value,
+    /// `id`, `livestream_id` and `occurred_at` as JSON strings, made on first use.
+    rendered: OnceLock<[Value; 3]>,
+}
+
+/// A top-level key of the envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Root {
+    Id,
+    Type,
+    LivestreamId,
+    OccurredAt,
+    Data,
+}
+
+impl Root {
+    pub fn from_name(name: &str) -> Option<Root> {
+        Some(match name {
+            "id" => Root::Id,
+            "type" => Root::Type,
+            "livestream_id" => Root::LivestreamId,
+            "occurred_at" => Root::OccurredAt,
+            "data" => Root::Data,
+            _ => return None,
+        })
+    }
+}
+
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.livestream_id == other.livestream_id
+            && self.occurred_at == other.occurred_at
+            && self.event_type == other.event_type
+            && self.data == other.data
+    }
+}
+
+/// The envelope's fields as a producer writes them; scalars kept raw so a wrong
+/// type is reported by field name.
+#[derive(Deserialize)]
+struct RawEnvelope<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "type")]
+    event_type: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    livestream_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    occurred_at: Option<&'a RawValue>,
+    #[serde(default)]
+    data: Option<Value>,
 }
 
 impl Event {
@@ -51,82 +111,107 @@ impl Event {
         occurred_at: DateTime<Utc>,
         data: Value,
     ) -> Self {
-        let mut map = Map::new();
-        map.insert("id".into(), Value::String(id.to_string()));
-        map.insert("type".into(), Value::String(event_type.to_owned()));
-        map.insert(
-            "livestream_id".into(),
-            Value::String(livestream_id.to_string()),
-        );
-        map.insert(
-            "occurred_at".into(),
-            Value::String(format_time(occurred_at)),
-        );
-        map.insert("data".into(), data);
         Self {
             id,
             livestream_id,
             occurred_at,
-            envelope: Value::Object(map),
+            event_type: Value::String(event_type.to_owned()),
+            data,
+            rendered: OnceLock::new(),
         }
     }
 
     /// The event type, e.g. `donation.received`.
     pub fn event_type(&self) -> &str {
-        self.envelope
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-    }
-
-    /// The whole envelope as JSON: what paths and templates look into.
-    pub fn envelope(&self) -> &Value {
-        &self.envelope
+        self.event_type.as_str().unwrap_or_default()
     }
 
     pub fn data(&self) -> &Value {
-        self.envelope.get("data").unwrap_or(&Value::Null)
+        &self.data
     }
 
-    /// Reads the JSON form (an object with the envelope's keys). `default_time` is used
-    /// when `occurred_at` is absent (the stream entry's time); without it, now.
+    /// The value of a top-level envelope key.
+    #[inline]
+    pub fn root(&self, root: Root) -> &Value {
+        match root {
+            Root::Data => &self.data,
+            Root::Type => &self.event_type,
+            Root::Id => &self.rendered()[0],
+            Root::LivestreamId => &self.rendered()[1],
+            Root::OccurredAt => &self.rendered()[2],
+        }
+    }
+
+    fn rendered(&self) -> &[Value; 3] {
+        self.rendered.get_or_init(|| {
+            [
+                Value::String(self.id.to_string()),
+                Value::String(self.livestream_id.to_string()),
+                Value::String(format_time(self.occurred_at)),
+            ]
+        })
+    }
+
+    /// The whole envelope as one JSON object: what templates see as `event`.
+    pub fn to_envelope(&self) -> Value {
+        let mut map = Map::new();
+        map.insert("id".into(), self.root(Root::Id).clone());
+        map.insert("type".into(), self.event_type.clone());
+        map.insert(
+            "livestream_id".into(),
+            self.root(Root::LivestreamId).clone(),
+        );
+        map.insert("occurred_at".into(), self.root(Root::OccurredAt).clone());
+        map.insert("data".into(), self.data.clone());
+        Value::Object(map)
+    }
+
+    /// Reads the JSON form (an object with the envelope's keys; others are ignored).
+    /// `default_time` is used when `occurred_at` is absent (the stream entry's time);
+    /// without it, now.
     pub fn from_json_slice(
         bytes: &[u8],
         default_time: Option<DateTime<Utc>>,
     ) -> Result<Self, EnvelopeError> {
-        let value: Value =
+        // A struct also deserializes from a JSON array; only an object is an envelope.
+        match bytes.trim_ascii_start().first() {
+            Some(b'{') => {}
+            Some(b'[' | b'"' | b't' | b'f' | b'n' | b'-' | b'0'..=b'9') => {
+                return Err(EnvelopeError::NotAnObject)
+            }
+            _ => return Err(EnvelopeError::InvalidJson("expected a JSON object".into())),
+        }
+        let raw: RawEnvelope<'_> =
             serde_json::from_slice(bytes).map_err(|e| EnvelopeError::InvalidJson(e.to_string()))?;
-        Self::from_value(value, default_time)
-    }
-
-    /// Reads an already parsed JSON envelope; unknown top-level keys are dropped.
-    pub fn from_value(
-        value: Value,
-        default_time: Option<DateTime<Utc>>,
-    ) -> Result<Self, EnvelopeError> {
-        let Value::Object(mut map) = value else {
-            return Err(EnvelopeError::NotAnObject);
+        let id = parse_uuid("id", &required_str("id", raw.id)?)?;
+        let event_type = check_type(&required_str("type", raw.event_type)?)?.to_owned();
+        let livestream_id = parse_uuid(
+            "livestream_id",
+            &required_str("livestream_id", raw.livestream_id)?,
+        )?;
+        let occurred_at = match optional_str("occurred_at", raw.occurred_at)? {
+            None => default_time.unwrap_or_else(Utc::now),
+            Some(text) => parse_time(&text)?,
         };
-        let id = take_uuid(&mut map, "id")?;
-        let event_type = take_type(&mut map)?;
-        let livestream_id = take_uuid(&mut map, "livestream_id")?;
-        let occurred_at = match map.remove("occurred_at") {
-            None | Some(Value::Null) => default_time.unwrap_or_else(Utc::now),
-            Some(Value::String(s)) => parse_time(&s)?,
-            Some(_) => return Err(invalid("occurred_at", "must be an RFC 3339 string")),
-        };
-        let data = match map.remove("data") {
+        let data = match raw.data {
             None | Some(Value::Null) => Value::Object(Map::new()),
             Some(data @ Value::Object(_)) => data,
             Some(_) => return Err(invalid("data", "must be a JSON object")),
         };
-        Ok(Self::assemble(
-            id,
-            event_type,
-            livestream_id,
-            occurred_at,
-            data,
-        ))
+        Ok(Self::new(id, &event_type, livestream_id, occurred_at, data))
+    }
+
+    /// Reads an already parsed JSON envelope (the API's dry run).
+    pub fn from_value(
+        value: &Value,
+        default_time: Option<DateTime<Utc>>,
+    ) -> Result<Self, EnvelopeError> {
+        if !value.is_object() {
+            return Err(EnvelopeError::NotAnObject);
+        }
+        let bytes =
+            serde_json::to_vec(value).map_err(|e| EnvelopeError::InvalidJson(e.to_string()))?;
+        Self::from_json_slice(&bytes, default_time)
     }
 
     /// Reads a stream entry in either form (CONTRACT §1): one `event` field holding
@@ -187,46 +272,20 @@ impl Event {
                 Err(e) => return Err(invalid("data", &format!("is not valid JSON: {e}"))),
             },
         };
-        Ok(Self::assemble(
-            id,
-            event_type.to_owned(),
-            livestream_id,
-            occurred_at,
-            data,
-        ))
-    }
-
-    fn assemble(
-        id: Uuid,
-        event_type: String,
-        livestream_id: Uuid,
-        occurred_at: DateTime<Utc>,
-        data: Value,
-    ) -> Self {
-        let mut map = Map::new();
-        map.insert("id".into(), Value::String(id.to_string()));
-        map.insert("type".into(), Value::String(event_type));
-        map.insert(
-            "livestream_id".into(),
-            Value::String(livestream_id.to_string()),
-        );
-        map.insert(
-            "occurred_at".into(),
-            Value::String(format_time(occurred_at)),
-        );
-        map.insert("data".into(), data);
-        Self {
-            id,
-            livestream_id,
-            occurred_at,
-            envelope: Value::Object(map),
-        }
+        Ok(Self::new(id, event_type, livestream_id, occurred_at, data))
     }
 }
 
 impl Serialize for Event {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.envelope.serialize(serializer)
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(5))?;
+        map.serialize_entry("id", self.root(Root::Id))?;
+        map.serialize_entry("type", &self.event_type)?;
+        map.serialize_entry("livestream_id", self.root(Root::LivestreamId))?;
+        map.serialize_entry("occurred_at", self.root(Root::OccurredAt))?;
+        map.serialize_entry("data", &self.data)?;
+        map.end()
     }
 }
 
@@ -272,20 +331,25 @@ fn check_type(text: &str) -> Result<&str, EnvelopeError> {
     }
 }
 
-fn take_uuid(map: &mut Map<String, Value>, field: &'static str) -> Result<Uuid, EnvelopeError> {
-    match map.get(field) {
-        None | Some(Value::Null) => Err(EnvelopeError::Missing(field)),
-        Some(Value::String(s)) => parse_uuid(field, s),
-        Some(_) => Err(invalid(field, "must be a UUID string")),
+/// A string field that may be absent or `null`; any other type is an error naming it.
+fn optional_str<'a>(
+    field: &'static str,
+    raw: Option<&'a RawValue>,
+) -> Result<Option<Cow<'a, str>>, EnvelopeError> {
+    match raw.map(RawValue::get) {
+        None | Some("null") => Ok(None),
+        Some(text) if text.starts_with('"') => serde_json::from_str::<Cow<'a, str>>(text)
+            .map(Some)
+            .map_err(|_| invalid(field, "must be a string")),
+        Some(_) => Err(invalid(field, "must be a string")),
     }
 }
 
-fn take_type(map: &mut Map<String, Value>) -> Result<String, EnvelopeError> {
-    match map.remove("type") {
-        None | Some(Value::Null) => Err(EnvelopeError::Missing("type")),
-        Some(Value::String(s)) => check_type(&s).map(|_| ()).map(|()| s),
-        Some(_) => Err(invalid("type", "must be a string")),
-    }
+fn required_str<'a>(
+    field: &'static str,
+    raw: Option<&'a RawValue>,
+) -> Result<Cow<'a, str>, EnvelopeError> {
+    optional_str(field, raw)?.ok_or(EnvelopeError::Missing(field))
 }
 
 #[cfg(test)]
@@ -310,11 +374,15 @@ mod tests {
         assert_eq!(event.id.to_string(), ID);
         assert_eq!(event.event_type(), "donation.received");
         assert_eq!(
-            event.envelope()["occurred_at"],
+            event.to_envelope()["occurred_at"],
             json!("2026-11-24T09:00:00Z")
         );
         assert_eq!(event.data()["amount"], json!(25.5));
-        assert!(event.envelope().get("extra").is_none());
+        assert!(event.to_envelope().get("extra").is_none());
+        assert_eq!(
+            serde_json::to_value(&event).expect("serializes"),
+            event.to_envelope()
+        );
     }
 
     #[test]

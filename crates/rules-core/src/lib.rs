@@ -16,6 +16,8 @@ pub mod model;
 pub mod path;
 mod template;
 pub mod validate;
+#[cfg(feature = "workload")]
+pub mod workload;
 
 pub use compiled::{CompiledRule, Evaluation, RenderedAction, RenderedActionKind};
 pub use condition::TraceNode;

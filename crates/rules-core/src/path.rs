@@ -7,6 +7,8 @@
 use serde_json::Value;
 use std::fmt;
 
+use crate::event::{Event, Root};
+
 /// The top-level keys of the event envelope a path may start with.
 pub const ENVELOPE_ROOTS: [&str; 5] = ["id", "type", "livestream_id", "occurred_at", "data"];
 
@@ -26,6 +28,8 @@ struct Segment {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldPath {
     raw: Box<str>,
+    root: Root,
+    /// The segments after the root.
     segments: Box<[Segment]>,
 }
 
@@ -51,18 +55,19 @@ impl FieldPath {
         if segments.len() > MAX_PATH_SEGMENTS {
             return Err(format!("path has more than {MAX_PATH_SEGMENTS} segments"));
         }
-        let root = &*segments[0].key;
-        if !ENVELOPE_ROOTS.contains(&root) {
+        let first = segments.remove(0).key;
+        let Some(root) = Root::from_name(&first) else {
             return Err(format!(
-                "path must start with one of {}, not `{root}`",
+                "path must start with one of {}, not `{first}`",
                 ENVELOPE_ROOTS.join(", ")
             ));
-        }
-        if root != "data" && segments.len() > 1 {
-            return Err(format!("`{root}` is a string and has no fields"));
+        };
+        if root != Root::Data && !segments.is_empty() {
+            return Err(format!("`{first}` is a string and has no fields"));
         }
         Ok(Self {
             raw: raw.into(),
+            root,
             segments: segments.into_boxed_slice(),
         })
     }
@@ -71,10 +76,10 @@ impl FieldPath {
         &self.raw
     }
 
-    /// The value at this path in `root` (an event envelope), or `None` when missing.
+    /// The value at this path in an event, or `None` when missing.
     #[inline]
-    pub fn lookup<'a>(&self, root: &'a Value) -> Option<&'a Value> {
-        let mut current = root;
+    pub fn lookup<'a>(&self, event: &'a Event) -> Option<&'a Value> {
+        let mut current = event.root(self.root);
         for segment in self.segments.iter() {
             current = match current {
                 Value::Object(map) => map.get(&*segment.key)?,
@@ -114,8 +119,8 @@ fn parse_index(part: &str) -> Option<usize> {
 /// Strings are used as they are; other values by their JSON text (so `42` and `"42"`
 /// share a bucket only if the producer is consistent). A missing field gives `None`:
 /// the caller decides what a missing key means.
-pub fn key_value(path: &FieldPath, envelope: &Value) -> Option<String> {
-    match path.lookup(envelope)? {
+pub fn key_value(path: &FieldPath, event: &Event) -> Option<String> {
+    match path.lookup(event)? {
         Value::String(s) => Some(s.clone()),
         other => Some(other.to_string()),
     }
@@ -130,9 +135,20 @@ mod tests {
         FieldPath::parse(raw).expect("valid path")
     }
 
+    fn ev(envelope: Value) -> Event {
+        Event::new(
+            uuid::Uuid::nil(),
+            "t",
+            uuid::Uuid::nil(),
+            chrono::Utc::now(),
+            envelope["data"].clone(),
+        )
+    }
+
     #[test]
     fn walks_objects_and_arrays() {
-        let event = json!({"data": {"items": [{"sku": "a"}, {"sku": "b"}], "map": {"0": "zero"}}});
+        let event =
+            ev(json!({"data": {"items": [{"sku": "a"}, {"sku": "b"}], "map": {"0": "zero"}}}));
         assert_eq!(path("data.items.1.sku").lookup(&event), Some(&json!("b")));
         assert_eq!(path("data.map.0").lookup(&event), Some(&json!("zero")));
         assert_eq!(path("data.items.2.sku").lookup(&event), None);
@@ -142,13 +158,13 @@ mod tests {
 
     #[test]
     fn a_path_through_a_scalar_is_missing() {
-        let event = json!({"data": {"amount": 5}});
+        let event = ev(json!({"data": {"amount": 5}}));
         assert_eq!(path("data.amount.value").lookup(&event), None);
     }
 
     #[test]
     fn null_is_present() {
-        let event = json!({"data": {"x": null}});
+        let event = ev(json!({"data": {"x": null}}));
         assert_eq!(path("data.x").lookup(&event), Some(&Value::Null));
     }
 
@@ -181,7 +197,7 @@ mod tests {
 
     #[test]
     fn key_values() {
-        let event = json!({"data": {"user": {"id": "u-1", "n": 42}}});
+        let event = ev(json!({"data": {"user": {"id": "u-1", "n": 42}}}));
         assert_eq!(
             key_value(&path("data.user.id"), &event).as_deref(),
             Some("u-1")

@@ -61,8 +61,8 @@ impl std::fmt::Debug for TemplateSet {
 
 /// What templates see: `event` and `rule`.
 #[derive(Serialize)]
-pub(crate) struct TemplateContext<'a, R: Serialize> {
-    pub event: &'a Value,
+pub(crate) struct TemplateContext<'a, E: Serialize, R: Serialize> {
+    pub event: &'a E,
     pub rule: R,
 }
 
@@ -189,7 +189,7 @@ impl TemplateSet {
 }
 
 /// Builds the context templates are rendered in.
-pub(crate) fn context<R: Serialize>(event: &Value, rule: R) -> minijinja::Value {
+pub(crate) fn context<E: Serialize, R: Serialize>(event: &E, rule: R) -> minijinja::Value {
     minijinja::Value::from(Serde(TemplateContext { event, rule }))
 }
 
