@@ -25,12 +25,12 @@ run: migrate ## services, migrations, then the API and a worker in the foregroun
 	@scripts/run.sh
 
 test: services build ## everything CI checks: unit, property and end-to-end tests
+	$(CARGO) test --workspace --doc --quiet
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast; \
 	else \
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
-	$(CARGO) test --workspace --doc
 
 fmt: ## format the code
 	$(CARGO) fmt --all
