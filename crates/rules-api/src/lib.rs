@@ -1,13 +1,31 @@
-//! rules-api: routes, state and server set-up, as a library so tests can mount the app.
+//! rules-api: routes, state and server set-up, as a library so tests mount the
+//! same app the binary serves.
 
+pub mod analytics;
+pub mod auth;
+pub mod error;
 pub mod health;
+pub mod metrics;
+pub mod openapi;
+pub mod pagination;
+pub mod routes;
 
+use actix_cors::Cors;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use rules_store::db::PgPool;
 use rules_store::redis::RedisPool;
 use rules_store::Settings;
 use std::time::Duration;
+use utoipa::OpenApi;
+use utoipa_actix_web::{scope, AppExt};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::auth::ApiKeys;
+use crate::error::{json_error, path_error, query_error};
 
 /// What every handler may reach.
 #[derive(Clone)]
@@ -31,9 +49,78 @@ impl AppState {
     }
 }
 
-/// Registers every route; shared by the server and the tests.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(health::live).service(health::ready);
+/// Content types a JSON body may have; PATCH also takes a merge patch.
+fn json_config(limit: usize, merge_patch: bool) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .content_type(move |mime| {
+            let essence = mime.essence_str();
+            essence == "application/json" || (merge_patch && essence == "application/merge-patch+json")
+        })
+        .error_handler(json_error)
+}
+
+/// The whole application: `/api` behind bearer keys, probes, metrics, OpenAPI, docs.
+pub fn app(
+    state: AppState,
+    settings: &Settings,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let api = &settings.api;
+    let keys = web::Data::new(ApiKeys::new(&api.keys, api.auth_disabled));
+    let limit = api.body_limit_bytes;
+    let mut cors = Cors::default()
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_headers(["authorization", "content-type", "if-match"])
+        .expose_headers(["etag", "location"])
+        .max_age(3600);
+    for origin in &api.cors_origins {
+        cors = cors.allowed_origin(origin);
+    }
+    let (app, openapi) = App::new()
+        .into_utoipa_app()
+        .openapi(openapi::ApiDoc::openapi())
+        .app_data(web::Data::new(state))
+        .app_data(web::Data::new(metrics::install()))
+        .app_data(keys)
+        .app_data(json_config(limit, false))
+        .app_data(web::QueryConfig::default().error_handler(query_error))
+        .app_data(web::PathConfig::default().error_handler(path_error))
+        .service(health::live)
+        .service(health::ready)
+        .service(
+            scope("/api")
+                .wrap(from_fn(auth::require_key))
+                .service(routes::rules::create_rule)
+                .service(routes::rules::list_rules)
+                .service(routes::dry_run::dry_run)
+                .service(routes::rules::get_rule)
+                .service(routes::rules::replace_rule)
+                .service(routes::rules::delete_rule)
+                .service(routes::history::list_executions)
+                .service(routes::history::analytics)
+                // Last: an empty-prefix scope matches every path, so it must not hide
+                // the resources above; it only gives PATCH its merge-patch body config.
+                .service(
+                    scope("")
+                        .app_data(json_config(limit, true))
+                        .service(routes::rules::patch_rule),
+                ),
+        )
+        .split_for_parts();
+    app.service(metrics::scrape)
+        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi))
+        .default_service(web::to(error::not_found))
+        .wrap(from_fn(metrics::record))
+        .wrap(cors)
+        .wrap(tracing_actix_web::TracingLogger::default())
 }
 
 /// Runs the server until SIGTERM/SIGINT, then drains in-flight requests.
@@ -43,10 +130,13 @@ pub async fn serve(settings: Settings, state: AppState) -> anyhow::Result<()> {
             "api.keys: no API key configured; set RULES_API_KEYS (or api.auth_disabled = true for a closed development setup)"
         );
     }
+    if settings.api.auth_disabled {
+        tracing::warn!("api.auth_disabled is set: /api is served without authentication");
+    }
     let bind = settings.api.bind;
-    let data = web::Data::new(state);
-    let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(configure))
-        .shutdown_timeout(settings.api.shutdown_timeout_seconds)
+    let shutdown = settings.api.shutdown_timeout_seconds;
+    let server = HttpServer::new(move || app(state.clone(), &settings))
+        .shutdown_timeout(shutdown)
         .client_request_timeout(Duration::from_secs(30))
         .bind(bind)
         .with_context(|| format!("cannot listen on api.bind {bind}"))?;

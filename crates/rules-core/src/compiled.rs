@@ -48,6 +48,7 @@ enum CompiledActionKind {
 }
 
 /// The result of a traced evaluation (the dry run).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Evaluation {
     /// The event's type is one the rule listens to.
@@ -61,6 +62,7 @@ pub struct Evaluation {
 }
 
 /// An action with its templates rendered for one event.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RenderedAction {
     #[serde(flatten)]
@@ -69,6 +71,7 @@ pub struct RenderedAction {
     pub max_age_seconds: Option<u32>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RenderedActionKind {

@@ -166,6 +166,7 @@ impl Node {
 }
 
 /// One node's result in a dry run.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TraceNode {
     /// Where the node sits in the rule, e.g. `trigger_config.condition.all[1].any[0]`.

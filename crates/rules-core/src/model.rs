@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::path::FieldPath;
 
 /// The part of a rule a client writes: what `POST`/`PUT` carry and `PATCH` produces.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RuleSpec {
     pub livestream_id: Uuid,
@@ -21,11 +22,13 @@ pub struct RuleSpec {
     pub trigger_config: TriggerConfig,
     pub actions: Vec<Action>,
     pub cooldown_seconds: u32,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "data.user.id"))]
     pub cooldown_key: Option<FieldPath>,
     pub enabled: bool,
 }
 
 /// A stored rule: the spec plus what the server assigns.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Rule {
     pub id: Uuid,
@@ -36,6 +39,7 @@ pub struct Rule {
     pub updated_at: DateTime<Utc>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TriggerConfig {
     pub event_types: Vec<String>,
@@ -51,6 +55,7 @@ impl TriggerConfig {
 }
 
 /// A condition tree node.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(no_recursion))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Condition {
@@ -60,8 +65,10 @@ pub enum Condition {
     Leaf(Leaf),
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Leaf {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "data.amount"))]
     pub field: FieldPath,
     pub op: Op,
     pub value: Value,
@@ -69,6 +76,7 @@ pub struct Leaf {
     pub ignore_case: bool,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Op {
@@ -129,15 +137,18 @@ impl Op {
 
 /// Fire only when `count` matching events arrived within `window_seconds`
 /// (per distinct `group_by` value when given); then the count starts again.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Threshold {
     pub count: u32,
     pub window_seconds: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub group_by: Option<FieldPath>,
 }
 
 /// One action; `max_age_seconds` applies to every kind.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Action {
     #[serde(flatten)]
@@ -146,6 +157,7 @@ pub struct Action {
     pub max_age_seconds: Option<u32>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ActionKind {
@@ -164,6 +176,7 @@ impl ActionKind {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WebhookAction {
     pub url: String,
@@ -175,6 +188,7 @@ pub struct WebhookAction {
     pub timeout_ms: u32,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum HttpMethod {
@@ -205,6 +219,7 @@ impl HttpMethod {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PublishAction {
     pub stream: String,
@@ -213,12 +228,14 @@ pub struct PublishAction {
     pub payload: Option<Value>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LogAction {
     pub message: String,
     pub level: LogLevel,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {

@@ -41,6 +41,7 @@ pub mod limits {
 use limits::*;
 
 /// One validation problem: where (a JSON path such as `actions[0].url`) and what.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
     pub path: String,

@@ -86,6 +86,10 @@ pub struct ApiSettings {
     pub keys: Vec<String>,
     /// Serve `/api` without authentication (only for a closed development setup).
     pub auth_disabled: bool,
+    /// Largest accepted request body; larger is 413.
+    pub body_limit_bytes: usize,
+    /// Origins allowed by CORS (the dashboard's); empty: no CORS headers.
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -191,6 +195,10 @@ impl Settings {
         check_positive("redis.acquire_timeout_ms", self.redis.acquire_timeout_ms)?;
         check_positive("redis.connect_timeout_ms", self.redis.connect_timeout_ms)?;
         check_positive("worker.max_event_bytes", self.worker.max_event_bytes)?;
+        check_positive("api.body_limit_bytes", self.api.body_limit_bytes)?;
+        for origin in &self.api.cors_origins {
+            check_url("api.cors_origins", origin, &["http", "https"])?;
+        }
         if self.worker.streams.is_empty() || self.worker.streams.iter().any(String::is_empty) {
             return Err(ConfigError::setting(
                 "worker.streams",
@@ -229,7 +237,7 @@ impl Settings {
 }
 
 /// Settings that take a comma-separated list in an environment variable.
-const LIST_SETTINGS: [&str; 2] = ["worker.streams", "api.keys"];
+const LIST_SETTINGS: [&str; 3] = ["worker.streams", "api.keys", "api.cors_origins"];
 
 fn split_list(value: &str) -> Vec<String> {
     value

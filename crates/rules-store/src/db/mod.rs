@@ -1,5 +1,6 @@
 //! PostgreSQL access: the pool, the schema and the migrations.
 
+pub mod executions;
 pub mod migrations;
 pub mod rules;
 pub mod schema;

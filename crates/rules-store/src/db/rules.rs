@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rules_core::{parse_rule_spec, CompiledRule, Rule, ValidationErrors};
 use serde_json::{json, Value};
@@ -70,6 +71,35 @@ impl RuleRow {
         })
     }
 
+    /// The rule as the API shows it (CONTRACT §2), straight from the row.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "livestream_id": self.livestream_id,
+            "name": self.name,
+            "description": self.description,
+            "trigger_config": self.trigger_config,
+            "actions": self.actions,
+            "cooldown_seconds": self.cooldown_seconds,
+            "cooldown_key": self.cooldown_key,
+            "enabled": self.enabled,
+            "version": self.version,
+            "created_at": rules_core::event::format_time(self.created_at),
+            "updated_at": rules_core::event::format_time(self.updated_at),
+        })
+    }
+
+    /// The client-writable part, as JSON: the base a merge patch applies to.
+    pub fn spec_json(&self) -> Value {
+        let mut body = self.to_json();
+        if let Some(map) = body.as_object_mut() {
+            for key in ["id", "version", "created_at", "updated_at"] {
+                map.remove(key);
+            }
+        }
+        body
+    }
+
     /// Validates and compiles the row for matching.
     pub fn compile(self) -> Result<CompiledRule, ValidationErrors> {
         CompiledRule::compile(self.into_rule()?)
@@ -102,4 +132,122 @@ pub async fn insert(conn: &mut AsyncPgConnection, row: &RuleRow) -> Result<(), D
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// The NOTIFY channel on which the database announces every rule change (migration 3).
+pub const CHANGE_CHANNEL: &str = "rule_changes";
+
+/// Filters of the rule list.
+#[derive(Debug, Clone, Default)]
+pub struct RuleFilter {
+    pub livestream_id: Option<Uuid>,
+    pub enabled: Option<bool>,
+    /// Rules that receive this event type: those listing it, and `"*"` rules.
+    pub event_type: Option<String>,
+}
+
+/// A position in the list's order (newest first): the last row of the previous page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleCursor {
+    pub created_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+/// One page of rules, newest first (`created_at DESC, id DESC`): a stable order in
+/// which rules created while a client pages appear before its first page, never
+/// inside the pages it has yet to read.
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    filter: &RuleFilter,
+    after: Option<RuleCursor>,
+    limit: i64,
+) -> Result<Vec<RuleRow>, DbError> {
+    let mut query = rules::table.select(RuleRow::as_select()).into_boxed();
+    if let Some(livestream_id) = filter.livestream_id {
+        query = query.filter(rules::livestream_id.eq(livestream_id));
+    }
+    if let Some(enabled) = filter.enabled {
+        query = query.filter(rules::enabled.eq(enabled));
+    }
+    if let Some(event_type) = &filter.event_type {
+        let types = || rules::trigger_config.retrieve_as_object("event_types");
+        query = query.filter(
+            types()
+                .contains(json!([event_type]))
+                .or(types().contains(json!(["*"]))),
+        );
+    }
+    if let Some(c) = after {
+        query = query.filter(
+            rules::created_at
+                .lt(c.created_at)
+                .or(rules::created_at.eq(c.created_at).and(rules::id.lt(c.id))),
+        );
+    }
+    Ok(query
+        .order((rules::created_at.desc(), rules::id.desc()))
+        .limit(limit)
+        .load(conn)
+        .await?)
+}
+
+/// Why a replace did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplaceError {
+    NotFound,
+    /// The stored version differs from the one the client based its change on.
+    VersionMismatch { current: i32 },
+}
+
+/// Replaces a rule's content, bumping its version, when the stored version is
+/// `expected_version` (or unconditionally without one). `row.version`,
+/// `created_at` and `updated_at` are ignored: the database assigns them.
+pub async fn replace(
+    conn: &mut AsyncPgConnection,
+    row: &RuleRow,
+    expected_version: Option<i32>,
+) -> Result<Result<RuleRow, ReplaceError>, DbError> {
+    let changes = (
+        rules::livestream_id.eq(row.livestream_id),
+        rules::name.eq(&row.name),
+        rules::description.eq(&row.description),
+        rules::trigger_config.eq(&row.trigger_config),
+        rules::actions.eq(&row.actions),
+        rules::cooldown_seconds.eq(row.cooldown_seconds),
+        rules::cooldown_key.eq(&row.cooldown_key),
+        rules::enabled.eq(row.enabled),
+        rules::version.eq(rules::version + 1),
+        rules::updated_at.eq(diesel::dsl::now),
+    );
+    // Checking the version in the UPDATE's own WHERE makes the check and the write one
+    // atomic step: a concurrent writer's row is re-checked by PostgreSQL.
+    let target = rules::table.filter(rules::id.eq(row.id));
+    let updated = match expected_version {
+        Some(v) => diesel::update(target.filter(rules::version.eq(v)))
+            .set(changes)
+            .returning(RuleRow::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?,
+        None => diesel::update(target)
+            .set(changes)
+            .returning(RuleRow::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?,
+    };
+    if let Some(updated) = updated {
+        return Ok(Ok(updated));
+    }
+    Ok(Err(match find(conn, row.id).await? {
+        None => ReplaceError::NotFound,
+        Some(current) => ReplaceError::VersionMismatch {
+            current: current.version,
+        },
+    }))
+}
+
+/// Deletes a rule; `false` when there was none. Its executions and counters stay.
+pub async fn delete(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool, DbError> {
+    Ok(diesel::delete(rules::table.find(id)).execute(conn).await? > 0)
 }

@@ -1,9 +1,86 @@
-//! Execution-duration histograms kept in `rule_stats_minute.duration_histogram`.
+//! Per-rule, per-minute counters (`rule_stats_minute`) and their duration histograms.
 //!
 //! Fixed bucket bounds make per-minute rows summable, so a percentile over any range
 //! is read from counters instead of scanning the execution log. The estimate is the
 //! upper bound of the bucket that holds the percentile, capped by the range's
 //! observed maximum bucket: at most one bucket too high, never too low.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::schema::rule_stats_minute as stats;
+use super::DbError;
+
+/// One minute of one rule's counters.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = stats, check_for_backend(diesel::pg::Pg))]
+pub struct StatsRow {
+    pub rule_id: Uuid,
+    pub bucket_start: DateTime<Utc>,
+    pub matched: i64,
+    pub executed: i64,
+    pub suppressed_by_cooldown: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub duration_ms_sum: i64,
+    pub duration_histogram: Vec<i64>,
+    pub last_executed_at: Option<DateTime<Utc>>,
+}
+
+/// Adds counters to their minutes, creating rows as needed, in one statement.
+/// Rows for the same (rule, minute) must be merged by the caller first.
+pub async fn add(conn: &mut AsyncPgConnection, rows: &[StatsRow]) -> Result<(), DbError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    diesel::insert_into(stats::table)
+        .values(rows)
+        .on_conflict((stats::rule_id, stats::bucket_start))
+        .do_update()
+        .set((
+            stats::matched.eq(stats::matched + excluded(stats::matched)),
+            stats::executed.eq(stats::executed + excluded(stats::executed)),
+            stats::suppressed_by_cooldown.eq(stats::suppressed_by_cooldown + excluded(stats::suppressed_by_cooldown)),
+            stats::succeeded.eq(stats::succeeded + excluded(stats::succeeded)),
+            stats::failed.eq(stats::failed + excluded(stats::failed)),
+            stats::duration_ms_sum.eq(stats::duration_ms_sum + excluded(stats::duration_ms_sum)),
+            stats::duration_histogram.eq(histogram_add_sql(stats::duration_histogram, excluded(stats::duration_histogram))),
+            stats::last_executed_at.eq(greatest_sql(stats::last_executed_at, excluded(stats::last_executed_at))),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+diesel::define_sql_function! {
+    #[sql_name = "histogram_add"]
+    fn histogram_add_sql(a: diesel::sql_types::Array<diesel::sql_types::Int8>, b: diesel::sql_types::Array<diesel::sql_types::Int8>) -> diesel::sql_types::Array<diesel::sql_types::Int8>;
+}
+
+diesel::define_sql_function! {
+    #[sql_name = "greatest"]
+    fn greatest_sql(a: diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>, b: diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>) -> diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>;
+}
+
+/// A rule's minutes in `[from, to)`, oldest first.
+pub async fn load_range(
+    conn: &mut AsyncPgConnection,
+    rule_id: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<StatsRow>, DbError> {
+    Ok(stats::table
+        .filter(stats::rule_id.eq(rule_id))
+        .filter(stats::bucket_start.ge(from))
+        .filter(stats::bucket_start.lt(to))
+        .order(stats::bucket_start.asc())
+        .select(StatsRow::as_select())
+        .load(conn)
+        .await?)
+}
 
 /// Upper bounds (inclusive, milliseconds) of each bucket; a last bucket holds the rest.
 pub const DURATION_BUCKETS_MS: [u32; 15] = [

@@ -1,0 +1,175 @@
+//! The one place errors become HTTP responses.
+//!
+//! Every error answers with the contract's shape
+//! `{"error": {"code", "message", "details": [{"path", "message"}]}}`. Unknown failures
+//! become a 500 with a generic message; the cause goes to the log, never to the client.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use rules_core::FieldError;
+use serde::Serialize;
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("the request is invalid")]
+    Validation(Vec<FieldError>),
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("version {expected} does not match the current version {current}")]
+    Conflict { expected: i32, current: i32 },
+    #[error("If-Match {expected} does not match the current version {current}")]
+    PreconditionFailed { expected: String, current: i32 },
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("a valid `Authorization: Bearer <key>` header is required")]
+    Unauthorized,
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+/// The JSON body of every error.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: `validation_failed`, `malformed_json`, `not_found`, ...
+    pub code: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<FieldError>,
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn rule_not_found(id: impl std::fmt::Display) -> Self {
+        ApiError::NotFound(format!("no rule with id {id}"))
+    }
+
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        ApiError::Internal(cause.to_string())
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::Validation(_) => "validation_failed",
+            ApiError::BadRequest { code, .. } => code,
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict { .. } => "version_conflict",
+            ApiError::PreconditionFailed { .. } => "precondition_failed",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code().to_owned(),
+                message: self.to_string(),
+                details: match self {
+                    ApiError::Validation(details) => details.clone(),
+                    _ => Vec::new(),
+                },
+            },
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            ApiError::Internal(cause) => tracing::error!(error = %cause, "internal error"),
+            ApiError::Unavailable(cause) => tracing::warn!(error = %cause, "dependency unavailable"),
+            _ => {}
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, ApiError::Unauthorized) {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        response.json(self.body())
+    }
+}
+
+impl From<rules_store::db::DbError> for ApiError {
+    fn from(e: rules_store::db::DbError) -> Self {
+        match e {
+            rules_store::db::DbError::Pool(msg) => ApiError::Unavailable(format!("database: {msg}")),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<rules_core::ValidationErrors> for ApiError {
+    fn from(e: rules_core::ValidationErrors) -> Self {
+        ApiError::Validation(e.0)
+    }
+}
+
+/// Maps actix's JSON body errors: too large → 413, wrong type → 415, bad JSON → 400.
+pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as E;
+    let api = match &err {
+        E::OverflowKnownLength { length, limit } => {
+            ApiError::PayloadTooLarge(format!("body is {length} bytes, over the limit of {limit}"))
+        }
+        E::Overflow { limit } => ApiError::PayloadTooLarge(format!("body is over the limit of {limit} bytes")),
+        E::ContentType => ApiError::UnsupportedMediaType("the body must be JSON (Content-Type: application/json)".into()),
+        E::Deserialize(e) => ApiError::bad_request("malformed_json", format!("body is not valid JSON: {e}")),
+        other => ApiError::bad_request("bad_body", other.to_string()),
+    };
+    api.into()
+}
+
+/// Query-string errors are 400 with serde's explanation.
+pub fn query_error(err: actix_web::error::QueryPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+    ApiError::bad_request("bad_query", format!("invalid query parameters: {err}")).into()
+}
+
+/// A malformed id in a path names no rule: 404.
+pub fn path_error(err: actix_web::error::PathError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+    ApiError::NotFound(format!("no such resource ({err})")).into()
+}
+
+/// Unmatched routes.
+pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::NotFound("no such route".into()))
+}
+
+/// For tests and docs: the body of an error as JSON.
+pub fn error_json(e: &ApiError) -> serde_json::Value {
+    json!(e.body())
+}

@@ -1,0 +1,80 @@
+//! Prometheus metrics: requests by route, method and status, a latency histogram,
+//! and connection-pool gauges read at scrape time.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{get, web, HttpResponse};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use crate::AppState;
+
+/// Latency buckets of `http_request_duration_seconds`.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder once (the recorder is global); later calls
+/// return the same handle.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("http_request_duration_seconds".into()),
+                    &LATENCY_BUCKETS,
+                )
+                .map(PrometheusBuilder::build_recorder);
+            match recorder {
+                Ok(recorder) => {
+                    let handle = recorder.handle();
+                    if metrics::set_global_recorder(recorder).is_err() {
+                        tracing::warn!("a metrics recorder was already installed");
+                    }
+                    handle
+                }
+                // Only an empty bucket list fails; ours is a constant.
+                Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+            }
+        })
+        .clone()
+}
+
+/// Records every request under its route pattern (not its raw path, which would
+/// make one series per rule id).
+pub async fn record(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let start = Instant::now();
+    let method = req.method().to_string();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+    let result = next.call(req).await;
+    let status = match &result {
+        Ok(response) => response.status().as_u16(),
+        Err(e) => e.as_response_error().status_code().as_u16(),
+    };
+    let labels = [("method", method), ("route", route), ("status", status.to_string())];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels[..2]).record(start.elapsed().as_secs_f64());
+    result
+}
+
+#[get("/metrics")]
+pub async fn scrape(state: web::Data<AppState>, handle: web::Data<PrometheusHandle>) -> HttpResponse {
+    let db = state.db.status();
+    metrics::gauge!("db_pool_connections").set(db.size as f64);
+    metrics::gauge!("db_pool_available").set(db.available as f64);
+    metrics::gauge!("db_pool_waiting").set(db.waiting as f64);
+    let redis = state.redis.status();
+    metrics::gauge!("redis_pool_connections").set(redis.size as f64);
+    metrics::gauge!("redis_pool_available").set(redis.available as f64);
+    metrics::gauge!("redis_pool_waiting").set(redis.waiting as f64);
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(handle.render())
+}

@@ -1,0 +1,172 @@
+//! `POST /api/rules/test`: a dry run of a rule, saved or not, against one event.
+//! Pure: nothing is stored, published or called.
+
+use actix_web::{post, web, HttpResponse};
+use chrono::Utc;
+use rules_core::{parse_rule_spec, CompiledRule, Event, FieldError, Rule, TraceNode};
+use serde::Serialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::error::{ApiError, ErrorBody};
+
+/// The request: `{"rule": {...}, "event": {...}}`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct DryRunRequest {
+    /// A rule in the API's format; `id` is used when it is a UUID.
+    #[schema(value_type = Object)]
+    rule: Value,
+    /// An event envelope (CONTRACT §1).
+    #[schema(value_type = Object)]
+    event: Value,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DryRunResponse {
+    /// The event's type is one the rule listens to and the condition holds.
+    pub matched: bool,
+    pub event_type_matched: bool,
+    pub condition_matched: bool,
+    /// Every condition node's result, in pre-order.
+    pub trace: Vec<TraceNode>,
+    /// The threshold that would gate execution, and this event's group.
+    #[schema(value_type = Option<Object>)]
+    pub threshold: Option<Value>,
+    /// The cooldown that would follow execution, and this event's key value.
+    #[schema(value_type = Option<Object>)]
+    pub cooldown: Option<Value>,
+    /// The actions rendered for this event (or the error of one that fails to render).
+    #[schema(value_type = Vec<Object>)]
+    pub actions: Vec<Value>,
+}
+
+fn prefixed(prefix: &str, errors: Vec<FieldError>) -> Vec<FieldError> {
+    errors
+        .into_iter()
+        .map(|e| FieldError {
+            path: if e.path.is_empty() {
+                prefix.to_owned()
+            } else {
+                format!("{prefix}.{}", e.path)
+            },
+            message: e.message,
+        })
+        .collect()
+}
+
+/// Dry-run a rule against an event.
+#[utoipa::path(
+    tag = "rules",
+    request_body(content = DryRunRequest),
+    responses(
+        (status = 200, description = "Whether it matches, the trace and the rendered actions", body = DryRunResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 422, description = "The rule or the event is invalid", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/rules/test")]
+pub async fn dry_run(body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+    let Some(map) = body.as_object() else {
+        return Err(ApiError::Validation(vec![FieldError {
+            path: String::new(),
+            message: "must be an object with `rule` and `event`".into(),
+        }]));
+    };
+    let mut errors = Vec::new();
+    for key in map.keys() {
+        if key != "rule" && key != "event" {
+            errors.push(FieldError {
+                path: key.clone(),
+                message: "is not a known field".into(),
+            });
+        }
+    }
+    let rule_json = map.get("rule").cloned().unwrap_or(Value::Null);
+    let spec = match parse_rule_spec(&rule_json) {
+        Ok(spec) => Some(spec),
+        Err(e) => {
+            errors.extend(prefixed("rule", e.0));
+            None
+        }
+    };
+    let event = match map.get("event") {
+        None | Some(Value::Null) => {
+            errors.push(FieldError {
+                path: "event".into(),
+                message: "is required".into(),
+            });
+            None
+        }
+        Some(v) => match Event::from_value(v, Some(Utc::now())) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                let path = match &e {
+                    rules_core::EnvelopeError::Missing(f) | rules_core::EnvelopeError::Invalid { field: f, .. } => {
+                        format!("event.{f}")
+                    }
+                    _ => "event".into(),
+                };
+                errors.push(FieldError {
+                    path,
+                    message: e.to_string(),
+                });
+                None
+            }
+        },
+    };
+    let (Some(spec), Some(event), true) = (spec, event, errors.is_empty()) else {
+        return Err(ApiError::Validation(errors));
+    };
+    let id = rule_json
+        .get("id")
+        .and_then(Value::as_str)
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .unwrap_or_else(Uuid::nil);
+    let now = Utc::now();
+    let rule = CompiledRule::compile(Rule {
+        id,
+        spec,
+        version: rule_json.get("version").and_then(Value::as_i64).and_then(|v| i32::try_from(v).ok()).unwrap_or(1),
+        created_at: now,
+        updated_at: now,
+    })
+    .map_err(|e| ApiError::Validation(prefixed("rule", e.0)))?;
+
+    let evaluation = rule.evaluate_traced(&event);
+    let spec = &rule.rule().spec;
+    let threshold = spec.trigger_config.threshold.as_ref().map(|t| {
+        json!({
+            "count": t.count,
+            "window_seconds": t.window_seconds,
+            "group_by": t.group_by,
+            "group": rule.threshold_group(&event).flatten(),
+        })
+    });
+    let cooldown = (spec.cooldown_seconds > 0).then(|| {
+        json!({
+            "seconds": spec.cooldown_seconds,
+            "key": spec.cooldown_key,
+            "key_value": rule.cooldown_scope(&event).flatten(),
+        })
+    });
+    let actions = rule
+        .render_actions(&event)
+        .into_iter()
+        .enumerate()
+        .map(|(i, rendered)| match rendered {
+            Ok(action) => serde_json::to_value(action).unwrap_or(Value::Null),
+            Err(e) => json!({"index": i, "type": spec.actions[i].kind.type_name(), "error": e.to_string()}),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(DryRunResponse {
+        matched: evaluation.matched,
+        event_type_matched: evaluation.event_type_matched,
+        condition_matched: evaluation.condition_matched,
+        trace: evaluation.trace,
+        threshold,
+        cooldown,
+        actions,
+    }))
+}

@@ -1,0 +1,160 @@
+//! `/api/rules/{id}/executions` and `/api/rules/{id}/analytics`. Both answer for a
+//! deleted rule whose history remains; an id with neither rule nor history is 404.
+
+use actix_web::{get, web, HttpResponse};
+use chrono::{DateTime, Utc};
+use rules_store::db::executions::{self, ExecutionCursor, ExecutionFilter, ExecutionRow};
+use rules_store::db::{rules as rules_db, stats, DbError};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::analytics::{aggregate, range, Analytics, Bucket};
+use crate::error::{ApiError, ErrorBody};
+use crate::pagination;
+use crate::AppState;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExecutionsQuery {
+    /// `succeeded` or `failed`.
+    pub status: Option<String>,
+    /// Executed at or after (RFC 3339).
+    pub from: Option<DateTime<Utc>>,
+    /// Executed before (RFC 3339).
+    pub to: Option<DateTime<Utc>>,
+    /// Page size, 1–200 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// One execution record (CONTRACT §3).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Execution {
+    pub id: Uuid,
+    pub rule_id: Uuid,
+    pub event_id: Uuid,
+    pub livestream_id: Uuid,
+    pub executed_at: DateTime<Utc>,
+    /// `succeeded` or `failed`.
+    pub status: String,
+    pub duration_ms: i32,
+    /// `{"actions": [{"type", "status", "duration_ms", "error", ...}]}`
+    #[schema(value_type = Object)]
+    pub result: Value,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ExecutionPage {
+    pub items: Vec<Execution>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AnalyticsQuery {
+    /// Start (RFC 3339); default `to` minus 24 hours.
+    pub from: Option<DateTime<Utc>>,
+    /// End (RFC 3339, exclusive); default now.
+    pub to: Option<DateTime<Utc>>,
+    /// `minute`, `hour` (default) or `day`.
+    pub bucket: Option<Bucket>,
+}
+
+async fn ensure_known(conn: &mut diesel_async::AsyncPgConnection, id: Uuid) -> Result<(), ApiError> {
+    if rules_db::find(conn, id).await?.is_some() || executions::has_history(conn, id).await? {
+        Ok(())
+    } else {
+        Err(ApiError::rule_not_found(id))
+    }
+}
+
+/// A rule's executions, newest first.
+#[utoipa::path(
+    tag = "history",
+    params(("id" = Uuid, Path, description = "Rule id"), ExecutionsQuery),
+    responses(
+        (status = 200, description = "One page, newest first", body = ExecutionPage),
+        (status = 400, description = "Bad parameters", body = ErrorBody),
+        (status = 404, description = "No such rule and no history", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/rules/{id}/executions")]
+pub async fn list_executions(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    query: web::Query<ExecutionsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = *id;
+    let limit = pagination::limit(query.limit)?;
+    if let Some(status) = &query.status {
+        if status != "succeeded" && status != "failed" {
+            return Err(ApiError::bad_request("bad_query", "status must be `succeeded` or `failed`"));
+        }
+    }
+    let after = query
+        .cursor
+        .as_deref()
+        .map(pagination::decode)
+        .transpose()?
+        .map(|(executed_at, id)| ExecutionCursor { executed_at, id });
+    let filter = ExecutionFilter {
+        status: query.status.clone(),
+        from: query.from,
+        to: query.to,
+    };
+    let mut conn = state.db.get().await.map_err(DbError::from)?;
+    ensure_known(&mut conn, id).await?;
+    let mut rows = executions::list_for_rule(&mut conn, id, &filter, after, limit + 1).await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = match rows.last() {
+        Some(last) if more => Some(pagination::encode(last.executed_at, last.id)),
+        _ => None,
+    };
+    Ok(HttpResponse::Ok().json(ExecutionPage {
+        items: rows.into_iter().map(execution).collect(),
+        next_cursor,
+    }))
+}
+
+fn execution(row: ExecutionRow) -> Execution {
+    Execution {
+        id: row.id,
+        rule_id: row.rule_id,
+        event_id: row.event_id,
+        livestream_id: row.livestream_id,
+        executed_at: row.executed_at,
+        status: row.status,
+        duration_ms: row.duration_ms,
+        result: row.result,
+    }
+}
+
+/// A rule's analytics over a range, from per-minute counters.
+#[utoipa::path(
+    tag = "history",
+    params(("id" = Uuid, Path, description = "Rule id"), AnalyticsQuery),
+    responses(
+        (status = 200, description = "Totals and a series with every bucket present", body = Analytics),
+        (status = 400, description = "Bad range or bucket", body = ErrorBody),
+        (status = 404, description = "No such rule and no history", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/rules/{id}/analytics")]
+pub async fn analytics(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    query: web::Query<AnalyticsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = *id;
+    let bucket = query.bucket.unwrap_or(Bucket::Hour);
+    let (from, to) = range(query.from, query.to, bucket, Utc::now())?;
+    let mut conn = state.db.get().await.map_err(DbError::from)?;
+    ensure_known(&mut conn, id).await?;
+    let rows = stats::load_range(&mut conn, id, from, to).await?;
+    Ok(HttpResponse::Ok().json(aggregate(id, from, to, bucket, &rows)?))
+}

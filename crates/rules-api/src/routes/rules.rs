@@ -1,0 +1,350 @@
+//! `/api/rules`: create, list, read, replace, patch, delete.
+
+use actix_web::http::header;
+use actix_web::{delete, get, patch, post, put, web, HttpRequest, HttpResponse};
+use chrono::{DurationRound, TimeDelta, Utc};
+use rules_core::{parse_rule_spec, Rule, RuleSpec};
+use rules_store::db::rules::{self as store, ReplaceError, RuleCursor, RuleFilter, RuleRow};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::pagination;
+use crate::AppState;
+
+/// A page of rules.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RulePage {
+    #[schema(value_type = Vec<Rule>)]
+    pub items: Vec<Value>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only this livestream's rules.
+    pub livestream_id: Option<Uuid>,
+    /// Only enabled (`true`) or disabled (`false`) rules.
+    pub enabled: Option<bool>,
+    /// Only rules that receive this event type (listing it, or `"*"`).
+    pub event_type: Option<String>,
+    /// Page size, 1–200 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+fn rule_response(status: actix_web::http::StatusCode, row: &RuleRow) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::ETAG, format!("\"{}\"", row.version)))
+        .json(row.to_json())
+}
+
+/// Validates a body into a spec, turning problems into a 422.
+fn validated(body: &Value) -> Result<RuleSpec, ApiError> {
+    Ok(parse_rule_spec(body)?)
+}
+
+fn now() -> chrono::DateTime<Utc> {
+    // PostgreSQL keeps microseconds; so do the responses.
+    let now = Utc::now();
+    now.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(now)
+}
+
+/// Create a rule.
+#[utoipa::path(
+    tag = "rules",
+    request_body(content = RuleSpec, description = "The rule (CONTRACT §2); server fields are ignored"),
+    responses(
+        (status = 201, description = "Created; `Location` names it", body = Rule),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 422, description = "Every validation problem, by path", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/rules")]
+pub async fn create_rule(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+    let spec = validated(&body)?;
+    let at = now();
+    let rule = Rule {
+        id: Uuid::now_v7(),
+        spec,
+        version: 1,
+        created_at: at,
+        updated_at: at,
+    };
+    let row = RuleRow::from_rule(&rule);
+    let mut conn = state.db.get().await.map_err(rules_store::db::DbError::from)?;
+    store::insert(&mut conn, &row).await?;
+    tracing::info!(rule_id = %row.id, livestream_id = %row.livestream_id, "rule created");
+    let mut response = rule_response(actix_web::http::StatusCode::CREATED, &row);
+    response.headers_mut().insert(
+        header::LOCATION,
+        header::HeaderValue::from_str(&format!("/api/rules/{}", row.id)).map_err(ApiError::internal)?,
+    );
+    Ok(response)
+}
+
+/// List rules, newest first.
+#[utoipa::path(
+    tag = "rules",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page, newest first", body = RulePage),
+        (status = 400, description = "Bad parameters", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/rules")]
+pub async fn list_rules(state: web::Data<AppState>, query: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+    let limit = pagination::limit(query.limit)?;
+    let after = query
+        .cursor
+        .as_deref()
+        .map(pagination::decode)
+        .transpose()?
+        .map(|(created_at, id)| RuleCursor { created_at, id });
+    let filter = RuleFilter {
+        livestream_id: query.livestream_id,
+        enabled: query.enabled,
+        event_type: query.event_type.clone(),
+    };
+    let mut conn = state.db.get().await.map_err(rules_store::db::DbError::from)?;
+    let mut rows = store::list(&mut conn, &filter, after, limit + 1).await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = match rows.last() {
+        Some(last) if more => Some(pagination::encode(last.created_at, last.id)),
+        _ => None,
+    };
+    Ok(HttpResponse::Ok().json(RulePage {
+        items: rows.iter().map(RuleRow::to_json).collect(),
+        next_cursor,
+    }))
+}
+
+/// Read one rule.
+#[utoipa::path(
+    tag = "rules",
+    params(("id" = Uuid, Path, description = "Rule id")),
+    responses(
+        (status = 200, description = "The rule; `ETag` is its version", body = Rule),
+        (status = 404, description = "No such rule", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/rules/{id}")]
+pub async fn get_rule(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let mut conn = state.db.get().await.map_err(rules_store::db::DbError::from)?;
+    let row = store::find(&mut conn, *id).await?.ok_or_else(|| ApiError::rule_not_found(*id))?;
+    Ok(rule_response(actix_web::http::StatusCode::OK, &row))
+}
+
+/// The version a change is based on: `If-Match` (412 on mismatch) or the body's
+/// `version` (409 on mismatch); neither means unconditional.
+#[derive(Debug, Clone, PartialEq)]
+enum Precondition {
+    None,
+    IfMatch(Option<i32>, String),
+    BodyVersion(i32),
+}
+
+fn precondition(req: &HttpRequest, body: &Value) -> Result<Precondition, ApiError> {
+    if let Some(raw) = req.headers().get(header::IF_MATCH) {
+        let text = raw
+            .to_str()
+            .map_err(|_| ApiError::bad_request("bad_header", "If-Match is not text"))?
+            .trim()
+            .to_owned();
+        if text == "*" {
+            return Ok(Precondition::None);
+        }
+        let version = text
+            .trim_start_matches("W/")
+            .trim_matches('"')
+            .parse::<i32>()
+            .ok();
+        return Ok(Precondition::IfMatch(version, text));
+    }
+    match body.get("version") {
+        None | Some(Value::Null) => Ok(Precondition::None),
+        Some(v) => v
+            .as_i64()
+            .and_then(|v| i32::try_from(v).ok())
+            .map(Precondition::BodyVersion)
+            .ok_or_else(|| {
+                ApiError::Validation(vec![rules_core::FieldError {
+                    path: "version".into(),
+                    message: "must be a whole number".into(),
+                }])
+            }),
+    }
+}
+
+/// Checks a precondition against the stored version before any work.
+fn check(pre: &Precondition, current: i32) -> Result<(), ApiError> {
+    match pre {
+        Precondition::IfMatch(Some(v), _) if *v == current => Ok(()),
+        Precondition::IfMatch(_, text) => Err(ApiError::PreconditionFailed {
+            expected: text.clone(),
+            current,
+        }),
+        Precondition::BodyVersion(v) if *v != current => Err(ApiError::Conflict {
+            expected: *v,
+            current,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Writes `spec` over rule `id` if it is still at `based_on`.
+async fn store_replacement(
+    state: &AppState,
+    id: Uuid,
+    spec: RuleSpec,
+    based_on: i32,
+    pre: &Precondition,
+) -> Result<HttpResponse, ApiError> {
+    let at = now();
+    let row = RuleRow::from_rule(&Rule {
+        id,
+        spec,
+        version: based_on,
+        created_at: at,
+        updated_at: at,
+    });
+    let mut conn = state.db.get().await.map_err(rules_store::db::DbError::from)?;
+    match store::replace(&mut conn, &row, Some(based_on)).await? {
+        Ok(updated) => {
+            tracing::info!(rule_id = %id, version = updated.version, "rule updated");
+            Ok(rule_response(actix_web::http::StatusCode::OK, &updated))
+        }
+        Err(ReplaceError::NotFound) => Err(ApiError::rule_not_found(id)),
+        // Someone else changed it between our read and our write.
+        Err(ReplaceError::VersionMismatch { current }) => Err(match pre {
+            Precondition::IfMatch(_, text) => ApiError::PreconditionFailed {
+                expected: text.clone(),
+                current,
+            },
+            _ => ApiError::Conflict {
+                expected: based_on,
+                current,
+            },
+        }),
+    }
+}
+
+/// Replace a rule; bumps `version`.
+#[utoipa::path(
+    tag = "rules",
+    params(
+        ("id" = Uuid, Path, description = "Rule id"),
+        ("If-Match" = Option<String>, Header, description = "The version the change is based on, e.g. `\"3\"`"),
+    ),
+    request_body(content = RuleSpec, description = "The whole rule; `version` in the body also guards the change"),
+    responses(
+        (status = 200, description = "Replaced", body = Rule),
+        (status = 404, description = "No such rule", body = ErrorBody),
+        (status = 409, description = "Body `version` is not the current one", body = ErrorBody),
+        (status = 412, description = "`If-Match` is not the current version", body = ErrorBody),
+        (status = 422, description = "Every validation problem, by path", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[put("/rules/{id}")]
+pub async fn replace_rule(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<Uuid>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let id = *id;
+    let pre = precondition(&req, &body)?;
+    let spec = validated(&body)?;
+    let current = {
+        let mut conn = state.db.get().await.map_err(rules_store::db::DbError::from)?;
+        store::find(&mut conn, id).await?.ok_or_else(|| ApiError::rule_not_found(id))?
+    };
+    check(&pre, current.version)?;
+    store_replacement(&state, id, spec, current.version, &pre).await
+}
+
+/// Change part of a rule with a JSON Merge Patch (RFC 7396); the result is validated whole.
+#[utoipa::path(
+    tag = "rules",
+    params(
+        ("id" = Uuid, Path, description = "Rule id"),
+        ("If-Match" = Option<String>, Header, description = "The version the change is based on"),
+    ),
+    request_body(content = Object, content_type = "application/merge-patch+json",
+        description = "e.g. `{\"enabled\": false}`; `null` removes an optional field"),
+    responses(
+        (status = 200, description = "Patched", body = Rule),
+        (status = 404, description = "No such rule", body = ErrorBody),
+        (status = 409, description = "Body `version` is not the current one", body = ErrorBody),
+        (status = 412, description = "`If-Match` is not the current version", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "The patched rule is invalid", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[patch("/rules/{id}")]
+pub async fn patch_rule(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<Uuid>,
+    patch: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let id = *id;
+    // actix accepts every `+json` type; JSON Patch (RFC 6902) is a different format.
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if content_type.trim_start().starts_with("application/json-patch+json") {
+        return Err(ApiError::UnsupportedMediaType(
+            "PATCH takes a JSON Merge Patch (application/merge-patch+json), not a JSON Patch".into(),
+        ));
+    }
+    if !patch.is_object() {
+        return Err(ApiError::Validation(vec![rules_core::FieldError {
+            path: String::new(),
+            message: "a merge patch must be a JSON object".into(),
+        }]));
+    }
+    let pre = precondition(&req, &patch)?;
+    let current = {
+        let mut conn = state.db.get().await.map_err(rules_store::db::DbError::from)?;
+        store::find(&mut conn, id).await?.ok_or_else(|| ApiError::rule_not_found(id))?
+    };
+    check(&pre, current.version)?;
+    let mut merged = current.spec_json();
+    json_patch::merge(&mut merged, &patch);
+    let spec = validated(&merged)?;
+    store_replacement(&state, id, spec, current.version, &pre).await
+}
+
+/// Delete a rule. Its executions and counters are kept.
+#[utoipa::path(
+    tag = "rules",
+    params(("id" = Uuid, Path, description = "Rule id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such rule", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[delete("/rules/{id}")]
+pub async fn delete_rule(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let mut conn = state.db.get().await.map_err(rules_store::db::DbError::from)?;
+    if store::delete(&mut conn, *id).await? {
+        tracing::info!(rule_id = %id, "rule deleted");
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::rule_not_found(*id))
+    }
+}

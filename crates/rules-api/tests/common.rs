@@ -1,0 +1,108 @@
+//! Shared set-up: the real app over a database of the test's own and real Redis.
+
+#![allow(dead_code)]
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::test;
+use rules_api::{app, AppState};
+use rules_e2e::TestDb;
+use rules_store::Settings;
+use serde_json::{json, Value};
+
+pub const KEY: &str = "test-key-0123456789abcdef";
+pub const LS: &str = "0e2a9c1b-0000-4000-8000-00000000abcd";
+
+pub struct Api<S> {
+    pub db: TestDb,
+    pub service: S,
+    pub settings: Settings,
+}
+
+pub async fn settings_for(db: &TestDb, extra: &[(&str, &str)]) -> Settings {
+    let mut vars = vec![
+        ("DATABASE_URL".to_string(), db.url.clone()),
+        ("REDIS_URL".to_string(), rules_e2e::redis_url()),
+        ("RULES_API_KEYS".to_string(), KEY.to_string()),
+    ];
+    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Settings::load_from(&vars).expect("settings")
+}
+
+pub async fn start_with(
+    extra: &[(&str, &str)],
+) -> Api<impl Service<actix_http::Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error>> {
+    let db = TestDb::migrated().await.expect("test database");
+    let settings = settings_for(&db, extra).await;
+    let state = AppState::connect(&settings).await.expect("connect");
+    let service = test::init_service(app(state, &settings)).await;
+    Api { db, service, settings }
+}
+
+pub async fn start(
+) -> Api<impl Service<actix_http::Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error>> {
+    start_with(&[]).await
+}
+
+pub fn auth() -> (&'static str, String) {
+    ("Authorization", format!("Bearer {KEY}"))
+}
+
+/// Sends a request; returns status, headers and the JSON body (Null when empty).
+pub async fn send<S, B>(service: &S, req: test::TestRequest) -> (u16, actix_web::http::header::HeaderMap, Value)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    // A middleware's error becomes its response, as the server does.
+    let (status, headers, bytes) = match test::try_call_service(service, req.to_request()).await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            (status, headers, test::read_body(response).await)
+        }
+        Err(e) => {
+            let response = e.error_response();
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let bytes = actix_web::body::to_bytes(response.into_body()).await.unwrap_or_default();
+            (status, headers, bytes)
+        }
+    };
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    (status, headers, body)
+}
+
+pub fn rule_body(name: &str) -> Value {
+    json!({
+        "livestream_id": LS,
+        "name": name,
+        "trigger_config": {
+            "event_types": ["donation.received"],
+            "condition": {"field": "data.amount", "op": "gte", "value": 10}
+        },
+        "actions": [{"type": "publish", "stream": "overlay:alerts",
+                     "payload": {"text": "{{ event.data.user.name }} donated {{ event.data.amount }}!"}}],
+        "cooldown_seconds": 30,
+        "cooldown_key": "data.user.id"
+    })
+}
+
+/// Creates a rule through the API and returns its JSON.
+pub async fn create<S, B>(service: &S, body: Value) -> Value
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let (status, _, created) = send(
+        service,
+        test::TestRequest::post().uri("/api/rules").insert_header(auth()).set_json(body),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    created
+}

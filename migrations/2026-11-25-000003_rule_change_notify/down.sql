@@ -1,0 +1,2 @@
+DROP TRIGGER rules_notify_change ON rules;
+DROP FUNCTION notify_rule_change();
