@@ -27,6 +27,38 @@ async fn api_serves_probes_and_stops_on_sigterm() -> anyhow::Result<()> {
     let body: serde_json::Value = ready.json().await?;
     assert_eq!(body["checks"]["postgres"]["status"], "ok");
     assert_eq!(body["checks"]["redis"]["status"], "ok");
+
+    // The real binary serves the rule API behind its key.
+    let client = reqwest::Client::new();
+    let rule = serde_json::json!({
+        "livestream_id": "0e2a9c1b-0000-4000-8000-00000000abcd", "name": "e2e",
+        "trigger_config": {"event_types": ["follow"]},
+        "actions": [{"type": "log", "message": "{{ event.data.user.name }} followed"}]
+    });
+    let url = format!("http://127.0.0.1:{port}/api/rules");
+    let denied = client.post(&url).json(&rule).send().await?;
+    assert_eq!(denied.status(), 401);
+    let created = client
+        .post(&url)
+        .bearer_auth("test-key-0123456789abcdef")
+        .json(&rule)
+        .send()
+        .await?;
+    assert_eq!(created.status(), 201);
+    let location = created
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let read = client
+        .get(format!(
+            "http://127.0.0.1:{port}{}",
+            location.unwrap_or_default()
+        ))
+        .bearer_auth("test-key-0123456789abcdef")
+        .send()
+        .await?;
+    assert_eq!(read.status(), 200);
     let status = api.terminate().await?;
     assert!(status.success(), "exit status {status:?}");
     Ok(())

@@ -61,7 +61,8 @@ async fn a_hand_edited_invalid_row_is_reported_not_trusted() -> anyhow::Result<(
     let db = TestDb::migrated().await?;
     let mut conn = db.conn().await?;
     let mut row = RuleRow::from_rule(&sample_rule());
-    row.trigger_config = json!({"event_types": []});
+    row.trigger_config =
+        rules_store::db::raw_json::RawJson::from_value(&json!({"event_types": []}));
     rules_db::insert(&mut conn, &row).await?;
     let stored = rules_db::find(&mut conn, row.id).await?.expect("stored");
     let err = stored.into_rule().expect_err("invalid");

@@ -70,9 +70,14 @@ pub fn range(
     let to = to.unwrap_or(now);
     let from = from.unwrap_or(to - TimeDelta::hours(24));
     if from >= to {
-        return Err(ApiError::bad_request("bad_query", "`from` must be before `to`"));
+        return Err(ApiError::bad_request(
+            "bad_query",
+            "`from` must be before `to`",
+        ));
     }
-    let from = from.duration_trunc(TimeDelta::minutes(1)).map_err(ApiError::internal)?;
+    let from = from
+        .duration_trunc(TimeDelta::minutes(1))
+        .map_err(ApiError::internal)?;
     let start = align(from, bucket)?;
     let buckets = (to - start).num_seconds() / bucket.width().num_seconds() + 1;
     if buckets > MAX_BUCKETS {
@@ -127,7 +132,10 @@ pub fn aggregate(
             continue;
         }
         let index = ((row.bucket_start - start).num_seconds() / width.num_seconds()) as usize;
-        for point in [series.get_mut(index), Some(&mut totals)].into_iter().flatten() {
+        for point in [series.get_mut(index), Some(&mut totals)]
+            .into_iter()
+            .flatten()
+        {
             point.matched += row.matched;
             point.executed += row.executed;
             point.suppressed_by_cooldown += row.suppressed_by_cooldown;
@@ -163,7 +171,9 @@ mod tests {
     use rules_store::db::stats::histogram_of;
 
     fn t(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(s)
+            .expect("time")
+            .with_timezone(&Utc)
     }
 
     fn row(at: &str, executed: i64, failed: i64, suppressed: i64, ms: u32) -> StatsRow {
@@ -193,11 +203,23 @@ mod tests {
             row("2026-11-24T12:30:00Z", 1, 0, 3, 1000),
             row("2026-11-24T14:00:00Z", 5, 0, 0, 1),
         ];
-        let a = aggregate(Uuid::nil(), t("2026-11-24T10:00:00Z"), t("2026-11-24T13:00:00Z"), Bucket::Hour, &rows)
-            .expect("aggregates");
+        let a = aggregate(
+            Uuid::nil(),
+            t("2026-11-24T10:00:00Z"),
+            t("2026-11-24T13:00:00Z"),
+            Bucket::Hour,
+            &rows,
+        )
+        .expect("aggregates");
         assert_eq!(a.series.len(), 3);
-        assert_eq!(a.series.iter().map(|p| p.executed).collect::<Vec<_>>(), vec![3, 0, 1]);
-        assert_eq!(a.series[1].matched, 0, "an empty bucket is present with zeros");
+        assert_eq!(
+            a.series.iter().map(|p| p.executed).collect::<Vec<_>>(),
+            vec![3, 0, 1]
+        );
+        assert_eq!(
+            a.series[1].matched, 0,
+            "an empty bucket is present with zeros"
+        );
         assert_eq!((a.matched, a.executed, a.suppressed_by_cooldown), (8, 4, 4));
         assert_eq!(a.matched, a.executed + a.suppressed_by_cooldown);
         assert_eq!(a.executed, a.succeeded + a.failed);
@@ -209,18 +231,39 @@ mod tests {
 
     #[test]
     fn empty_ranges_have_no_rates() {
-        let a = aggregate(Uuid::nil(), t("2026-11-24T10:00:00Z"), t("2026-11-24T10:03:00Z"), Bucket::Minute, &[])
-            .expect("aggregates");
+        let a = aggregate(
+            Uuid::nil(),
+            t("2026-11-24T10:00:00Z"),
+            t("2026-11-24T10:03:00Z"),
+            Bucket::Minute,
+            &[],
+        )
+        .expect("aggregates");
         assert_eq!(a.series.len(), 3);
-        assert_eq!((a.success_rate, a.avg_duration_ms, a.p95_duration_ms), (None, None, None));
+        assert_eq!(
+            (a.success_rate, a.avg_duration_ms, a.p95_duration_ms),
+            (None, None, None)
+        );
     }
 
     #[test]
     fn ranges_are_checked() {
         let now = t("2026-11-24T10:00:00Z");
         assert!(range(Some(now), Some(now), Bucket::Hour, now).is_err());
-        assert!(range(Some(now - TimeDelta::days(30)), Some(now), Bucket::Minute, now).is_err());
-        assert!(range(Some(now - TimeDelta::days(30)), Some(now), Bucket::Hour, now).is_ok());
+        assert!(range(
+            Some(now - TimeDelta::days(30)),
+            Some(now),
+            Bucket::Minute,
+            now
+        )
+        .is_err());
+        assert!(range(
+            Some(now - TimeDelta::days(30)),
+            Some(now),
+            Bucket::Hour,
+            now
+        )
+        .is_ok());
         let (from, to) = range(None, None, Bucket::Hour, now).expect("default range");
         assert_eq!((to - from).num_hours(), 24);
     }

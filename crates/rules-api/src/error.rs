@@ -113,7 +113,9 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         match self {
             ApiError::Internal(cause) => tracing::error!(error = %cause, "internal error"),
-            ApiError::Unavailable(cause) => tracing::warn!(error = %cause, "dependency unavailable"),
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "dependency unavailable")
+            }
             _ => {}
         }
         let mut response = HttpResponse::build(self.status_code());
@@ -127,7 +129,9 @@ impl ResponseError for ApiError {
 impl From<rules_store::db::DbError> for ApiError {
     fn from(e: rules_store::db::DbError) -> Self {
         match e {
-            rules_store::db::DbError::Pool(msg) => ApiError::Unavailable(format!("database: {msg}")),
+            rules_store::db::DbError::Pool(msg) => {
+                ApiError::Unavailable(format!("database: {msg}"))
+            }
             other => ApiError::internal(other),
         }
     }
@@ -140,27 +144,42 @@ impl From<rules_core::ValidationErrors> for ApiError {
 }
 
 /// Maps actix's JSON body errors: too large → 413, wrong type → 415, bad JSON → 400.
-pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+pub fn json_error(
+    err: actix_web::error::JsonPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
     use actix_web::error::JsonPayloadError as E;
     let api = match &err {
         E::OverflowKnownLength { length, limit } => {
             ApiError::PayloadTooLarge(format!("body is {length} bytes, over the limit of {limit}"))
         }
-        E::Overflow { limit } => ApiError::PayloadTooLarge(format!("body is over the limit of {limit} bytes")),
-        E::ContentType => ApiError::UnsupportedMediaType("the body must be JSON (Content-Type: application/json)".into()),
-        E::Deserialize(e) => ApiError::bad_request("malformed_json", format!("body is not valid JSON: {e}")),
+        E::Overflow { limit } => {
+            ApiError::PayloadTooLarge(format!("body is over the limit of {limit} bytes"))
+        }
+        E::ContentType => ApiError::UnsupportedMediaType(
+            "the body must be JSON (Content-Type: application/json)".into(),
+        ),
+        E::Deserialize(e) => {
+            ApiError::bad_request("malformed_json", format!("body is not valid JSON: {e}"))
+        }
         other => ApiError::bad_request("bad_body", other.to_string()),
     };
     api.into()
 }
 
 /// Query-string errors are 400 with serde's explanation.
-pub fn query_error(err: actix_web::error::QueryPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+pub fn query_error(
+    err: actix_web::error::QueryPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
     ApiError::bad_request("bad_query", format!("invalid query parameters: {err}")).into()
 }
 
 /// A malformed id in a path names no rule: 404.
-pub fn path_error(err: actix_web::error::PathError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+pub fn path_error(
+    err: actix_web::error::PathError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
     ApiError::NotFound(format!("no such resource ({err})")).into()
 }
 

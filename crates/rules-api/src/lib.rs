@@ -55,7 +55,8 @@ fn json_config(limit: usize, merge_patch: bool) -> web::JsonConfig {
         .limit(limit)
         .content_type(move |mime| {
             let essence = mime.essence_str();
-            essence == "application/json" || (merge_patch && essence == "application/merge-patch+json")
+            essence == "application/json"
+                || (merge_patch && essence == "application/merge-patch+json")
         })
         .error_handler(json_error)
 }

@@ -58,14 +58,22 @@ pub async fn record(
         Ok(response) => response.status().as_u16(),
         Err(e) => e.as_response_error().status_code().as_u16(),
     };
-    let labels = [("method", method), ("route", route), ("status", status.to_string())];
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", status.to_string()),
+    ];
     metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels[..2]).record(start.elapsed().as_secs_f64());
+    metrics::histogram!("http_request_duration_seconds", &labels[..2])
+        .record(start.elapsed().as_secs_f64());
     result
 }
 
 #[get("/metrics")]
-pub async fn scrape(state: web::Data<AppState>, handle: web::Data<PrometheusHandle>) -> HttpResponse {
+pub async fn scrape(
+    state: web::Data<AppState>,
+    handle: web::Data<PrometheusHandle>,
+) -> HttpResponse {
     let db = state.db.status();
     metrics::gauge!("db_pool_connections").set(db.size as f64);
     metrics::gauge!("db_pool_available").set(db.available as f64);

@@ -31,16 +31,31 @@ pub async fn settings_for(db: &TestDb, extra: &[(&str, &str)]) -> Settings {
 
 pub async fn start_with(
     extra: &[(&str, &str)],
-) -> Api<impl Service<actix_http::Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error>> {
+) -> Api<
+    impl Service<
+        actix_http::Request,
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+    >,
+> {
     let db = TestDb::migrated().await.expect("test database");
     let settings = settings_for(&db, extra).await;
     let state = AppState::connect(&settings).await.expect("connect");
     let service = test::init_service(app(state, &settings)).await;
-    Api { db, service, settings }
+    Api {
+        db,
+        service,
+        settings,
+    }
 }
 
-pub async fn start(
-) -> Api<impl Service<actix_http::Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error>> {
+pub async fn start() -> Api<
+    impl Service<
+        actix_http::Request,
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+    >,
+> {
     start_with(&[]).await
 }
 
@@ -49,7 +64,10 @@ pub fn auth() -> (&'static str, String) {
 }
 
 /// Sends a request; returns status, headers and the JSON body (Null when empty).
-pub async fn send<S, B>(service: &S, req: test::TestRequest) -> (u16, actix_web::http::header::HeaderMap, Value)
+pub async fn send<S, B>(
+    service: &S,
+    req: test::TestRequest,
+) -> (u16, actix_web::http::header::HeaderMap, Value)
 where
     S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody,
@@ -65,14 +83,17 @@ where
             let response = e.error_response();
             let status = response.status().as_u16();
             let headers = response.headers().clone();
-            let bytes = actix_web::body::to_bytes(response.into_body()).await.unwrap_or_default();
+            let bytes = actix_web::body::to_bytes(response.into_body())
+                .await
+                .unwrap_or_default();
             (status, headers, bytes)
         }
     };
     let body = if bytes.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
     };
     (status, headers, body)
 }
@@ -100,7 +121,10 @@ where
 {
     let (status, _, created) = send(
         service,
-        test::TestRequest::post().uri("/api/rules").insert_header(auth()).set_json(body),
+        test::TestRequest::post()
+            .uri("/api/rules")
+            .insert_header(auth())
+            .set_json(body),
     )
     .await;
     assert_eq!(status, 201, "{created}");

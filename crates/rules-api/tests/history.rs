@@ -28,41 +28,107 @@ async fn executions_newest_first_filtered_and_paged() {
     let api = start().await;
     let rule = create(&api.service, rule_body("h")).await;
     let rule_id = Uuid::parse_str(rule["id"].as_str().expect("id")).expect("uuid");
-    let base = Utc::now().duration_trunc(TimeDelta::seconds(1)).expect("trunc") - Duration::hours(1);
+    let base = Utc::now()
+        .duration_trunc(TimeDelta::seconds(1))
+        .expect("trunc")
+        - Duration::hours(1);
     let rows: Vec<ExecutionRow> = (0..9)
-        .map(|i| execution(rule_id, base + Duration::minutes(i), if i % 3 == 0 { "failed" } else { "succeeded" }))
+        .map(|i| {
+            execution(
+                rule_id,
+                base + Duration::minutes(i),
+                if i % 3 == 0 { "failed" } else { "succeeded" },
+            )
+        })
         .collect();
     let mut conn = api.db.conn().await.expect("conn");
     assert_eq!(insert_new(&mut conn, &rows).await.expect("insert").len(), 9);
-    assert_eq!(insert_new(&mut conn, &rows[..2]).await.expect("insert").len(), 0, "idempotent");
+    assert_eq!(
+        insert_new(&mut conn, &rows[..2])
+            .await
+            .expect("insert")
+            .len(),
+        0,
+        "idempotent"
+    );
 
     let uri = format!("/api/rules/{rule_id}/executions");
-    let (status, _, body) = send(&api.service, TestRequest::get().uri(&format!("{uri}?limit=4")).insert_header(auth())).await;
+    let (status, _, body) = send(
+        &api.service,
+        TestRequest::get()
+            .uri(&format!("{uri}?limit=4"))
+            .insert_header(auth()),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let items = body["items"].as_array().expect("items");
     assert_eq!(items.len(), 4);
     assert_eq!(items[0]["id"], json!(rows[8].id), "newest first");
     assert_eq!(items[0]["result"]["actions"][0]["type"], "publish");
     let cursor = body["next_cursor"].as_str().expect("more pages");
-    let (_, _, body) = send(&api.service, TestRequest::get().uri(&format!("{uri}?limit=4&cursor={cursor}")).insert_header(auth())).await;
+    let (_, _, body) = send(
+        &api.service,
+        TestRequest::get()
+            .uri(&format!("{uri}?limit=4&cursor={cursor}"))
+            .insert_header(auth()),
+    )
+    .await;
     assert_eq!(body["items"][0]["id"], json!(rows[4].id));
 
-    let (_, _, body) = send(&api.service, TestRequest::get().uri(&format!("{uri}?status=failed")).insert_header(auth())).await;
+    let (_, _, body) = send(
+        &api.service,
+        TestRequest::get()
+            .uri(&format!("{uri}?status=failed"))
+            .insert_header(auth()),
+    )
+    .await;
     assert_eq!(body["items"].as_array().expect("items").len(), 3);
     let from = (base + Duration::minutes(6)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let (_, _, body) = send(&api.service, TestRequest::get().uri(&format!("{uri}?from={from}")).insert_header(auth())).await;
+    let (_, _, body) = send(
+        &api.service,
+        TestRequest::get()
+            .uri(&format!("{uri}?from={from}"))
+            .insert_header(auth()),
+    )
+    .await;
     assert_eq!(body["items"].as_array().expect("items").len(), 3);
-    let (status, _, _) = send(&api.service, TestRequest::get().uri(&format!("{uri}?status=maybe")).insert_header(auth())).await;
+    let (status, _, _) = send(
+        &api.service,
+        TestRequest::get()
+            .uri(&format!("{uri}?status=maybe"))
+            .insert_header(auth()),
+    )
+    .await;
     assert_eq!(status, 400);
 
     // A deleted rule's history stays readable.
-    let (status, _, _) = send(&api.service, TestRequest::delete().uri(&format!("/api/rules/{rule_id}")).insert_header(auth())).await;
+    let (status, _, _) = send(
+        &api.service,
+        TestRequest::delete()
+            .uri(&format!("/api/rules/{rule_id}"))
+            .insert_header(auth()),
+    )
+    .await;
     assert_eq!(status, 204);
-    let (status, _, body) = send(&api.service, TestRequest::get().uri(&uri).insert_header(auth())).await;
-    assert_eq!((status, body["items"].as_array().map(Vec::len)), (200, Some(9)));
+    let (status, _, body) = send(
+        &api.service,
+        TestRequest::get().uri(&uri).insert_header(auth()),
+    )
+    .await;
+    assert_eq!(
+        (status, body["items"].as_array().map(Vec::len)),
+        (200, Some(9))
+    );
 }
 
-fn minute(rule_id: Uuid, at: DateTime<Utc>, executed: i64, failed: i64, suppressed: i64, ms: u32) -> StatsRow {
+fn minute(
+    rule_id: Uuid,
+    at: DateTime<Utc>,
+    executed: i64,
+    failed: i64,
+    suppressed: i64,
+    ms: u32,
+) -> StatsRow {
     let mut histogram = Vec::new();
     for _ in 0..executed {
         stats::histogram_add(&mut histogram, &histogram_of(ms));
@@ -86,47 +152,106 @@ async fn analytics_from_counters() {
     let api = start().await;
     let rule = create(&api.service, rule_body("a")).await;
     let rule_id = Uuid::parse_str(rule["id"].as_str().expect("id")).expect("uuid");
-    let hour = Utc::now().duration_trunc(TimeDelta::hours(1)).expect("trunc") - Duration::hours(3);
+    let hour = Utc::now()
+        .duration_trunc(TimeDelta::hours(1))
+        .expect("trunc")
+        - Duration::hours(3);
     let mut conn = api.db.conn().await.expect("conn");
-    stats::add(&mut conn, &[
-        minute(rule_id, hour, 10, 1, 2, 5),
-        minute(rule_id, hour + Duration::minutes(59), 5, 0, 0, 40),
-        minute(rule_id, hour + Duration::hours(2), 5, 2, 3, 400),
-    ]).await.expect("add");
+    stats::add(
+        &mut conn,
+        &[
+            minute(rule_id, hour, 10, 1, 2, 5),
+            minute(rule_id, hour + Duration::minutes(59), 5, 0, 0, 40),
+            minute(rule_id, hour + Duration::hours(2), 5, 2, 3, 400),
+        ],
+    )
+    .await
+    .expect("add");
     // Adding to an existing minute accumulates.
-    stats::add(&mut conn, &[minute(rule_id, hour, 10, 0, 0, 5)]).await.expect("add");
+    stats::add(&mut conn, &[minute(rule_id, hour, 10, 0, 0, 5)])
+        .await
+        .expect("add");
 
     let from = hour.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let to = (hour + Duration::hours(3)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let (status, _, a) = send(
         &api.service,
-        TestRequest::get().uri(&format!("/api/rules/{rule_id}/analytics?from={from}&to={to}&bucket=hour")).insert_header(auth()),
+        TestRequest::get()
+            .uri(&format!(
+                "/api/rules/{rule_id}/analytics?from={from}&to={to}&bucket=hour"
+            ))
+            .insert_header(auth()),
     )
     .await;
     assert_eq!(status, 200, "{a}");
-    assert_eq!((a["matched"].as_i64(), a["executed"].as_i64(), a["suppressed_by_cooldown"].as_i64()), (Some(35), Some(30), Some(5)));
-    assert_eq!((a["succeeded"].as_i64(), a["failed"].as_i64()), (Some(27), Some(3)));
+    assert_eq!(
+        (
+            a["matched"].as_i64(),
+            a["executed"].as_i64(),
+            a["suppressed_by_cooldown"].as_i64()
+        ),
+        (Some(35), Some(30), Some(5))
+    );
+    assert_eq!(
+        (a["succeeded"].as_i64(), a["failed"].as_i64()),
+        (Some(27), Some(3))
+    );
     assert_eq!(a["success_rate"], json!(0.9));
-    assert_eq!(a["avg_duration_ms"], json!((20.0 * 5.0 + 5.0 * 40.0 + 5.0 * 400.0) / 30.0));
+    assert_eq!(
+        a["avg_duration_ms"],
+        json!((20.0 * 5.0 + 5.0 * 40.0 + 5.0 * 400.0) / 30.0)
+    );
     assert_eq!(a["p95_duration_ms"], json!(500.0));
     let series = a["series"].as_array().expect("series");
     assert_eq!(series.len(), 3, "{series:?}");
-    assert_eq!(series.iter().map(|p| p["executed"].as_i64().unwrap_or(-1)).collect::<Vec<_>>(), vec![25, 0, 5]);
+    assert_eq!(
+        series
+            .iter()
+            .map(|p| p["executed"].as_i64().unwrap_or(-1))
+            .collect::<Vec<_>>(),
+        vec![25, 0, 5]
+    );
     for p in series {
-        assert_eq!(p["matched"].as_i64(), Some(p["executed"].as_i64().unwrap_or(0) + p["suppressed_by_cooldown"].as_i64().unwrap_or(0)));
+        assert_eq!(
+            p["matched"].as_i64(),
+            Some(
+                p["executed"].as_i64().unwrap_or(0)
+                    + p["suppressed_by_cooldown"].as_i64().unwrap_or(0)
+            )
+        );
     }
     let (_, _, a) = send(
         &api.service,
-        TestRequest::get().uri(&format!("/api/rules/{rule_id}/analytics?from={from}&to={to}&bucket=minute")).insert_header(auth()),
+        TestRequest::get()
+            .uri(&format!(
+                "/api/rules/{rule_id}/analytics?from={from}&to={to}&bucket=minute"
+            ))
+            .insert_header(auth()),
     )
     .await;
     assert_eq!(a["series"].as_array().map(Vec::len), Some(180));
     // Default range: the last 24 hours, hourly.
-    let (_, _, a) = send(&api.service, TestRequest::get().uri(&format!("/api/rules/{rule_id}/analytics")).insert_header(auth())).await;
+    let (_, _, a) = send(
+        &api.service,
+        TestRequest::get()
+            .uri(&format!("/api/rules/{rule_id}/analytics"))
+            .insert_header(auth()),
+    )
+    .await;
     assert_eq!(a["executed"].as_i64(), Some(30));
     assert!(a["series"].as_array().map(Vec::len).unwrap_or(0) >= 24);
-    for bad in ["bucket=week", &format!("from={to}&to={from}"), "from=yesterday"] {
-        let (status, _, body) = send(&api.service, TestRequest::get().uri(&format!("/api/rules/{rule_id}/analytics?{bad}")).insert_header(auth())).await;
+    for bad in [
+        "bucket=week",
+        &format!("from={to}&to={from}"),
+        "from=yesterday",
+    ] {
+        let (status, _, body) = send(
+            &api.service,
+            TestRequest::get()
+                .uri(&format!("/api/rules/{rule_id}/analytics?{bad}"))
+                .insert_header(auth()),
+        )
+        .await;
         assert_eq!(status, 400, "{bad}: {body}");
     }
     let _: Value = a;

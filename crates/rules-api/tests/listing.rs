@@ -9,15 +9,30 @@ use std::collections::HashSet;
 
 async fn page<S, B>(service: &S, query: &str) -> (u16, Value)
 where
-    S: actix_web::dev::Service<actix_http::Request, Response = actix_web::dev::ServiceResponse<B>, Error = actix_web::Error>,
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
     B: actix_web::body::MessageBody,
 {
-    let (status, _, body) = send(service, TestRequest::get().uri(&format!("/api/rules?{query}")).insert_header(auth())).await;
+    let (status, _, body) = send(
+        service,
+        TestRequest::get()
+            .uri(&format!("/api/rules?{query}"))
+            .insert_header(auth()),
+    )
+    .await;
     (status, body)
 }
 
 fn ids(body: &Value) -> Vec<String> {
-    body["items"].as_array().expect("items").iter().map(|r| r["id"].as_str().expect("id").to_owned()).collect()
+    body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|r| r["id"].as_str().expect("id").to_owned())
+        .collect()
 }
 
 #[actix_web::test]
@@ -39,18 +54,37 @@ async fn filters() {
 
     let (status, body) = page(&api.service, "").await;
     assert_eq!(status, 200);
-    assert_eq!(ids(&body), vec![id(&elsewhere), id(&any), id(&follow), id(&donation)], "newest first");
+    assert_eq!(
+        ids(&body),
+        vec![id(&elsewhere), id(&any), id(&follow), id(&donation)],
+        "newest first"
+    );
     assert_eq!(body["next_cursor"], Value::Null);
     let (_, body) = page(&api.service, &format!("livestream_id={other_ls}")).await;
     assert_eq!(ids(&body), vec![id(&elsewhere)]);
     let (_, body) = page(&api.service, "enabled=false").await;
     assert_eq!(ids(&body), vec![id(&any)]);
     let (_, body) = page(&api.service, "event_type=follow").await;
-    assert_eq!(ids(&body), vec![id(&any), id(&follow)], "`*` rules receive every type");
-    let (_, body) = page(&api.service, &format!("event_type=donation.received&enabled=true&livestream_id={LS}")).await;
+    assert_eq!(
+        ids(&body),
+        vec![id(&any), id(&follow)],
+        "`*` rules receive every type"
+    );
+    let (_, body) = page(
+        &api.service,
+        &format!("event_type=donation.received&enabled=true&livestream_id={LS}"),
+    )
+    .await;
     assert_eq!(ids(&body), vec![id(&donation)]);
 
-    for bad in ["limit=0", "limit=201", "limit=x", "enabled=maybe", "livestream_id=nope", "cursor=garbage"] {
+    for bad in [
+        "limit=0",
+        "limit=201",
+        "limit=x",
+        "enabled=maybe",
+        "livestream_id=nope",
+        "cursor=garbage",
+    ] {
         let (status, body) = page(&api.service, bad).await;
         assert_eq!(status, 400, "{bad}: {body}");
         assert_eq!(body["error"]["code"], "bad_query");
@@ -89,5 +123,8 @@ async fn pagination_is_stable_under_concurrent_inserts() {
     assert_eq!(pages, 4);
     let unique: HashSet<String> = seen.iter().cloned().collect();
     assert_eq!(unique.len(), seen.len(), "no rule appears twice");
-    assert_eq!(unique, initial, "every rule that existed at the start, none created later");
+    assert_eq!(
+        unique, initial,
+        "every rule that existed at the start, none created later"
+    );
 }

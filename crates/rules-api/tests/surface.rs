@@ -15,7 +15,13 @@ async fn openapi_describes_every_route_and_matches_the_snapshot() {
     let api = start().await;
     let (status, _, doc) = send(&api.service, TestRequest::get().uri("/openapi.json")).await;
     assert_eq!(status, 200);
-    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")), "{}", doc["openapi"]);
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
+        "{}",
+        doc["openapi"]
+    );
     let expected: &[(&str, &str)] = &[
         ("/api/rules", "post"),
         ("/api/rules", "get"),
@@ -30,7 +36,10 @@ async fn openapi_describes_every_route_and_matches_the_snapshot() {
         ("/health/ready", "get"),
     ];
     for (path, method) in expected {
-        assert!(doc["paths"][path][method].is_object(), "{method} {path} is not described");
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} is not described"
+        );
     }
     assert!(doc["components"]["schemas"]["RuleSpec"].is_object());
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
@@ -51,21 +60,43 @@ async fn docs_page_is_served_from_the_binary() {
     let api = start().await;
     let (status, _, body) = send(&api.service, TestRequest::get().uri("/docs/")).await;
     assert_eq!(status, 200);
-    assert!(body.as_str().is_some_and(|html| html.contains("swagger")), "{body}");
+    assert!(
+        body.as_str().is_some_and(|html| html.contains("swagger")),
+        "{body}"
+    );
 }
 
 #[actix_web::test]
 async fn metrics_count_requests_by_route_and_status() {
     let api = start().await;
     let id = "6f1c2d3e-0000-4000-8000-000000000042";
-    send(&api.service, TestRequest::get().uri(&format!("/api/rules/{id}")).insert_header(auth())).await;
-    send(&api.service, TestRequest::get().uri("/api/rules").insert_header(auth())).await;
+    send(
+        &api.service,
+        TestRequest::get()
+            .uri(&format!("/api/rules/{id}"))
+            .insert_header(auth()),
+    )
+    .await;
+    send(
+        &api.service,
+        TestRequest::get().uri("/api/rules").insert_header(auth()),
+    )
+    .await;
     let (status, _, body) = send(&api.service, TestRequest::get().uri("/metrics")).await;
     assert_eq!(status, 200);
     let text = body.as_str().expect("text");
-    assert!(text.contains(r#"http_requests_total{method="GET",route="/api/rules/{id}",status="404"}"#), "{text}");
-    assert!(text.contains(r#"http_requests_total{method="GET",route="/api/rules",status="200"}"#), "{text}");
-    assert!(text.contains("http_request_duration_seconds_bucket"), "{text}");
+    assert!(
+        text.contains(r#"http_requests_total{method="GET",route="/api/rules/{id}",status="404"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"http_requests_total{method="GET",route="/api/rules",status="200"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("http_request_duration_seconds_bucket"),
+        "{text}"
+    );
     assert!(text.contains("db_pool_connections"), "{text}");
     assert!(!text.contains(id), "raw ids never become labels");
 }
@@ -79,12 +110,17 @@ async fn cors_allows_the_configured_origin_only() {
             .uri("/api/rules")
             .insert_header(("Origin", origin))
             .insert_header(("Access-Control-Request-Method", "POST"))
-            .insert_header(("Access-Control-Request-Headers", "authorization, content-type"))
+            .insert_header((
+                "Access-Control-Request-Headers",
+                "authorization, content-type",
+            ))
     };
     let (status, headers, _) = send(&api.service, preflight("https://dashboard.example.com")).await;
     assert_eq!(status, 200);
     assert_eq!(
-        headers.get("access-control-allow-origin").and_then(|v| v.to_str().ok()),
+        headers
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok()),
         Some("https://dashboard.example.com")
     );
     let (_, headers, _) = send(&api.service, preflight("https://evil.example.com")).await;
@@ -97,14 +133,28 @@ async fn every_rule_change_is_notified_on_commit() {
     use futures_util::StreamExt;
     let api = start().await;
     let mut listener = api.db.conn().await.expect("conn");
-    diesel::sql_query("LISTEN rule_changes").execute(&mut listener).await.expect("listen");
+    diesel::sql_query("LISTEN rule_changes")
+        .execute(&mut listener)
+        .await
+        .expect("listen");
     let mut notifications = Box::pin(listener.notifications_stream());
 
     let created = create(&api.service, rule_body("n")).await;
     let id = created["id"].as_str().expect("id").to_owned();
     let uri = format!("/api/rules/{id}");
-    send(&api.service, TestRequest::patch().uri(&uri).insert_header(auth()).set_json(serde_json::json!({"enabled": false}))).await;
-    send(&api.service, TestRequest::delete().uri(&uri).insert_header(auth())).await;
+    send(
+        &api.service,
+        TestRequest::patch()
+            .uri(&uri)
+            .insert_header(auth())
+            .set_json(serde_json::json!({"enabled": false})),
+    )
+    .await;
+    send(
+        &api.service,
+        TestRequest::delete().uri(&uri).insert_header(auth()),
+    )
+    .await;
 
     let mut seen = Vec::new();
     for _ in 0..3 {
@@ -116,7 +166,17 @@ async fn every_rule_change_is_notified_on_commit() {
         assert_eq!(n.channel, rules_store::db::rules::CHANGE_CHANNEL);
         let payload: Value = serde_json::from_str(&n.payload).expect("json payload");
         assert_eq!(payload["id"], id.as_str());
-        seen.push((payload["op"].as_str().unwrap_or_default().to_owned(), payload["version"].as_i64().unwrap_or(0)));
+        seen.push((
+            payload["op"].as_str().unwrap_or_default().to_owned(),
+            payload["version"].as_i64().unwrap_or(0),
+        ));
     }
-    assert_eq!(seen, vec![("INSERT".into(), 1), ("UPDATE".into(), 2), ("DELETE".into(), 2)]);
+    assert_eq!(
+        seen,
+        vec![
+            ("INSERT".into(), 1),
+            ("UPDATE".into(), 2),
+            ("DELETE".into(), 2)
+        ]
+    );
 }

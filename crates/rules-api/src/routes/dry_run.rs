@@ -103,7 +103,8 @@ pub async fn dry_run(body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
             Ok(e) => Some(e),
             Err(e) => {
                 let path = match &e {
-                    rules_core::EnvelopeError::Missing(f) | rules_core::EnvelopeError::Invalid { field: f, .. } => {
+                    rules_core::EnvelopeError::Missing(f)
+                    | rules_core::EnvelopeError::Invalid { field: f, .. } => {
                         format!("event.{f}")
                     }
                     _ => "event".into(),
@@ -128,7 +129,11 @@ pub async fn dry_run(body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let rule = CompiledRule::compile(Rule {
         id,
         spec,
-        version: rule_json.get("version").and_then(Value::as_i64).and_then(|v| i32::try_from(v).ok()).unwrap_or(1),
+        version: rule_json
+            .get("version")
+            .and_then(Value::as_i64)
+            .and_then(|v| i32::try_from(v).ok())
+            .unwrap_or(1),
         created_at: now,
         updated_at: now,
     })

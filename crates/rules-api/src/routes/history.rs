@@ -62,7 +62,10 @@ pub struct AnalyticsQuery {
     pub bucket: Option<Bucket>,
 }
 
-async fn ensure_known(conn: &mut diesel_async::AsyncPgConnection, id: Uuid) -> Result<(), ApiError> {
+async fn ensure_known(
+    conn: &mut diesel_async::AsyncPgConnection,
+    id: Uuid,
+) -> Result<(), ApiError> {
     if rules_db::find(conn, id).await?.is_some() || executions::has_history(conn, id).await? {
         Ok(())
     } else {
@@ -91,7 +94,10 @@ pub async fn list_executions(
     let limit = pagination::limit(query.limit)?;
     if let Some(status) = &query.status {
         if status != "succeeded" && status != "failed" {
-            return Err(ApiError::bad_request("bad_query", "status must be `succeeded` or `failed`"));
+            return Err(ApiError::bad_request(
+                "bad_query",
+                "status must be `succeeded` or `failed`",
+            ));
         }
     }
     let after = query

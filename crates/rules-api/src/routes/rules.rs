@@ -15,9 +15,9 @@ use crate::AppState;
 
 /// A page of rules.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct RulePage {
+pub struct RulePage<'a> {
     #[schema(value_type = Vec<Rule>)]
-    pub items: Vec<Value>,
+    pub items: Vec<store::RuleView<'a>>,
     /// Pass as `cursor` for the next page; absent on the last page.
     pub next_cursor: Option<String>,
 }
@@ -40,7 +40,7 @@ pub struct ListQuery {
 fn rule_response(status: actix_web::http::StatusCode, row: &RuleRow) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((header::ETAG, format!("\"{}\"", row.version)))
-        .json(row.to_json())
+        .json(row.view())
 }
 
 /// Validates a body into a spec, turning problems into a 422.
@@ -51,7 +51,8 @@ fn validated(body: &Value) -> Result<RuleSpec, ApiError> {
 fn now() -> chrono::DateTime<Utc> {
     // PostgreSQL keeps microseconds; so do the responses.
     let now = Utc::now();
-    now.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(now)
+    now.duration_trunc(TimeDelta::microseconds(1))
+        .unwrap_or(now)
 }
 
 /// Create a rule.
@@ -66,7 +67,10 @@ fn now() -> chrono::DateTime<Utc> {
     security(("bearer" = []))
 )]
 #[post("/rules")]
-pub async fn create_rule(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+pub async fn create_rule(
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
     let spec = validated(&body)?;
     let at = now();
     let rule = Rule {
@@ -77,13 +81,18 @@ pub async fn create_rule(state: web::Data<AppState>, body: web::Json<Value>) -> 
         updated_at: at,
     };
     let row = RuleRow::from_rule(&rule);
-    let mut conn = state.db.get().await.map_err(rules_store::db::DbError::from)?;
+    let mut conn = state
+        .db
+        .get()
+        .await
+        .map_err(rules_store::db::DbError::from)?;
     store::insert(&mut conn, &row).await?;
     tracing::info!(rule_id = %row.id, livestream_id = %row.livestream_id, "rule created");
     let mut response = rule_response(actix_web::http::StatusCode::CREATED, &row);
     response.headers_mut().insert(
         header::LOCATION,
-        header::HeaderValue::from_str(&format!("/api/rules/{}", row.id)).map_err(ApiError::internal)?,
+        header::HeaderValue::from_str(&format!("/api/rules/{}", row.id))
+            .map_err(ApiError::internal)?,
     );
     Ok(response)
 }
@@ -99,7 +108,10 @@ pub async fn create_rule(state: web::Data<AppState>, body: web::Json<Value>) -> 
     security(("bearer" = []))
 )]
 #[get("/rules")]
-pub async fn list_rules(state: web::Data<AppState>, query: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list_rules(
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
     let limit = pagination::limit(query.limit)?;
     let after = query
         .cursor
@@ -112,7 +124,11 @@ pub async fn list_rules(state: web::Data<AppState>, query: web::Query<ListQuery>
         enabled: query.enabled,
         event_type: query.event_type.clone(),
     };
-    let mut conn = state.db.get().await.map_err(rules_store::db::DbError::from)?;
+    let mut conn = state
+        .db
+        .get()
+        .await
+        .map_err(rules_store::db::DbError::from)?;
     let mut rows = store::list(&mut conn, &filter, after, limit + 1).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
@@ -121,7 +137,7 @@ pub async fn list_rules(state: web::Data<AppState>, query: web::Query<ListQuery>
         _ => None,
     };
     Ok(HttpResponse::Ok().json(RulePage {
-        items: rows.iter().map(RuleRow::to_json).collect(),
+        items: rows.iter().map(RuleRow::view).collect(),
         next_cursor,
     }))
 }
@@ -137,9 +153,18 @@ pub async fn list_rules(state: web::Data<AppState>, query: web::Query<ListQuery>
     security(("bearer" = []))
 )]
 #[get("/rules/{id}")]
-pub async fn get_rule(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    let mut conn = state.db.get().await.map_err(rules_store::db::DbError::from)?;
-    let row = store::find(&mut conn, *id).await?.ok_or_else(|| ApiError::rule_not_found(*id))?;
+pub async fn get_rule(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let mut conn = state
+        .db
+        .get()
+        .await
+        .map_err(rules_store::db::DbError::from)?;
+    let row = store::find(&mut conn, *id)
+        .await?
+        .ok_or_else(|| ApiError::rule_not_found(*id))?;
     Ok(rule_response(actix_web::http::StatusCode::OK, &row))
 }
 
@@ -216,7 +241,11 @@ async fn store_replacement(
         created_at: at,
         updated_at: at,
     });
-    let mut conn = state.db.get().await.map_err(rules_store::db::DbError::from)?;
+    let mut conn = state
+        .db
+        .get()
+        .await
+        .map_err(rules_store::db::DbError::from)?;
     match store::replace(&mut conn, &row, Some(based_on)).await? {
         Ok(updated) => {
             tracing::info!(rule_id = %id, version = updated.version, "rule updated");
@@ -265,8 +294,14 @@ pub async fn replace_rule(
     let pre = precondition(&req, &body)?;
     let spec = validated(&body)?;
     let current = {
-        let mut conn = state.db.get().await.map_err(rules_store::db::DbError::from)?;
-        store::find(&mut conn, id).await?.ok_or_else(|| ApiError::rule_not_found(id))?
+        let mut conn = state
+            .db
+            .get()
+            .await
+            .map_err(rules_store::db::DbError::from)?;
+        store::find(&mut conn, id)
+            .await?
+            .ok_or_else(|| ApiError::rule_not_found(id))?
     };
     check(&pre, current.version)?;
     store_replacement(&state, id, spec, current.version, &pre).await
@@ -305,9 +340,13 @@ pub async fn patch_rule(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if content_type.trim_start().starts_with("application/json-patch+json") {
+    if content_type
+        .trim_start()
+        .starts_with("application/json-patch+json")
+    {
         return Err(ApiError::UnsupportedMediaType(
-            "PATCH takes a JSON Merge Patch (application/merge-patch+json), not a JSON Patch".into(),
+            "PATCH takes a JSON Merge Patch (application/merge-patch+json), not a JSON Patch"
+                .into(),
         ));
     }
     if !patch.is_object() {
@@ -318,8 +357,14 @@ pub async fn patch_rule(
     }
     let pre = precondition(&req, &patch)?;
     let current = {
-        let mut conn = state.db.get().await.map_err(rules_store::db::DbError::from)?;
-        store::find(&mut conn, id).await?.ok_or_else(|| ApiError::rule_not_found(id))?
+        let mut conn = state
+            .db
+            .get()
+            .await
+            .map_err(rules_store::db::DbError::from)?;
+        store::find(&mut conn, id)
+            .await?
+            .ok_or_else(|| ApiError::rule_not_found(id))?
     };
     check(&pre, current.version)?;
     let mut merged = current.spec_json();
@@ -339,8 +384,15 @@ pub async fn patch_rule(
     security(("bearer" = []))
 )]
 #[delete("/rules/{id}")]
-pub async fn delete_rule(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    let mut conn = state.db.get().await.map_err(rules_store::db::DbError::from)?;
+pub async fn delete_rule(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let mut conn = state
+        .db
+        .get()
+        .await
+        .map_err(rules_store::db::DbError::from)?;
     if store::delete(&mut conn, *id).await? {
         tracing::info!(rule_id = %id, "rule deleted");
         Ok(HttpResponse::NoContent().finish())

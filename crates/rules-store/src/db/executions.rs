@@ -69,7 +69,10 @@ pub async fn list_for_rule(
         );
     }
     Ok(query
-        .order((rule_executions::executed_at.desc(), rule_executions::id.desc()))
+        .order((
+            rule_executions::executed_at.desc(),
+            rule_executions::id.desc(),
+        ))
         .limit(limit)
         .load(conn)
         .await?)
@@ -77,7 +80,10 @@ pub async fn list_for_rule(
 
 /// Records executions in one multi-row statement; a row whose `(rule_id, event_id)`
 /// is already recorded is skipped. Returns the ids actually inserted.
-pub async fn insert_new(conn: &mut AsyncPgConnection, rows: &[ExecutionRow]) -> Result<Vec<Uuid>, DbError> {
+pub async fn insert_new(
+    conn: &mut AsyncPgConnection,
+    rows: &[ExecutionRow],
+) -> Result<Vec<Uuid>, DbError> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }

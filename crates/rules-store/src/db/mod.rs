@@ -2,6 +2,7 @@
 
 pub mod executions;
 pub mod migrations;
+pub mod raw_json;
 pub mod rules;
 pub mod schema;
 pub mod stats;

@@ -9,6 +9,7 @@ use rules_core::{parse_rule_spec, CompiledRule, Rule, ValidationErrors};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::raw_json::RawJson;
 use super::schema::rules;
 use super::DbError;
 
@@ -19,8 +20,8 @@ pub struct RuleRow {
     pub livestream_id: Uuid,
     pub name: String,
     pub description: Option<String>,
-    pub trigger_config: Value,
-    pub actions: Value,
+    pub trigger_config: RawJson,
+    pub actions: RawJson,
     pub cooldown_seconds: i32,
     pub cooldown_key: Option<String>,
     pub enabled: bool,
@@ -38,8 +39,12 @@ impl RuleRow {
             livestream_id: spec.livestream_id,
             name: spec.name.clone(),
             description: spec.description.clone(),
-            trigger_config: serde_json::to_value(&spec.trigger_config).unwrap_or(Value::Null),
-            actions: serde_json::to_value(&spec.actions).unwrap_or(Value::Null),
+            trigger_config: RawJson::from_value(
+                &serde_json::to_value(&spec.trigger_config).unwrap_or(Value::Null),
+            ),
+            actions: RawJson::from_value(
+                &serde_json::to_value(&spec.actions).unwrap_or(Value::Null),
+            ),
             cooldown_seconds: i32::try_from(spec.cooldown_seconds).unwrap_or(i32::MAX),
             cooldown_key: spec.cooldown_key.as_ref().map(|k| k.as_str().to_owned()),
             enabled: spec.enabled,
@@ -56,8 +61,8 @@ impl RuleRow {
             "livestream_id": self.livestream_id,
             "name": self.name,
             "description": self.description,
-            "trigger_config": self.trigger_config,
-            "actions": self.actions,
+            "trigger_config": self.trigger_config.to_value(),
+            "actions": self.actions.to_value(),
             "cooldown_seconds": self.cooldown_seconds,
             "cooldown_key": self.cooldown_key,
             "enabled": self.enabled,
@@ -71,39 +76,60 @@ impl RuleRow {
         })
     }
 
-    /// The rule as the API shows it (CONTRACT §2), straight from the row.
-    pub fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "livestream_id": self.livestream_id,
-            "name": self.name,
-            "description": self.description,
-            "trigger_config": self.trigger_config,
-            "actions": self.actions,
-            "cooldown_seconds": self.cooldown_seconds,
-            "cooldown_key": self.cooldown_key,
-            "enabled": self.enabled,
-            "version": self.version,
-            "created_at": rules_core::event::format_time(self.created_at),
-            "updated_at": rules_core::event::format_time(self.updated_at),
-        })
+    /// The rule as the API shows it (CONTRACT §2), straight from the row: the JSON
+    /// columns are copied as stored text, not rebuilt.
+    pub fn view(&self) -> RuleView<'_> {
+        RuleView {
+            id: self.id,
+            livestream_id: self.livestream_id,
+            name: &self.name,
+            description: self.description.as_deref(),
+            trigger_config: &self.trigger_config,
+            actions: &self.actions,
+            cooldown_seconds: self.cooldown_seconds,
+            cooldown_key: self.cooldown_key.as_deref(),
+            enabled: self.enabled,
+            version: self.version,
+            created_at: rules_core::event::format_time(self.created_at),
+            updated_at: rules_core::event::format_time(self.updated_at),
+        }
     }
 
     /// The client-writable part, as JSON: the base a merge patch applies to.
     pub fn spec_json(&self) -> Value {
-        let mut body = self.to_json();
-        if let Some(map) = body.as_object_mut() {
-            for key in ["id", "version", "created_at", "updated_at"] {
-                map.remove(key);
-            }
-        }
-        body
+        json!({
+            "livestream_id": self.livestream_id,
+            "name": self.name,
+            "description": self.description,
+            "trigger_config": self.trigger_config.to_value(),
+            "actions": self.actions.to_value(),
+            "cooldown_seconds": self.cooldown_seconds,
+            "cooldown_key": self.cooldown_key,
+            "enabled": self.enabled,
+        })
     }
 
     /// Validates and compiles the row for matching.
     pub fn compile(self) -> Result<CompiledRule, ValidationErrors> {
         CompiledRule::compile(self.into_rule()?)
     }
+}
+
+/// A stored rule as the API returns it.
+#[derive(Debug, serde::Serialize)]
+pub struct RuleView<'a> {
+    pub id: Uuid,
+    pub livestream_id: Uuid,
+    pub name: &'a str,
+    pub description: Option<&'a str>,
+    pub trigger_config: &'a RawJson,
+    pub actions: &'a RawJson,
+    pub cooldown_seconds: i32,
+    pub cooldown_key: Option<&'a str>,
+    pub enabled: bool,
+    pub version: i32,
+    pub created_at: String,
+    pub updated_at: String,
 }
 
 /// Every enabled rule: the worker's start-up load and periodic reconcile.
@@ -196,7 +222,9 @@ pub async fn list(
 pub enum ReplaceError {
     NotFound,
     /// The stored version differs from the one the client based its change on.
-    VersionMismatch { current: i32 },
+    VersionMismatch {
+        current: i32,
+    },
 }
 
 /// Replaces a rule's content, bumping its version, when the stored version is

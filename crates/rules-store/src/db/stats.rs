@@ -43,12 +43,19 @@ pub async fn add(conn: &mut AsyncPgConnection, rows: &[StatsRow]) -> Result<(), 
         .set((
             stats::matched.eq(stats::matched + excluded(stats::matched)),
             stats::executed.eq(stats::executed + excluded(stats::executed)),
-            stats::suppressed_by_cooldown.eq(stats::suppressed_by_cooldown + excluded(stats::suppressed_by_cooldown)),
+            stats::suppressed_by_cooldown
+                .eq(stats::suppressed_by_cooldown + excluded(stats::suppressed_by_cooldown)),
             stats::succeeded.eq(stats::succeeded + excluded(stats::succeeded)),
             stats::failed.eq(stats::failed + excluded(stats::failed)),
             stats::duration_ms_sum.eq(stats::duration_ms_sum + excluded(stats::duration_ms_sum)),
-            stats::duration_histogram.eq(histogram_add_sql(stats::duration_histogram, excluded(stats::duration_histogram))),
-            stats::last_executed_at.eq(greatest_sql(stats::last_executed_at, excluded(stats::last_executed_at))),
+            stats::duration_histogram.eq(histogram_add_sql(
+                stats::duration_histogram,
+                excluded(stats::duration_histogram),
+            )),
+            stats::last_executed_at.eq(greatest_sql(
+                stats::last_executed_at,
+                excluded(stats::last_executed_at),
+            )),
         ))
         .execute(conn)
         .await?;
