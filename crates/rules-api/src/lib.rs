@@ -36,16 +36,12 @@ pub struct AppState {
 
 impl AppState {
     /// Builds the pools and checks both services answer, so a wrong URL fails at start.
-    pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
-        let db = rules_store::db::build_pool(&settings.database)?;
-        let redis = rules_store::redis::build_pool(&settings.redis)?;
-        rules_store::db::ping(&db)
-            .await
-            .context("PostgreSQL at database.url is not reachable")?;
-        rules_store::redis::ping(&redis)
-            .await
-            .context("Redis at redis.url is not reachable")?;
-        Ok(Self { db, redis })
+    pub async fn connect(settings: &Settings) -> Result<Self, rules_store::ConnectError> {
+        let pools = rules_store::Pools::connect(settings).await?;
+        Ok(Self {
+            db: pools.db,
+            redis: pools.redis,
+        })
     }
 }
 

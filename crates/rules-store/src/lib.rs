@@ -11,3 +11,30 @@ pub mod streams;
 pub mod telemetry;
 
 pub use config::Settings;
+
+/// Both pools, checked: what every long-running binary needs before it starts work.
+#[derive(Clone)]
+pub struct Pools {
+    pub db: db::PgPool,
+    pub redis: redis::RedisPool,
+}
+
+/// Why the services are not usable at start; the message names the setting.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("PostgreSQL at database.url is not reachable: {0}")]
+    Database(#[from] db::DbError),
+    #[error("Redis at redis.url is not reachable: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+impl Pools {
+    /// Builds the pools and makes one round trip to each, so a wrong URL fails at start.
+    pub async fn connect(settings: &Settings) -> Result<Self, ConnectError> {
+        let db = db::build_pool(&settings.database)?;
+        let redis = redis::build_pool(&settings.redis)?;
+        db::ping(&db).await?;
+        redis::ping(&redis).await?;
+        Ok(Self { db, redis })
+    }
+}

@@ -10,14 +10,7 @@ use std::sync::Arc;
 
 /// Connects, loads the rules, joins the consumer groups, then runs until told to stop.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    let db = rules_store::db::build_pool(&settings.database)?;
-    let redis = rules_store::redis::build_pool(&settings.redis)?;
-    rules_store::db::ping(&db)
-        .await
-        .context("PostgreSQL at database.url is not reachable")?;
-    rules_store::redis::ping(&redis)
-        .await
-        .context("Redis at redis.url is not reachable")?;
+    let rules_store::Pools { db, redis } = rules_store::Pools::connect(&settings).await?;
 
     let index = load_rules(&db).await?;
     tracing::info!(rules = index.len(), "rules loaded");
