@@ -6,6 +6,8 @@
 
 pub mod config;
 pub mod db;
+pub mod gate;
+pub mod keys;
 pub mod redis;
 pub mod streams;
 pub mod telemetry;

@@ -1,0 +1,91 @@
+//! Thresholds, cooldowns and delivery claims, decided atomically in Redis.
+//!
+//! One Lua script (`gate.lua`) decides one (rule, event) pair; a batch sends every
+//! pair's call in one pipeline, so a batch costs one round trip however many rules
+//! matched. All keys of a call share the rule's hash tag (see [`crate::keys`]), so
+//! the script is atomic on a Redis Cluster too. Replicas racing for one cooldown are
+//! serialised by Redis: exactly one takes it.
+
+use redis::Script;
+use rules_core::{CompiledRule, Event};
+use std::sync::LazyLock;
+
+use crate::keys;
+use crate::redis::RedisError;
+
+static GATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("gate.lua")));
+
+/// What the gate decided for one pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Run the actions.
+    Execute,
+    /// Matched, but inside the cooldown; `remaining_ms` of it is left.
+    Suppressed { remaining_ms: i64 },
+    /// The threshold has not been reached yet (`count` of its events so far).
+    BelowThreshold { count: i64 },
+    /// Another stream entry carries the same event and owns this pair.
+    Duplicate,
+}
+
+/// One pair to decide; `token` names the stream entry responsible for it.
+pub struct Pair<'a> {
+    pub rule: &'a CompiledRule,
+    pub event: &'a Event,
+    pub token: &'a str,
+}
+
+/// Decides every pair in one pipelined round trip, in order.
+pub async fn decide<C>(conn: &mut C, pairs: &[Pair<'_>], claim_ttl_ms: u64) -> Result<Vec<Decision>, RedisError>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    if pairs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for pair in pairs {
+        let rule = pair.rule;
+        let id = rule.id();
+        let spec = &rule.rule().spec;
+        let scope = keys::scope(rule.cooldown_scope(pair.event));
+        let group = keys::scope(rule.threshold_group(pair.event));
+        let (count, window_ms) = spec
+            .trigger_config
+            .threshold
+            .as_ref()
+            .map_or((0, 0), |t| (t.count, u64::from(t.window_seconds) * 1000));
+        let mut invocation = GATE.key(keys::claim(id, pair.event.id));
+        invocation
+            .key(keys::cooldown(id, &scope))
+            .key(keys::cooldown_index(id))
+            .key(keys::threshold(id, &group))
+            .key(keys::threshold_fired(id, &group))
+            .arg(pair.event.id.to_string())
+            .arg(pair.token)
+            .arg(claim_ttl_ms)
+            .arg(count)
+            .arg(window_ms)
+            .arg(u64::from(spec.cooldown_seconds) * 1000)
+            .arg(&scope);
+        pipe.invoke_script(&invocation);
+    }
+    let replies: Vec<(i64, i64)> = match pipe.query_async(conn).await {
+        Ok(r) => r,
+        // After a Redis restart the script cache is empty: load it and try once more.
+        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+            GATE.prepare_invoke().load_async(conn).await?;
+            pipe.query_async(conn).await?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(replies
+        .into_iter()
+        .map(|(code, detail)| match code {
+            0 => Decision::Execute,
+            1 => Decision::Suppressed { remaining_ms: detail },
+            2 => Decision::BelowThreshold { count: detail },
+            _ => Decision::Duplicate,
+        })
+        .collect())
+}
