@@ -5,43 +5,14 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{get, web, HttpResponse};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use std::sync::OnceLock;
+use metrics_exporter_prometheus::PrometheusHandle;
 use std::time::Instant;
 
 use crate::AppState;
 
-/// Latency buckets of `http_request_duration_seconds`.
-const LATENCY_BUCKETS: [f64; 14] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-
-static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-
-/// Installs the process-wide recorder once (the recorder is global); later calls
-/// return the same handle.
+/// The process-wide recorder (shared with the worker's set-up).
 pub fn install() -> PrometheusHandle {
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    Matcher::Full("http_request_duration_seconds".into()),
-                    &LATENCY_BUCKETS,
-                )
-                .map(PrometheusBuilder::build_recorder);
-            match recorder {
-                Ok(recorder) => {
-                    let handle = recorder.handle();
-                    if metrics::set_global_recorder(recorder).is_err() {
-                        tracing::warn!("a metrics recorder was already installed");
-                    }
-                    handle
-                }
-                // Only an empty bucket list fails; ours is a constant.
-                Err(_) => PrometheusBuilder::new().build_recorder().handle(),
-            }
-        })
-        .clone()
+    rules_store::telemetry::install_metrics()
 }
 
 /// Records every request under its route pattern (not its raw path, which would

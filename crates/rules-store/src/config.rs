@@ -107,6 +107,40 @@ pub struct WorkerSettings {
     pub http_bind: SocketAddr,
     /// Largest accepted stream entry, in bytes.
     pub max_event_bytes: usize,
+    /// Entries read per XREADGROUP.
+    pub batch_size: usize,
+    /// How long one XREADGROUP waits for entries (keep it short: 1–5 s).
+    pub block_ms: u64,
+    /// Most entries read but not yet acknowledged; reading pauses beyond it.
+    pub max_in_flight: usize,
+    /// How long an entry may sit unacknowledged with another consumer before this
+    /// one claims it (that consumer is presumed dead).
+    pub claim_idle_ms: u64,
+    /// How often pending entries of dead consumers are looked for.
+    pub claim_interval_ms: u64,
+    /// An entry delivered this many times goes to the dead-letter stream.
+    pub max_deliveries: u64,
+    /// How long a (rule, event) claim is kept in Redis: duplicates of an event
+    /// arriving within it are recognised as such.
+    pub dedupe_seconds: u64,
+    /// How often the rule index is reconciled with the database (the backstop to
+    /// change notifications).
+    pub reconcile_seconds: u64,
+    /// Approximate MAXLEN of streams written by `publish` actions.
+    pub publish_maxlen: u64,
+    /// Approximate MAXLEN of the dead-letter stream.
+    pub dead_letter_maxlen: u64,
+    /// How long to wait for in-flight actions on SIGTERM before stopping anyway
+    /// (their entries stay pending and are redelivered).
+    pub shutdown_timeout_seconds: u64,
+    /// Standard Webhooks signing secret (`whsec_<base64>`); unset: requests are not signed.
+    pub webhook_signing_secret: Option<String>,
+    /// Allow webhooks to private, loopback, link-local and other non-global addresses.
+    pub webhook_allow_private: bool,
+    /// Attempts per webhook action (1 = no retry).
+    pub webhook_max_attempts: u32,
+    /// Follow up to this many redirects (each target checked like the first); 0: none.
+    pub webhook_max_redirects: usize,
 }
 
 impl Settings {
@@ -204,6 +238,27 @@ impl Settings {
                 "worker.streams",
                 "needs at least one non-empty stream name",
             ));
+        }
+        check_positive("worker.batch_size", self.worker.batch_size)?;
+        check_positive("worker.block_ms", self.worker.block_ms)?;
+        check_positive("worker.max_in_flight", self.worker.max_in_flight)?;
+        check_positive("worker.claim_idle_ms", self.worker.claim_idle_ms)?;
+        check_positive("worker.claim_interval_ms", self.worker.claim_interval_ms)?;
+        check_positive("worker.max_deliveries", self.worker.max_deliveries)?;
+        check_positive("worker.dedupe_seconds", self.worker.dedupe_seconds)?;
+        check_positive("worker.reconcile_seconds", self.worker.reconcile_seconds)?;
+        check_positive(
+            "worker.webhook_max_attempts",
+            self.worker.webhook_max_attempts,
+        )?;
+        if let Some(secret) = &self.worker.webhook_signing_secret {
+            let key = secret.strip_prefix("whsec_").unwrap_or(secret);
+            if key.is_empty() {
+                return Err(ConfigError::setting(
+                    "worker.webhook_signing_secret",
+                    "must not be empty",
+                ));
+            }
         }
         if self.worker.group.is_empty() {
             return Err(ConfigError::setting("worker.group", "must not be empty"));

@@ -32,7 +32,9 @@ pub fn scope(value: Option<Option<String>>) -> String {
     match value {
         None => WHOLE_RULE.to_owned(),
         Some(None) => MISSING_VALUE.to_owned(),
-        Some(Some(v)) if v.len() > MAX_VALUE_BYTES => format!("h:{}", sha1_smol::Sha1::from(v.as_bytes()).digest()),
+        Some(Some(v)) if v.len() > MAX_VALUE_BYTES => {
+            format!("h:{}", sha1_smol::Sha1::from(v.as_bytes()).digest())
+        }
         Some(Some(v)) => format!("v:{v}"),
     }
 }
@@ -84,7 +86,10 @@ mod tests {
             threshold_fired(r, "v:u-1"),
             claim(r, Uuid::nil()),
         ] {
-            assert!(key.starts_with("re:{00000000-0000-0000-0000-000000000000}:"), "{key}");
+            assert!(
+                key.starts_with("re:{00000000-0000-0000-0000-000000000000}:"),
+                "{key}"
+            );
         }
     }
 

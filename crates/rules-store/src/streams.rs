@@ -10,11 +10,25 @@ pub async fn ensure_group<C>(conn: &mut C, stream: &str, group: &str) -> Result<
 where
     C: redis::aio::ConnectionLike + Send,
 {
+    ensure_group_from(conn, stream, group, "$").await
+}
+
+/// Like [`ensure_group`], with the id a newly created group starts after (`$`: new
+/// entries only; `0`: everything in the stream).
+pub async fn ensure_group_from<C>(
+    conn: &mut C,
+    stream: &str,
+    group: &str,
+    start: &str,
+) -> Result<(), RedisError>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
     let created: redis::RedisResult<()> = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(stream)
         .arg(group)
-        .arg("$")
+        .arg(start)
         .arg("MKSTREAM")
         .query_async(conn)
         .await;

@@ -43,3 +43,32 @@ pub fn exit_status<E: std::fmt::Display>(
         }
     }
 }
+
+/// Buckets of every latency histogram, in seconds.
+const LATENCY_BUCKETS: [f64; 16] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
+];
+
+static METRICS: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+    std::sync::OnceLock::new();
+
+/// Installs the process-wide Prometheus recorder once (the `metrics` recorder is
+/// global); later calls return the same handle, whose `render()` is `/metrics`.
+pub fn install_metrics() -> metrics_exporter_prometheus::PrometheusHandle {
+    METRICS
+        .get_or_init(|| {
+            let builder = metrics_exporter_prometheus::PrometheusBuilder::new();
+            let recorder = match builder.set_buckets(&LATENCY_BUCKETS) {
+                Ok(b) => b.build_recorder(),
+                // Only an empty bucket list fails; ours is a constant.
+                Err(_) => metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder(),
+            };
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed");
+            }
+            handle
+        })
+        .clone()
+}

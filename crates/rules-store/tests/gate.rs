@@ -19,20 +19,41 @@ fn rule(extra: Value) -> CompiledRule {
 }
 
 fn event(user: &str) -> Event {
-    Event::new(Uuid::new_v4(), "t", Uuid::parse_str(LS).expect("uuid"), chrono::Utc::now(), json!({"user": user}))
+    Event::new(
+        Uuid::new_v4(),
+        "t",
+        Uuid::parse_str(LS).expect("uuid"),
+        chrono::Utc::now(),
+        json!({"user": user}),
+    )
 }
 
 async fn conn() -> redis::aio::MultiplexedConnection {
     let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
-    redis::Client::open(url).expect("client").get_multiplexed_async_connection().await.expect("redis")
+    redis::Client::open(url)
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis")
 }
 
-async fn one(c: &mut redis::aio::MultiplexedConnection, rule: &CompiledRule, event: &Event, token: &str) -> Decision {
-    decide(c, &[Pair { rule, event, token }], 60_000).await.expect("decide")[0]
+async fn one(
+    c: &mut redis::aio::MultiplexedConnection,
+    rule: &CompiledRule,
+    event: &Event,
+    token: &str,
+) -> Decision {
+    decide(c, &[Pair { rule, event, token }], 60_000)
+        .await
+        .expect("decide")[0]
 }
 
 async fn cleanup(c: &mut redis::aio::MultiplexedConnection, rule: &CompiledRule) {
-    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("re:{{{}}}:*", rule.id())).query_async(c).await.unwrap_or_default();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("re:{{{}}}:*", rule.id()))
+        .query_async(c)
+        .await
+        .unwrap_or_default();
     if !keys.is_empty() {
         let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query_async(c).await;
     }
@@ -44,11 +65,31 @@ async fn cooldown_per_key_and_own_redelivery() {
     let r = rule(json!({"cooldown_seconds": 60, "cooldown_key": "data.user"}));
     let (a1, a2, b1) = (event("alice"), event("alice"), event("bob"));
     assert_eq!(one(&mut c, &r, &a1, "s/1-0").await, Decision::Execute);
-    assert!(matches!(one(&mut c, &r, &a2, "s/2-0").await, Decision::Suppressed { remaining_ms } if remaining_ms > 59_000));
-    assert_eq!(one(&mut c, &r, &b1, "s/3-0").await, Decision::Execute, "another key value has its own cooldown");
-    assert_eq!(one(&mut c, &r, &a1, "s/1-0").await, Decision::Execute, "its own redelivery is not suppressed");
-    assert_eq!(one(&mut c, &r, &a1, "s/9-0").await, Decision::Duplicate, "the same event in another entry");
-    let scopes: Vec<String> = redis::cmd("ZRANGE").arg(rules_store::keys::cooldown_index(r.id())).arg(0).arg(-1).query_async(&mut c).await.expect("zrange");
+    assert!(
+        matches!(one(&mut c, &r, &a2, "s/2-0").await, Decision::Suppressed { remaining_ms } if remaining_ms > 59_000)
+    );
+    assert_eq!(
+        one(&mut c, &r, &b1, "s/3-0").await,
+        Decision::Execute,
+        "another key value has its own cooldown"
+    );
+    assert_eq!(
+        one(&mut c, &r, &a1, "s/1-0").await,
+        Decision::Execute,
+        "its own redelivery is not suppressed"
+    );
+    assert_eq!(
+        one(&mut c, &r, &a1, "s/9-0").await,
+        Decision::Duplicate,
+        "the same event in another entry"
+    );
+    let scopes: Vec<String> = redis::cmd("ZRANGE")
+        .arg(rules_store::keys::cooldown_index(r.id()))
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut c)
+        .await
+        .expect("zrange");
     assert_eq!(scopes, vec!["v:alice".to_string(), "v:bob".to_string()]);
     cleanup(&mut c, &r).await;
 }
@@ -56,34 +97,56 @@ async fn cooldown_per_key_and_own_redelivery() {
 #[tokio::test]
 async fn threshold_fires_on_the_nth_and_starts_again() {
     let mut c = conn().await;
-    let r = rule(json!({"trigger_config": {"event_types": ["t"], "threshold": {"count": 3, "window_seconds": 60}}}));
+    let r = rule(
+        json!({"trigger_config": {"event_types": ["t"], "threshold": {"count": 3, "window_seconds": 60}}}),
+    );
     let events: Vec<Event> = (0..7).map(|_| event("x")).collect();
     let mut got = Vec::new();
     for (i, e) in events.iter().enumerate() {
         got.push(one(&mut c, &r, e, &format!("s/{i}-0")).await);
     }
-    assert_eq!(got, vec![
-        Decision::BelowThreshold { count: 1 },
-        Decision::BelowThreshold { count: 2 },
-        Decision::Execute,
-        Decision::BelowThreshold { count: 1 },
-        Decision::BelowThreshold { count: 2 },
-        Decision::Execute,
-        Decision::BelowThreshold { count: 1 },
-    ]);
+    assert_eq!(
+        got,
+        vec![
+            Decision::BelowThreshold { count: 1 },
+            Decision::BelowThreshold { count: 2 },
+            Decision::Execute,
+            Decision::BelowThreshold { count: 1 },
+            Decision::BelowThreshold { count: 2 },
+            Decision::Execute,
+            Decision::BelowThreshold { count: 1 },
+        ]
+    );
     // Redeliveries: the firing event fires again; a counted one does not count twice.
-    assert_eq!(one(&mut c, &r, &events[5], "s/5-0").await, Decision::Execute);
-    assert_eq!(one(&mut c, &r, &events[6], "s/6-0").await, Decision::BelowThreshold { count: 1 });
+    assert_eq!(
+        one(&mut c, &r, &events[5], "s/5-0").await,
+        Decision::Execute
+    );
+    assert_eq!(
+        one(&mut c, &r, &events[6], "s/6-0").await,
+        Decision::BelowThreshold { count: 1 }
+    );
     cleanup(&mut c, &r).await;
 }
 
 #[tokio::test]
 async fn threshold_groups_are_independent() {
     let mut c = conn().await;
-    let r = rule(json!({"trigger_config": {"event_types": ["t"], "threshold": {"count": 2, "window_seconds": 60, "group_by": "data.user"}}}));
-    assert_eq!(one(&mut c, &r, &event("a"), "s/1-0").await, Decision::BelowThreshold { count: 1 });
-    assert_eq!(one(&mut c, &r, &event("b"), "s/2-0").await, Decision::BelowThreshold { count: 1 });
-    assert_eq!(one(&mut c, &r, &event("a"), "s/3-0").await, Decision::Execute);
+    let r = rule(
+        json!({"trigger_config": {"event_types": ["t"], "threshold": {"count": 2, "window_seconds": 60, "group_by": "data.user"}}}),
+    );
+    assert_eq!(
+        one(&mut c, &r, &event("a"), "s/1-0").await,
+        Decision::BelowThreshold { count: 1 }
+    );
+    assert_eq!(
+        one(&mut c, &r, &event("b"), "s/2-0").await,
+        Decision::BelowThreshold { count: 1 }
+    );
+    assert_eq!(
+        one(&mut c, &r, &event("a"), "s/3-0").await,
+        Decision::Execute
+    );
     cleanup(&mut c, &r).await;
 }
 
@@ -115,13 +178,31 @@ async fn a_batch_is_decided_in_order_in_one_pipeline() {
     let mut c = conn().await;
     let r = rule(json!({"cooldown_seconds": 60}));
     let (e1, e2) = (event("a"), event("b"));
-    let pairs = [Pair { rule: &r, event: &e1, token: "s/1-0" }, Pair { rule: &r, event: &e2, token: "s/2-0" }];
+    let pairs = [
+        Pair {
+            rule: &r,
+            event: &e1,
+            token: "s/1-0",
+        },
+        Pair {
+            rule: &r,
+            event: &e2,
+            token: "s/2-0",
+        },
+    ];
     let got = decide(&mut c, &pairs, 60_000).await.expect("decide");
     assert_eq!(got[0], Decision::Execute);
     assert!(matches!(got[1], Decision::Suppressed { .. }));
     // After SCRIPT FLUSH (as after a Redis restart) the script is loaded again.
-    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut c).await.expect("flush");
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut c)
+        .await
+        .expect("flush");
     let e3 = event("c");
-    assert!(matches!(one(&mut c, &r, &e3, "s/3-0").await, Decision::Suppressed { .. }));
+    assert!(matches!(
+        one(&mut c, &r, &e3, "s/3-0").await,
+        Decision::Suppressed { .. }
+    ));
     cleanup(&mut c, &r).await;
 }

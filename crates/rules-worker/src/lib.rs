@@ -1,49 +1,125 @@
-//! rules-worker: joins the consumer group on every input stream, keeps the enabled
-//! rules in memory, and stops cleanly on SIGTERM/SIGINT.
+//! rules-worker: a member of the consumer group on every input stream. Reads
+//! batches, matches them against the rules in memory, gates thresholds and
+//! cooldowns in Redis, runs the actions, records executions and counters in
+//! PostgreSQL, and acknowledges only what is committed.
+//!
+//! Tasks: a reader (XREADGROUP), a claimer (entries of dead consumers), a processor
+//! (parse → match → gate → spawn actions), action tasks (bounded by the in-flight
+//! limit), a recorder (commit → XACK), the rule keeper (LISTEN + reconcile) and the
+//! HTTP port. SIGTERM stops the reader and claimer; in-flight work finishes,
+//! commits and acknowledges; then the process exits 0.
 
+pub mod actions;
+pub mod consume;
+pub mod context;
+pub mod http;
+pub mod process;
+pub mod record;
+pub mod rules;
 pub mod shutdown;
 
-use anyhow::Context;
-use rules_core::RuleIndex;
+use anyhow::Context as _;
 use rules_store::Settings;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::task::TaskTracker;
 
-/// Connects, loads the rules, joins the consumer groups, then runs until told to stop.
+use crate::actions::webhook::WebhookClient;
+use crate::actions::Executor;
+use crate::context::{consumer_name, Context};
+
+/// Runs the worker until SIGTERM/SIGINT.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    // TLS for https webhooks, with the ring provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let rules_store::Pools { db, redis } = rules_store::Pools::connect(&settings).await?;
+    let worker = settings.worker.clone();
 
-    let index = load_rules(&db).await?;
+    let index = rules::load(&db, None).await.context("loading rules")?;
     tracing::info!(rules = index.len(), "rules loaded");
+    let rules = Arc::new(rules::Rules::new(index));
 
-    let mut conn = redis.get().await.context("redis connection")?;
-    for stream in &settings.worker.streams {
-        rules_store::streams::ensure_group(&mut conn, stream, &settings.worker.group).await?;
-    }
-    drop(conn);
-    tracing::info!(
-        streams = ?settings.worker.streams,
-        group = %settings.worker.group,
-        "rules-worker joined its consumer groups"
-    );
-
-    let token = shutdown::on_signal();
-    token.cancelled().await;
-    tracing::info!("rules-worker stopped");
-    Ok(())
-}
-
-/// Loads and compiles every enabled rule; a stored rule that no longer validates is
-/// logged and skipped rather than stopping the worker.
-async fn load_rules(db: &rules_store::db::PgPool) -> anyhow::Result<RuleIndex> {
-    let mut conn = db.get().await.context("database connection")?;
-    let rows = rules_store::db::rules::load_enabled(&mut conn).await?;
-    let mut index = RuleIndex::new();
-    for row in rows {
-        let id = row.id;
-        match row.compile() {
-            Ok(rule) => index.upsert(Arc::new(rule)),
-            Err(e) => tracing::error!(rule_id = %id, error = %e, "stored rule is invalid; skipped"),
+    {
+        let mut conn = redis.get().await.context("redis connection")?;
+        for stream in &worker.streams {
+            rules_store::streams::ensure_group(&mut conn, stream, &worker.group).await?;
         }
     }
-    Ok(index)
+    let consumer = consumer_name(worker.consumer.as_deref());
+    let executor = Executor {
+        webhooks: WebhookClient::new(&worker)?,
+        redis: redis.clone(),
+        publish_maxlen: worker.publish_maxlen,
+    };
+    let ctx = Arc::new(Context {
+        in_flight: Arc::new(Semaphore::new(worker.max_in_flight.max(worker.batch_size))),
+        settings: worker.clone(),
+        db: db.clone(),
+        redis,
+        rules: Arc::clone(&rules),
+        executor,
+        consumer: consumer.clone(),
+    });
+
+    let token = shutdown::on_signal();
+    let http = http::start(worker.http_bind, Arc::clone(&ctx))?;
+    let keeper = tokio::spawn(rules::keep_current(
+        rules,
+        db,
+        settings.database.url.clone(),
+        Duration::from_secs(worker.reconcile_seconds),
+        token.clone(),
+    ));
+
+    let (batch_tx, batch_rx) = mpsc::channel(4);
+    let (done_tx, done_rx) = mpsc::channel(worker.max_in_flight.max(1));
+    let tracker = TaskTracker::new();
+    // Work already read is finished even after SIGTERM; only reading stops.
+    let work_token = tokio_util::sync::CancellationToken::new();
+    let processor = tokio::spawn(process::process_batches(
+        Arc::clone(&ctx),
+        batch_rx,
+        done_tx,
+        tracker.clone(),
+        work_token.clone(),
+    ));
+    let recorder = tokio::spawn(record::record_loop(
+        Arc::clone(&ctx),
+        done_rx,
+        work_token.clone(),
+    ));
+    let reader = tokio::spawn(consume::read_loop(
+        Arc::clone(&ctx),
+        settings.redis.url.clone(),
+        batch_tx.clone(),
+        token.clone(),
+    ));
+    let claimer = tokio::spawn(consume::claim_loop(
+        Arc::clone(&ctx),
+        batch_tx,
+        token.clone(),
+    ));
+    tracing::info!(%consumer, streams = ?worker.streams, group = %worker.group, "rules-worker running");
+
+    token.cancelled().await;
+    tracing::info!("stopping: finishing in-flight work");
+    let _ = tokio::join!(reader, claimer);
+    let drain = async {
+        let _ = processor.await;
+        tracker.close();
+        tracker.wait().await;
+        let _ = recorder.await;
+    };
+    if tokio::time::timeout(Duration::from_secs(worker.shutdown_timeout_seconds), drain)
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown timeout: unfinished entries stay pending and will be redelivered");
+        work_token.cancel();
+    }
+    let _ = keeper.await;
+    http.stop(true).await;
+    tracing::info!("rules-worker stopped");
+    Ok(())
 }

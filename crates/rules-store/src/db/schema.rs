@@ -45,4 +45,17 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(rules, rule_executions, rule_stats_minute);
+diesel::table! {
+    rule_suppressions (rule_id, event_id) {
+        rule_id -> Uuid,
+        event_id -> Uuid,
+        suppressed_at -> Timestamptz,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    rules,
+    rule_executions,
+    rule_stats_minute,
+    rule_suppressions
+);

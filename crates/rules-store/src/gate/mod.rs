@@ -36,7 +36,11 @@ pub struct Pair<'a> {
 }
 
 /// Decides every pair in one pipelined round trip, in order.
-pub async fn decide<C>(conn: &mut C, pairs: &[Pair<'_>], claim_ttl_ms: u64) -> Result<Vec<Decision>, RedisError>
+pub async fn decide<C>(
+    conn: &mut C,
+    pairs: &[Pair<'_>],
+    claim_ttl_ms: u64,
+) -> Result<Vec<Decision>, RedisError>
 where
     C: redis::aio::ConnectionLike + Send,
 {
@@ -83,7 +87,9 @@ where
         .into_iter()
         .map(|(code, detail)| match code {
             0 => Decision::Execute,
-            1 => Decision::Suppressed { remaining_ms: detail },
+            1 => Decision::Suppressed {
+                remaining_ms: detail,
+            },
             2 => Decision::BelowThreshold { count: detail },
             _ => Decision::Duplicate,
         })

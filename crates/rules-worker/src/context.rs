@@ -1,0 +1,41 @@
+//! What every part of the worker shares.
+
+use rules_store::config::WorkerSettings;
+use rules_store::db::PgPool;
+use rules_store::redis::RedisPool;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+use crate::actions::Executor;
+use crate::rules::Rules;
+
+pub struct Context {
+    pub settings: WorkerSettings,
+    pub db: PgPool,
+    pub redis: RedisPool,
+    pub rules: Arc<Rules>,
+    pub executor: Executor,
+    /// This replica's name in the consumer groups.
+    pub consumer: String,
+    /// One permit per entry read and not yet acknowledged (`worker.max_in_flight`).
+    pub in_flight: Arc<Semaphore>,
+}
+
+/// `worker.consumer`, else `POD_NAME`, else `<hostname>-<pid>`.
+pub fn consumer_name(configured: Option<&str>) -> String {
+    if let Some(name) = configured.filter(|n| !n.is_empty()) {
+        return name.to_owned();
+    }
+    if let Ok(pod) = std::env::var("POD_NAME") {
+        if !pod.is_empty() {
+            return pod;
+        }
+    }
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".into());
+    format!("{host}-{}", std::process::id())
+}

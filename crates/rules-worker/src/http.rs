@@ -1,0 +1,124 @@
+//! The worker's small HTTP port: liveness, readiness and Prometheus metrics,
+//! including each input stream's consumer-group lag and pending count (what KEDA
+//! scales on and what an operator alerts on).
+
+use actix_web::{get, web, App, HttpResponse, HttpServer};
+use metrics_exporter_prometheus::PrometheusHandle;
+use redis::AsyncCommands;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::context::Context;
+
+struct State {
+    ctx: Arc<Context>,
+    metrics: PrometheusHandle,
+}
+
+#[get("/health/live")]
+async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+#[get("/health/ready")]
+async fn ready(state: web::Data<State>) -> HttpResponse {
+    let (db, redis) = tokio::join!(
+        rules_store::db::ping(&state.ctx.db),
+        rules_store::redis::ping(&state.ctx.redis)
+    );
+    let ok = db.is_ok() && redis.is_ok();
+    let check = |r: Result<(), String>| match r {
+        Ok(()) => json!({"status": "ok"}),
+        Err(e) => json!({"status": "failing", "error": e}),
+    };
+    let body = json!({
+        "status": if ok { "ok" } else { "failing" },
+        "rules_loaded": state.ctx.rules.snapshot().len(),
+        "checks": {
+            "postgres": check(db.map_err(|e| e.to_string())),
+            "redis": check(redis.map_err(|e| e.to_string())),
+        }
+    });
+    if ok {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+#[get("/metrics")]
+async fn scrape(state: web::Data<State>) -> HttpResponse {
+    let ctx = &state.ctx;
+    if let Ok(mut conn) = ctx.redis.get().await {
+        for stream in &ctx.settings.streams {
+            let groups: redis::RedisResult<redis::streams::StreamInfoGroupsReply> =
+                conn.xinfo_groups(stream).await;
+            if let Ok(groups) = groups {
+                for g in groups
+                    .groups
+                    .iter()
+                    .filter(|g| g.name == ctx.settings.group)
+                {
+                    let labels = [("stream", stream.clone())];
+                    metrics::gauge!("consumer_group_pending", &labels).set(g.pending as f64);
+                    if let Some(lag) = g.lag {
+                        metrics::gauge!("consumer_group_lag", &labels).set(lag as f64);
+                    }
+                }
+            }
+        }
+    }
+    let db = ctx.db.status();
+    metrics::gauge!("db_pool_connections").set(db.size as f64);
+    metrics::gauge!("db_pool_available").set(db.available as f64);
+    metrics::gauge!("entries_in_flight")
+        .set((ctx.settings.max_in_flight - ctx.in_flight.available_permits()) as f64);
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
+}
+
+/// Serves on its own thread (actix runs its own single-threaded runtime) until the
+/// returned handle is stopped.
+pub fn start(bind: SocketAddr, ctx: Arc<Context>) -> anyhow::Result<actix_web::dev::ServerHandle> {
+    let metrics = rules_store::telemetry::install_metrics();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("worker-http".into())
+        .spawn(move || {
+            let system = actix_web::rt::System::new();
+            let result = system.block_on(async move {
+                let state = web::Data::new(State { ctx, metrics });
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(state.clone())
+                        .service(live)
+                        .service(ready)
+                        .service(scrape)
+                })
+                .workers(1)
+                .disable_signals()
+                .bind(bind);
+                let server = match server {
+                    Ok(s) => s.run(),
+                    Err(e) => {
+                        let _ = tx.send(Err(anyhow::anyhow!(
+                            "cannot listen on worker.http_bind {bind}: {e}"
+                        )));
+                        return Ok(());
+                    }
+                };
+                let _ = tx.send(Ok(server.handle()));
+                server.await
+            });
+            if let Err(e) = result {
+                tracing::error!(error = %e, "worker HTTP server stopped");
+            }
+        })?;
+    match rx.recv() {
+        Ok(Ok(handle)) => Ok(handle),
+        Ok(Err(e)) => Err(e),
+        Err(_) => anyhow::bail!("cannot listen on worker.http_bind {bind}"),
+    }
+}

@@ -1,0 +1,191 @@
+//! The enabled rules in memory, kept current.
+//!
+//! Matching reads an immutable snapshot (`ArcSwap<RuleIndex>`): no lock on the hot
+//! path. Changes arrive as PostgreSQL notifications on `rule_changes` (sent by a
+//! trigger on commit) and are applied by replacing the snapshot; a periodic
+//! reconcile against the table is the backstop for notifications missed while the
+//! listening connection was down.
+
+use arc_swap::ArcSwap;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use futures_util::StreamExt;
+use rules_core::{CompiledRule, RuleIndex};
+use rules_store::db::rules::{self as store, CHANGE_CHANNEL};
+use rules_store::db::{DbError, PgPool};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Changes arriving within this window are applied together.
+const DEBOUNCE: Duration = Duration::from_millis(20);
+
+pub struct Rules {
+    index: ArcSwap<RuleIndex>,
+}
+
+impl Rules {
+    pub fn new(index: RuleIndex) -> Self {
+        Self {
+            index: ArcSwap::from_pointee(index),
+        }
+    }
+
+    /// The current rules; cheap, lock-free.
+    pub fn snapshot(&self) -> Arc<RuleIndex> {
+        self.index.load_full()
+    }
+
+    fn replace(&self, index: RuleIndex) {
+        metrics::gauge!("rules_loaded").set(index.len() as f64);
+        self.index.store(Arc::new(index));
+    }
+}
+
+/// Loads and compiles every enabled rule, reusing the compiled form of rules whose
+/// version did not change. A stored rule that no longer validates is logged and
+/// skipped rather than stopping the worker.
+pub async fn load(db: &PgPool, previous: Option<&RuleIndex>) -> Result<RuleIndex, DbError> {
+    let mut conn = db.get().await?;
+    let rows = store::load_enabled(&mut conn).await?;
+    let mut rules = Vec::with_capacity(rows.len());
+    for row in rows {
+        if let Some(same) = previous
+            .and_then(|p| p.get(row.id))
+            .filter(|r| r.rule().version == row.version)
+        {
+            rules.push(Arc::clone(same));
+            continue;
+        }
+        let id = row.id;
+        match row.compile() {
+            Ok(rule) => rules.push(Arc::new(rule)),
+            Err(e) => tracing::error!(rule_id = %id, error = %e, "stored rule is invalid; skipped"),
+        }
+    }
+    Ok(RuleIndex::from_rules(rules))
+}
+
+/// Applies the current state of the named rules.
+async fn apply(rules: &Rules, db: &PgPool, ids: &HashSet<Uuid>) -> Result<(), DbError> {
+    let mut conn = db.get().await?;
+    let mut index = (*rules.snapshot()).clone();
+    for id in ids {
+        match store::find(&mut conn, *id).await? {
+            Some(row) if row.enabled => match row.compile() {
+                Ok(rule) => index.upsert(Arc::new(rule) as Arc<CompiledRule>),
+                Err(e) => {
+                    tracing::error!(rule_id = %id, error = %e, "changed rule is invalid; removed from matching");
+                    index.remove(*id);
+                }
+            },
+            _ => {
+                index.remove(*id);
+            }
+        }
+    }
+    rules.replace(index);
+    tracing::debug!(changed = ids.len(), "rules updated");
+    Ok(())
+}
+
+async fn reconcile(rules: &Rules, db: &PgPool) {
+    match load(db, Some(&rules.snapshot())).await {
+        Ok(index) => rules.replace(index),
+        Err(e) => tracing::warn!(error = %e, "rule reconcile failed; keeping the current rules"),
+    }
+}
+
+fn changed_id(payload: &str) -> Option<Uuid> {
+    let value: serde_json::Value = serde_json::from_str(payload).ok()?;
+    Uuid::parse_str(value.get("id")?.as_str()?).ok()
+}
+
+/// Listens for rule changes and reconciles periodically until cancelled.
+pub async fn keep_current(
+    rules: Arc<Rules>,
+    db: PgPool,
+    database_url: String,
+    every: Duration,
+    token: CancellationToken,
+) {
+    let mut listener: Option<AsyncPgConnection> = None;
+    loop {
+        if token.is_cancelled() {
+            return;
+        }
+        // (Re)connect the listening connection; every reconnect reconciles, since
+        // notifications sent while it was down are lost.
+        if listener.is_none() {
+            match connect_listener(&database_url).await {
+                Ok(conn) => {
+                    listener = Some(conn);
+                    reconcile(&rules, &db).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for rule changes; retrying");
+                    tokio::select! {
+                        _ = token.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            }
+        }
+        let Some(conn) = listener.as_mut() else {
+            continue;
+        };
+        let deadline = tokio::time::sleep(every);
+        tokio::pin!(deadline);
+        {
+            let mut notifications = std::pin::pin!(conn.notifications_stream());
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = &mut deadline => break,
+                    next = notifications.next() => {
+                        let mut ids = HashSet::new();
+                        if let Some(Ok(n)) = next {
+                            ids.extend(changed_id(&n.payload));
+                        }
+                        // Gather a burst (an import, a bulk toggle) into one swap.
+                        let gather = tokio::time::sleep(DEBOUNCE);
+                        tokio::pin!(gather);
+                        loop {
+                            tokio::select! {
+                                _ = &mut gather => break,
+                                more = notifications.next() => match more {
+                                    Some(Ok(n)) => { ids.extend(changed_id(&n.payload)); }
+                                    _ => break,
+                                },
+                            }
+                        }
+                        if !ids.is_empty() {
+                            if let Err(e) = apply(&rules, &db, &ids).await {
+                                tracing::warn!(error = %e, "applying rule changes failed; the next reconcile will");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // The periodic backstop; also proves the listening connection is alive.
+        if diesel::sql_query("SELECT 1").execute(conn).await.is_err() {
+            tracing::warn!("rule-change listener lost its connection; reconnecting");
+            listener = None;
+            continue;
+        }
+        reconcile(&rules, &db).await;
+    }
+}
+
+async fn connect_listener(
+    database_url: &str,
+) -> Result<AsyncPgConnection, diesel::ConnectionError> {
+    let mut conn = AsyncPgConnection::establish(database_url).await?;
+    diesel::sql_query(format!("LISTEN {CHANGE_CHANNEL}"))
+        .execute(&mut conn)
+        .await
+        .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+    Ok(conn)
+}
