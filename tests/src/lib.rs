@@ -7,6 +7,9 @@
 //! sharing state. The template's name carries a hash of the migrations, so editing a
 //! migration makes a fresh one. Its creation is serialised by an advisory lock.
 
+pub mod receiver;
+pub mod worker;
+
 use anyhow::{bail, Context};
 use diesel::sql_types::{BigInt, Text};
 use diesel::QueryableByName;
@@ -341,9 +344,15 @@ impl Process {
     }
 }
 
+/// An HTTP client for tests (TLS set up as the worker does, with ring).
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 /// Polls `url` until it answers 200 or `limit` passes.
 pub async fn wait_http_ok(url: &str, limit: Duration) -> anyhow::Result<()> {
-    let client = reqwest::Client::new();
+    let client = http_client();
     let start = Instant::now();
     loop {
         if let Ok(response) = client.get(url).send().await {

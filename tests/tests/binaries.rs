@@ -22,14 +22,17 @@ async fn api_serves_probes_and_stops_on_sigterm() -> anyhow::Result<()> {
         Duration::from_secs(20),
     )
     .await?;
-    let ready = reqwest::get(format!("http://127.0.0.1:{port}/health/ready")).await?;
+    let ready = rules_e2e::http_client()
+        .get(format!("http://127.0.0.1:{port}/health/ready"))
+        .send()
+        .await?;
     assert_eq!(ready.status(), 200);
     let body: serde_json::Value = ready.json().await?;
     assert_eq!(body["checks"]["postgres"]["status"], "ok");
     assert_eq!(body["checks"]["redis"]["status"], "ok");
 
     // The real binary serves the rule API behind its key.
-    let client = reqwest::Client::new();
+    let client = rules_e2e::http_client();
     let rule = serde_json::json!({
         "livestream_id": "0e2a9c1b-0000-4000-8000-00000000abcd", "name": "e2e",
         "trigger_config": {"event_types": ["follow"]},
@@ -87,12 +90,18 @@ async fn readiness_names_the_failing_part() -> anyhow::Result<()> {
     // The database goes away under the running API.
     let name = db.name.clone();
     drop(db);
-    let ready = reqwest::get(format!("http://127.0.0.1:{port}/health/ready")).await?;
+    let ready = rules_e2e::http_client()
+        .get(format!("http://127.0.0.1:{port}/health/ready"))
+        .send()
+        .await?;
     assert_eq!(ready.status(), 503, "database {name} was dropped");
     let body: serde_json::Value = ready.json().await?;
     assert_eq!(body["checks"]["postgres"]["status"], "failing");
     assert_eq!(body["checks"]["redis"]["status"], "ok");
-    let live = reqwest::get(format!("http://127.0.0.1:{port}/health/live")).await?;
+    let live = rules_e2e::http_client()
+        .get(format!("http://127.0.0.1:{port}/health/live"))
+        .send()
+        .await?;
     assert_eq!(
         live.status(),
         200,

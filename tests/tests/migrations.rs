@@ -91,6 +91,7 @@ async fn applies_once_and_concurrently() -> anyhow::Result<()> {
             "__diesel_schema_migrations",
             "rule_executions",
             "rule_stats_minute",
+            "rule_suppressions",
             "rules"
         ]
     );

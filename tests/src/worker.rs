@@ -1,0 +1,237 @@
+//! A running `rules-worker` over a test database and test streams, with helpers to
+//! add rules, send events and wait for outcomes.
+
+use diesel_async::RunQueryDsl;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+use crate::{free_port, redis_url, Process, RedisKeys, TestDb};
+
+pub const LS: &str = "0e2a9c1b-0000-4000-8000-00000000abcd";
+
+pub struct Harness {
+    pub db: TestDb,
+    pub keys: RedisKeys,
+    pub workers: Vec<Process>,
+    pub http_ports: Vec<u16>,
+}
+
+impl Harness {
+    /// A database, a stream, no worker yet.
+    pub async fn new(label: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            db: TestDb::migrated().await?,
+            keys: RedisKeys::new(label),
+            workers: Vec::new(),
+            http_ports: Vec::new(),
+        })
+    }
+
+    pub fn stream(&self) -> String {
+        self.keys.key("events")
+    }
+
+    pub fn dead_letter(&self) -> String {
+        self.keys.key("dead")
+    }
+
+    pub fn out(&self) -> String {
+        self.keys.key("out")
+    }
+
+    /// Environment of a worker on this harness, plus `extra`.
+    pub fn env(&self, extra: &[(&str, String)]) -> Vec<(&'static str, String)> {
+        let mut env: Vec<(&'static str, String)> = vec![
+            ("DATABASE_URL", self.db.url.clone()),
+            ("REDIS_URL", redis_url()),
+            ("RULES__WORKER__STREAMS", self.stream()),
+            ("RULES__WORKER__DEAD_LETTER_STREAM", self.dead_letter()),
+            ("RULES__WORKER__BLOCK_MS", "200".into()),
+            ("RULES__WORKER__WEBHOOK_ALLOW_PRIVATE", "true".into()),
+        ];
+        for (k, v) in extra {
+            let key: &'static str = Box::leak(k.to_string().into_boxed_str());
+            env.retain(|(e, _)| *e != key);
+            env.push((key, v.clone()));
+        }
+        env
+    }
+
+    /// Starts one more worker and waits until it serves its health port.
+    pub async fn start_worker(&mut self, extra: &[(&str, String)]) -> anyhow::Result<()> {
+        let port = free_port()?;
+        let mut env = self.env(extra);
+        env.push(("RULES__WORKER__HTTP_BIND", format!("127.0.0.1:{port}")));
+        env.push((
+            "RULES__WORKER__CONSUMER",
+            format!("w{}-{}", self.workers.len(), port),
+        ));
+        let process = Process::start("rules-worker", &env)?;
+        self.workers.push(process);
+        self.http_ports.push(port);
+        crate::wait_http_ok(
+            &format!("http://127.0.0.1:{port}/health/ready"),
+            Duration::from_secs(20),
+        )
+        .await
+    }
+
+    /// Stores a rule directly (as the API would) and returns its id. The worker picks
+    /// it up through the change notification.
+    pub async fn add_rule(&self, mut body: Value) -> anyhow::Result<Uuid> {
+        if body.get("livestream_id").is_none() {
+            body["livestream_id"] = json!(LS);
+        }
+        let spec = rules_core::parse_rule_spec(&body).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let now = chrono::Utc::now();
+        let rule = rules_core::Rule {
+            id: Uuid::now_v7(),
+            spec,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        let mut conn = self.db.conn().await?;
+        rules_store::db::rules::insert(
+            &mut conn,
+            &rules_store::db::rules::RuleRow::from_rule(&rule),
+        )
+        .await?;
+        Ok(rule.id)
+    }
+
+    /// Sends an event in the JSON form; returns its id.
+    pub async fn send(&self, event_type: &str, data: Value) -> anyhow::Result<Uuid> {
+        let id = Uuid::new_v4();
+        self.send_with_id(id, event_type, data).await?;
+        Ok(id)
+    }
+
+    pub async fn send_with_id(
+        &self,
+        id: Uuid,
+        event_type: &str,
+        data: Value,
+    ) -> anyhow::Result<()> {
+        let event = json!({"id": id, "type": event_type, "livestream_id": LS, "data": data});
+        self.send_fields(&[("event", event.to_string())]).await
+    }
+
+    pub async fn send_fields(&self, fields: &[(&str, String)]) -> anyhow::Result<()> {
+        let mut conn = self.keys.conn().await?;
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(self.stream()).arg("*");
+        for (k, v) in fields {
+            cmd.arg(*k).arg(v);
+        }
+        let _: String = cmd.query_async(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Number of executions recorded (optionally of one rule).
+    pub async fn executions(
+        &self,
+        rule_id: Option<Uuid>,
+    ) -> anyhow::Result<Vec<(Uuid, Uuid, String, Value)>> {
+        use diesel::{ExpressionMethods, QueryDsl};
+        use rules_store::db::schema::rule_executions as e;
+        let mut conn = self.db.conn().await?;
+        let mut q = e::table
+            .select((e::rule_id, e::event_id, e::status, e::result))
+            .into_boxed();
+        if let Some(r) = rule_id {
+            q = q.filter(e::rule_id.eq(r));
+        }
+        Ok(q.order(e::executed_at.asc()).load(&mut conn).await?)
+    }
+
+    /// Summed counters of a rule: (matched, executed, suppressed, succeeded, failed).
+    pub async fn counters(&self, rule_id: Uuid) -> anyhow::Result<(i64, i64, i64, i64, i64)> {
+        use diesel::{ExpressionMethods, QueryDsl};
+        use rules_store::db::schema::rule_stats_minute as s;
+        let mut conn = self.db.conn().await?;
+        let rows: Vec<(i64, i64, i64, i64, i64)> = s::table
+            .filter(s::rule_id.eq(rule_id))
+            .select((
+                s::matched,
+                s::executed,
+                s::suppressed_by_cooldown,
+                s::succeeded,
+                s::failed,
+            ))
+            .load(&mut conn)
+            .await?;
+        Ok(rows.into_iter().fold((0, 0, 0, 0, 0), |a, r| {
+            (a.0 + r.0, a.1 + r.1, a.2 + r.2, a.3 + r.3, a.4 + r.4)
+        }))
+    }
+
+    /// Entries of a stream: (id, fields).
+    pub async fn read_stream(
+        &self,
+        stream: &str,
+    ) -> anyhow::Result<Vec<(String, Vec<(String, String)>)>> {
+        let mut conn = self.keys.conn().await?;
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(stream)
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
+            .await?;
+        Ok(reply
+            .ids
+            .into_iter()
+            .map(|sid| {
+                let mut fields: Vec<(String, String)> = sid
+                    .map
+                    .into_iter()
+                    .map(|(k, v)| (k, redis::from_redis_value::<String>(v).unwrap_or_default()))
+                    .collect();
+                fields.sort();
+                (sid.id, fields)
+            })
+            .collect())
+    }
+
+    /// The group's pending count and lag on the input stream.
+    pub async fn pending_and_lag(&self) -> anyhow::Result<(usize, Option<usize>)> {
+        let mut conn = self.keys.conn().await?;
+        let info: redis::streams::StreamInfoGroupsReply = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(self.stream())
+            .query_async(&mut conn)
+            .await?;
+        let g = info
+            .groups
+            .into_iter()
+            .find(|g| g.name == "rule-engine")
+            .ok_or_else(|| anyhow::anyhow!("no group"))?;
+        Ok((g.pending, g.lag))
+    }
+
+    /// Runs SQL on the test database.
+    pub async fn sql(&self, sql: &str) -> anyhow::Result<()> {
+        let mut conn = self.db.conn().await?;
+        diesel::sql_query(sql).execute(&mut conn).await?;
+        Ok(())
+    }
+}
+
+/// Polls `check` until it returns true or `limit` passes.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await? {
+            return Ok(());
+        }
+        if start.elapsed() > limit {
+            anyhow::bail!("condition not met within {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,614 @@
+//! The worker binary end to end: real PostgreSQL, Redis, webhook receiver.
+
+use rules_e2e::receiver::Receiver;
+use rules_e2e::worker::{eventually, Harness, LS};
+use serde_json::json;
+use std::time::Duration;
+use uuid::Uuid;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn publish_rule(out: &str, extra: serde_json::Value) -> serde_json::Value {
+    let mut rule = json!({
+        "name": "alert",
+        "trigger_config": {"event_types": ["donation.received"],
+                           "condition": {"field": "data.amount", "op": "gte", "value": 10}},
+        "actions": [{"type": "publish", "stream": out,
+                     "payload": {"text": "{{ event.data.user.name }} donated {{ event.data.amount }}!",
+                                 "amount": "{{ event.data.amount }}"}}]
+    });
+    if let (Some(r), Some(e)) = (rule.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            r.insert(k.clone(), v.clone());
+        }
+    }
+    rule
+}
+
+#[tokio::test]
+async fn matching_events_publish_and_are_recorded() -> anyhow::Result<()> {
+    let mut h = Harness::new("w-publish").await?;
+    let rule = h.add_rule(publish_rule(&h.out(), json!({}))).await?;
+    h.start_worker(&[]).await?;
+    let big = h
+        .send(
+            "donation.received",
+            json!({"amount": 25.5, "user": {"name": "alice"}}),
+        )
+        .await?;
+    h.send(
+        "donation.received",
+        json!({"amount": 5, "user": {"name": "bob"}}),
+    )
+    .await?;
+    h.send("follow", json!({"amount": 50})).await?;
+    // The flat form works too.
+    let flat = Uuid::new_v4();
+    h.send_fields(&[
+        ("id", flat.to_string()),
+        ("type", "donation.received".into()),
+        ("livestream_id", LS.into()),
+        (
+            "data",
+            r#"{"amount": 10, "user": {"name": "carol"}}"#.into(),
+        ),
+    ])
+    .await?;
+    eventually(WAIT, || async {
+        Ok(h.executions(Some(rule)).await?.len() == 2)
+    })
+    .await?;
+    eventually(WAIT, || async { Ok(h.pending_and_lag().await?.0 == 0) }).await?;
+    let out = h.read_stream(&h.out()).await?;
+    assert_eq!(out.len(), 2);
+    let fields = &out[0].1;
+    let get = |k: &str| {
+        fields
+            .iter()
+            .find(|(f, _)| f == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&get("payload"))?,
+        json!({"text": "alice donated 25.5!", "amount": 25.5})
+    );
+    assert_eq!(get("rule_id"), rule.to_string());
+    assert_eq!(get("event_id"), big.to_string());
+    let executions = h.executions(Some(rule)).await?;
+    assert_eq!(executions[0].2, "succeeded");
+    assert_eq!(executions[0].3["actions"][0]["type"], "publish");
+    assert_eq!(executions[0].3["actions"][0]["status"], "succeeded");
+    assert_eq!(get("execution_id").len(), 36);
+    assert_eq!(h.counters(rule).await?, (2, 2, 0, 2, 0));
+    let (pending, lag) = h.pending_and_lag().await?;
+    assert_eq!(
+        (pending, lag),
+        (0, Some(0)),
+        "everything acknowledged, and lag stays known"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn webhooks_are_signed_idempotent_and_retried() -> anyhow::Result<()> {
+    let receiver = Receiver::start(&[503, 500])?;
+    let mut h = Harness::new("w-webhook").await?;
+    let rule = h
+        .add_rule(json!({
+            "name": "hook",
+            "trigger_config": {"event_types": ["follow"]},
+            "actions": [{"type": "webhook", "url": receiver.url("/hooks/follow"),
+                         "headers": {"X-User": "{{ event.data.user.name }}"},
+                         "body": {"user": "{{ event.data.user.name }}", "tier": "{{ event.data.user.tier }}"}}]
+        }))
+        .await?;
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    h.start_worker(&[("RULES__WORKER__WEBHOOK_SIGNING_SECRET", secret.into())])
+        .await?;
+    let event = h
+        .send("follow", json!({"user": {"name": "dave", "tier": 2}}))
+        .await?;
+    eventually(WAIT, || async {
+        Ok(h.executions(Some(rule)).await?.len() == 1)
+    })
+    .await?;
+    let received = receiver.received();
+    assert_eq!(received.len(), 3, "two 5xx answers, then success");
+    let last = &received[2];
+    assert_eq!(last.method, "POST");
+    assert_eq!(last.path, "/hooks/follow");
+    assert_eq!(last.json(), json!({"user": "dave", "tier": 2}));
+    assert_eq!(last.header("x-user"), Some("dave"));
+    let key = last.header("idempotency-key").map(str::to_owned);
+    assert!(
+        received
+            .iter()
+            .all(|r| r.header("idempotency-key").map(str::to_owned) == key),
+        "the same key on every retry"
+    );
+    let verifier = standardwebhooks::Webhook::new(secret)?;
+    let mut headers = http::HeaderMap::new();
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+        headers.insert(name, last.header(name).unwrap_or_default().parse()?);
+    }
+    verifier.verify(&last.body, &headers)?;
+    let executions = h.executions(Some(rule)).await?;
+    let action = &executions[0].3["actions"][0];
+    assert_eq!(
+        (
+            action["status"].as_str(),
+            action["http_status"].as_i64(),
+            action["attempts"].as_i64()
+        ),
+        (Some("succeeded"), Some(200), Some(3))
+    );
+    assert_eq!(executions[0].1, event);
+    Ok(())
+}
+
+#[tokio::test]
+async fn client_errors_fail_without_retry_and_private_destinations_are_refused(
+) -> anyhow::Result<()> {
+    let receiver = Receiver::start(&[404])?;
+    let mut h = Harness::new("w-hook-fail").await?;
+    let rule = h
+        .add_rule(json!({"name": "hook", "trigger_config": {"event_types": ["follow"]},
+            "actions": [{"type": "webhook", "url": receiver.url("/x")}, {"type": "log", "message": "after"}]}))
+        .await?;
+    h.start_worker(&[]).await?;
+    h.send("follow", json!({})).await?;
+    eventually(WAIT, || async {
+        Ok(h.executions(Some(rule)).await?.len() == 1)
+    })
+    .await?;
+    assert_eq!(receiver.received().len(), 1, "a 404 is not retried");
+    let e = &h.executions(Some(rule)).await?[0];
+    assert_eq!(e.2, "failed");
+    assert_eq!(e.3["actions"][0]["http_status"], 404);
+    assert_eq!(
+        e.3["actions"][1]["status"], "succeeded",
+        "a failed action does not stop the next"
+    );
+    assert_eq!(h.counters(rule).await?, (1, 1, 0, 0, 1));
+
+    // Without webhook_allow_private, loopback is refused before any request.
+    let mut strict = Harness::new("w-hook-private").await?;
+    let rule = strict
+        .add_rule(
+            json!({"name": "hook", "trigger_config": {"event_types": ["follow"]},
+            "actions": [{"type": "webhook", "url": receiver.url("/private")}]}),
+        )
+        .await?;
+    strict
+        .start_worker(&[("RULES__WORKER__WEBHOOK_ALLOW_PRIVATE", "false".into())])
+        .await?;
+    strict.send("follow", json!({})).await?;
+    eventually(WAIT, || async {
+        Ok(strict.executions(Some(rule)).await?.len() == 1)
+    })
+    .await?;
+    let e = &strict.executions(Some(rule)).await?[0];
+    assert!(
+        e.3["actions"][0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not allowed"),
+        "{}",
+        e.3
+    );
+    assert!(receiver.received().iter().all(|r| r.path != "/private"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn cooldowns_suppress_and_count_per_key() -> anyhow::Result<()> {
+    let mut h = Harness::new("w-cooldown").await?;
+    let rule = h
+        .add_rule(publish_rule(
+            &h.out(),
+            json!({"cooldown_seconds": 60, "cooldown_key": "data.user.id"}),
+        ))
+        .await?;
+    h.start_worker(&[]).await?;
+    for user in ["u1", "u1", "u2", "u1", "u2"] {
+        h.send(
+            "donation.received",
+            json!({"amount": 20, "user": {"id": user, "name": user}}),
+        )
+        .await?;
+    }
+    eventually(WAIT, || async { Ok(h.counters(rule).await?.0 == 5) }).await?;
+    assert_eq!(h.counters(rule).await?, (5, 2, 3, 2, 0));
+    assert_eq!(h.read_stream(&h.out()).await?.len(), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn thresholds_fire_on_the_nth_event_only() -> anyhow::Result<()> {
+    let mut h = Harness::new("w-threshold").await?;
+    let rule = h
+        .add_rule(publish_rule(
+            &h.out(),
+            json!({"trigger_config": {"event_types": ["donation.received"],
+            "threshold": {"count": 3, "window_seconds": 60}}}),
+        ))
+        .await?;
+    h.start_worker(&[]).await?;
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        ids.push(h.send("donation.received", json!({"amount": i})).await?);
+    }
+    eventually(WAIT, || async {
+        Ok(h.pending_and_lag().await? == (0, Some(0)))
+    })
+    .await?;
+    let executed: Vec<Uuid> = h
+        .executions(Some(rule))
+        .await?
+        .into_iter()
+        .map(|e| e.1)
+        .collect();
+    assert_eq!(executed, vec![ids[2], ids[5]]);
+    assert_eq!(
+        h.counters(rule).await?,
+        (2, 2, 0, 2, 0),
+        "events below the threshold are not matches"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn malformed_entries_go_to_the_dead_letter_stream() -> anyhow::Result<()> {
+    let mut h = Harness::new("w-dead").await?;
+    h.start_worker(&[]).await?;
+    h.send_fields(&[("event", "{not json".into())]).await?;
+    h.send_fields(&[(
+        "event",
+        json!({"id": "nope", "type": "t", "livestream_id": LS}).to_string(),
+    )])
+    .await?;
+    h.send_fields(&[("something", "else".into())]).await?;
+    eventually(WAIT, || async {
+        Ok(h.read_stream(&h.dead_letter()).await?.len() == 3)
+    })
+    .await?;
+    let dead = h.read_stream(&h.dead_letter()).await?;
+    let field = |i: usize, k: &str| {
+        dead[i]
+            .1
+            .iter()
+            .find(|(f, _)| f == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        field(0, "reason").contains("not valid JSON"),
+        "{:?}",
+        dead[0]
+    );
+    assert_eq!(field(0, "event"), "{not json");
+    assert_eq!(field(0, "source_stream"), h.stream());
+    assert!(!field(0, "source_id").is_empty());
+    assert!(field(1, "reason").contains("`id` is invalid"));
+    assert_eq!(field(2, "something"), "else");
+    eventually(WAIT, || async { Ok(h.pending_and_lag().await?.0 == 0) }).await?;
+    assert!(
+        h.workers[0].child.try_wait()?.is_none(),
+        "the worker is still running"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_same_event_twice_executes_once() -> anyhow::Result<()> {
+    let mut h = Harness::new("w-dup").await?;
+    let rule = h.add_rule(publish_rule(&h.out(), json!({}))).await?;
+    h.start_worker(&[]).await?;
+    let id = Uuid::new_v4();
+    h.send_with_id(id, "donation.received", json!({"amount": 50}))
+        .await?;
+    h.send_with_id(id, "donation.received", json!({"amount": 50}))
+        .await?;
+    eventually(WAIT, || async {
+        Ok(h.pending_and_lag().await? == (0, Some(0)))
+    })
+    .await?;
+    // And once more after the first was recorded.
+    h.send_with_id(id, "donation.received", json!({"amount": 50}))
+        .await?;
+    eventually(WAIT, || async {
+        Ok(h.pending_and_lag().await? == (0, Some(0)))
+    })
+    .await?;
+    assert_eq!(h.executions(Some(rule)).await?.len(), 1);
+    assert_eq!(h.read_stream(&h.out()).await?.len(), 1);
+    assert_eq!(h.counters(rule).await?, (1, 1, 0, 1, 0));
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_workers_process_every_event_once_and_share_cooldowns() -> anyhow::Result<()> {
+    let mut h = Harness::new("w-two").await?;
+    let every = h
+        .add_rule(publish_rule(&h.out(), json!({"name": "every"})))
+        .await?;
+    let cooled = h
+        .add_rule(
+            json!({"name": "cooled", "trigger_config": {"event_types": ["donation.received"]},
+            "actions": [{"type": "log", "message": "once"}], "cooldown_seconds": 300}),
+        )
+        .await?;
+    h.start_worker(&[("RULES__WORKER__BATCH_SIZE", "10".into())])
+        .await?;
+    h.start_worker(&[("RULES__WORKER__BATCH_SIZE", "10".into())])
+        .await?;
+    let mut sent = Vec::new();
+    for i in 0..300 {
+        sent.push(
+            h.send("donation.received", json!({"amount": 10 + i}))
+                .await?,
+        );
+    }
+    eventually(Duration::from_secs(30), || async {
+        Ok(h.executions(Some(every)).await?.len() == 300)
+    })
+    .await?;
+    eventually(WAIT, || async {
+        Ok(h.pending_and_lag().await? == (0, Some(0)))
+    })
+    .await?;
+    let mut executed: Vec<Uuid> = h
+        .executions(Some(every))
+        .await?
+        .into_iter()
+        .map(|e| e.1)
+        .collect();
+    executed.sort();
+    sent.sort();
+    assert_eq!(executed, sent, "every event exactly once");
+    assert_eq!(
+        h.executions(Some(cooled)).await?.len(),
+        1,
+        "one execution inside one cooldown"
+    );
+    assert_eq!(h.counters(cooled).await?, (300, 1, 299, 1, 0));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_rule_disabled_through_the_api_stops_firing_within_a_second() -> anyhow::Result<()> {
+    let mut h = Harness::new("w-disable").await?;
+    h.start_worker(&[]).await?;
+    let port = rules_e2e::free_port()?;
+    let key = "test-key-0123456789abcdef";
+    let mut api = rules_e2e::Process::start(
+        "rules-api",
+        &[
+            ("DATABASE_URL", h.db.url.clone()),
+            ("REDIS_URL", rules_e2e::redis_url()),
+            ("RULES__API__BIND", format!("127.0.0.1:{port}")),
+            ("RULES_API_KEYS", key.into()),
+        ],
+    )?;
+    rules_e2e::wait_http_ok(&format!("http://127.0.0.1:{port}/health/live"), WAIT).await?;
+    let client = rules_e2e::http_client();
+    let mut body = publish_rule(&h.out(), json!({}));
+    body["livestream_id"] = json!(LS);
+    let created: serde_json::Value = client
+        .post(format!("http://127.0.0.1:{port}/api/rules"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    // Created through the API: live within a second.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    h.send("donation.received", json!({"amount": 99})).await?;
+    eventually(WAIT, || async {
+        Ok(h.read_stream(&h.out()).await?.len() == 1)
+    })
+    .await?;
+    let patched = client
+        .patch(format!("http://127.0.0.1:{port}/api/rules/{id}"))
+        .bearer_auth(key)
+        .json(&json!({"enabled": false}))
+        .send()
+        .await?;
+    assert_eq!(patched.status(), 200);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    h.send("donation.received", json!({"amount": 99})).await?;
+    eventually(WAIT, || async {
+        Ok(h.pending_and_lag().await? == (0, Some(0)))
+    })
+    .await?;
+    assert_eq!(
+        h.read_stream(&h.out()).await?.len(),
+        1,
+        "a disabled rule no longer fires"
+    );
+    assert!(api.terminate().await?.success());
+    Ok(())
+}
+
+#[tokio::test]
+async fn sigterm_finishes_in_flight_work_and_leaves_nothing_pending() -> anyhow::Result<()> {
+    let receiver = Receiver::start(&[])?;
+    let mut h = Harness::new("w-term").await?;
+    let rule = h
+        .add_rule(
+            json!({"name": "hook", "trigger_config": {"event_types": ["follow"]},
+            "actions": [{"type": "webhook", "url": receiver.url("/slow")}]}),
+        )
+        .await?;
+    h.start_worker(&[]).await?;
+    for _ in 0..50 {
+        h.send("follow", json!({})).await?;
+    }
+    eventually(WAIT, || async { Ok(!receiver.received().is_empty()) }).await?;
+    let status = h.workers[0].terminate().await?;
+    assert!(status.success(), "{status:?}");
+    let (pending, _) = h.pending_and_lag().await?;
+    assert_eq!(pending, 0, "everything read was acknowledged");
+    let executed = h.executions(Some(rule)).await?.len();
+    let (_, lag) = h.pending_and_lag().await?;
+    assert_eq!(
+        executed + lag.unwrap_or(0),
+        50,
+        "what was not read is still in the stream"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn stale_actions_are_skipped_without_failing() -> anyhow::Result<()> {
+    let mut h = Harness::new("w-stale").await?;
+    let rule = h
+        .add_rule(
+            json!({"name": "stale", "trigger_config": {"event_types": ["follow"]},
+            "actions": [{"type": "publish", "stream": h.out(), "max_age_seconds": 60},
+                        {"type": "log", "message": "always"}]}),
+        )
+        .await?;
+    h.start_worker(&[]).await?;
+    let old = (chrono::Utc::now() - chrono::TimeDelta::minutes(5)).to_rfc3339();
+    h.send_fields(&[(
+        "event",
+        json!({"id": Uuid::new_v4(), "type": "follow", "livestream_id": LS, "occurred_at": old})
+            .to_string(),
+    )])
+    .await?;
+    h.send("follow", json!({})).await?;
+    eventually(WAIT, || async {
+        Ok(h.executions(Some(rule)).await?.len() == 2)
+    })
+    .await?;
+    let executions = h.executions(Some(rule)).await?;
+    let stale = executions
+        .iter()
+        .find(|e| e.3["actions"][0]["status"] == "skipped")
+        .expect("a skipped action");
+    assert_eq!(stale.2, "succeeded");
+    assert_eq!(stale.3["actions"][0]["error"], "expired");
+    assert_eq!(h.read_stream(&h.out()).await?.len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn entries_of_a_dead_consumer_are_taken_over_or_dead_lettered() -> anyhow::Result<()> {
+    let mut h = Harness::new("w-claim").await?;
+    let rule = h.add_rule(publish_rule(&h.out(), json!({}))).await?;
+    // A consumer reads two entries and dies without acknowledging them.
+    let mut conn = h.keys.conn().await?;
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(h.stream())
+        .arg("rule-engine")
+        .arg("$")
+        .arg("MKSTREAM")
+        .query_async(&mut conn)
+        .await?;
+    let first = h.send("donation.received", json!({"amount": 10})).await?;
+    h.send("donation.received", json!({"amount": 11})).await?;
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("rule-engine")
+        .arg("ghost")
+        .arg("COUNT")
+        .arg(1)
+        .arg("STREAMS")
+        .arg(h.stream())
+        .arg(">")
+        .query_async(&mut conn)
+        .await?;
+    // The second has already been delivered too often.
+    for _ in 0..5 {
+        let _: redis::Value = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg("rule-engine")
+            .arg("ghost2")
+            .arg("COUNT")
+            .arg(1)
+            .arg("STREAMS")
+            .arg(h.stream())
+            .arg(">")
+            .query_async(&mut conn)
+            .await?;
+        let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+            .arg(h.stream())
+            .arg("rule-engine")
+            .arg("-")
+            .arg("+")
+            .arg(10)
+            .arg("ghost2")
+            .query_async(&mut conn)
+            .await?;
+        if let Some((id, ..)) = pending.first() {
+            let _: redis::Value = redis::cmd("XCLAIM")
+                .arg(h.stream())
+                .arg("rule-engine")
+                .arg("ghost2")
+                .arg(0)
+                .arg(id)
+                .query_async(&mut conn)
+                .await?;
+        }
+    }
+    h.start_worker(&[
+        ("RULES__WORKER__CLAIM_IDLE_MS", "300".into()),
+        ("RULES__WORKER__CLAIM_INTERVAL_MS", "200".into()),
+        ("RULES__WORKER__MAX_DELIVERIES", "5".into()),
+    ])
+    .await?;
+    eventually(WAIT, || async {
+        Ok(h.executions(Some(rule)).await?.len() == 1)
+    })
+    .await?;
+    eventually(WAIT, || async {
+        Ok(h.read_stream(&h.dead_letter()).await?.len() == 1)
+    })
+    .await?;
+    assert_eq!(h.executions(Some(rule)).await?[0].1, first);
+    let dead = h.read_stream(&h.dead_letter()).await?;
+    assert!(
+        dead[0]
+            .1
+            .iter()
+            .any(|(k, v)| k == "reason" && v.contains("delivered")),
+        "{dead:?}"
+    );
+    eventually(WAIT, || async { Ok(h.pending_and_lag().await?.0 == 0) }).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_lost_consumer_group_is_recreated() -> anyhow::Result<()> {
+    let mut h = Harness::new("w-nogroup").await?;
+    let rule = h.add_rule(publish_rule(&h.out(), json!({}))).await?;
+    h.start_worker(&[]).await?;
+    h.send("donation.received", json!({"amount": 10})).await?;
+    eventually(WAIT, || async {
+        Ok(h.executions(Some(rule)).await?.len() == 1)
+    })
+    .await?;
+    let mut conn = h.keys.conn().await?;
+    let _: i64 = redis::cmd("XGROUP")
+        .arg("DESTROY")
+        .arg(h.stream())
+        .arg("rule-engine")
+        .query_async(&mut conn)
+        .await?;
+    h.send("donation.received", json!({"amount": 20})).await?;
+    eventually(WAIT, || async {
+        Ok(h.executions(Some(rule)).await?.len() == 2)
+    })
+    .await?;
+    assert_eq!(
+        h.read_stream(&h.out()).await?.len(),
+        2,
+        "the replayed first event was not executed again"
+    );
+    Ok(())
+}
