@@ -3,6 +3,7 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 use uuid::Uuid;
 
 use crate::condition::{Node, TraceNode};
@@ -12,12 +13,19 @@ use crate::path::key_value;
 use crate::template::{context, RenderError, TemplateSet, TemplateValue};
 use crate::validate::{parse_rule_spec, FieldError, ValidationErrors};
 
-/// A rule ready to be matched: condition compiled, templates parsed.
+/// A rule ready to be matched: condition compiled; action templates compiled on the
+/// first render (a compiled template costs kilobytes, and most rules of a large
+/// installation are idle at any moment; validation has already parsed them).
 #[derive(Debug, Clone)]
 pub struct CompiledRule {
     rule: Rule,
     any_type: bool,
     condition: Option<Node>,
+    rendering: OnceLock<Result<Rendering, FieldError>>,
+}
+
+#[derive(Debug, Clone)]
+struct Rendering {
     actions: Vec<CompiledAction>,
     templates: TemplateSet,
 }
@@ -104,7 +112,6 @@ struct RuleScope<'a> {
 impl CompiledRule {
     /// Compiles a validated rule.
     pub fn compile(rule: Rule) -> Result<Self, ValidationErrors> {
-        let mut templates = TemplateSet::new();
         let mut errors = Vec::new();
         let condition = match &rule.spec.trigger_config.condition {
             None => None,
@@ -119,13 +126,6 @@ impl CompiledRule {
                 }
             },
         };
-        let mut actions = Vec::with_capacity(rule.spec.actions.len());
-        for (i, action) in rule.spec.actions.iter().enumerate() {
-            match compile_action(&mut templates, &format!("actions[{i}]"), action) {
-                Ok(a) => actions.push(a),
-                Err(e) => errors.push(e),
-            }
-        }
         if !errors.is_empty() {
             return Err(ValidationErrors(errors));
         }
@@ -139,9 +139,29 @@ impl CompiledRule {
             rule,
             any_type,
             condition,
-            actions,
-            templates,
+            rendering: OnceLock::new(),
         })
+    }
+
+    fn rendering(&self) -> Result<&Rendering, RenderError> {
+        self.rendering
+            .get_or_init(|| {
+                let mut templates = TemplateSet::new();
+                let mut actions = Vec::with_capacity(self.rule.spec.actions.len());
+                for (i, action) in self.rule.spec.actions.iter().enumerate() {
+                    actions.push(compile_action(
+                        &mut templates,
+                        &format!("actions[{i}]"),
+                        action,
+                    )?);
+                }
+                Ok(Rendering { actions, templates })
+            })
+            .as_ref()
+            .map_err(|e| RenderError {
+                path: e.path.clone(),
+                message: e.message.clone(),
+            })
     }
 
     /// Validates a stored rule's JSON and compiles it (the worker's and the load tool's loader).
@@ -241,20 +261,33 @@ impl CompiledRule {
             livestream_id: self.rule.spec.livestream_id,
             version: self.rule.version,
         };
+        let rendering = match self.rendering() {
+            Ok(r) => r,
+            Err(e) => {
+                return self
+                    .rule
+                    .spec
+                    .actions
+                    .iter()
+                    .map(|_| Err(e.clone()))
+                    .collect()
+            }
+        };
         let ctx = context(event, &scope);
-        self.actions
+        rendering
+            .actions
             .iter()
-            .map(|action| self.render_action(action, event, &ctx))
+            .map(|action| self.render_action(&rendering.templates, action, event, &ctx))
             .collect()
     }
 
     fn render_action(
         &self,
+        t: &TemplateSet,
         action: &CompiledAction,
         event: &Event,
         ctx: &minijinja::Value,
     ) -> Result<RenderedAction, RenderError> {
-        let t = &self.templates;
         let kind = match &action.kind {
             CompiledActionKind::Webhook {
                 url,

@@ -11,6 +11,8 @@ use serde::Serialize;
 use serde_json::{Number, Value};
 use std::borrow::Cow;
 use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex, OnceLock};
 
 use crate::event::Event;
 use crate::model::{Condition, Leaf, Op};
@@ -24,6 +26,60 @@ pub(crate) fn build_regex(pattern: &str, ignore_case: bool) -> Result<Regex, reg
         .size_limit(MAX_REGEX_COMPILED_BYTES)
         .dfa_size_limit(MAX_REGEX_COMPILED_BYTES)
         .build()
+}
+
+/// Compiled regexes shared between rules: a compiled Unicode regex can take tens of
+/// kilobytes, and many rules use the same pattern. `Regex` clones share their
+/// program. The cache only ever holds extra references, so clearing it when it
+/// grows large frees only patterns no rule uses any more.
+static REGEX_CACHE: LazyLock<Mutex<HashMap<(String, bool), Regex>>> =
+    LazyLock::new(Default::default);
+const REGEX_CACHE_LIMIT: usize = 10_000;
+
+fn shared_regex(pattern: &str, ignore_case: bool) -> Result<Regex, regex::Error> {
+    let key = (pattern.to_owned(), ignore_case);
+    if let Ok(cache) = REGEX_CACHE.lock() {
+        if let Some(re) = cache.get(&key) {
+            return Ok(re.clone());
+        }
+    }
+    let re = build_regex(pattern, ignore_case)?;
+    if let Ok(mut cache) = REGEX_CACHE.lock() {
+        if cache.len() >= REGEX_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(key, re.clone());
+    }
+    Ok(re)
+}
+
+/// A regex compiled on first use: rules of livestreams that never see a matching
+/// event type never pay for their automaton. Validation has already compiled it
+/// once, so a later failure cannot happen; if it did, the leaf would be false.
+#[derive(Debug)]
+struct LazyRegex {
+    pattern: Box<str>,
+    ignore_case: bool,
+    compiled: OnceLock<Option<Regex>>,
+}
+
+impl Clone for LazyRegex {
+    fn clone(&self) -> Self {
+        Self {
+            pattern: self.pattern.clone(),
+            ignore_case: self.ignore_case,
+            compiled: self.compiled.clone(),
+        }
+    }
+}
+
+impl LazyRegex {
+    fn is_match(&self, haystack: &str) -> bool {
+        self.compiled
+            .get_or_init(|| shared_regex(&self.pattern, self.ignore_case).ok())
+            .as_ref()
+            .is_some_and(|re| re.is_match(haystack))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -71,7 +127,7 @@ enum Test {
         needle: String,
         ignore_case: bool,
     },
-    Matches(Regex),
+    Matches(LazyRegex),
     Exists(bool),
 }
 
@@ -266,7 +322,11 @@ impl LeafTest {
                 needle: string(),
                 ignore_case: ic,
             },
-            Op::Matches => Test::Matches(build_regex(leaf.value.as_str().unwrap_or_default(), ic)?),
+            Op::Matches => Test::Matches(LazyRegex {
+                pattern: leaf.value.as_str().unwrap_or_default().into(),
+                ignore_case: ic,
+                compiled: OnceLock::new(),
+            }),
             Op::Exists => Test::Exists(leaf.value.as_bool().unwrap_or(true)),
         };
         Ok(LeafTest {

@@ -48,24 +48,36 @@ impl Rules {
 /// skipped rather than stopping the worker.
 pub async fn load(db: &PgPool, previous: Option<&RuleIndex>) -> Result<RuleIndex, DbError> {
     let mut conn = db.get().await?;
-    let rows = store::load_enabled(&mut conn).await?;
-    let mut rules = Vec::with_capacity(rows.len());
-    for row in rows {
-        if let Some(same) = previous
-            .and_then(|p| p.get(row.id))
-            .filter(|r| r.rule().version == row.version)
-        {
-            rules.push(Arc::clone(same));
-            continue;
-        }
-        let id = row.id;
-        match row.compile() {
-            Ok(rule) => rules.push(Arc::new(rule)),
-            Err(e) => tracing::error!(rule_id = %id, error = %e, "stored rule is invalid; skipped"),
+    let mut index = RuleIndex::new();
+    let mut after = None;
+    loop {
+        let rows = store::load_enabled_page(&mut conn, after, LOAD_PAGE).await?;
+        let Some(last) = rows.last().map(|r| r.id) else {
+            break;
+        };
+        after = Some(last);
+        for row in rows {
+            if let Some(same) = previous
+                .and_then(|p| p.get(row.id))
+                .filter(|r| r.rule().version == row.version)
+            {
+                index.upsert(Arc::clone(same));
+                continue;
+            }
+            let id = row.id;
+            match row.compile() {
+                Ok(rule) => index.upsert(Arc::new(rule)),
+                Err(e) => {
+                    tracing::error!(rule_id = %id, error = %e, "stored rule is invalid; skipped")
+                }
+            }
         }
     }
-    Ok(RuleIndex::from_rules(rules))
+    Ok(index)
 }
+
+/// Rules read per query while loading.
+const LOAD_PAGE: i64 = 1_000;
 
 /// Applies the current state of the named rules.
 async fn apply(rules: &Rules, db: &PgPool, ids: &HashSet<Uuid>) -> Result<(), DbError> {

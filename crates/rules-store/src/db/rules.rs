@@ -279,3 +279,33 @@ pub async fn replace(
 pub async fn delete(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool, DbError> {
     Ok(diesel::delete(rules::table.find(id)).execute(conn).await? > 0)
 }
+
+/// Stores many rules, a thousand per statement (imports, the load tool).
+pub async fn insert_many(conn: &mut AsyncPgConnection, rows: &[RuleRow]) -> Result<(), DbError> {
+    for chunk in rows.chunks(1_000) {
+        diesel::insert_into(rules::table)
+            .values(chunk)
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// One page of enabled rules in id order, after `after`: loading a large rule set
+/// page by page keeps the loader's transient memory to one page.
+pub async fn load_enabled_page(
+    conn: &mut AsyncPgConnection,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<RuleRow>, DbError> {
+    let mut query = rules::table
+        .filter(rules::enabled.eq(true))
+        .select(RuleRow::as_select())
+        .order(rules::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(rules::id.gt(after));
+    }
+    Ok(query.load(conn).await?)
+}

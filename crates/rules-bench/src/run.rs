@@ -1,0 +1,389 @@
+//! The benchmarks that run a real worker: a database of their own (created,
+//! migrated, dropped), streams of their own, the `rules-worker` binary next to this
+//! one.
+
+use anyhow::{bail, Context};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use redis::aio::MultiplexedConnection;
+use rules_core::Event;
+use rules_store::db::rules::{insert_many, RuleRow};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+use uuid::Uuid;
+
+use crate::{load, rate, Source};
+
+#[derive(clap::Args, Clone)]
+pub struct WorkerArgs {
+    /// PostgreSQL server; a database `rules_bench_<random>` is created on it and dropped.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    database_url: String,
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379/0")]
+    redis_url: String,
+    /// The worker binary; default: `rules-worker` next to this one.
+    #[arg(long)]
+    worker_bin: Option<PathBuf>,
+    /// Extra worker settings, `KEY=VALUE` (e.g. `RULES__WORKER__BATCH_SIZE=1000`).
+    #[arg(long = "worker-env")]
+    worker_env: Vec<String>,
+}
+
+struct Setup {
+    admin_url: String,
+    db_name: String,
+    db_url: String,
+    redis: MultiplexedConnection,
+    stream: String,
+    out: String,
+    dead: String,
+}
+
+impl Setup {
+    async fn new(args: &WorkerArgs, rules: &[(Uuid, Value)]) -> anyhow::Result<Self> {
+        let mut admin = url::Url::parse(&args.database_url).context("DATABASE_URL")?;
+        admin.set_path("/postgres");
+        let db_name = format!("rules_bench_{}", Uuid::new_v4().simple());
+        let mut db = admin.clone();
+        db.set_path(&format!("/{db_name}"));
+        let mut conn = AsyncPgConnection::establish(admin.as_str())
+            .await
+            .context("connect to PostgreSQL")?;
+        diesel::sql_query(format!("CREATE DATABASE \"{db_name}\""))
+            .execute(&mut conn)
+            .await?;
+        rules_store::db::migrations::run_pending(db.as_str()).await?;
+        let prefix = format!("bench:{}", Uuid::new_v4().simple());
+        let out = format!("{prefix}:out");
+        let now = chrono::Utc::now();
+        let rows: Vec<RuleRow> = rules
+            .iter()
+            .filter_map(|(id, body)| {
+                let mut body = body.clone();
+                // Every rule publishes to the bench's own stream, with the event's time.
+                body["actions"] = json!([{"type": "publish", "stream": out,
+                    "payload": {"text": "{{ event.data.user.name }} triggered {{ rule.name }}", "at": "{{ event.occurred_at }}"}}]);
+                let spec = rules_core::parse_rule_spec(&body).ok()?;
+                Some(RuleRow::from_rule(&rules_core::Rule { id: *id, spec, version: 1, created_at: now, updated_at: now }))
+            })
+            .collect();
+        let mut bench = AsyncPgConnection::establish(db.as_str()).await?;
+        let started = Instant::now();
+        insert_many(&mut bench, &rows).await?;
+        eprintln!(
+            "seeded {} rules in {:.1}s",
+            rows.len(),
+            started.elapsed().as_secs_f64()
+        );
+        let redis = redis::Client::open(args.redis_url.as_str())?
+            .get_multiplexed_async_connection()
+            .await?;
+        let setup = Self {
+            admin_url: admin.to_string(),
+            db_name,
+            db_url: db.to_string(),
+            redis,
+            stream: format!("{prefix}:events"),
+            out,
+            dead: format!("{prefix}:dead"),
+        };
+        let mut r = setup.redis.clone();
+        let _: () = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&setup.stream)
+            .arg("rule-engine")
+            .arg("$")
+            .arg("MKSTREAM")
+            .query_async(&mut r)
+            .await?;
+        Ok(setup)
+    }
+
+    async fn xadd(&self, events: &[Event]) -> anyhow::Result<()> {
+        let mut r = self.redis.clone();
+        for chunk in events.chunks(1_000) {
+            let mut pipe = redis::pipe();
+            for e in chunk {
+                pipe.cmd("XADD")
+                    .arg(&self.stream)
+                    .arg("*")
+                    .arg("event")
+                    .arg(serde_json::to_string(e)?)
+                    .ignore();
+            }
+            pipe.query_async::<()>(&mut r).await?;
+        }
+        Ok(())
+    }
+
+    fn start_worker(&self, args: &WorkerArgs) -> anyhow::Result<Child> {
+        let bin = match &args.worker_bin {
+            Some(b) => b.clone(),
+            None => std::env::current_exe()?.with_file_name("rules-worker"),
+        };
+        if !bin.is_file() {
+            bail!("{} not found: build it (cargo build --release -p rules-worker) or pass --worker-bin", bin.display());
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let mut cmd = Command::new(bin);
+        cmd.env("DATABASE_URL", &self.db_url)
+            .env("REDIS_URL", &args.redis_url)
+            .env("RULES__WORKER__STREAMS", &self.stream)
+            .env("RULES__WORKER__DEAD_LETTER_STREAM", &self.dead)
+            .env("RULES__WORKER__HTTP_BIND", format!("127.0.0.1:{port}"))
+            .env("RULES__LOG__FILTER", "warn")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        for kv in &args.worker_env {
+            let (k, v) = kv.split_once('=').context("--worker-env takes KEY=VALUE")?;
+            cmd.env(k, v);
+        }
+        Ok(cmd.spawn()?)
+    }
+
+    /// (lag, pending, entries read) of the group.
+    async fn progress(&self) -> anyhow::Result<(usize, usize, usize)> {
+        let mut r = self.redis.clone();
+        let v: Vec<Vec<redis::Value>> = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(&self.stream)
+            .query_async(&mut r)
+            .await?;
+        if let Some(g) = v.into_iter().next() {
+            let mut map = std::collections::HashMap::new();
+            for pair in g.chunks(2) {
+                if let [k, v] = pair {
+                    let k: String = redis::from_redis_value(k.clone()).unwrap_or_default();
+                    let v: i64 = redis::from_redis_value(v.clone()).unwrap_or(-1);
+                    map.insert(k, v);
+                }
+            }
+            return Ok((
+                map.get("lag").copied().unwrap_or(-1).max(0) as usize,
+                map.get("pending").copied().unwrap_or(0) as usize,
+                map.get("entries-read").copied().unwrap_or(0).max(0) as usize,
+            ));
+        }
+        bail!("no consumer group")
+    }
+
+    async fn executions(&self) -> anyhow::Result<i64> {
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = AsyncPgConnection::establish(&self.db_url).await?;
+        Ok(
+            diesel::sql_query("SELECT count(*) AS n FROM rule_executions")
+                .get_result::<N>(&mut conn)
+                .await?
+                .n,
+        )
+    }
+
+    async fn teardown(self) -> anyhow::Result<()> {
+        let mut r = self.redis.clone();
+        let _: () = redis::cmd("DEL")
+            .arg(&self.stream)
+            .arg(&self.out)
+            .arg(&self.dead)
+            .query_async(&mut r)
+            .await?;
+        let mut conn = AsyncPgConnection::establish(&self.admin_url).await?;
+        diesel::sql_query(format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.db_name
+        ))
+        .execute(&mut conn)
+        .await?;
+        Ok(())
+    }
+}
+
+async fn stop(mut child: Child) -> anyhow::Result<()> {
+    if let Some(pid) = child.id() {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status();
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+    Ok(())
+}
+
+pub async fn drain(source: &Source, args: &WorkerArgs) -> anyhow::Result<()> {
+    let (rules, events) = load(source)?;
+    let setup = Setup::new(args, &rules).await?;
+    let started = Instant::now();
+    setup.xadd(&events).await?;
+    eprintln!(
+        "backlog of {} events written in {:.1}s",
+        events.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let worker = setup.start_worker(args)?;
+    let spawned = Instant::now();
+    let mut first_read: Option<Instant> = None;
+    loop {
+        let (lag, pending, read) = setup.progress().await?;
+        if first_read.is_none() && read > 0 {
+            first_read = Some(Instant::now());
+        }
+        if read >= events.len() && lag == 0 && pending == 0 {
+            break;
+        }
+        if spawned.elapsed() > Duration::from_secs(600) {
+            bail!("not drained after 10 minutes (lag {lag}, pending {pending})");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let done = Instant::now();
+    let from_first = done - first_read.unwrap_or(spawned);
+    let executions = setup.executions().await?;
+    println!("drained {} events in {:.2}s: {:.0} events/s (from the first read; {:.2}s from process start)",
+        events.len(), from_first.as_secs_f64(), rate(events.len(), from_first), (done - spawned).as_secs_f64());
+    println!("executions recorded: {executions}");
+    stop(worker).await?;
+    setup.teardown().await
+}
+
+pub async fn latency(
+    source: &Source,
+    args: &WorkerArgs,
+    per_second: u64,
+    seconds: u64,
+) -> anyhow::Result<()> {
+    let (rules, events) = load(source)?;
+    if events.is_empty() {
+        bail!("no events");
+    }
+    let setup = Setup::new(args, &rules).await?;
+    let worker = setup.start_worker(args)?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Reader: every published output carries its event's time.
+    let mut reader = setup.redis.clone();
+    let out = setup.out.clone();
+    let collect = tokio::spawn(async move {
+        let mut latencies: Vec<u64> = Vec::new();
+        let mut last = "$".to_owned();
+        let deadline = Instant::now() + Duration::from_secs(seconds + 5);
+        while Instant::now() < deadline {
+            let reply: Option<redis::streams::StreamReadReply> = redis::cmd("XREAD")
+                .arg("COUNT")
+                .arg(10_000)
+                .arg("BLOCK")
+                .arg(200)
+                .arg("STREAMS")
+                .arg(&out)
+                .arg(&last)
+                .query_async(&mut reader)
+                .await
+                .unwrap_or(None);
+            for key in reply.map(|r| r.keys).unwrap_or_default() {
+                let now = chrono::Utc::now();
+                for id in key.ids {
+                    last = id.id.clone();
+                    let payload: String = id.get("payload").unwrap_or_default();
+                    let at = serde_json::from_str::<Value>(&payload).ok().and_then(|p| {
+                        p["at"]
+                            .as_str()
+                            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+                    });
+                    if let Some(at) = at {
+                        latencies.push(
+                            (now - at.with_timezone(&chrono::Utc))
+                                .num_microseconds()
+                                .unwrap_or(0)
+                                .max(0) as u64,
+                        );
+                    }
+                }
+            }
+        }
+        latencies
+    });
+
+    // Producer: a steady rate, in 10 ms ticks, each event stamped when sent.
+    let per_tick = (per_second / 100).max(1) as usize;
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let end = Instant::now() + Duration::from_secs(seconds);
+    let mut sent = 0usize;
+    let mut i = 0usize;
+    while Instant::now() < end {
+        tick.tick().await;
+        let now = chrono::Utc::now();
+        let batch: Vec<Event> = (0..per_tick)
+            .map(|_| {
+                let e = &events[i % events.len()];
+                i += 1;
+                Event::new(
+                    Uuid::new_v4(),
+                    e.event_type(),
+                    e.livestream_id,
+                    now,
+                    e.data().clone(),
+                )
+            })
+            .collect();
+        setup.xadd(&batch).await?;
+        sent += batch.len();
+    }
+    let mut latencies = collect.await?;
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
+    println!(
+        "sent {sent} events at {per_second}/s for {seconds}s; {} executions observed",
+        latencies.len()
+    );
+    println!(
+        "event → published action: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        pct(0.5),
+        pct(0.9),
+        pct(0.99),
+        pct(1.0)
+    );
+    stop(worker).await?;
+    setup.teardown().await
+}
+
+pub async fn rss(source: &Source, args: &WorkerArgs) -> anyhow::Result<()> {
+    let (rules, _) = load(source)?;
+    let setup = Setup::new(args, &rules).await?;
+    let worker = setup.start_worker(args)?;
+    let pid = worker.id().context("worker pid")?;
+    // Ready once it has joined the group and loaded the rules; then a little traffic.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    println!(
+        "{} rules loaded: peak RSS {:.1} MB, current RSS {:.1} MB",
+        rules.len(),
+        field("VmHWM:") as f64 / 1024.0,
+        field("VmRSS:") as f64 / 1024.0
+    );
+    stop(worker).await?;
+    setup.teardown().await
+}
