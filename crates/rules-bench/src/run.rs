@@ -270,8 +270,11 @@ pub async fn latency(
     let worker = setup.start_worker(args)?;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    // Reader: every published output carries its event's time.
-    let mut reader = setup.redis.clone();
+    // Reader: every published output carries its event's time. It blocks, so it
+    // gets a connection of its own (a shared one would hold the producer's XADDs).
+    let mut reader = redis::Client::open(args.redis_url.as_str())?
+        .get_multiplexed_async_connection()
+        .await?;
     let out = setup.out.clone();
     let collect = tokio::spawn(async move {
         let mut latencies: Vec<u64> = Vec::new();

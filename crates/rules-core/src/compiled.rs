@@ -21,7 +21,8 @@ pub struct CompiledRule {
     rule: Rule,
     any_type: bool,
     condition: Option<Node>,
-    rendering: OnceLock<Result<Rendering, FieldError>>,
+    /// Boxed: an idle rule pays one pointer for it.
+    rendering: OnceLock<Box<Result<Rendering, FieldError>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -110,10 +111,13 @@ struct RuleScope<'a> {
 }
 
 impl CompiledRule {
-    /// Compiles a validated rule.
-    pub fn compile(rule: Rule) -> Result<Self, ValidationErrors> {
+    /// Compiles a validated rule. The condition moves into its compiled form (the
+    /// trace of [`Self::evaluate_traced`] reports it node by node), so
+    /// `rule().spec.trigger_config.condition` is `None` here: a rule set of 100,000
+    /// holds each condition once.
+    pub fn compile(mut rule: Rule) -> Result<Self, ValidationErrors> {
         let mut errors = Vec::new();
-        let condition = match &rule.spec.trigger_config.condition {
+        let condition = match &rule.spec.trigger_config.condition.take() {
             None => None,
             Some(c) => match Node::compile(c) {
                 Ok(node) => Some(node),
@@ -145,23 +149,26 @@ impl CompiledRule {
 
     fn rendering(&self) -> Result<&Rendering, RenderError> {
         self.rendering
-            .get_or_init(|| {
-                let mut templates = TemplateSet::new();
-                let mut actions = Vec::with_capacity(self.rule.spec.actions.len());
-                for (i, action) in self.rule.spec.actions.iter().enumerate() {
-                    actions.push(compile_action(
-                        &mut templates,
-                        &format!("actions[{i}]"),
-                        action,
-                    )?);
-                }
-                Ok(Rendering { actions, templates })
-            })
+            .get_or_init(|| Box::new(self.compile_rendering()))
+            .as_ref()
             .as_ref()
             .map_err(|e| RenderError {
                 path: e.path.clone(),
                 message: e.message.clone(),
             })
+    }
+
+    fn compile_rendering(&self) -> Result<Rendering, FieldError> {
+        let mut templates = TemplateSet::new();
+        let mut actions = Vec::with_capacity(self.rule.spec.actions.len());
+        for (i, action) in self.rule.spec.actions.iter().enumerate() {
+            actions.push(compile_action(
+                &mut templates,
+                &format!("actions[{i}]"),
+                action,
+            )?);
+        }
+        Ok(Rendering { actions, templates })
     }
 
     /// Validates a stored rule's JSON and compiles it (the worker's and the load tool's loader).
@@ -356,7 +363,7 @@ fn compile_action(
             body: w
                 .body
                 .as_ref()
-                .map(|b| templates.add_value(&format!("{path}.body"), b))
+                .map(|b| templates.add_value(&format!("{path}.body"), &b.to_value()))
                 .transpose()?,
             timeout_ms: w.timeout_ms,
         },
@@ -365,7 +372,7 @@ fn compile_action(
             payload: p
                 .payload
                 .as_ref()
-                .map(|b| templates.add_value(&format!("{path}.payload"), b))
+                .map(|b| templates.add_value(&format!("{path}.payload"), &b.to_value()))
                 .transpose()?,
         },
         ActionKind::Log(l) => CompiledActionKind::Log {

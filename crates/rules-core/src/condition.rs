@@ -101,8 +101,9 @@ pub(crate) struct LeafTest {
 
 #[derive(Debug, Clone)]
 enum Test {
+    /// `folded`: the case-folded operand with `ignore_case`; otherwise the operand is used.
     Equals {
-        value: Value,
+        folded: Option<Value>,
         ignore_case: bool,
         negate: bool,
     },
@@ -116,7 +117,7 @@ enum Test {
         negate: bool,
     },
     Contains {
-        needle: Value,
+        folded: Option<Value>,
         ignore_case: bool,
     },
     StartsWith {
@@ -263,13 +264,7 @@ impl TraceNode {
 impl LeafTest {
     fn compile(leaf: &Leaf) -> Result<LeafTest, regex::Error> {
         let ic = leaf.ignore_case;
-        let folded = || {
-            if ic {
-                fold_value(&leaf.value)
-            } else {
-                leaf.value.clone()
-            }
-        };
+        let folded = || ic.then(|| fold_value(&leaf.value));
         let string = || {
             let s = leaf.value.as_str().unwrap_or_default();
             if ic {
@@ -280,7 +275,7 @@ impl LeafTest {
         };
         let test = match leaf.op {
             Op::Eq | Op::Ne => Test::Equals {
-                value: folded(),
+                folded: folded(),
                 ignore_case: ic,
                 negate: leaf.op == Op::Ne,
             },
@@ -294,7 +289,7 @@ impl LeafTest {
             },
             Op::In | Op::NotIn => {
                 let mut set = ValueSet::default();
-                if let Value::Array(items) = folded() {
+                if let Value::Array(items) = folded().unwrap_or_else(|| leaf.value.clone()) {
                     for item in items {
                         match item {
                             Value::String(s) => {
@@ -311,7 +306,7 @@ impl LeafTest {
                 }
             }
             Op::Contains => Test::Contains {
-                needle: folded(),
+                folded: folded(),
                 ignore_case: ic,
             },
             Op::StartsWith => Test::StartsWith {
@@ -344,20 +339,20 @@ impl LeafTest {
         match (&self.test, found) {
             (Test::Exists(want), found) => found.is_some() == *want,
             (_, None) => false,
-            (test, Some(value)) => test.apply(value),
+            (test, Some(value)) => test.apply(value, &self.operand),
         }
     }
 }
 
 impl Test {
     #[inline]
-    fn apply(&self, value: &Value) -> bool {
+    fn apply(&self, value: &Value, operand: &Value) -> bool {
         match self {
             Test::Equals {
-                value: operand,
+                folded,
                 ignore_case,
                 negate,
-            } => json_eq(value, operand, *ignore_case) != *negate,
+            } => json_eq(value, folded.as_ref().unwrap_or(operand), *ignore_case) != *negate,
             Test::Compare { op, rhs } => {
                 let Value::Number(lhs) = value else {
                     return false;
@@ -376,9 +371,9 @@ impl Test {
                 negate,
             } => set.contains(value, *ignore_case) != *negate,
             Test::Contains {
-                needle,
+                folded,
                 ignore_case,
-            } => match (value, needle) {
+            } => match (value, folded.as_ref().unwrap_or(operand)) {
                 (Value::String(haystack), Value::String(needle)) => {
                     if *ignore_case {
                         fold(haystack).contains(needle.as_str())

@@ -184,7 +184,8 @@ pub struct WebhookAction {
     pub headers: BTreeMap<String, String>,
     /// `None`: the default body `{"rule": {id, name}, "event": <event>}`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub body: Option<Value>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub body: Option<JsonText>,
     pub timeout_ms: u32,
 }
 
@@ -225,7 +226,8 @@ pub struct PublishAction {
     pub stream: String,
     /// `None`: the default payload `{"rule": {id, name}, "event": <event>}`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub payload: Option<Value>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub payload: Option<JsonText>,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -263,5 +265,43 @@ impl LogLevel {
             LogLevel::Warn => "warn",
             LogLevel::Error => "error",
         }
+    }
+}
+
+/// A JSON value kept as its text: bodies and payloads are only read when a rule's
+/// templates are compiled (on first execution), so a large rule set does not hold
+/// each of them as a tree of maps (a small JSON object costs ~600 bytes as a
+/// `serde_json::Map`, ~100 as text).
+#[derive(Debug, Clone)]
+pub struct JsonText(Box<serde_json::value::RawValue>);
+
+impl JsonText {
+    pub fn from_value(value: &Value) -> Self {
+        // Serializing a Value cannot fail, and its text is valid JSON.
+        let text = serde_json::to_string(value).unwrap_or_else(|_| "null".into());
+        Self(
+            serde_json::value::RawValue::from_string(text)
+                .unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned()),
+        )
+    }
+
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(self.0.get()).unwrap_or(Value::Null)
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for JsonText {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_value() == other.to_value()
+    }
+}
+
+impl Serialize for JsonText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
     }
 }

@@ -17,11 +17,13 @@ pub const MAX_PATH_LEN: usize = 256;
 /// Most segments in one path.
 pub const MAX_PATH_SEGMENTS: usize = 32;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A segment as a range of the raw text: one allocation per path, not per segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Segment {
-    key: Box<str>,
+    start: u32,
+    end: u32,
     /// `Some` when the segment is a canonical non-negative integer, so it can index an array.
-    index: Option<usize>,
+    index: Option<u32>,
 }
 
 /// A pre-split, validated field path such as `data.user.name` or `data.items.0.sku`.
@@ -43,20 +45,25 @@ impl FieldPath {
             return Err(format!("path is longer than {MAX_PATH_LEN} bytes"));
         }
         let mut segments = Vec::new();
+        let mut start = 0usize;
         for part in raw.split('.') {
             if part.is_empty() {
                 return Err(format!("path `{raw}` has an empty segment"));
             }
+            // MAX_PATH_LEN keeps offsets far inside u32.
             segments.push(Segment {
-                key: part.into(),
+                start: start as u32,
+                end: (start + part.len()) as u32,
                 index: parse_index(part),
             });
+            start += part.len() + 1;
         }
         if segments.len() > MAX_PATH_SEGMENTS {
             return Err(format!("path has more than {MAX_PATH_SEGMENTS} segments"));
         }
-        let first = segments.remove(0).key;
-        let Some(root) = Root::from_name(&first) else {
+        let first_segment = segments.remove(0);
+        let first = &raw[first_segment.start as usize..first_segment.end as usize];
+        let Some(root) = Root::from_name(first) else {
             return Err(format!(
                 "path must start with one of {}, not `{first}`",
                 ENVELOPE_ROOTS.join(", ")
@@ -82,8 +89,10 @@ impl FieldPath {
         let mut current = event.root(self.root);
         for segment in self.segments.iter() {
             current = match current {
-                Value::Object(map) => map.get(&*segment.key)?,
-                Value::Array(items) => items.get(segment.index?)?,
+                Value::Object(map) => {
+                    map.get(&self.raw[segment.start as usize..segment.end as usize])?
+                }
+                Value::Array(items) => items.get(segment.index? as usize)?,
                 _ => return None,
             };
         }
@@ -104,7 +113,7 @@ impl serde::Serialize for FieldPath {
 }
 
 /// `"0"`, `"12"`: an index; `"01"`, `"-1"`, `"x"`: not (they stay object keys).
-fn parse_index(part: &str) -> Option<usize> {
+fn parse_index(part: &str) -> Option<u32> {
     let canonical =
         part.bytes().all(|b| b.is_ascii_digit()) && (part == "0" || !part.starts_with('0'));
     if canonical {

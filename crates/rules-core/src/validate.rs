@@ -768,9 +768,9 @@ impl Checker {
         templates: &mut TemplateSet,
         path: &str,
         value: &Value,
-    ) -> Option<Value> {
+    ) -> Option<JsonText> {
         match templates.add_value(path, value) {
-            Ok(_) => Some(value.clone()),
+            Ok(_) => Some(JsonText::from_value(value)),
             Err(e) => {
                 self.errors.push(e);
                 None
