@@ -184,7 +184,7 @@ pub struct WebhookAction {
     pub headers: BTreeMap<String, String>,
     /// `None`: the default body `{"rule": {id, name}, "event": <event>}`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<serde_json::Value>))]
     pub body: Option<JsonText>,
     pub timeout_ms: u32,
 }
@@ -226,7 +226,7 @@ pub struct PublishAction {
     pub stream: String,
     /// `None`: the default payload `{"rule": {id, name}, "event": <event>}`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<serde_json::Value>))]
     pub payload: Option<JsonText>,
 }
 
