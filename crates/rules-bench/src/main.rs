@@ -146,7 +146,23 @@ pub fn load(source: &Source) -> anyhow::Result<Loaded> {
                 Event::from_value(&v, None).with_context(|| format!("event on line {}", i + 1))
             })
             .collect::<anyhow::Result<_>>()?,
-        None => generated.map(|w| w.events).unwrap_or_default(),
+        // Fresh event ids per run, for the same reason as fresh rule ids.
+        None => generated
+            .map(|w| {
+                w.events
+                    .into_iter()
+                    .map(|e| {
+                        Event::new(
+                            Uuid::new_v4(),
+                            e.event_type(),
+                            e.livestream_id,
+                            e.occurred_at,
+                            e.data().clone(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     };
     Ok((rules, events))
 }

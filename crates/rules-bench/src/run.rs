@@ -62,15 +62,18 @@ impl Setup {
         let prefix = format!("bench:{}", Uuid::new_v4().simple());
         let out = format!("{prefix}:out");
         let now = chrono::Utc::now();
+        // Fresh ids per run: Redis keeps claims and cooldowns keyed by rule id for a
+        // while, and a second run must not inherit the first one's.
         let rows: Vec<RuleRow> = rules
             .iter()
+            .map(|(_, body)| (Uuid::now_v7(), body))
             .filter_map(|(id, body)| {
                 let mut body = body.clone();
                 // Every rule publishes to the bench's own stream, with the event's time.
                 body["actions"] = json!([{"type": "publish", "stream": out,
                     "payload": {"text": "{{ event.data.user.name }} triggered {{ rule.name }}", "at": "{{ event.occurred_at }}"}}]);
                 let spec = rules_core::parse_rule_spec(&body).ok()?;
-                Some(RuleRow::from_rule(&rules_core::Rule { id: *id, spec, version: 1, created_at: now, updated_at: now }))
+                Some(RuleRow::from_rule(&rules_core::Rule { id, spec, version: 1, created_at: now, updated_at: now }))
             })
             .collect();
         let mut bench = AsyncPgConnection::establish(db.as_str()).await?;
