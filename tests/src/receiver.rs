@@ -120,5 +120,13 @@ async fn record(
         }
         Err(_) => 500,
     };
+    // `/slow/<ms>` answers after that long: a destination that hangs.
+    if let Some(ms) = req
+        .path()
+        .strip_prefix("/slow/")
+        .and_then(|m| m.parse::<u64>().ok())
+    {
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
     HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap_or_default()).finish()
 }

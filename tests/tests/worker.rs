@@ -612,3 +612,41 @@ async fn a_lost_consumer_group_is_recreated() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_slow_webhook_does_not_stall_other_livestreams() -> anyhow::Result<()> {
+    let receiver = Receiver::start(&[])?;
+    let mut h = Harness::new("w-slow").await?;
+    let other_ls = "11111111-0000-4000-8000-000000000000";
+    let slow = h
+        .add_rule(json!({"name": "slow", "trigger_config": {"event_types": ["follow"]},
+            "actions": [{"type": "webhook", "url": receiver.url("/slow/4000"), "timeout_ms": 10000}]}))
+        .await?;
+    let fast = h
+        .add_rule(json!({"livestream_id": other_ls, "name": "fast", "trigger_config": {"event_types": ["follow"]},
+            "actions": [{"type": "publish", "stream": h.out()}]}))
+        .await?;
+    h.start_worker(&[]).await?;
+    h.send("follow", json!({})).await?;
+    eventually(WAIT, || async { Ok(!receiver.received().is_empty()) }).await?;
+    for _ in 0..20 {
+        let event =
+            json!({"id": Uuid::new_v4(), "type": "follow", "livestream_id": other_ls, "data": {}});
+        h.send_fields(&[("event", event.to_string())]).await?;
+    }
+    eventually(WAIT, || async {
+        Ok(h.executions(Some(fast)).await?.len() == 20)
+    })
+    .await?;
+    // The other livestream's events were all executed while the slow call (4 s)
+    // was still in flight.
+    assert!(
+        h.executions(Some(slow)).await?.is_empty(),
+        "the slow webhook is still in flight"
+    );
+    eventually(WAIT, || async {
+        Ok(h.executions(Some(slow)).await?.len() == 1)
+    })
+    .await?;
+    Ok(())
+}
