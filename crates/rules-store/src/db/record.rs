@@ -118,7 +118,7 @@ fn minute_counters(executed: &[&ExecutionRow], suppressed: &[&SuppressionRow]) -
         let bucket_start = minute(e.executed_at);
         let row = rows
             .entry((e.rule_id, bucket_start))
-            .or_insert_with(|| empty_row(e.rule_id, bucket_start));
+            .or_insert_with(|| StatsRow::empty(e.rule_id, bucket_start));
         row.matched += 1;
         row.executed += 1;
         if e.status == "failed" {
@@ -135,26 +135,11 @@ fn minute_counters(executed: &[&ExecutionRow], suppressed: &[&SuppressionRow]) -
         let bucket_start = minute(s.suppressed_at);
         let row = rows
             .entry((s.rule_id, bucket_start))
-            .or_insert_with(|| empty_row(s.rule_id, bucket_start));
+            .or_insert_with(|| StatsRow::empty(s.rule_id, bucket_start));
         row.matched += 1;
         row.suppressed_by_cooldown += 1;
     }
     let mut rows: Vec<StatsRow> = rows.into_values().collect();
     rows.sort_by_key(|r| (r.rule_id, r.bucket_start));
     rows
-}
-
-fn empty_row(rule_id: Uuid, bucket_start: DateTime<Utc>) -> StatsRow {
-    StatsRow {
-        rule_id,
-        bucket_start,
-        matched: 0,
-        executed: 0,
-        suppressed_by_cooldown: 0,
-        succeeded: 0,
-        failed: 0,
-        duration_ms_sum: 0,
-        duration_histogram: Vec::new(),
-        last_executed_at: None,
-    }
 }

@@ -57,16 +57,7 @@ impl RuleRow {
     /// Re-validates a stored row. A row written by the API always passes; one edited
     /// by hand, or stored under older limits, is reported instead of trusted.
     pub fn into_rule(self) -> Result<Rule, ValidationErrors> {
-        let body = json!({
-            "livestream_id": self.livestream_id,
-            "name": self.name,
-            "description": self.description,
-            "trigger_config": self.trigger_config.to_value(),
-            "actions": self.actions.to_value(),
-            "cooldown_seconds": self.cooldown_seconds,
-            "cooldown_key": self.cooldown_key,
-            "enabled": self.enabled,
-        });
+        let body = self.spec_json();
         Ok(Rule {
             id: self.id,
             spec: parse_rule_spec(&body)?,

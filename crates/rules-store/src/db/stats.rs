@@ -30,6 +30,24 @@ pub struct StatsRow {
     pub last_executed_at: Option<DateTime<Utc>>,
 }
 
+impl StatsRow {
+    /// A minute with nothing counted yet.
+    pub fn empty(rule_id: Uuid, bucket_start: DateTime<Utc>) -> Self {
+        Self {
+            rule_id,
+            bucket_start,
+            matched: 0,
+            executed: 0,
+            suppressed_by_cooldown: 0,
+            succeeded: 0,
+            failed: 0,
+            duration_ms_sum: 0,
+            duration_histogram: Vec::new(),
+            last_executed_at: None,
+        }
+    }
+}
+
 /// Adds counters to their minutes, creating rows as needed, in one statement.
 /// Rows for the same (rule, minute) must be merged by the caller first.
 pub async fn add(conn: &mut AsyncPgConnection, rows: &[StatsRow]) -> Result<(), DbError> {
