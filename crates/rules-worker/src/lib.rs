@@ -31,6 +31,8 @@ use crate::context::{consumer_name, Context};
 
 /// Runs the worker until SIGTERM/SIGINT.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    // First, so a SIGTERM during start-up is a clean stop once started, not a kill.
+    let token = shutdown::on_signal();
     // TLS for https webhooks, with the ring provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rules_store::Pools { db, redis } = rules_store::Pools::connect(&settings).await?;
@@ -62,7 +64,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         consumer: consumer.clone(),
     });
 
-    let token = shutdown::on_signal();
     let http = http::start(worker.http_bind, Arc::clone(&ctx))?;
     let keeper = tokio::spawn(rules::keep_current(
         rules,
