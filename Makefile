@@ -7,7 +7,7 @@ export REDIS_URL ?= redis://127.0.0.1:6379/0
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: help services build migrate run test test-unit fmt fmt-check lint bench clean-test-dbs
+.PHONY: help services build migrate run test fmt fmt-check lint bench bench-worker bench-api clean-test-dbs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -43,6 +43,15 @@ lint: ## clippy, warnings are errors
 
 bench: ## criterion benchmarks of the matcher
 	$(CARGO) bench -p rules-core --features workload --bench matching
+
+bench-worker: services ## drain rate, latency and memory of a real worker (rules-bench)
+	$(CARGO) build --release -p rules-bench -p rules-worker
+	$(TARGET_DIR)/release/rules-bench drain --event-count 1000000
+	$(TARGET_DIR)/release/rules-bench latency --rate 5000 --seconds 30
+	$(TARGET_DIR)/release/rules-bench rss --rule-count 100000 --livestreams 10000
+
+bench-api: services ## load benchmark of the API with 100,000 rules (wrk)
+	CONNECTIONS=6 DURATION=10 scripts/bench-api.sh
 
 clean-test-dbs: ## drop databases left by interrupted test runs
 	@psql "$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}" -Atc \
