@@ -251,6 +251,29 @@ impl Drop for RedisKeys {
     }
 }
 
+/// The API key the tests configure.
+pub const TEST_KEY: &str = "test-key-0123456789abcdef";
+
+/// Environment of a `rules-api` on 127.0.0.1:`port` over database `db_url`, with
+/// [`TEST_KEY`] unless `keys` is false, plus `extra`.
+pub fn api_env(
+    db_url: &str,
+    port: u16,
+    keys: bool,
+    extra: &[(&'static str, String)],
+) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("DATABASE_URL", db_url.to_owned()),
+        ("REDIS_URL", redis_url()),
+        ("RULES__API__BIND", format!("127.0.0.1:{port}")),
+    ];
+    if keys {
+        env.push(("RULES_API_KEYS", TEST_KEY.to_owned()));
+    }
+    env.extend(extra.iter().cloned());
+    env
+}
+
 /// A free TCP port on the loopback interface.
 pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?

@@ -8,15 +8,7 @@ use std::time::Duration;
 async fn api_serves_probes_and_stops_on_sigterm() -> anyhow::Result<()> {
     let db = TestDb::migrated().await?;
     let port = free_port()?;
-    let mut api = Process::start(
-        "rules-api",
-        &[
-            ("DATABASE_URL", db.url.clone()),
-            ("REDIS_URL", rules_e2e::redis_url()),
-            ("RULES__API__BIND", format!("127.0.0.1:{port}")),
-            ("RULES_API_KEYS", "test-key-0123456789abcdef".into()),
-        ],
-    )?;
+    let mut api = Process::start("rules-api", &rules_e2e::api_env(&db.url, port, true, &[]))?;
     wait_http_ok(
         &format!("http://127.0.0.1:{port}/health/live"),
         Duration::from_secs(20),
@@ -73,14 +65,15 @@ async fn readiness_names_the_failing_part() -> anyhow::Result<()> {
     let port = free_port()?;
     let mut api = Process::start(
         "rules-api",
-        &[
-            ("DATABASE_URL", db.url.clone()),
-            ("REDIS_URL", rules_e2e::redis_url()),
-            ("RULES__API__BIND", format!("127.0.0.1:{port}")),
-            ("RULES__DATABASE__ACQUIRE_TIMEOUT_MS", "500".into()),
-            ("RULES__DATABASE__CONNECT_TIMEOUT_MS", "500".into()),
-            ("RULES_API_KEYS", "test-key-0123456789abcdef".into()),
-        ],
+        &rules_e2e::api_env(
+            &db.url,
+            port,
+            true,
+            &[
+                ("RULES__DATABASE__ACQUIRE_TIMEOUT_MS", "500".into()),
+                ("RULES__DATABASE__CONNECT_TIMEOUT_MS", "500".into()),
+            ],
+        ),
     )?;
     wait_http_ok(
         &format!("http://127.0.0.1:{port}/health/ready"),
@@ -128,14 +121,7 @@ async fn bad_configuration_stops_with_one_line_naming_the_setting() -> anyhow::R
 async fn the_api_refuses_to_start_without_keys() -> anyhow::Result<()> {
     let db = TestDb::migrated().await?;
     let port = free_port()?;
-    let mut api = Process::start(
-        "rules-api",
-        &[
-            ("DATABASE_URL", db.url.clone()),
-            ("REDIS_URL", rules_e2e::redis_url()),
-            ("RULES__API__BIND", format!("127.0.0.1:{port}")),
-        ],
-    )?;
+    let mut api = Process::start("rules-api", &rules_e2e::api_env(&db.url, port, false, &[]))?;
     let status = api.wait(Duration::from_secs(30)).await?;
     let (_, err) = api.output().await?;
     assert!(!status.success());
@@ -149,12 +135,12 @@ async fn unreachable_redis_stops_the_api_at_start() -> anyhow::Result<()> {
     let port = free_port()?;
     let mut api = Process::start(
         "rules-api",
-        &[
-            ("DATABASE_URL", db.url.clone()),
-            ("REDIS_URL", format!("redis://127.0.0.1:{}/0", free_port()?)),
-            ("RULES__API__BIND", format!("127.0.0.1:{port}")),
-            ("RULES_API_KEYS", "test-key-0123456789abcdef".into()),
-        ],
+        &rules_e2e::api_env(
+            &db.url,
+            port,
+            true,
+            &[("REDIS_URL", format!("redis://127.0.0.1:{}/0", free_port()?))],
+        ),
     )?;
     let status = api.wait(Duration::from_secs(30)).await?;
     let (_, err) = api.output().await?;

@@ -381,16 +381,9 @@ async fn a_rule_disabled_through_the_api_stops_firing_within_a_second() -> anyho
     let mut h = Harness::new("w-disable").await?;
     h.start_worker(&[]).await?;
     let port = rules_e2e::free_port()?;
-    let key = "test-key-0123456789abcdef";
-    let mut api = rules_e2e::Process::start(
-        "rules-api",
-        &[
-            ("DATABASE_URL", h.db.url.clone()),
-            ("REDIS_URL", rules_e2e::redis_url()),
-            ("RULES__API__BIND", format!("127.0.0.1:{port}")),
-            ("RULES_API_KEYS", key.into()),
-        ],
-    )?;
+    let key = rules_e2e::TEST_KEY;
+    let mut api =
+        rules_e2e::Process::start("rules-api", &rules_e2e::api_env(&h.db.url, port, true, &[]))?;
     rules_e2e::wait_http_ok(&format!("http://127.0.0.1:{port}/health/live"), WAIT).await?;
     let client = rules_e2e::http_client();
     let mut body = publish_rule(&h.out(), json!({}));
