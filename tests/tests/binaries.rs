@@ -35,7 +35,7 @@ async fn api_serves_probes_and_stops_on_sigterm() -> anyhow::Result<()> {
     assert_eq!(denied.status(), 401);
     let created = client
         .post(&url)
-        .bearer_auth("test-key-0123456789abcdef")
+        .bearer_auth(rules_e2e::TEST_KEY)
         .json(&rule)
         .send()
         .await?;
@@ -50,7 +50,7 @@ async fn api_serves_probes_and_stops_on_sigterm() -> anyhow::Result<()> {
             "http://127.0.0.1:{port}{}",
             location.unwrap_or_default()
         ))
-        .bearer_auth("test-key-0123456789abcdef")
+        .bearer_auth(rules_e2e::TEST_KEY)
         .send()
         .await?;
     assert_eq!(read.status(), 200);
