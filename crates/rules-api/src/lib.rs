@@ -103,6 +103,8 @@ pub fn app(
                 .service(routes::rules::delete_rule)
                 .service(routes::history::list_executions)
                 .service(routes::history::analytics)
+                .service(routes::cooldowns::list_cooldowns)
+                .service(routes::cooldowns::clear_cooldowns)
                 // Last: an empty-prefix scope matches every path, so it must not hide
                 // the resources above; it only gives PATCH its merge-patch body config.
                 .service(

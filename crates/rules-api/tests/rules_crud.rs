@@ -59,6 +59,8 @@ async fn every_api_route_needs_a_key() {
         ("GET", format!("/api/rules/{id}/executions")),
         ("GET", format!("/api/rules/{id}/analytics")),
         ("POST", "/api/rules/test".into()),
+        ("GET", format!("/api/rules/{id}/cooldowns")),
+        ("DELETE", format!("/api/rules/{id}/cooldowns")),
     ];
     for (method, uri) in &routes {
         for header in [

@@ -5,6 +5,7 @@
 //! copies of the same query or key scheme.
 
 pub mod config;
+pub mod cooldowns;
 pub mod db;
 pub mod gate;
 pub mod keys;

@@ -1,5 +1,6 @@
 //! The `/api` routes.
 
+pub mod cooldowns;
 pub mod dry_run;
 pub mod history;
 pub mod rules;
