@@ -50,7 +50,7 @@ pub async fn list<C: ConnectionLike + Send>(
             started_by_event_id: holder.unwrap_or_default(),
         })
         .collect();
-    active.sort_by(|a, b| b.remaining_ms.cmp(&a.remaining_ms));
+    active.sort_by_key(|c| std::cmp::Reverse(c.remaining_ms));
     Ok(active)
 }
 
