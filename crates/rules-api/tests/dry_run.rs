@@ -143,3 +143,130 @@ async fn invalid_rule_and_event_are_422_by_path() {
     .await;
     assert_eq!(status, 422);
 }
+
+#[actix_web::test]
+async fn live_dry_run_explains_why_not() {
+    use rules_core::{CompiledRule, Event};
+    use rules_store::gate::{decide, Pair};
+    let api = start().await;
+    let mut body = rule_body("live");
+    body["trigger_config"]["threshold"] = json!({"count": 2, "window_seconds": 60});
+    body["cooldown_key"] = Value::Null;
+    let created = create(&api.service, body).await;
+    let id = uuid::Uuid::parse_str(created["id"].as_str().expect("id")).expect("uuid");
+    let rule = CompiledRule::from_json(id, 1, &created).expect("compiles");
+    let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+    let mut redis = redis::Client::open(url)
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let live = |event: Value, rule: Value| {
+        TestRequest::post()
+            .uri("/api/rules/test")
+            .insert_header(auth())
+            .set_json(json!({"rule": rule, "event": event, "live": true}))
+    };
+    let new_event = || json!({"id": uuid::Uuid::new_v4(), "type": "donation.received", "livestream_id": LS, "data": {"amount": 50, "user": {"name": "a"}}});
+    let worker_sees = |e: &Value| Event::from_value(e, None).expect("event");
+
+    // First matching event: the threshold would not be reached yet.
+    let e1 = new_event();
+    let (status, _, body) = send(&api.service, live(e1.clone(), created.clone())).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["live"]["would_execute"], false);
+    assert_eq!(body["live"]["reasons"], json!(["threshold_not_reached"]));
+    assert_eq!(body["live"]["threshold_progress"], 1);
+    let (_, _, again) = send(&api.service, live(e1.clone(), created.clone())).await;
+    assert_eq!(
+        again["live"]["threshold_progress"], 1,
+        "the dry run changed nothing"
+    );
+
+    // The worker counts it; the next one would execute.
+    let ev1 = worker_sees(&e1);
+    decide(
+        &mut redis,
+        &[Pair {
+            rule: &rule,
+            event: &ev1,
+            token: "s/1-0",
+        }],
+        60_000,
+    )
+    .await
+    .expect("gate");
+    let e2 = new_event();
+    let (_, _, body) = send(&api.service, live(e2.clone(), created.clone())).await;
+    assert_eq!(body["live"]["would_execute"], true, "{body}");
+    assert_eq!(body["live"]["reasons"], json!([]));
+    assert_eq!(body["live"]["threshold_progress"], 2);
+
+    // It fires and takes the cooldown; two more count up to the threshold again, and
+    // then the cooldown is the reason.
+    let ev2 = worker_sees(&e2);
+    decide(
+        &mut redis,
+        &[Pair {
+            rule: &rule,
+            event: &ev2,
+            token: "s/2-0",
+        }],
+        60_000,
+    )
+    .await
+    .expect("gate");
+    let e3 = new_event();
+    let ev3 = worker_sees(&e3);
+    decide(
+        &mut redis,
+        &[Pair {
+            rule: &rule,
+            event: &ev3,
+            token: "s/3-0",
+        }],
+        60_000,
+    )
+    .await
+    .expect("gate");
+    let (_, _, body) = send(&api.service, live(new_event(), created.clone())).await;
+    assert_eq!(
+        body["live"]["reasons"],
+        json!(["cooldown_active"]),
+        "{body}"
+    );
+    assert!(
+        body["live"]["cooldown_remaining_seconds"]
+            .as_f64()
+            .unwrap_or(0.0)
+            > 25.0
+    );
+    let (_, _, body) = send(&api.service, live(e2.clone(), created.clone())).await;
+    assert_eq!(
+        body["live"]["reasons"],
+        json!(["already_processed"]),
+        "{body}"
+    );
+
+    // A draft that was never saved, disabled, and not matching.
+    let mut draft = rule_body("draft");
+    draft["enabled"] = json!(false);
+    let mut small = new_event();
+    small["data"]["amount"] = json!(1);
+    let (_, _, body) = send(&api.service, live(small, draft)).await;
+    assert_eq!(
+        body["live"]["reasons"],
+        json!(["condition_not_met", "rule_disabled", "rule_not_loaded"]),
+        "{body}"
+    );
+    assert_eq!(body["live"]["stored"], Value::Null);
+
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("re:{{{id}}}:*"))
+        .query_async(&mut redis)
+        .await
+        .unwrap_or_default();
+    if !keys.is_empty() {
+        let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query_async(&mut redis).await;
+    }
+}

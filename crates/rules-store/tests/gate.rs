@@ -206,3 +206,56 @@ async fn a_batch_is_decided_in_order_in_one_pipeline() {
     ));
     cleanup(&mut c, &r).await;
 }
+
+#[tokio::test]
+async fn inspection_reports_without_changing_anything() {
+    use rules_store::gate::inspect;
+    let mut c = conn().await;
+    let r = rule(
+        json!({"cooldown_seconds": 60, "trigger_config": {"event_types": ["t"], "threshold": {"count": 2, "window_seconds": 60}}}),
+    );
+    let (e1, e2, e3) = (event("a"), event("b"), event("c"));
+    fn look<'a>(r: &'a CompiledRule, e: &'a Event) -> Pair<'a> {
+        Pair {
+            rule: r,
+            event: e,
+            token: "dry-run",
+        }
+    }
+    // Nothing yet: the first event would only count.
+    assert_eq!(
+        inspect(&mut c, &look(&r, &e1)).await.expect("inspect"),
+        (Decision::BelowThreshold { count: 1 }, 1)
+    );
+    assert_eq!(
+        inspect(&mut c, &look(&r, &e1)).await.expect("inspect").1,
+        1,
+        "inspecting counted nothing"
+    );
+    assert_eq!(
+        one(&mut c, &r, &e1, "s/1-0").await,
+        Decision::BelowThreshold { count: 1 }
+    );
+    // The second would fire, and take the cooldown; inspecting takes nothing.
+    assert_eq!(
+        inspect(&mut c, &look(&r, &e2)).await.expect("inspect"),
+        (Decision::Execute, 2)
+    );
+    assert_eq!(one(&mut c, &r, &e2, "s/2-0").await, Decision::Execute);
+    // Now the cooldown runs; an already processed event is reported as such.
+    assert_eq!(
+        one(&mut c, &r, &e3, "s/3-0").await,
+        Decision::BelowThreshold { count: 1 }
+    );
+    let d = event("d");
+    let (decision, _) = inspect(&mut c, &look(&r, &d)).await.expect("inspect");
+    assert!(
+        matches!(decision, Decision::Suppressed { remaining_ms } if remaining_ms > 59_000),
+        "{decision:?}"
+    );
+    assert_eq!(
+        inspect(&mut c, &look(&r, &e2)).await.expect("inspect").0,
+        Decision::Duplicate
+    );
+    cleanup(&mut c, &r).await;
+}

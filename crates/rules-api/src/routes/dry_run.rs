@@ -8,7 +8,11 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use rules_store::db::{rules as rules_db, DbError};
+use rules_store::gate::{self, Decision, Pair};
+
 use crate::error::{ApiError, ErrorBody};
+use crate::AppState;
 
 /// The request: `{"rule": {...}, "event": {...}}`.
 #[derive(utoipa::ToSchema)]
@@ -20,6 +24,9 @@ pub struct DryRunRequest {
     /// An event envelope (CONTRACT §1).
     #[schema(value_type = Object)]
     event: Value,
+    /// Also read the current cooldown and threshold state (never changed) and say
+    /// whether the rule would execute now.
+    live: Option<bool>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -39,6 +46,91 @@ pub struct DryRunResponse {
     /// The actions rendered for this event (or the error of one that fails to render).
     #[schema(value_type = Vec<Object>)]
     pub actions: Vec<Value>,
+    /// With `"live": true`: the current state in Redis and whether the rule would
+    /// execute now, and if not, why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveState>,
+}
+
+/// Whether a rule would execute for an event now, read (never changed) from the
+/// state the workers keep, through the same gate script they run.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LiveState {
+    pub would_execute: bool,
+    /// Why not, in order: `event_type_not_matched`, `condition_not_met`,
+    /// `rule_disabled`, `rule_not_loaded` (not stored, disabled in the database, or
+    /// stored at another version), `threshold_not_reached`, `cooldown_active`,
+    /// `already_processed`.
+    pub reasons: Vec<String>,
+    /// The rule as stored: absent for a draft that was never saved.
+    #[schema(value_type = Option<Object>)]
+    pub stored: Option<Value>,
+    /// Seconds left of the cooldown this event falls in (0 when none runs).
+    pub cooldown_remaining_seconds: f64,
+    /// Matching events in the threshold window, this one included (null without a threshold).
+    pub threshold_progress: Option<i64>,
+}
+
+async fn live_state(
+    state: &AppState,
+    rule: &CompiledRule,
+    event: &Event,
+    type_matched: bool,
+    condition_matched: bool,
+) -> Result<LiveState, ApiError> {
+    let spec = &rule.rule().spec;
+    let mut reasons = Vec::new();
+    if !type_matched {
+        reasons.push("event_type_not_matched");
+    }
+    if !condition_matched {
+        reasons.push("condition_not_met");
+    }
+    if !spec.enabled {
+        reasons.push("rule_disabled");
+    }
+    let stored = {
+        let mut conn = state.db.get().await.map_err(DbError::from)?;
+        rules_db::find(&mut conn, rule.id()).await?
+    };
+    let loaded = stored
+        .as_ref()
+        .is_some_and(|row| row.enabled && row.version == rule.rule().version);
+    if !loaded {
+        reasons.push("rule_not_loaded");
+    }
+    let mut conn = state
+        .redis
+        .get()
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("redis: {e}")))?;
+    let (decision, progress) = gate::inspect(
+        &mut conn,
+        &Pair {
+            rule,
+            event,
+            token: "dry-run",
+        },
+    )
+    .await
+    .map_err(|e| ApiError::Unavailable(format!("redis: {e}")))?;
+    let mut cooldown_remaining_seconds = 0.0;
+    match decision {
+        Decision::Execute => {}
+        Decision::BelowThreshold { .. } => reasons.push("threshold_not_reached"),
+        Decision::Suppressed { remaining_ms } => {
+            reasons.push("cooldown_active");
+            cooldown_remaining_seconds = remaining_ms as f64 / 1000.0;
+        }
+        Decision::Duplicate => reasons.push("already_processed"),
+    }
+    Ok(LiveState {
+        would_execute: reasons.is_empty(),
+        reasons: reasons.into_iter().map(str::to_owned).collect(),
+        stored: stored.map(|row| json!({"enabled": row.enabled, "version": row.version})),
+        cooldown_remaining_seconds,
+        threshold_progress: spec.trigger_config.threshold.as_ref().map(|_| progress),
+    })
 }
 
 fn prefixed(prefix: &str, errors: Vec<FieldError>) -> Vec<FieldError> {
@@ -67,7 +159,10 @@ fn prefixed(prefix: &str, errors: Vec<FieldError>) -> Vec<FieldError> {
     security(("bearer" = []))
 )]
 #[post("/rules/test")]
-pub async fn dry_run(body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+pub async fn dry_run(
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
     let Some(map) = body.as_object() else {
         return Err(ApiError::Validation(vec![FieldError {
             path: String::new(),
@@ -76,7 +171,7 @@ pub async fn dry_run(body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     };
     let mut errors = Vec::new();
     for key in map.keys() {
-        if key != "rule" && key != "event" {
+        if key != "rule" && key != "event" && key != "live" {
             errors.push(FieldError {
                 path: key.clone(),
                 message: "is not a known field".into(),
@@ -116,6 +211,17 @@ pub async fn dry_run(body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
                 None
             }
         },
+    };
+    let live = match map.get("live") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            errors.push(FieldError {
+                path: "live".into(),
+                message: "must be true or false".into(),
+            });
+            false
+        }
     };
     let (Some(spec), Some(event), true) = (spec, event, errors.is_empty()) else {
         return Err(ApiError::Validation(errors));
@@ -165,7 +271,22 @@ pub async fn dry_run(body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
             Err(e) => json!({"index": i, "type": spec.actions[i].kind.type_name(), "error": e.to_string()}),
         })
         .collect();
+    let live = if live {
+        Some(
+            live_state(
+                &state,
+                &rule,
+                &event,
+                evaluation.event_type_matched,
+                evaluation.condition_matched,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     Ok(HttpResponse::Ok().json(DryRunResponse {
+        live,
         matched: evaluation.matched,
         event_type_matched: evaluation.event_type_matched,
         condition_matched: evaluation.condition_matched,

@@ -44,6 +44,32 @@ pub async fn decide<C>(
 where
     C: redis::aio::ConnectionLike + Send,
 {
+    Ok(run(conn, pairs, claim_ttl_ms, false)
+        .await?
+        .into_iter()
+        .map(|(decision, _)| decision)
+        .collect())
+}
+
+/// What the gate would decide for one pair now, and the threshold progress it would
+/// reach, without changing anything (the API's live dry run). Same script, same keys.
+pub async fn inspect<C>(conn: &mut C, pair: &Pair<'_>) -> Result<(Decision, i64), RedisError>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    let mut all = run(conn, std::slice::from_ref(pair), 0, true).await?;
+    Ok(all.pop().unwrap_or((Decision::Duplicate, 0)))
+}
+
+async fn run<C>(
+    conn: &mut C,
+    pairs: &[Pair<'_>],
+    claim_ttl_ms: u64,
+    dry: bool,
+) -> Result<Vec<(Decision, i64)>, RedisError>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
     if pairs.is_empty() {
         return Ok(Vec::new());
     }
@@ -71,10 +97,11 @@ where
             .arg(count)
             .arg(window_ms)
             .arg(u64::from(spec.cooldown_seconds) * 1000)
-            .arg(&scope);
+            .arg(&scope)
+            .arg(if dry { "1" } else { "0" });
         pipe.invoke_script(&invocation);
     }
-    let replies: Vec<(i64, i64)> = match pipe.query_async(conn).await {
+    let replies: Vec<(i64, i64, i64)> = match pipe.query_async(conn).await {
         Ok(r) => r,
         // After a Redis restart the script cache is empty: load it and try once more.
         Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
@@ -85,13 +112,16 @@ where
     };
     Ok(replies
         .into_iter()
-        .map(|(code, detail)| match code {
-            0 => Decision::Execute,
-            1 => Decision::Suppressed {
-                remaining_ms: detail,
-            },
-            2 => Decision::BelowThreshold { count: detail },
-            _ => Decision::Duplicate,
+        .map(|(code, detail, progress)| {
+            let decision = match code {
+                0 => Decision::Execute,
+                1 => Decision::Suppressed {
+                    remaining_ms: detail,
+                },
+                2 => Decision::BelowThreshold { count: detail },
+                _ => Decision::Duplicate,
+            };
+            (decision, progress)
         })
         .collect())
 }
