@@ -32,6 +32,9 @@ use crate::error::{json_error, path_error, query_error};
 pub struct AppState {
     pub db: PgPool,
     pub redis: RedisPool,
+    /// The workers' input streams (`worker.streams`), which backtests replay.
+    pub input_streams: std::sync::Arc<Vec<String>>,
+    pub max_event_bytes: usize,
 }
 
 impl AppState {
@@ -41,6 +44,8 @@ impl AppState {
         Ok(Self {
             db: pools.db,
             redis: pools.redis,
+            input_streams: std::sync::Arc::new(settings.worker.streams.clone()),
+            max_event_bytes: settings.worker.max_event_bytes,
         })
     }
 }
@@ -98,6 +103,7 @@ pub fn app(
                 .service(routes::rules::create_rule)
                 .service(routes::rules::list_rules)
                 .service(routes::dry_run::dry_run)
+                .service(routes::backtest::backtest)
                 .service(routes::rules::get_rule)
                 .service(routes::rules::replace_rule)
                 .service(routes::rules::delete_rule)

@@ -59,6 +59,7 @@ async fn every_api_route_needs_a_key() {
         ("GET", format!("/api/rules/{id}/executions")),
         ("GET", format!("/api/rules/{id}/analytics")),
         ("POST", "/api/rules/test".into()),
+        ("POST", "/api/rules/backtest".into()),
         ("GET", format!("/api/rules/{id}/cooldowns")),
         ("DELETE", format!("/api/rules/{id}/cooldowns")),
     ];

@@ -32,6 +32,7 @@ async fn openapi_describes_every_route_and_matches_the_snapshot() {
         ("/api/rules/{id}/executions", "get"),
         ("/api/rules/{id}/analytics", "get"),
         ("/api/rules/test", "post"),
+        ("/api/rules/backtest", "post"),
         ("/api/rules/{id}/cooldowns", "get"),
         ("/api/rules/{id}/cooldowns", "delete"),
         ("/health/live", "get"),

@@ -83,6 +83,15 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         seconds: u64,
     },
+    /// Writes generated (or given) events to a stream, for a backtest or a manual test.
+    Fill {
+        #[command(flatten)]
+        source: Source,
+        #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379/0")]
+        redis_url: String,
+        #[arg(long)]
+        stream: String,
+    },
     /// Peak RSS of a worker with the rules loaded.
     Rss {
         #[command(flatten)]
@@ -105,6 +114,11 @@ async fn main() -> anyhow::Result<()> {
             seconds,
         } => run::latency(&source, &worker, rate, seconds).await,
         Command::Rss { source, worker } => run::rss(&source, &worker).await,
+        Command::Fill {
+            source,
+            redis_url,
+            stream,
+        } => run::fill(&source, &redis_url, &stream).await,
     }
 }
 

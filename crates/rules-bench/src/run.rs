@@ -393,3 +393,36 @@ pub async fn rss(source: &Source, args: &WorkerArgs) -> anyhow::Result<()> {
     stop(worker).await?;
     setup.teardown().await
 }
+
+/// Writes the events to `stream` (pipelined) and prints the busiest livestream.
+pub async fn fill(source: &Source, redis_url: &str, stream: &str) -> anyhow::Result<()> {
+    let (_, events) = load(source)?;
+    let mut conn = redis::Client::open(redis_url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    for chunk in events.chunks(1_000) {
+        let mut pipe = redis::pipe();
+        for e in chunk {
+            pipe.cmd("XADD")
+                .arg(stream)
+                .arg("*")
+                .arg("event")
+                .arg(serde_json::to_string(e)?)
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut conn).await?;
+    }
+    let mut counts = std::collections::HashMap::new();
+    for e in &events {
+        *counts.entry(e.livestream_id).or_insert(0usize) += 1;
+    }
+    let (busiest, n) = counts
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .unwrap_or_default();
+    println!(
+        "{} events written to {stream}; busiest livestream {busiest} ({n} events)",
+        events.len()
+    );
+    Ok(())
+}

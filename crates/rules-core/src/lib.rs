@@ -14,6 +14,7 @@ pub mod event;
 mod index;
 pub mod model;
 pub mod path;
+pub mod simulate;
 mod template;
 pub mod validate;
 #[cfg(feature = "workload")]

@@ -1,5 +1,6 @@
 //! The `/api` routes.
 
+pub mod backtest;
 pub mod cooldowns;
 pub mod dry_run;
 pub mod history;

@@ -1,0 +1,349 @@
+//! `POST /api/rules/backtest`: replays recent events of the input streams through a
+//! saved or draft rule, with thresholds and cooldowns simulated in memory as the
+//! worker applies them. Read-only, and bounded: at most `MAX_SCAN` entries.
+
+use actix_web::{post, web, HttpResponse};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use redis::streams::StreamRangeReply;
+use rules_core::simulate::{SimDecision, Simulation};
+use rules_core::{parse_rule_spec, CompiledRule, Event, FieldError, Rule, TraceNode};
+use rules_store::db::{rules as rules_db, DbError};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::AppState;
+
+/// Most entries one backtest reads (across all input streams), and the default.
+pub const MAX_SCAN: usize = 100_000;
+pub const DEFAULT_SCAN: usize = 10_000;
+/// Entries read per XREVRANGE.
+const PAGE: usize = 10_000;
+/// Matched events returned with their trace.
+const SAMPLES: usize = 10;
+
+/// The request: `{"rule": {...}}` or `{"rule_id": "..."}`, with `livestream_id`,
+/// `from`, `to` (RFC 3339; default the last hour) and `limit` (default 10,000, at
+/// most 100,000).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct BacktestRequest {
+    #[schema(value_type = Option<Object>)]
+    rule: Option<Value>,
+    rule_id: Option<Uuid>,
+    /// Whose events to replay; default the rule's livestream.
+    livestream_id: Option<Uuid>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct Counts {
+    pub matched: u64,
+    pub would_execute: u64,
+    pub suppressed_by_cooldown: u64,
+    pub below_threshold: u64,
+    pub duplicates: u64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BacktestPoint {
+    pub bucket_start: DateTime<Utc>,
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Sample {
+    #[schema(value_type = Object)]
+    pub event: Value,
+    /// `would_execute`, `suppressed_by_cooldown`, `below_threshold` or `duplicate`.
+    pub outcome: &'static str,
+    pub trace: Vec<TraceNode>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BacktestResponse {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// Entries read from the input streams.
+    pub scanned: u64,
+    /// Entries that could not be read as events.
+    pub unreadable: u64,
+    /// Events of the livestream replayed.
+    pub events: u64,
+    /// The scan stopped at `limit`: older events in the range were not replayed.
+    pub truncated: bool,
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// Per minute for ranges up to 6 hours, else per hour; buckets with no match are omitted.
+    pub series: Vec<BacktestPoint>,
+    pub samples: Vec<Sample>,
+}
+
+fn invalid(path: &str, message: impl Into<String>) -> ApiError {
+    ApiError::Validation(vec![FieldError {
+        path: path.into(),
+        message: message.into(),
+    }])
+}
+
+fn field<T: serde::de::DeserializeOwned>(
+    map: &serde_json::Map<String, Value>,
+    key: &str,
+) -> Result<Option<T>, ApiError> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => serde_json::from_value(v.clone())
+            .map(Some)
+            .map_err(|e| invalid(key, e.to_string())),
+    }
+}
+
+/// Backtest a rule on past events.
+#[utoipa::path(
+    tag = "rules",
+    request_body(content = BacktestRequest),
+    responses(
+        (status = 200, description = "What the rule would have done", body = BacktestResponse),
+        (status = 404, description = "No such rule", body = ErrorBody),
+        (status = 422, description = "Invalid rule or parameters", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/rules/backtest")]
+pub async fn backtest(
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(map) = body.as_object() else {
+        return Err(invalid("", "must be an object"));
+    };
+    for key in map.keys() {
+        if !["rule", "rule_id", "livestream_id", "from", "to", "limit"].contains(&key.as_str()) {
+            return Err(invalid(key, "is not a known field"));
+        }
+    }
+    let rule = load_rule(&state, map).await?;
+    let livestream_id = field::<Uuid>(map, "livestream_id")?.unwrap_or(rule.livestream_id());
+    let to = field::<DateTime<Utc>>(map, "to")?.unwrap_or_else(Utc::now);
+    let from = field::<DateTime<Utc>>(map, "from")?.unwrap_or(to - TimeDelta::hours(1));
+    if from >= to {
+        return Err(invalid("from", "must be before `to`"));
+    }
+    let limit = field::<usize>(map, "limit")?.unwrap_or(DEFAULT_SCAN);
+    if limit == 0 || limit > MAX_SCAN {
+        return Err(invalid(
+            "limit",
+            format!("must be between 1 and {MAX_SCAN}"),
+        ));
+    }
+
+    let (entries, truncated) = read_entries(&state, from, to, limit).await?;
+    let bucket = if to - from <= TimeDelta::hours(6) {
+        TimeDelta::minutes(1)
+    } else {
+        TimeDelta::hours(1)
+    };
+    let mut sim = Simulation::new();
+    let mut counts = Counts::default();
+    let mut series: BTreeMap<DateTime<Utc>, Counts> = BTreeMap::new();
+    let mut samples = Vec::new();
+    let (mut unreadable, mut events) = (0u64, 0u64);
+    let scanned = entries.len() as u64;
+    for (at_ms, fields) in &entries {
+        let at = DateTime::from_timestamp_millis(*at_ms).unwrap_or(from);
+        let event = match Event::from_stream_fields(fields, Some(at), state.max_event_bytes) {
+            Ok(e) => e,
+            Err(_) => {
+                unreadable += 1;
+                continue;
+            }
+        };
+        if event.livestream_id != livestream_id {
+            continue;
+        }
+        events += 1;
+        if !rule.matches_type(event.event_type()) || !rule.condition_holds(&event) {
+            continue;
+        }
+        let decision = sim.decide(&rule, &event, *at_ms);
+        let point = series
+            .entry(at.duration_trunc(bucket).unwrap_or(at))
+            .or_default();
+        let outcome = match decision {
+            SimDecision::Execute => "would_execute",
+            SimDecision::Suppressed { .. } => "suppressed_by_cooldown",
+            SimDecision::BelowThreshold { .. } => "below_threshold",
+            SimDecision::Duplicate => "duplicate",
+        };
+        for c in [&mut counts, point] {
+            match decision {
+                SimDecision::Execute => {
+                    c.matched += 1;
+                    c.would_execute += 1;
+                }
+                SimDecision::Suppressed { .. } => {
+                    c.matched += 1;
+                    c.suppressed_by_cooldown += 1;
+                }
+                SimDecision::BelowThreshold { .. } => c.below_threshold += 1,
+                SimDecision::Duplicate => c.duplicates += 1,
+            }
+        }
+        if samples.len() < SAMPLES {
+            samples.push(Sample {
+                event: serde_json::to_value(&event).unwrap_or(Value::Null),
+                outcome,
+                trace: rule.evaluate_traced(&event).trace,
+            });
+        }
+    }
+    Ok(HttpResponse::Ok().json(BacktestResponse {
+        from,
+        to,
+        scanned,
+        unreadable,
+        events,
+        truncated,
+        counts,
+        series: series
+            .into_iter()
+            .map(|(bucket_start, counts)| BacktestPoint {
+                bucket_start,
+                counts,
+            })
+            .collect(),
+        samples,
+    }))
+}
+
+async fn load_rule(
+    state: &AppState,
+    map: &serde_json::Map<String, Value>,
+) -> Result<CompiledRule, ApiError> {
+    let now = Utc::now();
+    let (id, spec, version) = match (map.get("rule"), field::<Uuid>(map, "rule_id")?) {
+        (Some(rule), None) => {
+            let spec = parse_rule_spec(rule).map_err(|e| {
+                ApiError::Validation(
+                    e.0.into_iter()
+                        .map(|f| FieldError {
+                            path: if f.path.is_empty() {
+                                "rule".into()
+                            } else {
+                                format!("rule.{}", f.path)
+                            },
+                            message: f.message,
+                        })
+                        .collect(),
+                )
+            })?;
+            let id = rule
+                .get("id")
+                .and_then(Value::as_str)
+                .and_then(|s| Uuid::parse_str(s).ok())
+                .unwrap_or_else(Uuid::nil);
+            (id, spec, 1)
+        }
+        (None, Some(id)) => {
+            let mut conn = state.db.get().await.map_err(DbError::from)?;
+            let row = rules_db::find(&mut conn, id)
+                .await?
+                .ok_or_else(|| ApiError::rule_not_found(id))?;
+            let version = row.version;
+            let rule = row.into_rule().map_err(ApiError::from)?;
+            (id, rule.spec, version)
+        }
+        _ => return Err(invalid("rule", "give either `rule` or `rule_id`")),
+    };
+    CompiledRule::compile(Rule {
+        id,
+        spec,
+        version,
+        created_at: now,
+        updated_at: now,
+    })
+    .map_err(ApiError::from)
+}
+
+type Fields = Vec<(String, Vec<u8>)>;
+
+/// The newest `limit` entries of all input streams within `[from, to]`, oldest
+/// first, and whether older ones in the range were left out.
+async fn read_entries(
+    state: &AppState,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    limit: usize,
+) -> Result<(Vec<(i64, Fields)>, bool), ApiError> {
+    let redis_error = |e: redis::RedisError| ApiError::Unavailable(format!("redis: {e}"));
+    let mut conn = state
+        .redis
+        .get()
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("redis: {e}")))?;
+    let mut all: Vec<(i64, u64, Fields)> = Vec::new();
+    let mut truncated = false;
+    for stream in state.input_streams.iter() {
+        let mut end = format!("{}-{}", to.timestamp_millis(), u64::MAX);
+        let start = format!("{}-0", from.timestamp_millis());
+        let mut taken = 0;
+        loop {
+            let page = PAGE.min(limit - taken);
+            let reply: StreamRangeReply = redis::cmd("XREVRANGE")
+                .arg(stream)
+                .arg(&end)
+                .arg(&start)
+                .arg("COUNT")
+                .arg(page)
+                .query_async(&mut conn)
+                .await
+                .map_err(redis_error)?;
+            let n = reply.ids.len();
+            for sid in reply.ids {
+                let (ms, seq) = sid.id.split_once('-').unwrap_or((&sid.id, "0"));
+                let (ms, seq) = (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0));
+                end = format!("({}", sid.id);
+                let fields = sid
+                    .map
+                    .into_iter()
+                    .map(|(k, v)| (k, redis::from_redis_value::<Vec<u8>>(v).unwrap_or_default()))
+                    .collect();
+                all.push((ms, seq, fields));
+            }
+            taken += n;
+            if n < page {
+                break;
+            }
+            if taken >= limit {
+                // Full: are there older entries in the range that were left out?
+                let more: StreamRangeReply = redis::cmd("XREVRANGE")
+                    .arg(stream)
+                    .arg(&end)
+                    .arg(&start)
+                    .arg("COUNT")
+                    .arg(1)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(redis_error)?;
+                truncated |= !more.ids.is_empty();
+                break;
+            }
+        }
+    }
+    // Shards merged by time; the newest `limit` overall, replayed oldest first.
+    all.sort_by_key(|(ms, seq, _)| std::cmp::Reverse((*ms, *seq)));
+    if all.len() > limit {
+        all.truncate(limit);
+        truncated = true;
+    }
+    all.reverse();
+    Ok((
+        all.into_iter().map(|(ms, _, f)| (ms, f)).collect(),
+        truncated,
+    ))
+}
