@@ -13,6 +13,7 @@ pub struct Received {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -115,6 +116,7 @@ async fn record(
                     .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
                     .collect(),
                 body: body.to_vec(),
+                at: std::time::Instant::now(),
             });
             s.script.pop_front().unwrap_or(200)
         }

@@ -708,3 +708,112 @@ async fn a_worker_starting_after_a_backlog_skips_expired_actions() -> anyhow::Re
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_failing_destination_opens_its_circuit_for_every_worker() -> anyhow::Result<()> {
+    let receiver = Receiver::start(&[503; 20])?;
+    let mut h = Harness::new("w-breaker").await?;
+    let rule = h
+        .add_rule(
+            json!({"name": "bot", "trigger_config": {"event_types": ["follow"]},
+            "actions": [{"type": "webhook", "url": receiver.url("/bot")}]}),
+        )
+        .await?;
+    let settings = [
+        ("RULES__WORKER__WEBHOOK_MAX_ATTEMPTS", "1".to_string()),
+        ("RULES__WORKER__WEBHOOK_BREAKER_FAILURES", "2".to_string()),
+        (
+            "RULES__WORKER__WEBHOOK_BREAKER_COOLOFF_SECONDS",
+            "60".to_string(),
+        ),
+        ("RULES__WORKER__BATCH_SIZE", "1".to_string()),
+    ];
+    h.start_worker(&settings).await?;
+    h.start_worker(&settings).await?;
+    for _ in 0..6 {
+        h.send("follow", json!({})).await?;
+        // One at a time, so the order of outcomes is the order of calls.
+        let sent = h.executions(Some(rule)).await?.len();
+        eventually(WAIT, || async {
+            Ok(h.executions(Some(rule)).await?.len() > sent)
+        })
+        .await?;
+    }
+    let executions = h.executions(Some(rule)).await?;
+    let errors: Vec<String> = executions
+        .iter()
+        .map(|e| {
+            e.3["actions"][0]["error"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        receiver.received().len(),
+        2,
+        "after two failures the destination is not called: {errors:?}"
+    );
+    assert!(executions.iter().all(|e| e.2 == "failed"));
+    assert_eq!(
+        errors
+            .iter()
+            .filter(|e| e.starts_with("circuit_open"))
+            .count(),
+        4,
+        "{errors:?}"
+    );
+    let mut open_total = 0.0;
+    for port in &h.http_ports {
+        let text = rules_e2e::http_client()
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await?
+            .text()
+            .await?;
+        open_total += text
+            .lines()
+            .find(|l| l.starts_with("webhook_circuit_open_total"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+    }
+    assert_eq!(open_total, 4.0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_destination_rate_limit_spaces_the_calls() -> anyhow::Result<()> {
+    let receiver = Receiver::start(&[])?;
+    let mut h = Harness::new("w-rate").await?;
+    let rule = h
+        .add_rule(
+            json!({"name": "chat bot", "trigger_config": {"event_types": ["follow"]},
+            "actions": [{"type": "webhook", "url": receiver.url("/chat"), "timeout_ms": 10000}]}),
+        )
+        .await?;
+    h.start_worker(&[("RULES__WORKER__WEBHOOK_RATE_LIMIT_PER_SECOND", "2".into())])
+        .await?;
+    for _ in 0..6 {
+        h.send("follow", json!({})).await?;
+    }
+    eventually(WAIT, || async {
+        Ok(h.executions(Some(rule)).await?.len() == 6)
+    })
+    .await?;
+    assert!(h
+        .executions(Some(rule))
+        .await?
+        .iter()
+        .all(|e| e.2 == "succeeded"));
+    let mut at: Vec<std::time::Instant> = receiver.received().iter().map(|r| r.at).collect();
+    at.sort();
+    assert_eq!(at.len(), 6);
+    // Two per second: six calls span three seconds of the limiter, so more than one.
+    assert!(
+        at[5] - at[0] > Duration::from_millis(1000),
+        "{:?}",
+        at[5] - at[0]
+    );
+    Ok(())
+}

@@ -141,6 +141,13 @@ pub struct WorkerSettings {
     pub webhook_max_attempts: u32,
     /// Follow up to this many redirects (each target checked like the first); 0: none.
     pub webhook_max_redirects: usize,
+    /// Consecutive transient failures of one destination (host) that open its
+    /// circuit breaker: calls then fail fast until the cool-off ends.
+    pub webhook_breaker_failures: u32,
+    /// How long an open breaker stays open before one probe call decides.
+    pub webhook_breaker_cooloff_seconds: u64,
+    /// Calls per second to one destination, across all workers; 0: unlimited.
+    pub webhook_rate_limit_per_second: u32,
 }
 
 impl Settings {

@@ -13,6 +13,9 @@
 //! | `re:{R}:th:<group>` | sorted set | ids of matching events in the window, score = arrival (ms) | one window after the last arrival |
 //! | `re:{R}:thf:<group>` | string | id of the event that last fired the threshold | one window |
 //! | `re:{R}:claim:<event_id>` | string | the stream entry responsible for (rule, event) | `worker.dedupe_seconds` |
+//! | `re:dest:{H}:cb` | hash | webhook destination H's breaker: `failures`, `open_until` (ms) | ten cool-offs after the last failure |
+//! | `re:dest:{H}:probe` | string | the one call probing H after a cool-off | one cool-off |
+//! | `re:dest:{H}:rl:<second>` | counter | calls to H in that second | 2 s |
 //!
 //! A scope or group is `_` for the rule as a whole, `v:<value>` for a key value, and
 //! `missing` when the event lacks the key field. Values longer than 128 bytes are
@@ -70,6 +73,19 @@ pub fn threshold_fired(rule_id: Uuid, group: &str) -> String {
 
 pub fn claim(rule_id: Uuid, event_id: Uuid) -> String {
     format!("{}:claim:{event_id}", prefix(rule_id))
+}
+
+/// Keys of one webhook destination (host[:port]), hash-tagged per destination.
+pub fn destination_breaker(host: &str) -> String {
+    format!("re:dest:{{{host}}}:cb")
+}
+
+pub fn destination_probe(host: &str) -> String {
+    format!("re:dest:{{{host}}}:probe")
+}
+
+pub fn destination_rate(host: &str, second: i64) -> String {
+    format!("re:dest:{{{host}}}:rl:{second}")
 }
 
 #[cfg(test)]

@@ -259,3 +259,71 @@ async fn inspection_reports_without_changing_anything() {
     );
     cleanup(&mut c, &r).await;
 }
+
+#[tokio::test]
+async fn destination_breaker_opens_probes_and_closes() {
+    use rules_store::gate::destination::{acquire, record, Permit, Policy};
+    let mut c = conn().await;
+    let host = format!("test-{}.example:443", Uuid::new_v4().simple());
+    let policy = Policy {
+        failures_to_open: 2,
+        cooloff_ms: 300,
+        per_second: 0,
+    };
+    assert_eq!(
+        acquire(&mut c, &host, policy).await.expect("acquire"),
+        Permit::Go
+    );
+    record(&mut c, &host, false, policy).await.expect("record");
+    assert_eq!(
+        acquire(&mut c, &host, policy).await.expect("acquire"),
+        Permit::Go,
+        "one failure is not enough"
+    );
+    record(&mut c, &host, false, policy).await.expect("record");
+    assert_eq!(
+        acquire(&mut c, &host, policy).await.expect("acquire"),
+        Permit::Open
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    assert_eq!(
+        acquire(&mut c, &host, policy).await.expect("acquire"),
+        Permit::Probe,
+        "one probe after the cool-off"
+    );
+    assert_eq!(
+        acquire(&mut c, &host, policy).await.expect("acquire"),
+        Permit::Open,
+        "only one"
+    );
+    // A failed probe reopens at once; a successful one closes.
+    record(&mut c, &host, false, policy).await.expect("record");
+    assert_eq!(
+        acquire(&mut c, &host, policy).await.expect("acquire"),
+        Permit::Open
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    assert_eq!(
+        acquire(&mut c, &host, policy).await.expect("acquire"),
+        Permit::Probe
+    );
+    record(&mut c, &host, true, policy).await.expect("record");
+    assert_eq!(
+        acquire(&mut c, &host, policy).await.expect("acquire"),
+        Permit::Go
+    );
+
+    let limited = Policy {
+        failures_to_open: 5,
+        cooloff_ms: 1000,
+        per_second: 2,
+    };
+    let other = format!("rate-{}.example:443", Uuid::new_v4().simple());
+    let mut permits = Vec::new();
+    for _ in 0..3 {
+        permits.push(acquire(&mut c, &other, limited).await.expect("acquire"));
+    }
+    // Two per second; a third in the same second waits (unless the second just turned).
+    assert!(permits[..2].iter().all(|p| *p == Permit::Go));
+    assert!(matches!(permits[2], Permit::Wait(ms) if ms <= 1000) || permits[2] == Permit::Go);
+}

@@ -50,7 +50,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     let consumer = consumer_name(worker.consumer.as_deref());
     let executor = Executor {
-        webhooks: WebhookClient::new(&worker)?,
+        webhooks: WebhookClient::new(&worker, redis.clone())?,
         redis: redis.clone(),
         publish_maxlen: worker.publish_maxlen,
     };

@@ -6,6 +6,8 @@
 //! the script is atomic on a Redis Cluster too. Replicas racing for one cooldown are
 //! serialised by Redis: exactly one takes it.
 
+pub mod destination;
+
 use redis::Script;
 use rules_core::{CompiledRule, Event};
 use std::sync::LazyLock;

@@ -16,6 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
+use rules_store::gate::destination::{self, Permit, Policy as DestinationPolicy};
+use rules_store::redis::RedisPool;
+
 use super::destination::{check_literal, GlobalOnlyResolver};
 
 /// First retry delay; doubles per attempt, ±20% jitter, capped.
@@ -88,10 +91,13 @@ pub struct WebhookClient {
     signer: Option<Signer>,
     max_attempts: u32,
     allow_private: bool,
+    /// Breakers and rate limits per destination, shared through Redis.
+    redis: RedisPool,
+    policy: DestinationPolicy,
 }
 
 impl WebhookClient {
-    pub fn new(settings: &WorkerSettings) -> Result<Self, WebhookSetupError> {
+    pub fn new(settings: &WorkerSettings, redis: RedisPool) -> Result<Self, WebhookSetupError> {
         let allow_private = settings.webhook_allow_private;
         let max_redirects = settings.webhook_max_redirects;
         let redirects = if max_redirects == 0 {
@@ -128,6 +134,12 @@ impl WebhookClient {
             signer,
             max_attempts: settings.webhook_max_attempts.max(1),
             allow_private,
+            redis,
+            policy: DestinationPolicy {
+                failures_to_open: settings.webhook_breaker_failures,
+                cooloff_ms: settings.webhook_breaker_cooloff_seconds * 1000,
+                per_second: settings.webhook_rate_limit_per_second,
+            },
         })
     }
 
@@ -162,9 +174,39 @@ impl WebhookClient {
             HttpMethod::Patch => reqwest::Method::PATCH,
             HttpMethod::Delete => reqwest::Method::DELETE,
         };
+        let host = match (url.host_str(), url.port_or_known_default()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            _ => String::new(),
+        };
+        let deadline = tokio::time::Instant::now() + request.timeout;
         let mut attempt = 0;
         loop {
             attempt += 1;
+            // The destination's breaker and rate limit, shared by all workers.
+            loop {
+                match self.permit(&host).await {
+                    Permit::Go | Permit::Probe => break,
+                    Permit::Open => {
+                        metrics::counter!("webhook_circuit_open_total").increment(1);
+                        return fail(
+                            attempt - 1,
+                            format!("circuit_open: {host} failed repeatedly; calls are paused"),
+                        );
+                    }
+                    Permit::Wait(ms) => {
+                        metrics::counter!("webhook_rate_limited_total").increment(1);
+                        let until = tokio::time::Instant::now() + Duration::from_millis(ms);
+                        if until > deadline {
+                            return fail(
+                                attempt - 1,
+                                format!("rate_limited: {host} is over its call rate"),
+                            );
+                        }
+                        tokio::time::sleep_until(until).await;
+                    }
+                }
+            }
             let mut builder = self
                 .client
                 .request(method.clone(), url.clone())
@@ -212,10 +254,30 @@ impl WebhookClient {
                     )
                 }
             };
+            // A destination that answered (even 4xx) is up; transient failures count.
+            self.record(&host, !retryable).await;
             if outcome.ok || !retryable || attempt >= self.max_attempts {
                 return outcome;
             }
             tokio::time::sleep(backoff(attempt, retry_after)).await;
+        }
+    }
+
+    /// Asks the shared breaker and rate limit; with Redis unreachable, calls go ahead.
+    async fn permit(&self, host: &str) -> Permit {
+        let Ok(mut conn) = self.redis.get().await else {
+            return Permit::Go;
+        };
+        destination::acquire(&mut conn, host, self.policy)
+            .await
+            .unwrap_or(Permit::Go)
+    }
+
+    async fn record(&self, host: &str, ok: bool) {
+        if let Ok(mut conn) = self.redis.get().await {
+            if let Err(e) = destination::record(&mut conn, host, ok, self.policy).await {
+                tracing::debug!(error = %e, host, "recording a webhook outcome failed");
+            }
         }
     }
 
