@@ -817,3 +817,109 @@ async fn a_destination_rate_limit_spaces_the_calls() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn live_dry_run_backtest_and_cooldown_api_agree_with_the_worker() -> anyhow::Result<()> {
+    let mut h = Harness::new("w-explain").await?;
+    h.start_worker(&[]).await?;
+    let port = rules_e2e::free_port()?;
+    let mut api = rules_e2e::Process::start(
+        "rules-api",
+        &rules_e2e::api_env(
+            &h.db.url,
+            port,
+            true,
+            &[("RULES__WORKER__STREAMS", h.stream())],
+        ),
+    )?;
+    rules_e2e::wait_http_ok(&format!("http://127.0.0.1:{port}/health/live"), WAIT).await?;
+    let client = rules_e2e::http_client();
+    let base = format!("http://127.0.0.1:{port}/api/rules");
+    let mut body = publish_rule(
+        &h.out(),
+        json!({"cooldown_seconds": 300, "cooldown_key": "data.user.id"}),
+    );
+    body["livestream_id"] = json!(LS);
+    let rule: serde_json::Value = client
+        .post(&base)
+        .bearer_auth(rules_e2e::TEST_KEY)
+        .json(&body)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let id = Uuid::parse_str(rule["id"].as_str().unwrap_or_default())?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // The worker executes the first donation of u1 and suppresses the next two.
+    for _ in 0..3 {
+        h.send(
+            "donation.received",
+            json!({"amount": 20, "user": {"id": "u1", "name": "a"}}),
+        )
+        .await?;
+    }
+    eventually(WAIT, || async { Ok(h.counters(id).await?.0 == 3) }).await?;
+    assert_eq!(h.counters(id).await?, (3, 1, 2, 1, 0));
+
+    // Live dry run: a fourth would be suppressed, and says why.
+    let event = json!({"id": Uuid::new_v4(), "type": "donation.received", "livestream_id": LS,
+                       "data": {"amount": 20, "user": {"id": "u1"}}});
+    let explain = |event: serde_json::Value| {
+        client
+            .post(format!("{base}/test"))
+            .bearer_auth(rules_e2e::TEST_KEY)
+            .json(&json!({"rule": rule, "event": event, "live": true}))
+            .send()
+    };
+    let live: serde_json::Value = explain(event.clone()).await?.json().await?;
+    assert_eq!(
+        live["live"]["reasons"],
+        json!(["cooldown_active"]),
+        "{live}"
+    );
+
+    // Backtest over the same stream: the same outcome as the worker's records.
+    let bt: serde_json::Value = client
+        .post(format!("{base}/backtest"))
+        .bearer_auth(rules_e2e::TEST_KEY)
+        .json(&json!({"rule_id": id}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        (
+            bt["would_execute"].as_u64(),
+            bt["suppressed_by_cooldown"].as_u64()
+        ),
+        (Some(1), Some(2)),
+        "{bt}"
+    );
+
+    // The cooldown API lists it; clearing it lets the next donation through at once.
+    let listed: serde_json::Value = client
+        .get(format!("{base}/{id}/cooldowns"))
+        .bearer_auth(rules_e2e::TEST_KEY)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(listed["cooldowns"][0]["key"], "u1", "{listed}");
+    let cleared = client
+        .delete(format!("{base}/{id}/cooldowns?key=u1"))
+        .bearer_auth(rules_e2e::TEST_KEY)
+        .send()
+        .await?;
+    assert_eq!(cleared.status(), 204);
+    let live: serde_json::Value = explain(event).await?.json().await?;
+    assert_eq!(live["live"]["would_execute"], true, "{live}");
+    h.send(
+        "donation.received",
+        json!({"amount": 20, "user": {"id": "u1", "name": "a"}}),
+    )
+    .await?;
+    eventually(WAIT, || async { Ok(h.counters(id).await?.1 == 2) }).await?;
+    assert!(api.terminate().await?.success());
+    Ok(())
+}
