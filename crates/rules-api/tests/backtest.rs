@@ -31,12 +31,7 @@ fn donation(user: &str, amount: i64) -> String {
 async fn replays_with_cooldowns_and_thresholds_simulated() {
     let stream = format!("test:backtest:{}", Uuid::new_v4().simple());
     let api = start_with(&[("RULES__WORKER__STREAMS", stream.as_str())]).await;
-    let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
-    let mut conn = redis::Client::open(url)
-        .expect("client")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
+    let mut conn = redis().await;
     let t0 = chrono::Utc::now().timestamp_millis() - 30 * 60 * 1000;
     let s = 1000;
     xadd(&mut conn, &stream, t0, &[("event", donation("u1", 50))]).await;

@@ -130,3 +130,13 @@ where
     assert_eq!(status, 201, "{created}");
     created
 }
+
+/// A connection to the test Redis.
+pub async fn redis() -> redis::aio::MultiplexedConnection {
+    let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+    redis::Client::open(url)
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis")
+}

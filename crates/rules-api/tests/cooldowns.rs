@@ -11,12 +11,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 async fn start_cooldown(rule: &CompiledRule, user: &str) -> Decision {
-    let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
-    let mut conn = redis::Client::open(url)
-        .expect("client")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
+    let mut conn = redis().await;
     let event = Event::new(
         Uuid::new_v4(),
         "donation.received",

@@ -155,12 +155,7 @@ async fn live_dry_run_explains_why_not() {
     let created = create(&api.service, body).await;
     let id = uuid::Uuid::parse_str(created["id"].as_str().expect("id")).expect("uuid");
     let rule = CompiledRule::from_json(id, 1, &created).expect("compiles");
-    let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
-    let mut redis = redis::Client::open(url)
-        .expect("client")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
+    let mut redis = redis().await;
     let live = |event: Value, rule: Value| {
         TestRequest::post()
             .uri("/api/rules/test")

@@ -133,20 +133,6 @@ async fn live_state(
     })
 }
 
-fn prefixed(prefix: &str, errors: Vec<FieldError>) -> Vec<FieldError> {
-    errors
-        .into_iter()
-        .map(|e| FieldError {
-            path: if e.path.is_empty() {
-                prefix.to_owned()
-            } else {
-                format!("{prefix}.{}", e.path)
-            },
-            message: e.message,
-        })
-        .collect()
-}
-
 /// Dry-run a rule against an event.
 #[utoipa::path(
     tag = "rules",
@@ -182,7 +168,9 @@ pub async fn dry_run(
     let spec = match parse_rule_spec(&rule_json) {
         Ok(spec) => Some(spec),
         Err(e) => {
-            errors.extend(prefixed("rule", e.0));
+            if let ApiError::Validation(nested) = ApiError::validation_under("rule", e.0) {
+                errors.extend(nested);
+            }
             None
         }
     };
@@ -243,7 +231,7 @@ pub async fn dry_run(
         created_at: now,
         updated_at: now,
     })
-    .map_err(|e| ApiError::Validation(prefixed("rule", e.0)))?;
+    .map_err(|e| ApiError::validation_under("rule", e.0))?;
 
     let evaluation = rule.evaluate_traced(&event);
     let spec = &rule.rule().spec;
