@@ -228,20 +228,8 @@ async fn load_rule(
     let now = Utc::now();
     let (id, spec, version) = match (map.get("rule"), field::<Uuid>(map, "rule_id")?) {
         (Some(rule), None) => {
-            let spec = parse_rule_spec(rule).map_err(|e| {
-                ApiError::Validation(
-                    e.0.into_iter()
-                        .map(|f| FieldError {
-                            path: if f.path.is_empty() {
-                                "rule".into()
-                            } else {
-                                format!("rule.{}", f.path)
-                            },
-                            message: f.message,
-                        })
-                        .collect(),
-                )
-            })?;
+            let spec =
+                parse_rule_spec(rule).map_err(|e| ApiError::validation_under("rule", e.0))?;
             let id = rule
                 .get("id")
                 .and_then(Value::as_str)
