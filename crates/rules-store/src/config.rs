@@ -249,6 +249,15 @@ impl Settings {
         check_positive("worker.batch_size", self.worker.batch_size)?;
         check_positive("worker.block_ms", self.worker.block_ms)?;
         check_positive("worker.max_in_flight", self.worker.max_in_flight)?;
+        if self.worker.max_in_flight < self.worker.batch_size {
+            return Err(ConfigError::setting(
+                "worker.max_in_flight",
+                format!(
+                    "must be at least worker.batch_size ({})",
+                    self.worker.batch_size
+                ),
+            ));
+        }
         check_positive("worker.claim_idle_ms", self.worker.claim_idle_ms)?;
         check_positive("worker.claim_interval_ms", self.worker.claim_interval_ms)?;
         check_positive("worker.max_deliveries", self.worker.max_deliveries)?;
@@ -398,6 +407,10 @@ mod tests {
             ),
             (("RULES_CONFIG", "/nonexistent/rules.toml"), "RULES_CONFIG"),
             (("RULES_API_KEYS", "short"), "api.keys"),
+            (
+                ("RULES__WORKER__MAX_IN_FLIGHT", "10"),
+                "worker.max_in_flight",
+            ),
         ];
         for ((key, value), expected) in cases {
             let err = load(&[(key, value)]).expect_err("must fail").to_string();

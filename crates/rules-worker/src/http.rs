@@ -72,8 +72,11 @@ async fn scrape(state: web::Data<State>) -> HttpResponse {
     let db = ctx.db.status();
     metrics::gauge!("db_pool_connections").set(db.size as f64);
     metrics::gauge!("db_pool_available").set(db.available as f64);
-    metrics::gauge!("entries_in_flight")
-        .set((ctx.settings.max_in_flight - ctx.in_flight.available_permits()) as f64);
+    metrics::gauge!("entries_in_flight").set(
+        ctx.settings
+            .max_in_flight
+            .saturating_sub(ctx.in_flight.available_permits()) as f64,
+    );
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.metrics.render())

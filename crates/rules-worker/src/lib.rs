@@ -55,7 +55,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         publish_maxlen: worker.publish_maxlen,
     };
     let ctx = Arc::new(Context {
-        in_flight: Arc::new(Semaphore::new(worker.max_in_flight.max(worker.batch_size))),
+        in_flight: Arc::new(Semaphore::new(worker.max_in_flight)),
         settings: worker.clone(),
         db: db.clone(),
         redis,
