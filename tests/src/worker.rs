@@ -218,6 +218,22 @@ impl Harness {
     }
 }
 
+impl Drop for Harness {
+    /// Stops the workers before the Redis keys and the database go: a worker still
+    /// running would recreate a deleted stream when it finds its group gone.
+    fn drop(&mut self) {
+        for worker in &mut self.workers {
+            let _ = worker.child.start_kill();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for worker in &mut self.workers {
+            while matches!(worker.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
 /// Polls `check` until it returns true or `limit` passes.
 pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> anyhow::Result<()>
 where
