@@ -7,7 +7,7 @@ export REDIS_URL ?= redis://127.0.0.1:6379/0
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: help services build migrate run test fmt fmt-check lint bench bench-worker bench-api clean-test-dbs
+.PHONY: help services build migrate run test check-deploy fmt fmt-check lint bench bench-worker bench-api clean-test-dbs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -24,7 +24,8 @@ migrate: services build ## apply pending migrations to DATABASE_URL
 run: migrate ## services, migrations, then the API and a worker in the foreground
 	@scripts/run.sh
 
-test: services build ## everything CI checks: unit, property and end-to-end tests
+test: services build ## everything CI checks: unit, property and end-to-end tests, deploy manifests
+	scripts/check-deploy.sh
 	$(CARGO) test --workspace --doc --quiet
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast; \
@@ -40,6 +41,9 @@ fmt-check: ## check formatting
 
 lint: ## clippy, warnings are errors
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+
+check-deploy: build ## validate deploy/ (manifests, KEDA, compose, entrypoints)
+	scripts/check-deploy.sh
 
 bench: ## criterion benchmarks of the matcher
 	$(CARGO) bench -p rules-core --features workload --bench matching
