@@ -8,7 +8,6 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use rules_core::FieldError;
 use serde::Serialize;
-use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -204,9 +203,4 @@ pub fn path_error(
 /// Unmatched routes.
 pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
     Err(ApiError::NotFound("no such route".into()))
-}
-
-/// For tests and docs: the body of an error as JSON.
-pub fn error_json(e: &ApiError) -> serde_json::Value {
-    json!(e.body())
 }

@@ -23,27 +23,7 @@ pub async fn live() -> HttpResponse {
 ))]
 #[get("/health/ready")]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let (db, redis) = tokio::join!(
-        rules_store::db::ping(&state.db),
-        rules_store::redis::ping(&state.redis)
-    );
-    let check = |r: &Result<(), String>| match r {
-        Ok(()) => json!({"status": "ok"}),
-        Err(e) => json!({"status": "failing", "error": e}),
-    };
-    let db = db.map_err(|e| e.to_string());
-    let redis = redis.map_err(|e| e.to_string());
-    let ok = db.is_ok() && redis.is_ok();
-    if let Err(e) = &db {
-        tracing::warn!(error = %e, "readiness: postgres failing");
-    }
-    if let Err(e) = &redis {
-        tracing::warn!(error = %e, "readiness: redis failing");
-    }
-    let body = json!({
-        "status": if ok { "ok" } else { "failing" },
-        "checks": {"postgres": check(&db), "redis": check(&redis)},
-    });
+    let (ok, body) = rules_store::readiness(&state.db, &state.redis).await;
     if ok {
         HttpResponse::Ok().json(body)
     } else {

@@ -50,6 +50,17 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// A pooled database connection; a pool that cannot give one in time is a 503.
+    pub async fn db(&self) -> Result<rules_store::db::PgConn, error::ApiError> {
+        Ok(self
+            .db
+            .get()
+            .await
+            .map_err(rules_store::db::DbError::from)?)
+    }
+}
+
 /// Content types a JSON body may have; PATCH also takes a merge patch.
 fn json_config(limit: usize, merge_patch: bool) -> web::JsonConfig {
     web::JsonConfig::default()

@@ -45,14 +45,7 @@ pub async fn scrape(
     state: web::Data<AppState>,
     handle: web::Data<PrometheusHandle>,
 ) -> HttpResponse {
-    let db = state.db.status();
-    metrics::gauge!("db_pool_connections").set(db.size as f64);
-    metrics::gauge!("db_pool_available").set(db.available as f64);
-    metrics::gauge!("db_pool_waiting").set(db.waiting as f64);
-    let redis = state.redis.status();
-    metrics::gauge!("redis_pool_connections").set(redis.size as f64);
-    metrics::gauge!("redis_pool_available").set(redis.available as f64);
-    metrics::gauge!("redis_pool_waiting").set(redis.waiting as f64);
+    rules_store::telemetry::record_pool_gauges(&state.db, &state.redis);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(handle.render())

@@ -155,27 +155,21 @@ impl Setup {
     /// (lag, pending, entries read) of the group.
     async fn progress(&self) -> anyhow::Result<(usize, usize, usize)> {
         let mut r = self.redis.clone();
-        let v: Vec<Vec<redis::Value>> = redis::cmd("XINFO")
+        let info: redis::streams::StreamInfoGroupsReply = redis::cmd("XINFO")
             .arg("GROUPS")
             .arg(&self.stream)
             .query_async(&mut r)
             .await?;
-        if let Some(g) = v.into_iter().next() {
-            let mut map = std::collections::HashMap::new();
-            for pair in g.chunks(2) {
-                if let [k, v] = pair {
-                    let k: String = redis::from_redis_value(k.clone()).unwrap_or_default();
-                    let v: i64 = redis::from_redis_value(v.clone()).unwrap_or(-1);
-                    map.insert(k, v);
-                }
-            }
-            return Ok((
-                map.get("lag").copied().unwrap_or(-1).max(0) as usize,
-                map.get("pending").copied().unwrap_or(0) as usize,
-                map.get("entries-read").copied().unwrap_or(0).max(0) as usize,
-            ));
-        }
-        bail!("no consumer group")
+        let group = info
+            .groups
+            .into_iter()
+            .next()
+            .context("no consumer group")?;
+        Ok((
+            group.lag.unwrap_or(0),
+            group.pending,
+            group.entries_read.unwrap_or(0),
+        ))
     }
 
     async fn executions(&self) -> anyhow::Result<i64> {

@@ -115,36 +115,25 @@ impl CompiledRule {
     /// trace of [`Self::evaluate_traced`] reports it node by node), so
     /// `rule().spec.trigger_config.condition` is `None` here: a rule set of 100,000
     /// holds each condition once.
-    pub fn compile(mut rule: Rule) -> Result<Self, ValidationErrors> {
-        let mut errors = Vec::new();
-        let condition = match &rule.spec.trigger_config.condition.take() {
-            None => None,
-            Some(c) => match Node::compile(c) {
-                Ok(node) => Some(node),
-                Err(e) => {
-                    errors.push(FieldError {
-                        path: "trigger_config.condition".into(),
-                        message: format!("invalid regex: {e}"),
-                    });
-                    None
-                }
-            },
-        };
-        if !errors.is_empty() {
-            return Err(ValidationErrors(errors));
-        }
+    pub fn compile(mut rule: Rule) -> Self {
+        let condition = rule
+            .spec
+            .trigger_config
+            .condition
+            .take()
+            .map(|c| Node::compile(&c));
         let any_type = rule
             .spec
             .trigger_config
             .event_types
             .iter()
             .any(|t| t == TriggerConfig::ANY_TYPE);
-        Ok(Self {
+        Self {
             rule,
             any_type,
             condition,
             rendering: OnceLock::new(),
-        })
+        }
     }
 
     fn rendering(&self) -> Result<&Rendering, RenderError> {
@@ -175,13 +164,13 @@ impl CompiledRule {
     pub fn from_json(id: Uuid, version: i32, body: &Value) -> Result<Self, ValidationErrors> {
         let spec = parse_rule_spec(body)?;
         let now = chrono::Utc::now();
-        Self::compile(Rule {
+        Ok(Self::compile(Rule {
             id,
             spec,
             version,
             created_at: now,
             updated_at: now,
-        })
+        }))
     }
 
     pub fn rule(&self) -> &Rule {

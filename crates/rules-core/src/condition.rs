@@ -150,18 +150,15 @@ impl ValueSet {
 }
 
 impl Node {
-    /// Compiles a validated condition. Fails only on a regex that validation would have refused.
-    pub fn compile(condition: &Condition) -> Result<Node, regex::Error> {
-        Ok(match condition {
-            Condition::All { all } => {
-                Node::All(all.iter().map(Node::compile).collect::<Result<_, _>>()?)
-            }
-            Condition::Any { any } => {
-                Node::Any(any.iter().map(Node::compile).collect::<Result<_, _>>()?)
-            }
-            Condition::Not { not } => Node::Not(Box::new(Node::compile(not)?)),
-            Condition::Leaf(leaf) => Node::Leaf(Box::new(LeafTest::compile(leaf)?)),
-        })
+    /// Compiles a validated condition. Regexes compile on first use (see `LazyRegex`),
+    /// so nothing here can fail.
+    pub fn compile(condition: &Condition) -> Node {
+        match condition {
+            Condition::All { all } => Node::All(all.iter().map(Node::compile).collect()),
+            Condition::Any { any } => Node::Any(any.iter().map(Node::compile).collect()),
+            Condition::Not { not } => Node::Not(Box::new(Node::compile(not))),
+            Condition::Leaf(leaf) => Node::Leaf(Box::new(LeafTest::compile(leaf))),
+        }
     }
 
     /// Whether the condition holds for an event envelope. `all` of nothing holds and
@@ -262,7 +259,7 @@ impl TraceNode {
 }
 
 impl LeafTest {
-    fn compile(leaf: &Leaf) -> Result<LeafTest, regex::Error> {
+    fn compile(leaf: &Leaf) -> LeafTest {
         let ic = leaf.ignore_case;
         let folded = || ic.then(|| fold_value(&leaf.value));
         let string = || {
@@ -324,12 +321,12 @@ impl LeafTest {
             }),
             Op::Exists => Test::Exists(leaf.value.as_bool().unwrap_or(true)),
         };
-        Ok(LeafTest {
+        LeafTest {
             path: leaf.field.clone(),
             op: leaf.op,
             operand: leaf.value.clone(),
             test,
-        })
+        }
     }
 
     /// A leaf whose field is missing is false, except `exists: false`.

@@ -41,3 +41,26 @@ impl Pools {
         Ok(Self { db, redis })
     }
 }
+
+/// The readiness of a process that needs both services: whether both answer, and a
+/// body naming each check (`{"status", "checks": {"postgres", "redis"}}`), so a
+/// failing probe says which part fails.
+pub async fn readiness(db: &db::PgPool, redis: &redis::RedisPool) -> (bool, serde_json::Value) {
+    let (db, redis) = tokio::join!(db::ping(db), redis::ping(redis));
+    let check = |name: &str, r: Result<(), String>| match r {
+        Ok(()) => serde_json::json!({"status": "ok"}),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: {name} failing");
+            serde_json::json!({"status": "failing", "error": e})
+        }
+    };
+    let ok = db.is_ok() && redis.is_ok();
+    let body = serde_json::json!({
+        "status": if ok { "ok" } else { "failing" },
+        "checks": {
+            "postgres": check("postgres", db.map_err(|e| e.to_string())),
+            "redis": check("redis", redis.map_err(|e| e.to_string())),
+        }
+    });
+    (ok, body)
+}

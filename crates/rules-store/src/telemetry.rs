@@ -72,3 +72,15 @@ pub fn install_metrics() -> metrics_exporter_prometheus::PrometheusHandle {
         })
         .clone()
 }
+
+/// Connection-pool gauges, set at scrape time by each binary's `/metrics`.
+pub fn record_pool_gauges(db: &crate::db::PgPool, redis: &crate::redis::RedisPool) {
+    let db = db.status();
+    metrics::gauge!("db_pool_connections").set(db.size as f64);
+    metrics::gauge!("db_pool_available").set(db.available as f64);
+    metrics::gauge!("db_pool_waiting").set(db.waiting as f64);
+    let redis = redis.status();
+    metrics::gauge!("redis_pool_connections").set(redis.size as f64);
+    metrics::gauge!("redis_pool_available").set(redis.available as f64);
+    metrics::gauge!("redis_pool_waiting").set(redis.waiting as f64);
+}

@@ -264,11 +264,7 @@ pub async fn claim_loop(
 }
 
 async fn claim_stream(ctx: &Context, stream: &str) -> redis::RedisResult<Vec<Entry>> {
-    let mut conn = ctx
-        .redis
-        .get()
-        .await
-        .map_err(|e| redis::RedisError::from((redis::ErrorKind::Io, "pool", e.to_string())))?;
+    let mut conn = pooled(ctx).await?;
     let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
         .arg(stream)
         .arg(&ctx.settings.group)
@@ -320,11 +316,7 @@ async fn claim_stream(ctx: &Context, stream: &str) -> redis::RedisResult<Vec<Ent
 
 /// Deletes consumers with nothing pending that have been idle ten claim periods.
 async fn prune_consumers(ctx: &Context, stream: &str) -> redis::RedisResult<()> {
-    let mut conn = ctx
-        .redis
-        .get()
-        .await
-        .map_err(|e| redis::RedisError::from((redis::ErrorKind::Io, "pool", e.to_string())))?;
+    let mut conn = pooled(ctx).await?;
     let consumers: redis::streams::StreamInfoConsumersReply =
         conn.xinfo_consumers(stream, &ctx.settings.group).await?;
     let limit = ctx.settings.claim_idle_ms.saturating_mul(10) as usize;
@@ -342,17 +334,21 @@ async fn prune_consumers(ctx: &Context, stream: &str) -> redis::RedisResult<()> 
     Ok(())
 }
 
+/// A pooled connection, its pool error as a Redis error (the callers' error type).
+async fn pooled(ctx: &Context) -> redis::RedisResult<deadpool_redis::Connection> {
+    ctx.redis
+        .get()
+        .await
+        .map_err(|e| redis::RedisError::from((redis::ErrorKind::Io, "pool", e.to_string())))
+}
+
 /// Copies unreadable entries to the dead-letter stream with the reason, the source
 /// and the original fields.
 pub async fn dead_letter(ctx: &Context, entries: &[(&Entry, String)]) -> redis::RedisResult<()> {
     if entries.is_empty() {
         return Ok(());
     }
-    let mut conn = ctx
-        .redis
-        .get()
-        .await
-        .map_err(|e| redis::RedisError::from((redis::ErrorKind::Io, "pool", e.to_string())))?;
+    let mut conn = pooled(ctx).await?;
     let mut pipe = redis::pipe();
     for (entry, reason) in entries {
         let cmd = pipe

@@ -23,23 +23,8 @@ async fn live() -> HttpResponse {
 
 #[get("/health/ready")]
 async fn ready(state: web::Data<State>) -> HttpResponse {
-    let (db, redis) = tokio::join!(
-        rules_store::db::ping(&state.ctx.db),
-        rules_store::redis::ping(&state.ctx.redis)
-    );
-    let ok = db.is_ok() && redis.is_ok();
-    let check = |r: Result<(), String>| match r {
-        Ok(()) => json!({"status": "ok"}),
-        Err(e) => json!({"status": "failing", "error": e}),
-    };
-    let body = json!({
-        "status": if ok { "ok" } else { "failing" },
-        "rules_loaded": state.ctx.rules.snapshot().len(),
-        "checks": {
-            "postgres": check(db.map_err(|e| e.to_string())),
-            "redis": check(redis.map_err(|e| e.to_string())),
-        }
-    });
+    let (ok, mut body) = rules_store::readiness(&state.ctx.db, &state.ctx.redis).await;
+    body["rules_loaded"] = json!(state.ctx.rules.snapshot().len());
     if ok {
         HttpResponse::Ok().json(body)
     } else {
@@ -69,9 +54,7 @@ async fn scrape(state: web::Data<State>) -> HttpResponse {
             }
         }
     }
-    let db = ctx.db.status();
-    metrics::gauge!("db_pool_connections").set(db.size as f64);
-    metrics::gauge!("db_pool_available").set(db.available as f64);
+    rules_store::telemetry::record_pool_gauges(&ctx.db, &ctx.redis);
     metrics::gauge!("entries_in_flight").set(
         ctx.settings
             .max_in_flight

@@ -124,10 +124,10 @@ async fn process_batch(
         .collect();
 
     // Gate: thresholds, cooldowns and claims, one pipeline for the batch.
-    let tokens: Vec<String> = readable.iter().map(|(e, _)| e.token()).collect();
     let decisions = if open.is_empty() {
         Vec::new()
     } else {
+        let tokens: Vec<String> = readable.iter().map(|(e, _)| e.token()).collect();
         let pairs: Vec<Pair<'_>> = open
             .iter()
             .map(|(i, rule)| Pair {

@@ -7,7 +7,6 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use redis::streams::StreamRangeReply;
 use rules_core::simulate::{SimDecision, Simulation};
 use rules_core::{parse_rule_spec, CompiledRule, Event, FieldError, Rule, TraceNode};
-use rules_store::db::{rules as rules_db, DbError};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -238,24 +237,20 @@ async fn load_rule(
             (id, spec, 1)
         }
         (None, Some(id)) => {
-            let mut conn = state.db.get().await.map_err(DbError::from)?;
-            let row = rules_db::find(&mut conn, id)
-                .await?
-                .ok_or_else(|| ApiError::rule_not_found(id))?;
+            let row = super::rules::find_rule(state, id).await?;
             let version = row.version;
             let rule = row.into_rule().map_err(ApiError::from)?;
             (id, rule.spec, version)
         }
         _ => return Err(invalid("rule", "give either `rule` or `rule_id`")),
     };
-    CompiledRule::compile(Rule {
+    Ok(CompiledRule::compile(Rule {
         id,
         spec,
         version,
         created_at: now,
         updated_at: now,
-    })
-    .map_err(ApiError::from)
+    }))
 }
 
 type Fields = Vec<(String, Vec<u8>)>;

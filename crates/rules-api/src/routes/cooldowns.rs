@@ -4,7 +4,6 @@
 
 use actix_web::{delete, get, web, HttpResponse};
 use rules_store::cooldowns;
-use rules_store::db::{rules as rules_db, DbError};
 use rules_store::redis::RedisError;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -40,11 +39,7 @@ fn redis_error(e: impl Into<RedisError>) -> ApiError {
 }
 
 async fn ensure_rule(state: &AppState, id: Uuid) -> Result<(), ApiError> {
-    let mut conn = state.db.get().await.map_err(DbError::from)?;
-    rules_db::find(&mut conn, id)
-        .await?
-        .map(|_| ())
-        .ok_or_else(|| ApiError::rule_not_found(id))
+    super::rules::find_rule(state, id).await.map(|_| ())
 }
 
 /// The rule's running cooldowns, longest remaining first.

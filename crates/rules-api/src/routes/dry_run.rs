@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use rules_store::db::{rules as rules_db, DbError};
+use rules_store::db::rules as rules_db;
 use rules_store::gate::{self, Decision, Pair};
 
 use crate::error::{ApiError, ErrorBody};
@@ -90,7 +90,7 @@ async fn live_state(
         reasons.push("rule_disabled");
     }
     let stored = {
-        let mut conn = state.db.get().await.map_err(DbError::from)?;
+        let mut conn = state.db().await?;
         rules_db::find(&mut conn, rule.id()).await?
     };
     let loaded = stored
@@ -230,8 +230,7 @@ pub async fn dry_run(
             .unwrap_or(1),
         created_at: now,
         updated_at: now,
-    })
-    .map_err(|e| ApiError::validation_under("rule", e.0))?;
+    });
 
     let evaluation = rule.evaluate_traced(&event);
     let spec = &rule.rule().spec;

@@ -4,7 +4,7 @@
 use actix_web::{get, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use rules_store::db::executions::{self, ExecutionCursor, ExecutionFilter, ExecutionRow};
-use rules_store::db::{rules as rules_db, stats, DbError};
+use rules_store::db::{rules as rules_db, stats};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -111,7 +111,7 @@ pub async fn list_executions(
         from: query.from,
         to: query.to,
     };
-    let mut conn = state.db.get().await.map_err(DbError::from)?;
+    let mut conn = state.db().await?;
     ensure_known(&mut conn, id).await?;
     let mut rows = executions::list_for_rule(&mut conn, id, &filter, after, limit + 1).await?;
     let more = rows.len() as i64 > limit;
@@ -159,7 +159,7 @@ pub async fn analytics(
     let id = *id;
     let bucket = query.bucket.unwrap_or(Bucket::Hour);
     let (from, to) = range(query.from, query.to, bucket, Utc::now())?;
-    let mut conn = state.db.get().await.map_err(DbError::from)?;
+    let mut conn = state.db().await?;
     ensure_known(&mut conn, id).await?;
     let rows = stats::load_range(&mut conn, id, from, to).await?;
     Ok(HttpResponse::Ok().json(aggregate(id, from, to, bucket, &rows)?))

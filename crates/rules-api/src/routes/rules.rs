@@ -81,11 +81,7 @@ pub async fn create_rule(
         updated_at: at,
     };
     let row = RuleRow::from_rule(&rule);
-    let mut conn = state
-        .db
-        .get()
-        .await
-        .map_err(rules_store::db::DbError::from)?;
+    let mut conn = state.db().await?;
     store::insert(&mut conn, &row).await?;
     tracing::info!(rule_id = %row.id, livestream_id = %row.livestream_id, "rule created");
     let mut response = rule_response(actix_web::http::StatusCode::CREATED, &row);
@@ -124,11 +120,7 @@ pub async fn list_rules(
         enabled: query.enabled,
         event_type: query.event_type.clone(),
     };
-    let mut conn = state
-        .db
-        .get()
-        .await
-        .map_err(rules_store::db::DbError::from)?;
+    let mut conn = state.db().await?;
     let mut rows = store::list(&mut conn, &filter, after, limit + 1).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
@@ -157,14 +149,7 @@ pub async fn get_rule(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut conn = state
-        .db
-        .get()
-        .await
-        .map_err(rules_store::db::DbError::from)?;
-    let row = store::find(&mut conn, *id)
-        .await?
-        .ok_or_else(|| ApiError::rule_not_found(*id))?;
+    let row = find_rule(&state, *id).await?;
     Ok(rule_response(actix_web::http::StatusCode::OK, &row))
 }
 
@@ -209,6 +194,14 @@ fn precondition(req: &HttpRequest, body: &Value) -> Result<Precondition, ApiErro
     }
 }
 
+/// The stored rule, or 404.
+pub(crate) async fn find_rule(state: &AppState, id: Uuid) -> Result<RuleRow, ApiError> {
+    let mut conn = state.db().await?;
+    store::find(&mut conn, id)
+        .await?
+        .ok_or_else(|| ApiError::rule_not_found(id))
+}
+
 /// Checks a precondition against the stored version before any work.
 fn check(pre: &Precondition, current: i32) -> Result<(), ApiError> {
     match pre {
@@ -241,11 +234,7 @@ async fn store_replacement(
         created_at: at,
         updated_at: at,
     });
-    let mut conn = state
-        .db
-        .get()
-        .await
-        .map_err(rules_store::db::DbError::from)?;
+    let mut conn = state.db().await?;
     match store::replace(&mut conn, &row, Some(based_on)).await? {
         Ok(updated) => {
             tracing::info!(rule_id = %id, version = updated.version, "rule updated");
@@ -293,16 +282,7 @@ pub async fn replace_rule(
     let id = *id;
     let pre = precondition(&req, &body)?;
     let spec = validated(&body)?;
-    let current = {
-        let mut conn = state
-            .db
-            .get()
-            .await
-            .map_err(rules_store::db::DbError::from)?;
-        store::find(&mut conn, id)
-            .await?
-            .ok_or_else(|| ApiError::rule_not_found(id))?
-    };
+    let current = find_rule(&state, id).await?;
     check(&pre, current.version)?;
     store_replacement(&state, id, spec, current.version, &pre).await
 }
@@ -356,16 +336,7 @@ pub async fn patch_rule(
         }]));
     }
     let pre = precondition(&req, &patch)?;
-    let current = {
-        let mut conn = state
-            .db
-            .get()
-            .await
-            .map_err(rules_store::db::DbError::from)?;
-        store::find(&mut conn, id)
-            .await?
-            .ok_or_else(|| ApiError::rule_not_found(id))?
-    };
+    let current = find_rule(&state, id).await?;
     check(&pre, current.version)?;
     let mut merged = current.spec_json();
     json_patch::merge(&mut merged, &patch);
@@ -388,11 +359,7 @@ pub async fn delete_rule(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut conn = state
-        .db
-        .get()
-        .await
-        .map_err(rules_store::db::DbError::from)?;
+    let mut conn = state.db().await?;
     if store::delete(&mut conn, *id).await? {
         tracing::info!(rule_id = %id, "rule deleted");
         Ok(HttpResponse::NoContent().finish())

@@ -11,7 +11,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
-use super::executions::ExecutionRow;
+use super::executions::{self, ExecutionRow};
 use super::schema::{rule_executions, rule_suppressions};
 use super::stats::{self, histogram_add, histogram_of, StatsRow};
 use super::DbError;
@@ -63,19 +63,11 @@ pub async fn record_batch(
         return Ok(Recorded::default());
     }
     conn.transaction::<_, DbError, _>(async |conn| {
-        let new_executions: HashSet<Uuid> = if executions.is_empty() {
-            HashSet::new()
-        } else {
-            diesel::insert_into(rule_executions::table)
-                .values(executions)
-                .on_conflict((rule_executions::rule_id, rule_executions::event_id))
-                .do_nothing()
-                .returning(rule_executions::id)
-                .get_results::<Uuid>(conn)
-                .await?
-                .into_iter()
-                .collect()
-        };
+        // `insert_new` skips an empty batch and conflicting (rule, event) pairs.
+        let new_executions: HashSet<Uuid> = executions::insert_new(conn, executions)
+            .await?
+            .into_iter()
+            .collect();
         let new_suppressions: HashSet<(Uuid, Uuid)> = if suppressions.is_empty() {
             HashSet::new()
         } else {

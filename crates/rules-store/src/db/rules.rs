@@ -102,7 +102,7 @@ impl RuleRow {
 
     /// Validates and compiles the row for matching.
     pub fn compile(self) -> Result<CompiledRule, ValidationErrors> {
-        CompiledRule::compile(self.into_rule()?)
+        Ok(CompiledRule::compile(self.into_rule()?))
     }
 }
 
