@@ -7,15 +7,18 @@ export REDIS_URL ?= redis://127.0.0.1:6379/0
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: help services build migrate run test check-deploy fmt fmt-check lint bench bench-worker bench-api clean-test-dbs
+.PHONY: help prereqs ci tour-check fresh-check services build migrate run test check-deploy fmt fmt-check lint bench bench-worker bench-api clean-test-dbs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-services: ## PostgreSQL and Redis up (installed and started when absent), rules_db created
+prereqs: ## a C compiler, python3 with venv, curl (installed with apt-get when absent)
+	@scripts/prereqs.sh
+
+services: prereqs ## PostgreSQL and Redis up (installed and started when absent), rules_db created
 	@scripts/services.sh
 
-build: ## build every binary
+build: prereqs ## build every binary
 	$(CARGO) build --workspace --bins
 
 migrate: services build ## apply pending migrations to DATABASE_URL
@@ -24,7 +27,7 @@ migrate: services build ## apply pending migrations to DATABASE_URL
 run: migrate ## services, migrations, then the API and a worker in the foreground
 	@scripts/run.sh
 
-test: services build ## everything CI checks: unit, property and end-to-end tests, deploy manifests
+test: services build ## unit, property and end-to-end tests, deploy checks (CI adds fmt and clippy: make ci)
 	scripts/check-deploy.sh
 	$(CARGO) test --workspace --doc --quiet
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
@@ -32,6 +35,15 @@ test: services build ## everything CI checks: unit, property and end-to-end test
 	else \
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
+
+ci: ## what CI runs: fmt check, clippy -D warnings, make test (.ci/run)
+	bash .ci/run
+
+tour-check: ## run the README's quick tour against a running `make run` and compare the answers
+	python3 scripts/check_tour.py
+
+fresh-check: ## on a new minimal Debian root without network: make run, the tour, make test
+	scripts/fresh-check.sh
 
 fmt: ## format the code
 	$(CARGO) fmt --all

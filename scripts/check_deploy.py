@@ -99,6 +99,11 @@ def free_port():
         return s.getsockname()[1]
 
 
+def drop_streams(redis_url, *keys):
+    """Deletes the streams (and so their consumer groups) a checked worker created."""
+    subprocess.run(["redis-cli", "-u", redis_url, "DEL", *keys], check=True, stdout=subprocess.DEVNULL)
+
+
 def check_entrypoints(docs, bin_dir):
     """Runs each container's command with the ConfigMap's environment (services and
     secrets pointed at the local ones) and checks the binary accepts it and starts."""
@@ -145,6 +150,7 @@ def check_entrypoints(docs, bin_dir):
                 process.wait(timeout=30)
                 if not started:
                     fail(f"{command[0]} did not become ready with the manifest's environment")
+                drop_streams(local["REDIS_URL"], env["RULES__WORKER__STREAMS"], env["RULES__WORKER__DEAD_LETTER_STREAM"])
                 if process.returncode != 0:
                     fail(f"{command[0]} exited {process.returncode} on SIGTERM")
             print(f"ok  {doc['metadata']['name']}: {' '.join(command)} starts with the manifest's environment")

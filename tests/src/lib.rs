@@ -299,6 +299,16 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// Sends SIGTERM to process `pid` (a syscall: no `kill` program needed).
+pub fn signal_terminate(pid: u32) -> anyhow::Result<()> {
+    let pid = i32::try_from(pid).context("pid out of range")?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .with_context(|| format!("SIGTERM to {pid}"))
+}
+
 /// A running binary; killed when dropped if still running.
 pub struct Process {
     pub child: Child,
@@ -335,13 +345,7 @@ impl Process {
     /// Sends SIGTERM and waits (bounded) for the exit status.
     pub async fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
         let pid = self.child.id().context("process already exited")?;
-        let status = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(pid.to_string())
-            .status()?;
-        if !status.success() {
-            bail!("kill -TERM {pid} failed");
-        }
+        signal_terminate(pid)?;
         self.wait(Duration::from_secs(30)).await
     }
 

@@ -207,11 +207,12 @@ impl Setup {
 }
 
 async fn stop(mut child: Child) -> anyhow::Result<()> {
-    if let Some(pid) = child.id() {
-        let _ = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(pid.to_string())
-            .status();
+    if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
+        // A syscall, not the `kill` program (absent on minimal systems).
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
     }
     let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
     Ok(())

@@ -25,6 +25,8 @@ async fn live() -> HttpResponse {
 async fn ready(state: web::Data<State>) -> HttpResponse {
     let (ok, mut body) = rules_store::readiness(&state.ctx.db, &state.ctx.redis).await;
     body["rules_loaded"] = json!(state.ctx.rules.snapshot().len());
+    body["streams"] = json!(state.ctx.settings.streams);
+    body["group"] = json!(state.ctx.settings.group);
     if ok {
         HttpResponse::Ok().json(body)
     } else {
