@@ -10,6 +10,24 @@ use crate::{free_port, redis_url, Process, RedisKeys, TestDb};
 
 pub const LS: &str = "0e2a9c1b-0000-4000-8000-00000000abcd";
 
+/// A rule publishing to `out` for donations of 10 or more, with `extra` top-level keys.
+pub fn publish_rule(out: &str, extra: serde_json::Value) -> serde_json::Value {
+    let mut rule = json!({
+        "name": "alert",
+        "trigger_config": {"event_types": ["donation.received"],
+                           "condition": {"field": "data.amount", "op": "gte", "value": 10}},
+        "actions": [{"type": "publish", "stream": out,
+                     "payload": {"text": "{{ event.data.user.name }} donated {{ event.data.amount }}!",
+                                 "amount": "{{ event.data.amount }}"}}]
+    });
+    if let (Some(r), Some(e)) = (rule.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            r.insert(k.clone(), v.clone());
+        }
+    }
+    rule
+}
+
 pub struct Harness {
     pub db: TestDb,
     pub keys: RedisKeys,
@@ -63,10 +81,12 @@ impl Harness {
         let port = free_port()?;
         let mut env = self.env(extra);
         env.push(("RULES__WORKER__HTTP_BIND", format!("127.0.0.1:{port}")));
-        env.push((
-            "RULES__WORKER__CONSUMER",
-            format!("w{}-{}", self.workers.len(), port),
-        ));
+        if !extra.iter().any(|(k, _)| *k == "RULES__WORKER__CONSUMER") {
+            env.push((
+                "RULES__WORKER__CONSUMER",
+                format!("w{}-{}", self.workers.len(), port),
+            ));
+        }
         let process = Process::start("rules-worker", &env)?;
         self.workers.push(process);
         self.http_ports.push(port);
@@ -165,6 +185,22 @@ impl Harness {
         Ok(rows.into_iter().fold((0, 0, 0, 0, 0), |a, r| {
             (a.0 + r.0, a.1 + r.1, a.2 + r.2, a.3 + r.3, a.4 + r.4)
         }))
+    }
+
+    /// Entries of a stream as Redis holds them (names and values as bytes).
+    pub async fn read_stream_raw(
+        &self,
+        stream: &str,
+    ) -> anyhow::Result<Vec<rules_store::streams::StreamEntry>> {
+        let mut conn = self.keys.conn().await?;
+        Ok(rules_store::streams::range_all(&mut conn, stream, 100_000).await?)
+    }
+
+    /// Creates the consumer group on the input stream (as a worker would).
+    pub async fn create_group(&self) -> anyhow::Result<()> {
+        let mut conn = self.keys.conn().await?;
+        rules_store::streams::ensure_group(&mut conn, &self.stream(), "rule-engine", "$").await?;
+        Ok(())
     }
 
     /// Entries of a stream: (id, fields).

@@ -1,29 +1,12 @@
 //! The worker binary end to end: real PostgreSQL, Redis, webhook receiver.
 
 use rules_e2e::receiver::Receiver;
-use rules_e2e::worker::{eventually, Harness, LS};
+use rules_e2e::worker::{eventually, publish_rule, Harness, LS};
 use serde_json::json;
 use std::time::Duration;
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(15);
-
-fn publish_rule(out: &str, extra: serde_json::Value) -> serde_json::Value {
-    let mut rule = json!({
-        "name": "alert",
-        "trigger_config": {"event_types": ["donation.received"],
-                           "condition": {"field": "data.amount", "op": "gte", "value": 10}},
-        "actions": [{"type": "publish", "stream": out,
-                     "payload": {"text": "{{ event.data.user.name }} donated {{ event.data.amount }}!",
-                                 "amount": "{{ event.data.amount }}"}}]
-    });
-    if let (Some(r), Some(e)) = (rule.as_object_mut(), extra.as_object()) {
-        for (k, v) in e {
-            r.insert(k.clone(), v.clone());
-        }
-    }
-    rule
-}
 
 #[tokio::test]
 async fn matching_events_publish_and_are_recorded() -> anyhow::Result<()> {
@@ -297,11 +280,12 @@ async fn malformed_entries_go_to_the_dead_letter_stream() -> anyhow::Result<()> 
         "{:?}",
         dead[0]
     );
-    assert_eq!(field(0, "event"), "{not json");
+    // The original entry is kept apart from our fields (docs/contract.md §1).
+    assert_eq!(field(0, "entry.event"), "{not json");
     assert_eq!(field(0, "source_stream"), h.stream());
     assert!(!field(0, "source_id").is_empty());
     assert!(field(1, "reason").contains("`id` is invalid"));
-    assert_eq!(field(2, "something"), "else");
+    assert_eq!(field(2, "entry.something"), "else");
     eventually(WAIT, || async { Ok(h.pending_and_lag().await?.0 == 0) }).await?;
     assert!(
         h.workers[0].child.try_wait()?.is_none(),

@@ -1,4 +1,4 @@
-//! rules-api: the HTTP API of the rule engine (CONTRACT §3).
+//! rules-api: the HTTP API of the rule engine (docs/contract.md §3).
 
 use anyhow::Context;
 use rules_store::telemetry::exit_status;

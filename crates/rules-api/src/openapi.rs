@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(
         title = "rule-engine API",
-        description = "Rules of livestream events: CRUD, history, analytics and dry runs. See CONTRACT.md."
+        description = "Rules of livestream events: CRUD, history, analytics and dry runs. See docs/contract.md in the repository."
     ),
     modifiers(&BearerAuth),
     tags(

@@ -1,9 +1,9 @@
-//! The event envelope (CONTRACT §1) and how it is read from a stream entry.
+//! The event envelope (docs/contract.md §1) and how it is read from a stream entry.
 //!
 //! Reading an entry is on the hot path (every event on the bus), so the JSON form is
 //! deserialized into borrowed raw fields and only `data` becomes a `serde_json::Value`.
 
-use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -214,7 +214,7 @@ impl Event {
         Self::from_json_slice(&bytes, default_time)
     }
 
-    /// Reads a stream entry in either form (CONTRACT §1): one `event` field holding
+    /// Reads a stream entry in either form (docs/contract.md §1): one `event` field holding
     /// JSON, or the flat fields `id`, `type`, `livestream_id`, `occurred_at`, `data`
     /// (the last as a JSON string).
     pub fn from_stream_fields<K, V>(
@@ -223,7 +223,7 @@ impl Event {
         max_bytes: usize,
     ) -> Result<Self, EnvelopeError>
     where
-        K: AsRef<str>,
+        K: AsRef<[u8]>,
         V: AsRef<[u8]>,
     {
         let size: usize = fields
@@ -239,7 +239,7 @@ impl Event {
         let field = |name: &str| {
             fields
                 .iter()
-                .find(|(k, _)| k.as_ref() == name)
+                .find(|(k, _)| k.as_ref() == name.as_bytes())
                 .map(|(_, v)| v.as_ref())
         };
         if let Some(json) = field("event") {
@@ -287,16 +287,6 @@ impl Serialize for Event {
         map.serialize_entry("data", &self.data)?;
         map.end()
     }
-}
-
-/// The time encoded in a stream entry id (`<milliseconds>-<sequence>`).
-pub fn stream_id_time(entry_id: &str) -> Option<DateTime<Utc>> {
-    let millis: i64 = entry_id
-        .split_once('-')
-        .map_or(entry_id, |(ms, _)| ms)
-        .parse()
-        .ok()?;
-    Utc.timestamp_millis_opt(millis).single()
 }
 
 /// The canonical text of a time in events and records: RFC 3339, UTC, `Z`.
@@ -355,13 +345,16 @@ fn required_str<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
     use serde_json::json;
 
     const ID: &str = "6f1c2d3e-0000-4000-8000-000000000001";
     const LS: &str = "0e2a9c1b-0000-4000-8000-00000000abcd";
 
     fn entry_time() -> DateTime<Utc> {
-        stream_id_time("1764000000000-0").expect("valid id")
+        Utc.timestamp_millis_opt(1_764_000_000_000)
+            .single()
+            .expect("valid time")
     }
 
     #[test]
@@ -519,14 +512,5 @@ mod tests {
                 assert_eq!(a, b);
             }
         }
-    }
-
-    #[test]
-    fn stream_ids_carry_time() {
-        assert_eq!(
-            stream_id_time("1764000000000-5").map(|t| t.timestamp()),
-            Some(1_764_000_000)
-        );
-        assert_eq!(stream_id_time("garbage"), None);
     }
 }

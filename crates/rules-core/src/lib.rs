@@ -10,7 +10,9 @@
 
 mod compiled;
 mod condition;
+mod decision;
 pub mod event;
+mod identity;
 mod index;
 pub mod model;
 pub mod path;
@@ -22,7 +24,9 @@ pub mod workload;
 
 pub use compiled::{CompiledRule, Evaluation, RenderedAction, RenderedActionKind};
 pub use condition::TraceNode;
+pub use decision::Decision;
 pub use event::{EnvelopeError, Event};
+pub use identity::execution_id;
 pub use index::RuleIndex;
 pub use model::*;
 pub use path::FieldPath;

@@ -1,4 +1,4 @@
-//! The rule as clients write and read it (CONTRACT §2).
+//! The rule as clients write and read it (docs/contract.md §2).
 //!
 //! These types are produced only by [`crate::validate`], which checks every limit, so
 //! holding one means the rule is valid. They serialize to the contract's JSON shape,

@@ -8,21 +8,8 @@ use std::collections::VecDeque;
 use uuid::Uuid;
 
 use crate::compiled::CompiledRule;
+use crate::decision::Decision;
 use crate::event::Event;
-
-/// What the gate would decide.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SimDecision {
-    Execute,
-    Suppressed {
-        remaining_ms: i64,
-    },
-    BelowThreshold {
-        count: i64,
-    },
-    /// The same event was already decided for this rule.
-    Duplicate,
-}
 
 type Scope = Option<Option<String>>;
 
@@ -48,10 +35,10 @@ impl Simulation {
 
     /// Decides a matching event at `now_ms`, in the gate's order: claim, threshold,
     /// cooldown.
-    pub fn decide(&mut self, rule: &CompiledRule, event: &Event, now_ms: i64) -> SimDecision {
+    pub fn decide(&mut self, rule: &CompiledRule, event: &Event, now_ms: i64) -> Decision {
         let id = rule.id();
         if !self.seen.insert((id, event.id)) {
-            return SimDecision::Duplicate;
+            return Decision::Duplicate;
         }
         if let Some(threshold) = &rule.rule().spec.trigger_config.threshold {
             let group = (id, rule.threshold_group(event));
@@ -76,7 +63,7 @@ impl Simulation {
                 }
                 let n = window.arrivals.len() as i64;
                 if n < i64::from(threshold.count) {
-                    return SimDecision::BelowThreshold { count: n };
+                    return Decision::BelowThreshold { count: n };
                 }
                 self.windows.remove(&group);
                 self.fired.insert(group, (event.id, now_ms + window_ms));
@@ -87,7 +74,7 @@ impl Simulation {
             let scope = (id, rule.cooldown_scope(event));
             match self.cooldowns.get(&scope) {
                 Some((holder, until)) if *until > now_ms && *holder != event.id => {
-                    return SimDecision::Suppressed {
+                    return Decision::Suppressed {
                         remaining_ms: until - now_ms,
                     };
                 }
@@ -98,7 +85,7 @@ impl Simulation {
                 }
             }
         }
-        SimDecision::Execute
+        Decision::Execute
     }
 }
 
@@ -132,18 +119,18 @@ mod tests {
     fn cooldown_per_key_expires() {
         let r = rule(json!({"cooldown_seconds": 10, "cooldown_key": "data.user"}));
         let mut sim = Simulation::new();
-        assert_eq!(sim.decide(&r, &event("a"), 0), SimDecision::Execute);
+        assert_eq!(sim.decide(&r, &event("a"), 0), Decision::Execute);
         assert_eq!(
             sim.decide(&r, &event("a"), 4_000),
-            SimDecision::Suppressed {
+            Decision::Suppressed {
                 remaining_ms: 6_000
             }
         );
-        assert_eq!(sim.decide(&r, &event("b"), 5_000), SimDecision::Execute);
-        assert_eq!(sim.decide(&r, &event("a"), 10_000), SimDecision::Execute);
+        assert_eq!(sim.decide(&r, &event("b"), 5_000), Decision::Execute);
+        assert_eq!(sim.decide(&r, &event("a"), 10_000), Decision::Execute);
         let e = event("c");
-        assert_eq!(sim.decide(&r, &e, 11_000), SimDecision::Execute);
-        assert_eq!(sim.decide(&r, &e, 11_001), SimDecision::Duplicate);
+        assert_eq!(sim.decide(&r, &e, 11_000), Decision::Execute);
+        assert_eq!(sim.decide(&r, &e, 11_001), Decision::Duplicate);
     }
 
     #[test]
@@ -152,20 +139,20 @@ mod tests {
             json!({"trigger_config": {"event_types": ["t"], "threshold": {"count": 3, "window_seconds": 10}}}),
         );
         let mut sim = Simulation::new();
-        let got: Vec<SimDecision> = [0, 1_000, 11_500, 12_000, 13_000, 14_000]
+        let got: Vec<Decision> = [0, 1_000, 11_500, 12_000, 13_000, 14_000]
             .iter()
             .map(|t| sim.decide(&r, &event("x"), *t))
             .collect();
         assert_eq!(
             got,
             vec![
-                SimDecision::BelowThreshold { count: 1 },
-                SimDecision::BelowThreshold { count: 2 },
+                Decision::BelowThreshold { count: 1 },
+                Decision::BelowThreshold { count: 2 },
                 // The first two left the window.
-                SimDecision::BelowThreshold { count: 1 },
-                SimDecision::BelowThreshold { count: 2 },
-                SimDecision::Execute,
-                SimDecision::BelowThreshold { count: 1 },
+                Decision::BelowThreshold { count: 1 },
+                Decision::BelowThreshold { count: 2 },
+                Decision::Execute,
+                Decision::BelowThreshold { count: 1 },
             ]
         );
     }

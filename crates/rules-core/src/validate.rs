@@ -1,7 +1,7 @@
 //! Turns client JSON into a [`RuleSpec`], reporting *every* problem with its JSON path.
 //!
 //! This is the only way to build a rule from JSON (the API's bodies, stored rows, the
-//! load tool's files), so the limits of CONTRACT §2 hold everywhere. Validation walks
+//! load tool's files), so the limits of docs/contract.md §2 hold everywhere. Validation walks
 //! the `serde_json::Value` by hand instead of deriving `Deserialize`, because serde
 //! stops at the first error and a rule author wants the whole list at once.
 
@@ -15,7 +15,7 @@ use crate::model::*;
 use crate::path::FieldPath;
 use crate::template::TemplateSet;
 
-/// The limits of CONTRACT §2 and the bounds this service adds where the contract is silent.
+/// The limits of docs/contract.md §2 and the bounds this service adds where the contract is silent.
 pub mod limits {
     pub const MAX_RULE_BYTES: usize = 64 * 1024;
     pub const MAX_DEPTH: usize = 10;

@@ -1,4 +1,4 @@
-//! Every operator of CONTRACT §2, with the details clients rely on.
+//! Every operator of docs/contract.md §2, with the details clients rely on.
 
 use rules_core::{CompiledRule, Event, RuleIndex};
 use serde_json::{json, Value};

@@ -1,4 +1,4 @@
-//! Validation: every limit of CONTRACT §2, and every problem reported with its path.
+//! Validation: every limit of docs/contract.md §2, and every problem reported with its path.
 
 use rules_core::{limits, parse_rule_spec, FieldError};
 use serde_json::{json, Value};

@@ -1,4 +1,4 @@
-//! Configuration shared by every binary (CONTRACT §4).
+//! Configuration shared by every binary (docs/contract.md §4).
 //!
 //! Layers, each overriding the one before: built-in defaults; a TOML file (the path
 //! in `RULES_CONFIG`, else `rules.toml` in the working directory when it exists); the

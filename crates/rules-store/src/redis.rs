@@ -13,15 +13,17 @@ pub type RedisPool = Pool;
 #[derive(Debug, thiserror::Error)]
 pub enum RedisError {
     #[error("redis pool: {0}")]
-    Pool(String),
+    Pool(#[from] deadpool_redis::PoolError),
+    #[error("redis pool configuration: {0}")]
+    Build(#[from] deadpool_redis::CreatePoolError),
     #[error("redis: {0}")]
     Command(#[from] redis::RedisError),
-}
-
-impl From<deadpool_redis::PoolError> for RedisError {
-    fn from(e: deadpool_redis::PoolError) -> Self {
-        RedisError::Pool(e.to_string())
-    }
+    /// Redis answered, but not what the command or script answers.
+    #[error("unexpected reply to {command}: {detail}")]
+    Reply {
+        command: &'static str,
+        detail: String,
+    },
 }
 
 pub fn build_pool(settings: &RedisSettings) -> Result<RedisPool, RedisError> {
@@ -33,9 +35,7 @@ pub fn build_pool(settings: &RedisSettings) -> Result<RedisPool, RedisError> {
         recycle: Some(Duration::from_millis(settings.connect_timeout_ms)),
     };
     config.pool = Some(pool);
-    config
-        .create_pool(Some(Runtime::Tokio1))
-        .map_err(|e| RedisError::Pool(e.to_string()))
+    Ok(config.create_pool(Some(Runtime::Tokio1))?)
 }
 
 /// A round trip to Redis: start-up checks and readiness probes.

@@ -1,26 +1,249 @@
-//! Redis Streams plumbing shared by the worker and the tools that feed or inspect it.
+//! The Redis Streams protocol, in one place: entry ids, binary-safe entries, and the
+//! commands the worker, the backtest and the load tool use (group creation,
+//! XREADGROUP, XPENDING, XCLAIM, XACK, XRANGE/XREVRANGE, XADD).
+//!
+//! Replies are read as raw [`redis::Value`]s and decoded here entry by entry, names
+//! and values as bytes: an entry that is not what a producer should send (a field
+//! name that is not UTF-8, say) is decoded like any other and judged later by the
+//! event parser, and never makes the rest of its reply unreadable.
+
+use chrono::{DateTime, TimeZone, Utc};
+use redis::Value;
+use std::fmt;
+use std::str::FromStr;
 
 use crate::redis::RedisError;
 
-/// Creates the consumer group on `stream` (and the stream itself, MKSTREAM) when
-/// absent. A new group starts at `$`: it sees what is produced after it exists, and
-/// never replays a stream's history on a fresh deployment. BUSYGROUP (the group
-/// exists already) is success.
-pub async fn ensure_group<C>(conn: &mut C, stream: &str, group: &str) -> Result<(), RedisError>
-where
-    C: redis::aio::ConnectionLike + Send,
-{
-    ensure_group_from(conn, stream, group, "$").await
+/// A stream entry id, `<milliseconds>-<sequence>`, ordered as Redis orders them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EntryId {
+    pub ms: u64,
+    pub seq: u64,
 }
 
-/// Like [`ensure_group`], with the id a newly created group starts after (`$`: new
-/// entries only; `0`: everything in the stream).
-pub async fn ensure_group_from<C>(
+impl EntryId {
+    /// The first id at or after `time` (sequence 0); `None` before 1970.
+    pub fn first_at(time: DateTime<Utc>) -> Option<Self> {
+        let ms = u64::try_from(time.timestamp_millis()).ok()?;
+        Some(Self { ms, seq: 0 })
+    }
+
+    /// The last possible id of `time`'s millisecond; `None` before 1970.
+    pub fn last_at(time: DateTime<Utc>) -> Option<Self> {
+        let ms = u64::try_from(time.timestamp_millis()).ok()?;
+        Some(Self { ms, seq: u64::MAX })
+    }
+
+    /// The time Redis gave the entry when it was added.
+    pub fn time(&self) -> Option<DateTime<Utc>> {
+        let ms = i64::try_from(self.ms).ok()?;
+        Utc.timestamp_millis_opt(ms).single()
+    }
+}
+
+impl fmt::Display for EntryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// A text that is not a stream entry id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a stream entry id: {0:?}")]
+pub struct BadEntryId(pub String);
+
+impl FromStr for EntryId {
+    type Err = BadEntryId;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || BadEntryId(text.chars().take(64).collect());
+        let (ms, seq) = text.split_once('-').unwrap_or((text, "0"));
+        Ok(Self {
+            ms: ms.parse().map_err(|_| bad())?,
+            seq: seq.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// An entry's fields as Redis holds them: names and values as bytes, in order.
+pub type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// What a reply holds for one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    Fields(Fields),
+    /// The id is still pending but the entry was deleted (XDEL, trimming): there is
+    /// nothing to process, only to acknowledge.
+    Deleted,
+    /// Redis answered something that is not a list of fields (it should not).
+    Malformed(String),
+}
+
+/// One stream entry as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamEntry {
+    pub id: EntryId,
+    pub body: Body,
+}
+
+/// Errors of the stream commands.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error(transparent)]
+    Redis(#[from] RedisError),
+    #[error("unexpected reply to {command}: {detail}")]
+    Reply {
+        command: &'static str,
+        detail: String,
+    },
+}
+
+impl From<redis::RedisError> for StreamError {
+    fn from(e: redis::RedisError) -> Self {
+        Self::Redis(e.into())
+    }
+}
+
+impl StreamError {
+    /// The Redis error code (`NOGROUP`, `BUSYGROUP`, ...), if Redis answered one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Redis(RedisError::Command(e)) => e.code(),
+            _ => None,
+        }
+    }
+}
+
+fn reply_error(command: &'static str, detail: impl Into<String>) -> StreamError {
+    StreamError::Reply {
+        command,
+        detail: detail.into(),
+    }
+}
+
+fn bytes(value: Value) -> Option<Vec<u8>> {
+    match value {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.into_bytes()),
+        Value::Int(i) => Some(i.to_string().into_bytes()),
+        Value::VerbatimString { text, .. } => Some(text.into_bytes()),
+        _ => None,
+    }
+}
+
+fn text(value: Value) -> Option<String> {
+    bytes(value).and_then(|b| String::from_utf8(b).ok())
+}
+
+fn items(value: Value) -> Option<Vec<Value>> {
+    match value {
+        Value::Array(v) | Value::Set(v) => Some(v),
+        _ => None,
+    }
+}
+
+fn body(value: Value) -> Body {
+    match value {
+        Value::Nil => Body::Deleted,
+        Value::Array(flat) => {
+            if flat.len() % 2 != 0 {
+                return Body::Malformed(format!("{} field items (odd)", flat.len()));
+            }
+            let mut fields = Vec::with_capacity(flat.len() / 2);
+            let mut it = flat.into_iter();
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                match (bytes(k), bytes(v)) {
+                    (Some(k), Some(v)) => fields.push((k, v)),
+                    _ => return Body::Malformed("a field that is not a string".into()),
+                }
+            }
+            Body::Fields(fields)
+        }
+        Value::Map(pairs) => {
+            let mut fields = Vec::with_capacity(pairs.len());
+            for (k, v) in pairs {
+                match (bytes(k), bytes(v)) {
+                    (Some(k), Some(v)) => fields.push((k, v)),
+                    _ => return Body::Malformed("a field that is not a string".into()),
+                }
+            }
+            Body::Fields(fields)
+        }
+        other => Body::Malformed(format!("{:.80}", format!("{other:?}"))),
+    }
+}
+
+/// Decodes a list of entries (XRANGE, XREVRANGE, XCLAIM, and each stream of an
+/// XREADGROUP reply). Only a reply that is not a list at all, or an id that is not
+/// an id, is an error; any entry's content is decoded on its own.
+pub fn parse_entries(command: &'static str, value: Value) -> Result<Vec<StreamEntry>, StreamError> {
+    let list = match value {
+        Value::Nil => return Ok(Vec::new()),
+        v => items(v).ok_or_else(|| reply_error(command, "not a list of entries"))?,
+    };
+    let mut entries = Vec::with_capacity(list.len());
+    for item in list {
+        // XCLAIM answers nil for an id it could not claim (deleted meanwhile).
+        let Some(mut pair) = items(item) else {
+            continue;
+        };
+        if pair.len() != 2 {
+            return Err(reply_error(command, "an entry that is not [id, fields]"));
+        }
+        let fields = pair.pop().unwrap_or(Value::Nil);
+        let id = pair
+            .pop()
+            .and_then(text)
+            .ok_or_else(|| reply_error(command, "an entry id that is not text"))?;
+        let id = id
+            .parse()
+            .map_err(|e: BadEntryId| reply_error(command, e.to_string()))?;
+        entries.push(StreamEntry {
+            id,
+            body: body(fields),
+        });
+    }
+    Ok(entries)
+}
+
+/// Decodes an XREADGROUP/XREAD reply: entries per stream name (nil: nothing new).
+pub fn parse_read_reply(value: Value) -> Result<Vec<(String, Vec<StreamEntry>)>, StreamError> {
+    const COMMAND: &str = "XREADGROUP";
+    let per_stream: Vec<(Value, Value)> = match value {
+        Value::Nil => return Ok(Vec::new()),
+        Value::Map(pairs) => pairs,
+        v => items(v)
+            .ok_or_else(|| reply_error(COMMAND, "not a list of streams"))?
+            .into_iter()
+            .map(|s| {
+                let mut pair = items(s)
+                    .filter(|p| p.len() == 2)
+                    .ok_or_else(|| reply_error(COMMAND, "a stream that is not [name, entries]"))?;
+                let entries = pair.pop().unwrap_or(Value::Nil);
+                Ok((pair.pop().unwrap_or(Value::Nil), entries))
+            })
+            .collect::<Result<_, StreamError>>()?,
+    };
+    per_stream
+        .into_iter()
+        .map(|(name, entries)| {
+            let name =
+                text(name).ok_or_else(|| reply_error(COMMAND, "a stream name that is not text"))?;
+            Ok((name, parse_entries(COMMAND, entries)?))
+        })
+        .collect()
+}
+
+/// Creates the consumer group on `stream` (and the stream itself, MKSTREAM) when
+/// absent, starting after `start` (`$`: only what is produced from now on, so a fresh
+/// deployment never replays a stream's history; `0`: everything in the stream).
+/// BUSYGROUP (the group exists already) is success.
+pub async fn ensure_group<C>(
     conn: &mut C,
     stream: &str,
     group: &str,
     start: &str,
-) -> Result<(), RedisError>
+) -> Result<(), StreamError>
 where
     C: redis::aio::ConnectionLike + Send,
 {
@@ -34,10 +257,392 @@ where
         .await;
     match created {
         Ok(()) => {
-            tracing::info!(stream, group, "consumer group created");
+            tracing::info!(stream, group, start, "consumer group created");
             Ok(())
         }
         Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Where an XREADGROUP starts on each stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// Entries never delivered to any consumer (`>`).
+    New,
+    /// This consumer's own pending entries after `id` (`0` for all).
+    OwnPendingAfter(EntryId),
+}
+
+/// XREADGROUP on `streams`, `count` entries at most per stream, blocking up to
+/// `block_ms` for new entries when given.
+pub async fn read_group<C>(
+    conn: &mut C,
+    group: &str,
+    consumer: &str,
+    streams: &[&str],
+    from: ReadFrom,
+    count: usize,
+    block_ms: Option<u64>,
+) -> Result<Vec<(String, Vec<StreamEntry>)>, StreamError>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    let mut cmd = redis::cmd("XREADGROUP");
+    cmd.arg("GROUP")
+        .arg(group)
+        .arg(consumer)
+        .arg("COUNT")
+        .arg(count);
+    if let Some(ms) = block_ms {
+        cmd.arg("BLOCK").arg(ms);
+    }
+    cmd.arg("STREAMS").arg(streams);
+    let start = match from {
+        ReadFrom::New => ">".to_owned(),
+        ReadFrom::OwnPendingAfter(id) => id.to_string(),
+    };
+    for _ in streams {
+        cmd.arg(&start);
+    }
+    let reply: Value = cmd.query_async(conn).await?;
+    parse_read_reply(reply)
+}
+
+/// One entry of the group's pending list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub id: EntryId,
+    pub consumer: String,
+    pub idle_ms: u64,
+    /// Deliveries so far.
+    pub deliveries: u64,
+}
+
+/// XPENDING (extended form): up to `count` pending entries idle at least `idle_ms`,
+/// after `after` (exclusive; `None` from the start), of one consumer or of all.
+pub async fn pending<C>(
+    conn: &mut C,
+    stream: &str,
+    group: &str,
+    idle_ms: u64,
+    after: Option<EntryId>,
+    count: usize,
+    consumer: Option<&str>,
+) -> Result<Vec<Pending>, StreamError>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    let mut cmd = redis::cmd("XPENDING");
+    cmd.arg(stream).arg(group).arg("IDLE").arg(idle_ms);
+    match after {
+        Some(id) => cmd.arg(format!("({id}")),
+        None => cmd.arg("-"),
+    };
+    cmd.arg("+").arg(count);
+    if let Some(c) = consumer {
+        cmd.arg(c);
+    }
+    let rows: Vec<(String, String, u64, u64)> = cmd.query_async(conn).await?;
+    rows.into_iter()
+        .map(|(id, consumer, idle_ms, deliveries)| {
+            Ok(Pending {
+                id: id
+                    .parse()
+                    .map_err(|e: BadEntryId| reply_error("XPENDING", e.to_string()))?,
+                consumer,
+                idle_ms,
+                deliveries,
+            })
+        })
+        .collect()
+}
+
+/// XCLAIM: takes `ids` for `consumer` if still idle at least `min_idle_ms`. Entries
+/// deleted meanwhile are dropped from the pending list by Redis and not returned.
+pub async fn claim<C>(
+    conn: &mut C,
+    stream: &str,
+    group: &str,
+    consumer: &str,
+    min_idle_ms: u64,
+    ids: &[EntryId],
+) -> Result<Vec<StreamEntry>, StreamError>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut cmd = redis::cmd("XCLAIM");
+    cmd.arg(stream).arg(group).arg(consumer).arg(min_idle_ms);
+    for id in ids {
+        cmd.arg(id.to_string());
+    }
+    let reply: Value = cmd.query_async(conn).await?;
+    parse_entries("XCLAIM", reply)
+}
+
+/// Resets the idle time of this consumer's own `ids` without reading them (XCLAIM
+/// JUSTID to itself): the heartbeat of entries still being worked on.
+pub async fn touch<C>(
+    conn: &mut C,
+    stream: &str,
+    group: &str,
+    consumer: &str,
+    ids: &[EntryId],
+) -> Result<(), StreamError>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut cmd = redis::cmd("XCLAIM");
+    cmd.arg(stream).arg(group).arg(consumer).arg(0);
+    for id in ids {
+        cmd.arg(id.to_string());
+    }
+    cmd.arg("JUSTID");
+    let _: Value = cmd.query_async(conn).await?;
+    Ok(())
+}
+
+/// XACK of `ids` per stream, one pipeline.
+pub async fn ack<C>(
+    conn: &mut C,
+    group: &str,
+    by_stream: &[(&str, Vec<EntryId>)],
+) -> Result<(), StreamError>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    let mut pipe = redis::pipe();
+    for (stream, ids) in by_stream {
+        if ids.is_empty() {
+            continue;
+        }
+        let cmd = pipe.cmd("XACK").arg(*stream).arg(group);
+        for id in ids {
+            cmd.arg(id.to_string());
+        }
+        cmd.ignore();
+    }
+    pipe.query_async::<()>(conn).await?;
+    Ok(())
+}
+
+/// XREVRANGE: up to `count` entries from `end` down to `start`, both inclusive
+/// unless `end_exclusive`, newest first.
+pub async fn range_rev<C>(
+    conn: &mut C,
+    stream: &str,
+    end: EntryId,
+    end_exclusive: bool,
+    start: EntryId,
+    count: usize,
+) -> Result<Vec<StreamEntry>, StreamError>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    let end = if end_exclusive {
+        format!("({end}")
+    } else {
+        end.to_string()
+    };
+    let reply: Value = redis::cmd("XREVRANGE")
+        .arg(stream)
+        .arg(end)
+        .arg(start.to_string())
+        .arg("COUNT")
+        .arg(count)
+        .query_async(conn)
+        .await?;
+    parse_entries("XREVRANGE", reply)
+}
+
+/// XRANGE of the whole stream, oldest first, up to `count` entries.
+pub async fn range_all<C>(
+    conn: &mut C,
+    stream: &str,
+    count: usize,
+) -> Result<Vec<StreamEntry>, StreamError>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    let reply: Value = redis::cmd("XRANGE")
+        .arg(stream)
+        .arg("-")
+        .arg("+")
+        .arg("COUNT")
+        .arg(count)
+        .query_async(conn)
+        .await?;
+    parse_entries("XRANGE", reply)
+}
+
+/// XADD with an approximate MAXLEN; the new entry's id.
+pub async fn add<C>(
+    conn: &mut C,
+    stream: &str,
+    maxlen: u64,
+    fields: &[(&[u8], &[u8])],
+) -> Result<EntryId, StreamError>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(stream).arg("MAXLEN").arg("~").arg(maxlen).arg("*");
+    for (k, v) in fields {
+        cmd.arg(*k).arg(*v);
+    }
+    let id: String = cmd.query_async(conn).await?;
+    id.parse()
+        .map_err(|e: BadEntryId| reply_error("XADD", e.to_string()))
+}
+
+/// The prefix under which a dead letter keeps the original entry's fields, so no
+/// producer field can shadow `reason`, `source_stream` or `source_id`.
+pub const DEAD_LETTER_FIELD_PREFIX: &[u8] = b"entry.";
+
+/// One entry to dead-letter and why.
+pub struct DeadLetter<'a> {
+    pub stream: &'a str,
+    pub id: EntryId,
+    pub fields: &'a [(Vec<u8>, Vec<u8>)],
+    pub reason: &'a str,
+}
+
+/// Copies entries to the dead-letter stream, one pipeline: `reason`,
+/// `source_stream`, `source_id`, then each original field as `entry.<name>`.
+pub async fn dead_letter<C>(
+    conn: &mut C,
+    dead_letter_stream: &str,
+    maxlen: u64,
+    letters: &[DeadLetter<'_>],
+) -> Result<(), StreamError>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    if letters.is_empty() {
+        return Ok(());
+    }
+    let mut pipe = redis::pipe();
+    for letter in letters {
+        let id = letter.id.to_string();
+        let cmd = pipe
+            .cmd("XADD")
+            .arg(dead_letter_stream)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(maxlen)
+            .arg("*")
+            .arg("reason")
+            .arg(letter.reason)
+            .arg("source_stream")
+            .arg(letter.stream)
+            .arg("source_id")
+            .arg(id);
+        for (k, v) in letter.fields {
+            let mut name = DEAD_LETTER_FIELD_PREFIX.to_vec();
+            name.extend_from_slice(k);
+            cmd.arg(name).arg(v.as_slice());
+        }
+        cmd.ignore();
+    }
+    pipe.query_async::<()>(conn).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &[u8]) -> Value {
+        Value::BulkString(s.to_vec())
+    }
+
+    #[test]
+    fn entry_ids_round_trip_and_order() {
+        let a: EntryId = "1764000000000-5".parse().expect("id");
+        assert_eq!(
+            a,
+            EntryId {
+                ms: 1_764_000_000_000,
+                seq: 5
+            }
+        );
+        assert_eq!(a.to_string(), "1764000000000-5");
+        assert!(a < "1764000000000-6".parse().expect("id"));
+        assert!(a < "1764000000001-0".parse().expect("id"));
+        assert_eq!("17".parse::<EntryId>(), Ok(EntryId { ms: 17, seq: 0 }));
+        assert!("garbage".parse::<EntryId>().is_err());
+        assert!("1-x".parse::<EntryId>().is_err());
+        assert_eq!(a.time().map(|t| t.timestamp()), Some(1_764_000_000));
+        let before_epoch = Utc.timestamp_opt(-10, 0).single().expect("time");
+        assert_eq!(EntryId::first_at(before_epoch), None);
+    }
+
+    #[test]
+    fn a_non_utf8_field_name_spoils_only_its_own_entry() {
+        let reply = Value::Array(vec![Value::Array(vec![
+            bulk(b"events"),
+            Value::Array(vec![
+                Value::Array(vec![
+                    bulk(b"1-0"),
+                    Value::Array(vec![bulk(b"\xff"), bulk(b"x")]),
+                ]),
+                Value::Array(vec![
+                    bulk(b"1-1"),
+                    Value::Array(vec![bulk(b"event"), bulk(b"{}")]),
+                ]),
+                Value::Array(vec![bulk(b"1-2"), Value::Nil]),
+            ]),
+        ])]);
+        let streams = parse_read_reply(reply).expect("parsed");
+        assert_eq!(streams.len(), 1);
+        let (name, entries) = &streams[0];
+        assert_eq!(name, "events");
+        assert_eq!(entries.len(), 3);
+        assert_eq!(
+            entries[0].body,
+            Body::Fields(vec![(b"\xff".to_vec(), b"x".to_vec())])
+        );
+        assert_eq!(
+            entries[1].body,
+            Body::Fields(vec![(b"event".to_vec(), b"{}".to_vec())])
+        );
+        assert_eq!(entries[2].body, Body::Deleted);
+    }
+
+    #[test]
+    fn odd_or_non_string_fields_are_malformed_not_errors() {
+        let entries = parse_entries(
+            "XRANGE",
+            Value::Array(vec![
+                Value::Array(vec![bulk(b"1-0"), Value::Array(vec![bulk(b"a")])]),
+                Value::Array(vec![
+                    bulk(b"1-1"),
+                    Value::Array(vec![bulk(b"a"), Value::Array(vec![])]),
+                ]),
+            ]),
+        )
+        .expect("parsed");
+        assert!(matches!(entries[0].body, Body::Malformed(_)));
+        assert!(matches!(entries[1].body, Body::Malformed(_)));
+    }
+
+    #[test]
+    fn nil_replies_are_empty_and_wrong_shapes_are_errors() {
+        assert!(parse_read_reply(Value::Nil).expect("nil").is_empty());
+        assert!(parse_entries("XCLAIM", Value::Array(vec![Value::Nil]))
+            .expect("nil")
+            .is_empty());
+        assert!(parse_read_reply(Value::Int(3)).is_err());
+        assert!(parse_entries(
+            "XRANGE",
+            Value::Array(vec![Value::Array(vec![bulk(b"x-y"), Value::Nil])])
+        )
+        .is_err());
     }
 }

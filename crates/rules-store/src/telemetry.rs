@@ -24,6 +24,30 @@ pub fn init_logging(settings: &LogSettings) {
             .with_current_span(true)
             .try_init(),
     };
+    log_panics();
+}
+
+/// Panics become one structured error line (message, location, thread) instead
+/// of free text on stderr; what the task or process does next is its owner's.
+fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into());
+        let message: String = message.chars().take(1_000).collect();
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let thread = std::thread::current()
+            .name()
+            .unwrap_or("unnamed")
+            .to_owned();
+        tracing::error!(panic = %message, %location, %thread, "panicked");
+    }));
 }
 
 /// The exit of a binary: success, or one line on stderr naming the binary and the

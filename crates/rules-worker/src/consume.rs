@@ -1,56 +1,27 @@
-//! Reading the input streams: new entries with XREADGROUP, this consumer's own
-//! pending entries at start, and entries left pending by dead consumers.
+//! Reading the input streams: new entries with XREADGROUP; at start, this consumer's
+//! own pending entries (left by a previous run under the same name); and, while
+//! running, every entry left pending idle longer than `worker.claim_idle_ms`, by a
+//! dead consumer or by this one (after a failed read, say). A heartbeat keeps the
+//! entries this process is working on from looking idle, so a slow action is never
+//! taken over by another replica and `claim_idle_ms` can be short.
 //!
-//! Dead consumers' entries are found with XPENDING (which gives each entry's delivery
-//! count) and taken with XCLAIM, rather than XAUTOCLAIM, so that an entry delivered
+//! Pending entries are found with XPENDING (which gives each entry's delivery count)
+//! and taken with XCLAIM, rather than XAUTOCLAIM, so that an entry delivered
 //! `worker.max_deliveries` times goes to the dead-letter stream instead of being
 //! tried forever. Entries are never re-added to a stream (that would reset their
 //! delivery count) and never XDEL'd after acknowledgement (that would make the
 //! group's `lag` unknown, and autoscaling reads it).
 
 use redis::aio::MultiplexedConnection;
-use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
-use redis::AsyncCommands;
+use rules_store::streams::{self, EntryId, ReadFrom, StreamError};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff;
 use crate::context::Context;
-
-/// One stream entry on its way through the worker. Holds its in-flight permit
-/// until it is acknowledged.
-pub struct Entry {
-    pub stream: Arc<str>,
-    pub id: String,
-    pub fields: Vec<(String, Vec<u8>)>,
-    /// How many times it has been delivered, this time included.
-    pub deliveries: u64,
-    pub permit: Option<OwnedSemaphorePermit>,
-}
-
-impl Entry {
-    /// The claim token of this entry in the gate: stream and id.
-    pub fn token(&self) -> String {
-        format!("{}/{}", self.stream, self.id)
-    }
-}
-
-fn entries_of(stream: &Arc<str>, ids: Vec<StreamId>, deliveries: u64) -> Vec<Entry> {
-    ids.into_iter()
-        .map(|sid| Entry {
-            stream: Arc::clone(stream),
-            fields: sid
-                .map
-                .into_iter()
-                .map(|(k, v)| (k, redis::from_redis_value::<Vec<u8>>(v).unwrap_or_default()))
-                .collect(),
-            id: sid.id,
-            deliveries,
-            permit: None,
-        })
-        .collect()
-}
+use crate::pipeline::Entry;
 
 /// A connection of the reader's own: a blocking XREADGROUP must not hold a pooled one.
 pub async fn reader_connection(
@@ -66,127 +37,84 @@ pub async fn reader_connection(
         .await
 }
 
-/// Hands this consumer's own pending entries (read but not acknowledged before a
-/// restart under the same name) to the processor, oldest first.
-async fn own_pending(
-    ctx: &Context,
-    conn: &mut MultiplexedConnection,
-    streams: &[Arc<str>],
-    batches: &mpsc::Sender<Vec<Entry>>,
-) -> redis::RedisResult<()> {
-    for stream in streams {
-        let mut cursor = "0".to_owned();
-        loop {
-            let permits = match Arc::clone(&ctx.in_flight)
-                .acquire_many_owned(ctx.settings.batch_size as u32)
-                .await
-            {
-                Ok(p) => p,
-                Err(_) => return Ok(()),
-            };
-            let opts = StreamReadOptions::default()
-                .group(&ctx.settings.group, &ctx.consumer)
-                .count(ctx.settings.batch_size);
-            let reply: Option<StreamReadReply> = conn
-                .xread_options(&[&**stream], &[cursor.as_str()], &opts)
-                .await?;
-            let ids: Vec<StreamId> = reply
-                .into_iter()
-                .flat_map(|r| r.keys)
-                .flat_map(|k| k.ids)
-                .collect();
-            let Some(last) = ids.last().map(|i| i.id.clone()) else {
-                break;
-            };
-            let full = ids.len() >= ctx.settings.batch_size;
-            let mut batch = entries_of(stream, ids, 2);
-            let mut permits = permits;
-            for entry in &mut batch {
-                entry.permit = permits.split(1);
-            }
-            drop(permits);
-            tracing::info!(stream = %stream, entries = batch.len(), "resuming own pending entries");
-            if batches.send(batch).await.is_err() || !full {
-                break;
-            }
-            cursor = last;
-        }
-    }
-    Ok(())
+fn stream_names(ctx: &Context) -> Vec<Arc<str>> {
+    ctx.settings
+        .streams
+        .iter()
+        .map(|s| Arc::from(s.as_str()))
+        .collect()
 }
 
-/// Reads new entries until cancelled, handing batches to the processor.
+/// Reads new entries until cancelled, handing batches to the processor. Before the
+/// first read, resumes this consumer's own pending entries.
 pub async fn read_loop(
     ctx: Arc<Context>,
     redis_url: String,
     batches: mpsc::Sender<Vec<Entry>>,
     token: CancellationToken,
 ) {
-    let streams: Vec<Arc<str>> = ctx
-        .settings
-        .streams
-        .iter()
-        .map(|s| Arc::from(s.as_str()))
-        .collect();
+    let streams = stream_names(&ctx);
     let mut conn: Option<MultiplexedConnection> = None;
     let mut resumed = false;
-    let mut failures: u32 = 0;
+    let mut delays = backoff::delays(Duration::from_millis(100), Duration::from_secs(6));
     while !token.is_cancelled() {
         let c = match conn.as_mut() {
             Some(c) => c,
             None => match reader_connection(&redis_url, ctx.settings.block_ms).await {
                 Ok(c) => conn.insert(c),
                 Err(e) => {
-                    failures += 1;
                     tracing::warn!(error = %e, "reader cannot connect to Redis; retrying");
-                    pause(&token, failures).await;
+                    pause(&token, delays.next()).await;
                     continue;
                 }
             },
         };
         if !resumed {
-            if let Err(e) = own_pending(&ctx, c, &streams, &batches).await {
-                tracing::warn!(error = %e, "reading own pending entries failed; they will be claimed later");
+            match resume_own_pending(&ctx, &streams, &batches).await {
+                Ok(()) => resumed = true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading own pending entries failed; retrying");
+                    pause(&token, delays.next()).await;
+                    continue;
+                }
             }
-            resumed = true;
         }
         // Wait for room before reading: entries in flight are bounded.
         let permits = tokio::select! {
             _ = token.cancelled() => break,
-            p = Arc::clone(&ctx.in_flight).acquire_many_owned(ctx.settings.batch_size as u32) => match p {
-                Ok(p) => p,
-                Err(_) => break,
+            p = ctx.in_flight.acquire(ctx.settings.batch_size) => match p {
+                Some(p) => p,
+                None => break,
             },
         };
-        let opts = StreamReadOptions::default()
-            .group(&ctx.settings.group, &ctx.consumer)
-            .count(ctx.settings.batch_size)
-            .block(ctx.settings.block_ms as usize);
-        let ids: Vec<&str> = streams.iter().map(|_| ">").collect();
         let keys: Vec<&str> = streams.iter().map(|s| &**s).collect();
-        let reply: redis::RedisResult<Option<StreamReadReply>> =
-            c.xread_options(&keys, &ids, &opts).await;
+        let reply = streams::read_group(
+            c,
+            &ctx.settings.group,
+            &ctx.consumer,
+            &keys,
+            ReadFrom::New,
+            ctx.settings.batch_size,
+            Some(ctx.settings.block_ms),
+        )
+        .await;
         match reply {
-            Ok(reply) => {
-                failures = 0;
+            Ok(per_stream) => {
+                delays = backoff::delays(Duration::from_millis(100), Duration::from_secs(6));
                 let mut batch = Vec::new();
-                for key in reply.map(|r| r.keys).unwrap_or_default() {
+                for (name, entries) in per_stream {
                     let stream = streams
                         .iter()
-                        .find(|s| ***s == *key.key)
+                        .find(|s| ***s == *name)
                         .cloned()
-                        .unwrap_or_else(|| Arc::from(key.key.as_str()));
-                    batch.extend(entries_of(&stream, key.ids, 1));
+                        .unwrap_or_else(|| Arc::from(name.as_str()));
+                    batch.extend(entries.into_iter().map(|e| Entry::new(&stream, e, 1)));
                 }
                 metrics::counter!("events_read_total").increment(batch.len() as u64);
                 if batch.is_empty() {
                     continue;
                 }
-                let mut permits = permits;
-                for entry in &mut batch {
-                    entry.permit = permits.split(1);
-                }
-                drop(permits);
+                permits.attach(&mut batch);
                 if batches.send(batch).await.is_err() {
                     break;
                 }
@@ -200,123 +128,270 @@ pub async fn read_loop(
                 );
                 metrics::counter!("consumer_group_recreated_total").increment(1);
                 for stream in &ctx.settings.streams {
-                    if let Err(e) =
-                        rules_store::streams::ensure_group_from(c, stream, &ctx.settings.group, "0")
-                            .await
+                    if let Err(e) = streams::ensure_group(c, stream, &ctx.settings.group, "0").await
                     {
                         tracing::warn!(error = %e, stream, "recreating the consumer group failed");
                     }
                 }
             }
             Err(e) => {
-                failures += 1;
                 tracing::warn!(error = %e, "XREADGROUP failed; reconnecting");
                 conn = None;
-                pause(&token, failures).await;
+                pause(&token, delays.next()).await;
             }
         }
     }
     tracing::info!("reader stopped");
 }
 
-async fn pause(token: &CancellationToken, failures: u32) {
-    let delay = Duration::from_millis(100u64.saturating_mul(1 << failures.min(6)));
+async fn pause(token: &CancellationToken, delay: Option<Duration>) {
     tokio::select! {
         _ = token.cancelled() => {}
-        _ = tokio::time::sleep(delay) => {}
+        _ = tokio::time::sleep(delay.unwrap_or(Duration::from_secs(6))) => {}
     }
 }
 
-/// Takes over entries other consumers left pending longer than `claim_idle_ms`,
-/// and forgets consumers that are long gone and own nothing.
+/// Hands this consumer's own pending entries (read but not acknowledged before a
+/// restart under the same name) to the processor, oldest first, with their real
+/// delivery counts, so that a crash loop on one entry ends in the dead-letter stream.
+async fn resume_own_pending(
+    ctx: &Context,
+    streams: &[Arc<str>],
+    batches: &mpsc::Sender<Vec<Entry>>,
+) -> Result<(), StreamError> {
+    for stream in streams {
+        let mut after = None;
+        loop {
+            let Some(permits) = ctx.in_flight.acquire(ctx.settings.batch_size).await else {
+                return Ok(());
+            };
+            let (mut batch, last) =
+                take_pending(ctx, stream, Some(&ctx.consumer), 0, after).await?;
+            if batch.is_empty() {
+                break;
+            }
+            let deliveries: Vec<u64> = batch.iter().map(|e| e.deliveries).collect();
+            tracing::info!(
+                stream = %stream,
+                entries = batch.len(),
+                max_deliveries = deliveries.iter().max().copied().unwrap_or(0),
+                deliveries = ?summarise(&deliveries),
+                "resuming own pending entries"
+            );
+            permits.attach(&mut batch);
+            if batches.send(batch).await.is_err() {
+                return Ok(());
+            }
+            after = last;
+        }
+    }
+    Ok(())
+}
+
+/// Delivery counts as `count × deliveries`, most delivered first (a bounded line).
+fn summarise(deliveries: &[u64]) -> Vec<String> {
+    let mut counts = std::collections::BTreeMap::<u64, usize>::new();
+    for d in deliveries {
+        *counts.entry(*d).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .rev()
+        .take(8)
+        .map(|(d, n)| format!("{n}x{d}"))
+        .collect()
+}
+
+/// One page of pending entries idle at least `idle_ms` (of `consumer`, or of any),
+/// after `after`, that this process is not working on, taken with XCLAIM. Returns
+/// them with their delivery counts and the last id seen (for the next page; `None`
+/// when this was the last page).
+async fn take_pending(
+    ctx: &Context,
+    stream: &Arc<str>,
+    consumer: Option<&str>,
+    idle_ms: u64,
+    after: Option<EntryId>,
+) -> Result<(Vec<Entry>, Option<EntryId>), StreamError> {
+    let mut conn = ctx
+        .redis
+        .get()
+        .await
+        .map_err(rules_store::redis::RedisError::from)?;
+    let page = ctx.settings.batch_size;
+    let pending = streams::pending(
+        &mut conn,
+        stream,
+        &ctx.settings.group,
+        idle_ms,
+        after,
+        page,
+        consumer,
+    )
+    .await?;
+    let last = if pending.len() >= page {
+        pending.last().map(|p| p.id)
+    } else {
+        None
+    };
+    let candidates: Vec<_> = pending
+        .into_iter()
+        .filter(|p| !ctx.in_flight.holds(stream, p.id))
+        .collect();
+    let ids: Vec<EntryId> = candidates.iter().map(|p| p.id).collect();
+    let claimed = streams::claim(
+        &mut conn,
+        stream,
+        &ctx.settings.group,
+        &ctx.consumer,
+        idle_ms,
+        &ids,
+    )
+    .await?;
+    let entries = claimed
+        .into_iter()
+        .map(|e| {
+            let before = candidates
+                .iter()
+                .find(|p| p.id == e.id)
+                .map_or(0, |p| p.deliveries);
+            Entry::new(stream, e, before + 1)
+        })
+        .collect();
+    Ok((entries, last))
+}
+
+/// Takes over entries left pending longer than `claim_idle_ms` (by a dead consumer,
+/// or by this one), page after page until none is left or there is no room, and
+/// forgets consumers that are long gone and own nothing.
 pub async fn claim_loop(
     ctx: Arc<Context>,
     batches: mpsc::Sender<Vec<Entry>>,
     token: CancellationToken,
 ) {
     let every = Duration::from_millis(ctx.settings.claim_interval_ms);
+    let streams = stream_names(&ctx);
     loop {
         tokio::select! {
             _ = token.cancelled() => break,
             _ = tokio::time::sleep(every) => {}
         }
-        for stream in &ctx.settings.streams {
-            match claim_stream(&ctx, stream).await {
-                Ok(batch) if !batch.is_empty() => {
-                    metrics::counter!("entries_claimed_total").increment(batch.len() as u64);
-                    tracing::info!(
-                        stream,
-                        claimed = batch.len(),
-                        "took over entries of a dead consumer"
-                    );
-                    if batches.send(batch).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, stream, "claiming pending entries failed"),
+        for stream in &streams {
+            if !claim_stream(&ctx, stream, &batches, &token).await {
+                return;
             }
             if let Err(e) = prune_consumers(&ctx, stream).await {
-                tracing::debug!(error = %e, stream, "pruning idle consumers failed");
+                tracing::debug!(error = %e, stream = %stream, "pruning idle consumers failed");
             }
         }
     }
 }
 
-async fn claim_stream(ctx: &Context, stream: &str) -> redis::RedisResult<Vec<Entry>> {
-    let mut conn = pooled(ctx).await?;
-    let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
-        .arg(stream)
-        .arg(&ctx.settings.group)
-        .arg("IDLE")
-        .arg(ctx.settings.claim_idle_ms)
-        .arg("-")
-        .arg("+")
-        .arg(ctx.settings.batch_size)
-        .query_async(&mut conn)
-        .await?;
-    // Our own pending entries are in flight here, not abandoned.
-    let others: Vec<(String, u64)> = pending
-        .into_iter()
-        .filter(|(_, consumer, _, _)| *consumer != ctx.consumer)
-        .map(|(id, _, _, deliveries)| (id, deliveries))
-        .collect();
-    if others.is_empty() {
-        return Ok(Vec::new());
-    }
-    let permits = match Arc::clone(&ctx.in_flight).try_acquire_many_owned(others.len() as u32) {
-        Ok(p) => p,
-        Err(_) => return Ok(Vec::new()), // busy: the next round will take them
-    };
-    let ids: Vec<&str> = others.iter().map(|(id, _)| id.as_str()).collect();
-    let claimed: redis::streams::StreamClaimReply = redis::cmd("XCLAIM")
-        .arg(stream)
-        .arg(&ctx.settings.group)
-        .arg(&ctx.consumer)
-        .arg(ctx.settings.claim_idle_ms)
-        .arg(&ids)
-        .query_async(&mut conn)
-        .await?;
-    let stream: Arc<str> = Arc::from(stream);
-    let mut permits = permits;
-    let mut entries = Vec::new();
-    for sid in claimed.ids {
-        let before = others
-            .iter()
-            .find(|(id, _)| *id == sid.id)
-            .map_or(1, |(_, d)| *d);
-        let mut batch = entries_of(&stream, vec![sid], before + 1);
-        for e in &mut batch {
-            e.permit = permits.split(1);
+/// Claims every idle entry of `stream` there is room for. False when the
+/// processor is gone.
+async fn claim_stream(
+    ctx: &Context,
+    stream: &Arc<str>,
+    batches: &mpsc::Sender<Vec<Entry>>,
+    token: &CancellationToken,
+) -> bool {
+    let mut after = None;
+    while !token.is_cancelled() {
+        let Some(permits) = ctx.in_flight.try_acquire(ctx.settings.batch_size) else {
+            return true; // busy: the next round takes the rest
+        };
+        match take_pending(ctx, stream, None, ctx.settings.claim_idle_ms, after).await {
+            Ok((mut batch, last)) => {
+                if !batch.is_empty() {
+                    metrics::counter!("entries_claimed_total").increment(batch.len() as u64);
+                    tracing::info!(
+                        stream = %stream,
+                        claimed = batch.len(),
+                        "took over entries left pending"
+                    );
+                    permits.attach(&mut batch);
+                    if batches.send(batch).await.is_err() {
+                        return false;
+                    }
+                }
+                match last {
+                    Some(id) => after = Some(id),
+                    None => return true,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, stream = %stream, "claiming pending entries failed");
+                return true;
+            }
         }
-        entries.extend(batch);
     }
-    Ok(entries)
+    true
+}
+
+/// Every third of `claim_idle_ms`, resets the idle time of the entries this process
+/// holds (XCLAIM JUSTID to itself, which does not count as a delivery).
+pub async fn heartbeat_loop(ctx: Arc<Context>, token: CancellationToken) {
+    let every = Duration::from_millis((ctx.settings.claim_idle_ms / 3).max(1));
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => break,
+            _ = tokio::time::sleep(every) => {}
+        }
+        if let Err(e) = beat(&ctx).await {
+            tracing::warn!(error = %e, "heartbeat of in-flight entries failed");
+        }
+    }
+}
+
+async fn beat(ctx: &Context) -> Result<(), StreamError> {
+    let held = ctx.in_flight.held();
+    if held.is_empty() {
+        return Ok(());
+    }
+    let mut conn = ctx
+        .redis
+        .get()
+        .await
+        .map_err(rules_store::redis::RedisError::from)?;
+    for (stream, ids) in held {
+        // Only what is still this consumer's: an entry another replica took over
+        // (after a heartbeat failed for longer than claim_idle_ms) stays with it.
+        let ours: std::collections::HashSet<EntryId> = streams::pending(
+            &mut conn,
+            &stream,
+            &ctx.settings.group,
+            0,
+            None,
+            ids.len().max(ctx.settings.max_in_flight) * 2,
+            Some(&ctx.consumer),
+        )
+        .await?
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+        let ids: Vec<EntryId> = ids.into_iter().filter(|id| ours.contains(id)).collect();
+        for chunk in ids.chunks(1_000) {
+            streams::touch(
+                &mut conn,
+                &stream,
+                &ctx.settings.group,
+                &ctx.consumer,
+                chunk,
+            )
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Deletes consumers with nothing pending that have been idle ten claim periods.
-async fn prune_consumers(ctx: &Context, stream: &str) -> redis::RedisResult<()> {
-    let mut conn = pooled(ctx).await?;
+async fn prune_consumers(ctx: &Context, stream: &str) -> Result<(), StreamError> {
+    use redis::AsyncCommands;
+    let mut conn = ctx
+        .redis
+        .get()
+        .await
+        .map_err(rules_store::redis::RedisError::from)?;
     let consumers: redis::streams::StreamInfoConsumersReply =
         conn.xinfo_consumers(stream, &ctx.settings.group).await?;
     let limit = ctx.settings.claim_idle_ms.saturating_mul(10) as usize;
@@ -332,44 +407,4 @@ async fn prune_consumers(ctx: &Context, stream: &str) -> redis::RedisResult<()> 
         }
     }
     Ok(())
-}
-
-/// A pooled connection, its pool error as a Redis error (the callers' error type).
-async fn pooled(ctx: &Context) -> redis::RedisResult<deadpool_redis::Connection> {
-    ctx.redis
-        .get()
-        .await
-        .map_err(|e| redis::RedisError::from((redis::ErrorKind::Io, "pool", e.to_string())))
-}
-
-/// Copies unreadable entries to the dead-letter stream with the reason, the source
-/// and the original fields.
-pub async fn dead_letter(ctx: &Context, entries: &[(&Entry, String)]) -> redis::RedisResult<()> {
-    if entries.is_empty() {
-        return Ok(());
-    }
-    let mut conn = pooled(ctx).await?;
-    let mut pipe = redis::pipe();
-    for (entry, reason) in entries {
-        let cmd = pipe
-            .cmd("XADD")
-            .arg(&ctx.settings.dead_letter_stream)
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(ctx.settings.dead_letter_maxlen)
-            .arg("*")
-            .arg("reason")
-            .arg(reason)
-            .arg("source_stream")
-            .arg(&*entry.stream)
-            .arg("source_id")
-            .arg(&entry.id);
-        for (k, v) in &entry.fields {
-            // The envelope's own fields cannot collide with ours: ours come first
-            // and a reader takes the first occurrence.
-            cmd.arg(k).arg(v);
-        }
-        cmd.ignore();
-    }
-    pipe.query_async::<()>(&mut conn).await
 }

@@ -4,9 +4,9 @@ use rules_store::config::WorkerSettings;
 use rules_store::db::PgPool;
 use rules_store::redis::RedisPool;
 use std::sync::Arc;
-use tokio::sync::Semaphore;
 
 use crate::actions::Executor;
+use crate::pipeline::InFlight;
 use crate::rules::Rules;
 
 pub struct Context {
@@ -17,8 +17,21 @@ pub struct Context {
     pub executor: Executor,
     /// This replica's name in the consumer groups.
     pub consumer: String,
-    /// One permit per entry read and not yet acknowledged (`worker.max_in_flight`).
-    pub in_flight: Arc<Semaphore>,
+    /// Entries read and not yet acknowledged (`worker.max_in_flight`).
+    pub in_flight: InFlight,
+    /// The first essential task that stopped while it should have run.
+    pub failed: std::sync::OnceLock<&'static str>,
+}
+
+impl Context {
+    /// Records that essential task `name` stopped: readiness fails from now on.
+    pub fn fail(&self, name: &'static str) {
+        let _ = self.failed.set(name);
+    }
+
+    pub fn failed_task(&self) -> Option<&'static str> {
+        self.failed.get().copied()
+    }
 }
 
 /// `worker.consumer`, else `POD_NAME`, else `<hostname>-<pid>`.

@@ -23,7 +23,12 @@ async fn live() -> HttpResponse {
 
 #[get("/health/ready")]
 async fn ready(state: web::Data<State>) -> HttpResponse {
-    let (ok, mut body) = rules_store::readiness(&state.ctx.db, &state.ctx.redis).await;
+    let (mut ok, mut body) = rules_store::readiness(&state.ctx.db, &state.ctx.redis).await;
+    if let Some(task) = state.ctx.failed_task() {
+        ok = false;
+        body["status"] = json!("failing");
+        body["checks"]["tasks"] = json!({"status": "failing", "error": format!("{task} stopped")});
+    }
     body["rules_loaded"] = json!(state.ctx.rules.snapshot().len());
     body["streams"] = json!(state.ctx.settings.streams);
     body["group"] = json!(state.ctx.settings.group);
@@ -57,11 +62,8 @@ async fn scrape(state: web::Data<State>) -> HttpResponse {
         }
     }
     rules_store::telemetry::record_pool_gauges(&ctx.db, &ctx.redis);
-    metrics::gauge!("entries_in_flight").set(
-        ctx.settings
-            .max_in_flight
-            .saturating_sub(ctx.in_flight.available_permits()) as f64,
-    );
+    metrics::gauge!("entries_in_flight")
+        .set(ctx.in_flight.in_use(ctx.settings.max_in_flight) as f64);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.metrics.render())

@@ -10,9 +10,12 @@
 //! commits and acknowledges; then the process exits 0.
 
 pub mod actions;
+pub mod backoff;
 pub mod consume;
 pub mod context;
+pub mod dead_letter;
 pub mod http;
+pub mod pipeline;
 pub mod process;
 pub mod record;
 pub mod rules;
@@ -22,7 +25,7 @@ use anyhow::Context as _;
 use rules_store::Settings;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
 use crate::actions::webhook::WebhookClient;
@@ -45,7 +48,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     {
         let mut conn = redis.get().await.context("redis connection")?;
         for stream in &worker.streams {
-            rules_store::streams::ensure_group(&mut conn, stream, &worker.group).await?;
+            rules_store::streams::ensure_group(&mut conn, stream, &worker.group, "$").await?;
         }
     }
     let consumer = consumer_name(worker.consumer.as_deref());
@@ -55,52 +58,76 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         publish_maxlen: worker.publish_maxlen,
     };
     let ctx = Arc::new(Context {
-        in_flight: Arc::new(Semaphore::new(worker.max_in_flight)),
+        in_flight: pipeline::InFlight::new(worker.max_in_flight),
         settings: worker.clone(),
         db: db.clone(),
         redis,
         rules: Arc::clone(&rules),
         executor,
         consumer: consumer.clone(),
+        failed: std::sync::OnceLock::new(),
     });
 
     let http = http::start(worker.http_bind, Arc::clone(&ctx))?;
-    let keeper = tokio::spawn(rules::keep_current(
-        rules,
-        db,
-        settings.database.url.clone(),
-        Duration::from_secs(worker.reconcile_seconds),
-        token.clone(),
-    ));
+    let keeper = supervise(
+        &ctx,
+        "rule keeper",
+        &token,
+        rules::keep_current(
+            rules,
+            db,
+            settings.database.url.clone(),
+            Duration::from_secs(worker.reconcile_seconds),
+            token.clone(),
+        ),
+    );
 
     let (batch_tx, batch_rx) = mpsc::channel(4);
     let (done_tx, done_rx) = mpsc::channel(worker.max_in_flight.max(1));
     let tracker = TaskTracker::new();
     // Work already read is finished even after SIGTERM; only reading stops.
     let work_token = tokio_util::sync::CancellationToken::new();
-    let processor = tokio::spawn(process::process_batches(
-        Arc::clone(&ctx),
-        batch_rx,
-        done_tx,
-        tracker.clone(),
-        work_token.clone(),
-    ));
-    let recorder = tokio::spawn(record::record_loop(
-        Arc::clone(&ctx),
-        done_rx,
-        work_token.clone(),
-    ));
-    let reader = tokio::spawn(consume::read_loop(
-        Arc::clone(&ctx),
-        settings.redis.url.clone(),
-        batch_tx.clone(),
-        token.clone(),
-    ));
-    let claimer = tokio::spawn(consume::claim_loop(
-        Arc::clone(&ctx),
-        batch_tx,
-        token.clone(),
-    ));
+    let processor = supervise(
+        &ctx,
+        "processor",
+        &token,
+        process::process_batches(
+            Arc::clone(&ctx),
+            batch_rx,
+            done_tx,
+            tracker.clone(),
+            work_token.clone(),
+        ),
+    );
+    let recorder = supervise(
+        &ctx,
+        "recorder",
+        &token,
+        record::record_loop(Arc::clone(&ctx), done_rx, work_token.clone()),
+    );
+    let reader = supervise(
+        &ctx,
+        "reader",
+        &token,
+        consume::read_loop(
+            Arc::clone(&ctx),
+            settings.redis.url.clone(),
+            batch_tx.clone(),
+            token.clone(),
+        ),
+    );
+    let claimer = supervise(
+        &ctx,
+        "claimer",
+        &token,
+        consume::claim_loop(Arc::clone(&ctx), batch_tx, token.clone()),
+    );
+    let heartbeat = supervise(
+        &ctx,
+        "heartbeat",
+        &token,
+        consume::heartbeat_loop(Arc::clone(&ctx), work_token.clone()),
+    );
     tracing::info!(%consumer, streams = ?worker.streams, group = %worker.group, "rules-worker running");
 
     token.cancelled().await;
@@ -119,8 +146,41 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         tracing::warn!("shutdown timeout: unfinished entries stay pending and will be redelivered");
         work_token.cancel();
     }
-    let _ = keeper.await;
+    work_token.cancel();
+    let _ = tokio::join!(keeper, heartbeat);
     http.stop(true).await;
+    if let Some(task) = ctx.failed_task() {
+        anyhow::bail!("essential task '{task}' stopped; exiting so the worker is restarted");
+    }
     tracing::info!("rules-worker stopped");
     Ok(())
+}
+
+/// Spawns an essential task. If it ends (returns or panics) while the worker is
+/// meant to run, that is logged as an error, readiness fails from then on, and the
+/// worker stops (finishing what it can) and exits non-zero, so the orchestrator
+/// restarts it: no task dies silently.
+fn supervise<F>(
+    ctx: &Arc<Context>,
+    name: &'static str,
+    running: &tokio_util::sync::CancellationToken,
+    task: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let inner = tokio::spawn(task);
+    let (ctx, running) = (Arc::clone(ctx), running.clone());
+    tokio::spawn(async move {
+        let ended = inner.await;
+        if running.is_cancelled() {
+            return;
+        }
+        match ended {
+            Ok(()) => tracing::error!(task = name, "essential task ended unexpectedly"),
+            Err(e) => tracing::error!(task = name, error = %e, "essential task failed"),
+        }
+        ctx.fail(name);
+        running.cancel();
+    })
 }

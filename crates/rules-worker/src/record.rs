@@ -4,6 +4,7 @@
 //! redelivered, and recording is idempotent.
 
 use rules_store::db::record::record_batch;
+use rules_store::streams::{self, EntryId};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
-use crate::process::{retry_step, Done};
+use crate::pipeline::{retry_step, Done};
 
 /// Most entries committed together.
 const MAX_BATCH: usize = 2_000;
@@ -55,30 +56,21 @@ async fn commit(ctx: &Context, batch: Vec<Done>, token: &CancellationToken) {
         // Shutting down with the database away: leave the entries pending.
         return;
     }
-    let mut by_stream: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let mut by_stream: BTreeMap<&str, Vec<EntryId>> = BTreeMap::new();
     for d in &batch {
         by_stream
             .entry(&d.entry.stream)
             .or_default()
-            .push(&d.entry.id);
+            .push(d.entry.id);
     }
+    let by_stream: Vec<(&str, Vec<EntryId>)> = by_stream.into_iter().collect();
     let acked = retry_step(token, "ack", || async {
         let mut conn = ctx
             .redis
             .get()
             .await
             .map_err(rules_store::redis::RedisError::from)?;
-        let mut pipe = redis::pipe();
-        for (stream, ids) in &by_stream {
-            pipe.cmd("XACK")
-                .arg(*stream)
-                .arg(&ctx.settings.group)
-                .arg(ids)
-                .ignore();
-        }
-        pipe.query_async::<()>(&mut conn)
-            .await
-            .map_err(rules_store::redis::RedisError::from)
+        streams::ack(&mut conn, &ctx.settings.group, &by_stream).await
     })
     .await;
     if acked.is_some() {

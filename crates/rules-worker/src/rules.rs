@@ -123,6 +123,9 @@ pub async fn keep_current(
     token: CancellationToken,
 ) {
     let mut listener: Option<AsyncPgConnection> = None;
+    let reconnect_delays =
+        || crate::backoff::delays(Duration::from_millis(200), Duration::from_secs(5));
+    let mut delays = reconnect_delays();
     loop {
         if token.is_cancelled() {
             return;
@@ -133,13 +136,15 @@ pub async fn keep_current(
             match connect_listener(&database_url).await {
                 Ok(conn) => {
                     listener = Some(conn);
+                    delays = reconnect_delays();
                     reconcile(&rules, &db).await;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot listen for rule changes; retrying");
+                    let delay = delays.next().unwrap_or(Duration::from_secs(5));
                     tokio::select! {
                         _ = token.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        _ = tokio::time::sleep(delay) => continue,
                     }
                 }
             }
@@ -149,26 +154,30 @@ pub async fn keep_current(
         };
         let deadline = tokio::time::sleep(every);
         tokio::pin!(deadline);
+        let mut lost = false;
         {
             let mut notifications = std::pin::pin!(conn.notifications_stream());
-            loop {
+            while !lost {
                 tokio::select! {
                     _ = token.cancelled() => return,
                     _ = &mut deadline => break,
                     next = notifications.next() => {
                         let mut ids = HashSet::new();
-                        if let Some(Ok(n)) = next {
-                            ids.extend(changed_id(&n.payload));
+                        match next {
+                            Some(Ok(n)) => ids.extend(changed_id(&n.payload)),
+                            // The stream ends (or fails) with its connection: never
+                            // poll it again, reconnect instead.
+                            Some(Err(_)) | None => lost = true,
                         }
                         // Gather a burst (an import, a bulk toggle) into one swap.
                         let gather = tokio::time::sleep(DEBOUNCE);
                         tokio::pin!(gather);
-                        loop {
+                        while !lost {
                             tokio::select! {
                                 _ = &mut gather => break,
                                 more = notifications.next() => match more {
                                     Some(Ok(n)) => { ids.extend(changed_id(&n.payload)); }
-                                    _ => break,
+                                    Some(Err(_)) | None => lost = true,
                                 },
                             }
                         }
@@ -180,6 +189,12 @@ pub async fn keep_current(
                     }
                 }
             }
+        }
+        if lost {
+            tracing::warn!("rule-change listener lost its connection; reconnecting");
+            metrics::counter!("rule_listener_reconnects_total").increment(1);
+            listener = None;
+            continue;
         }
         // The periodic backstop; also proves the listening connection is alive.
         if diesel::sql_query("SELECT 1").execute(conn).await.is_err() {

@@ -4,9 +4,10 @@
 
 use actix_web::{post, web, HttpResponse};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use redis::streams::StreamRangeReply;
-use rules_core::simulate::{SimDecision, Simulation};
+use rules_core::simulate::Simulation;
+use rules_core::Decision;
 use rules_core::{parse_rule_spec, CompiledRule, Event, FieldError, Rule, TraceNode};
+use rules_store::streams::{self, Body, EntryId, StreamEntry, StreamError};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -153,14 +154,17 @@ pub async fn backtest(
     let mut samples = Vec::new();
     let (mut unreadable, mut events) = (0u64, 0u64);
     let scanned = entries.len() as u64;
-    for (at_ms, fields) in &entries {
-        let at = DateTime::from_timestamp_millis(*at_ms).unwrap_or(from);
-        let event = match Event::from_stream_fields(fields, Some(at), state.max_event_bytes) {
-            Ok(e) => e,
-            Err(_) => {
-                unreadable += 1;
-                continue;
+    for entry in &entries {
+        let at = entry.id.time().unwrap_or(from);
+        let parsed = match &entry.body {
+            Body::Fields(fields) => {
+                Event::from_stream_fields(fields, Some(at), state.max_event_bytes).ok()
             }
+            Body::Deleted | Body::Malformed(_) => None,
+        };
+        let Some(event) = parsed else {
+            unreadable += 1;
+            continue;
         };
         if event.livestream_id != livestream_id {
             continue;
@@ -169,28 +173,23 @@ pub async fn backtest(
         if !rule.matches_type(event.event_type()) || !rule.condition_holds(&event) {
             continue;
         }
-        let decision = sim.decide(&rule, &event, *at_ms);
+        let decision = sim.decide(&rule, &event, at.timestamp_millis());
         let point = series
             .entry(at.duration_trunc(bucket).unwrap_or(at))
             .or_default();
-        let outcome = match decision {
-            SimDecision::Execute => "would_execute",
-            SimDecision::Suppressed { .. } => "suppressed_by_cooldown",
-            SimDecision::BelowThreshold { .. } => "below_threshold",
-            SimDecision::Duplicate => "duplicate",
-        };
+        let outcome = decision.outcome();
         for c in [&mut counts, point] {
             match decision {
-                SimDecision::Execute => {
+                Decision::Execute => {
                     c.matched += 1;
                     c.would_execute += 1;
                 }
-                SimDecision::Suppressed { .. } => {
+                Decision::Suppressed { .. } => {
                     c.matched += 1;
                     c.suppressed_by_cooldown += 1;
                 }
-                SimDecision::BelowThreshold { .. } => c.below_threshold += 1,
-                SimDecision::Duplicate => c.duplicates += 1,
+                Decision::BelowThreshold { .. } => c.below_threshold += 1,
+                Decision::Duplicate => c.duplicates += 1,
             }
         }
         if samples.len() < SAMPLES {
@@ -253,8 +252,6 @@ async fn load_rule(
     }))
 }
 
-type Fields = Vec<(String, Vec<u8>)>;
-
 /// The newest `limit` entries of all input streams within `[from, to]`, oldest
 /// first, and whether older ones in the range were left out.
 async fn read_entries(
@@ -262,71 +259,51 @@ async fn read_entries(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     limit: usize,
-) -> Result<(Vec<(i64, Fields)>, bool), ApiError> {
-    let redis_error = |e: redis::RedisError| ApiError::Unavailable(format!("redis: {e}"));
+) -> Result<(Vec<StreamEntry>, bool), ApiError> {
+    let start =
+        EntryId::first_at(from).ok_or_else(|| invalid("from", "must not be before 1970"))?;
+    let last = EntryId::last_at(to).ok_or_else(|| invalid("to", "must not be before 1970"))?;
     let mut conn = state
         .redis
         .get()
         .await
         .map_err(|e| ApiError::Unavailable(format!("redis: {e}")))?;
-    let mut all: Vec<(i64, u64, Fields)> = Vec::new();
+    let redis_error = |e: StreamError| ApiError::Unavailable(format!("redis: {e}"));
+    let mut all: Vec<StreamEntry> = Vec::new();
     let mut truncated = false;
     for stream in state.input_streams.iter() {
-        let mut end = format!("{}-{}", to.timestamp_millis(), u64::MAX);
-        let start = format!("{}-0", from.timestamp_millis());
+        let (mut end, mut exclusive) = (last, false);
         let mut taken = 0;
         loop {
             let page = PAGE.min(limit - taken);
-            let reply: StreamRangeReply = redis::cmd("XREVRANGE")
-                .arg(stream)
-                .arg(&end)
-                .arg(&start)
-                .arg("COUNT")
-                .arg(page)
-                .query_async(&mut conn)
+            let entries = streams::range_rev(&mut conn, stream, end, exclusive, start, page)
                 .await
                 .map_err(redis_error)?;
-            let n = reply.ids.len();
-            for sid in reply.ids {
-                let (ms, seq) = sid.id.split_once('-').unwrap_or((&sid.id, "0"));
-                let (ms, seq) = (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0));
-                end = format!("({}", sid.id);
-                let fields = sid
-                    .map
-                    .into_iter()
-                    .map(|(k, v)| (k, redis::from_redis_value::<Vec<u8>>(v).unwrap_or_default()))
-                    .collect();
-                all.push((ms, seq, fields));
+            let n = entries.len();
+            if let Some(oldest) = entries.last() {
+                (end, exclusive) = (oldest.id, true);
             }
+            all.extend(entries);
             taken += n;
             if n < page {
                 break;
             }
             if taken >= limit {
                 // Full: are there older entries in the range that were left out?
-                let more: StreamRangeReply = redis::cmd("XREVRANGE")
-                    .arg(stream)
-                    .arg(&end)
-                    .arg(&start)
-                    .arg("COUNT")
-                    .arg(1)
-                    .query_async(&mut conn)
+                let more = streams::range_rev(&mut conn, stream, end, exclusive, start, 1)
                     .await
                     .map_err(redis_error)?;
-                truncated |= !more.ids.is_empty();
+                truncated |= !more.is_empty();
                 break;
             }
         }
     }
     // Shards merged by time; the newest `limit` overall, replayed oldest first.
-    all.sort_by_key(|(ms, seq, _)| std::cmp::Reverse((*ms, *seq)));
+    all.sort_by_key(|e| std::cmp::Reverse(e.id));
     if all.len() > limit {
         all.truncate(limit);
         truncated = true;
     }
     all.reverse();
-    Ok((
-        all.into_iter().map(|(ms, _, f)| (ms, f)).collect(),
-        truncated,
-    ))
+    Ok((all, truncated))
 }

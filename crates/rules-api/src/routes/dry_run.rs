@@ -21,7 +21,7 @@ pub struct DryRunRequest {
     /// A rule in the API's format; `id` is used when it is a UUID.
     #[schema(value_type = Object)]
     rule: Value,
-    /// An event envelope (CONTRACT §1).
+    /// An event envelope (docs/contract.md §1).
     #[schema(value_type = Object)]
     event: Value,
     /// Also read the current cooldown and threshold state (never changed) and say
@@ -115,14 +115,9 @@ async fn live_state(
     .await
     .map_err(|e| ApiError::Unavailable(format!("redis: {e}")))?;
     let mut cooldown_remaining_seconds = 0.0;
-    match decision {
-        Decision::Execute => {}
-        Decision::BelowThreshold { .. } => reasons.push("threshold_not_reached"),
-        Decision::Suppressed { remaining_ms } => {
-            reasons.push("cooldown_active");
-            cooldown_remaining_seconds = remaining_ms as f64 / 1000.0;
-        }
-        Decision::Duplicate => reasons.push("already_processed"),
+    reasons.extend(decision.live_reason());
+    if let Decision::Suppressed { remaining_ms } = decision {
+        cooldown_remaining_seconds = remaining_ms as f64 / 1000.0;
     }
     Ok(LiveState {
         would_execute: reasons.is_empty(),

@@ -29,7 +29,7 @@ pub struct ExecutionsQuery {
     pub cursor: Option<String>,
 }
 
-/// One execution record (CONTRACT §3).
+/// One execution record (docs/contract.md §3).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Execution {
     pub id: Uuid,

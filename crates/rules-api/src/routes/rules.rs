@@ -58,7 +58,7 @@ fn now() -> chrono::DateTime<Utc> {
 /// Create a rule.
 #[utoipa::path(
     tag = "rules",
-    request_body(content = RuleSpec, description = "The rule (CONTRACT §2); server fields are ignored"),
+    request_body(content = RuleSpec, description = "The rule (docs/contract.md §2); server fields are ignored"),
     responses(
         (status = 201, description = "Created; `Location` names it", body = Rule),
         (status = 400, description = "Malformed JSON", body = ErrorBody),

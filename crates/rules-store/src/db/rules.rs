@@ -67,7 +67,7 @@ impl RuleRow {
         })
     }
 
-    /// The rule as the API shows it (CONTRACT §2), straight from the row: the JSON
+    /// The rule as the API shows it (docs/contract.md §2), straight from the row: the JSON
     /// columns are copied as stored text, not rebuilt.
     pub fn view(&self) -> RuleView<'_> {
         RuleView {

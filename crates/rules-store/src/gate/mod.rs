@@ -9,6 +9,7 @@
 pub mod destination;
 
 use redis::Script;
+pub use rules_core::Decision;
 use rules_core::{CompiledRule, Event};
 use std::sync::LazyLock;
 
@@ -16,19 +17,6 @@ use crate::keys;
 use crate::redis::RedisError;
 
 static GATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("gate.lua")));
-
-/// What the gate decided for one pair.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    /// Run the actions.
-    Execute,
-    /// Matched, but inside the cooldown; `remaining_ms` of it is left.
-    Suppressed { remaining_ms: i64 },
-    /// The threshold has not been reached yet (`count` of its events so far).
-    BelowThreshold { count: i64 },
-    /// Another stream entry carries the same event and owns this pair.
-    Duplicate,
-}
 
 /// One pair to decide; `token` names the stream entry responsible for it.
 pub struct Pair<'a> {
@@ -59,8 +47,13 @@ pub async fn inspect<C>(conn: &mut C, pair: &Pair<'_>) -> Result<(Decision, i64)
 where
     C: redis::aio::ConnectionLike + Send,
 {
-    let mut all = run(conn, std::slice::from_ref(pair), 0, true).await?;
-    Ok(all.pop().unwrap_or((Decision::Duplicate, 0)))
+    run(conn, std::slice::from_ref(pair), 0, true)
+        .await?
+        .pop()
+        .ok_or_else(|| RedisError::Reply {
+            command: "gate script",
+            detail: "no reply for the pair".into(),
+        })
 }
 
 async fn run<C>(
@@ -112,7 +105,13 @@ where
         }
         Err(e) => return Err(e.into()),
     };
-    Ok(replies
+    if replies.len() != pairs.len() {
+        return Err(RedisError::Reply {
+            command: "gate script",
+            detail: format!("{} replies for {} pairs", replies.len(), pairs.len()),
+        });
+    }
+    replies
         .into_iter()
         .map(|(code, detail, progress)| {
             let decision = match code {
@@ -121,9 +120,15 @@ where
                     remaining_ms: detail,
                 },
                 2 => Decision::BelowThreshold { count: detail },
-                _ => Decision::Duplicate,
+                3 => Decision::Duplicate,
+                other => {
+                    return Err(RedisError::Reply {
+                        command: "gate script",
+                        detail: format!("unknown decision code {other}"),
+                    })
+                }
             };
-            (decision, progress)
+            Ok((decision, progress))
         })
-        .collect())
+        .collect()
 }

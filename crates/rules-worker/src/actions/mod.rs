@@ -5,6 +5,7 @@ pub mod destination;
 pub mod webhook;
 
 use rules_core::{CompiledRule, Event, LogLevel, RenderedActionKind};
+use rules_store::db::executions::ExecutionRow;
 use rules_store::redis::RedisPool;
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -59,13 +60,27 @@ pub struct ExecutionOutcome {
     pub actions: Vec<ActionResult>,
 }
 
-/// The deterministic id of the execution of `rule` for `event`: the same on every
-/// redelivery and retry, so receivers can deduplicate on `Idempotency-Key`.
-pub fn execution_id(rule_id: Uuid, event_id: Uuid) -> Uuid {
-    let mut name = [0u8; 32];
-    name[..16].copy_from_slice(rule_id.as_bytes());
-    name[16..].copy_from_slice(event_id.as_bytes());
-    Uuid::new_v5(&Uuid::NAMESPACE_OID, &name)
+/// Runs one rule's actions for one event and builds the execution record.
+pub async fn run(executor: &Executor, rule: &CompiledRule, event: &Event) -> ExecutionRow {
+    let id = rules_core::execution_id(rule.id(), event.id);
+    let executed_at = chrono::Utc::now();
+    let outcome = executor.execute(rule, event, id).await;
+    let status = if outcome.failed {
+        "failed"
+    } else {
+        "succeeded"
+    };
+    metrics::counter!("executions_total", "status" => status).increment(1);
+    ExecutionRow {
+        id,
+        rule_id: rule.id(),
+        event_id: event.id,
+        livestream_id: event.livestream_id,
+        executed_at,
+        status: status.to_owned(),
+        duration_ms: i32::try_from(outcome.duration_ms).unwrap_or(i32::MAX),
+        result: serde_json::json!({ "actions": outcome.actions }),
+    }
 }
 
 #[derive(Clone)]

@@ -21,7 +21,7 @@ use rules_store::redis::RedisPool;
 
 use super::destination::{check_literal, GlobalOnlyResolver};
 
-/// First retry delay; doubles per attempt, ±20% jitter, capped.
+/// First retry delay; doubles per attempt, with jitter ([`crate::backoff`]), capped.
 const BASE_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -308,13 +308,12 @@ impl WebhookClient {
     }
 }
 
-/// The delay before retry number `attempt` (1-based): exponential, ±20% jitter,
-/// at least the server's `Retry-After`, never more than the cap.
+/// The delay before retry number `attempt` (1-based): the worker's backoff, at
+/// least the server's `Retry-After`, never more than the cap.
 fn backoff(attempt: u32, retry_after: Option<Duration>) -> Duration {
-    let exp = BASE_BACKOFF.saturating_mul(1 << attempt.saturating_sub(1).min(10));
-    let jitter = 0.8 + fastrand::f64() * 0.4;
-    let delay = exp.mul_f64(jitter).max(retry_after.unwrap_or_default());
-    delay.min(MAX_BACKOFF)
+    crate::backoff::nth(BASE_BACKOFF, MAX_BACKOFF, attempt)
+        .max(retry_after.unwrap_or_default())
+        .min(MAX_BACKOFF)
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -358,8 +357,7 @@ mod tests {
                 .saturating_mul(1 << (attempt - 1))
                 .min(MAX_BACKOFF);
             assert!(
-                d >= nominal.mul_f64(0.8).min(MAX_BACKOFF)
-                    && d <= nominal.mul_f64(1.2).min(MAX_BACKOFF),
+                d >= nominal && d <= nominal.saturating_mul(2).min(MAX_BACKOFF),
                 "{attempt}: {d:?}"
             );
         }

@@ -1,0 +1,65 @@
+//! The dead-letter sink: entries that cannot be processed (unreadable, or delivered
+//! `worker.max_deliveries` times) are copied to `worker.dead_letter_stream` with the
+//! reason, then acknowledged like any finished entry.
+
+use rules_store::streams::{self, Body, DeadLetter, StreamError};
+
+use crate::context::Context;
+use crate::pipeline::Entry;
+
+/// Longest reason kept, in bytes: reasons name a field and a problem, never a payload.
+const MAX_REASON_BYTES: usize = 512;
+
+/// `reason`, cut to a bounded length at a character boundary.
+pub fn bounded(reason: &str) -> String {
+    if reason.len() <= MAX_REASON_BYTES {
+        return reason.to_owned();
+    }
+    let mut end = MAX_REASON_BYTES;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &reason[..end])
+}
+
+/// Copies `letters` (entry, reason) to the dead-letter stream in one pipeline.
+pub async fn send(ctx: &Context, letters: &[(Entry, String)]) -> Result<(), StreamError> {
+    let mut conn = ctx
+        .redis
+        .get()
+        .await
+        .map_err(rules_store::redis::RedisError::from)?;
+    let letters: Vec<DeadLetter<'_>> = letters
+        .iter()
+        .map(|(entry, reason)| DeadLetter {
+            stream: &entry.stream,
+            id: entry.id,
+            fields: match &entry.body {
+                Body::Fields(fields) => fields,
+                Body::Deleted | Body::Malformed(_) => &[],
+            },
+            reason,
+        })
+        .collect();
+    streams::dead_letter(
+        &mut conn,
+        &ctx.settings.dead_letter_stream,
+        ctx.settings.dead_letter_maxlen,
+        &letters,
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_bounded_at_a_character_boundary() {
+        assert_eq!(bounded("short"), "short");
+        let long = "é".repeat(400);
+        let cut = bounded(&long);
+        assert!(cut.len() <= MAX_REASON_BYTES + "…".len());
+        assert!(cut.ends_with('…'));
+    }
+}

@@ -1,0 +1,211 @@
+//! What the stages of the worker pass each other, and the helpers every stage uses:
+//! the entry and its in-flight permit, the finished entry, and the retry of a step
+//! that must not be skipped. Below the stages (consume → process → actions →
+//! record): nothing here depends on them.
+
+use rules_store::db::executions::ExecutionRow;
+use rules_store::db::record::SuppressionRow;
+use rules_store::streams::{Body, EntryId, StreamEntry};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff;
+
+/// One stream entry on its way through the worker. Holds its in-flight ticket
+/// until it is acknowledged.
+pub struct Entry {
+    pub stream: Arc<str>,
+    pub id: EntryId,
+    pub body: Body,
+    /// How many times it has been delivered, this time included.
+    pub deliveries: u64,
+    pub ticket: Option<Ticket>,
+}
+
+impl Entry {
+    pub fn new(stream: &Arc<str>, entry: StreamEntry, deliveries: u64) -> Self {
+        Self {
+            stream: Arc::clone(stream),
+            id: entry.id,
+            body: entry.body,
+            deliveries,
+            ticket: None,
+        }
+    }
+
+    /// The claim token of this entry in the gate: stream and id.
+    pub fn token(&self) -> String {
+        format!("{}/{}", self.stream, self.id)
+    }
+}
+
+/// An entry done with: what to record, then acknowledge.
+pub struct Done {
+    pub entry: Entry,
+    pub executions: Vec<ExecutionRow>,
+    pub suppressions: Vec<SuppressionRow>,
+    /// When its batch was read, for the batch-latency metric.
+    pub read_at: Instant,
+}
+
+impl Done {
+    /// Nothing to record: only the acknowledgement.
+    pub fn ack_only(entry: Entry, read_at: Instant) -> Self {
+        Self {
+            entry,
+            executions: Vec::new(),
+            suppressions: Vec::new(),
+            read_at,
+        }
+    }
+}
+
+/// The (stream, id) of every entry in flight.
+type HeldIds = Arc<Mutex<HashSet<(Arc<str>, EntryId)>>>;
+
+/// Entries read and not yet acknowledged: bounded by `worker.max_in_flight`, and
+/// known by id, so the heartbeat can keep them from looking abandoned and the
+/// claimer never takes an entry this process is still working on.
+#[derive(Clone)]
+pub struct InFlight {
+    room: Arc<Semaphore>,
+    ids: HeldIds,
+}
+
+impl InFlight {
+    pub fn new(limit: usize) -> Self {
+        Self {
+            room: Arc::new(Semaphore::new(limit)),
+            ids: Arc::default(),
+        }
+    }
+
+    /// Waits for room for `n` entries; `None` once the worker is closing.
+    pub async fn acquire(&self, n: usize) -> Option<Permits> {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        let permit = Arc::clone(&self.room).acquire_many_owned(n).await.ok()?;
+        Some(Permits {
+            permit,
+            ids: Arc::clone(&self.ids),
+        })
+    }
+
+    /// Room for `n` entries now, or `None` (busy).
+    pub fn try_acquire(&self, n: usize) -> Option<Permits> {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        let permit = Arc::clone(&self.room).try_acquire_many_owned(n).ok()?;
+        Some(Permits {
+            permit,
+            ids: Arc::clone(&self.ids),
+        })
+    }
+
+    /// Entries in flight now, out of `limit`.
+    pub fn in_use(&self, limit: usize) -> usize {
+        limit.saturating_sub(self.room.available_permits())
+    }
+
+    /// Whether this process holds entry `id` of `stream`.
+    pub fn holds(&self, stream: &str, id: EntryId) -> bool {
+        let key: (Arc<str>, EntryId) = (Arc::from(stream), id);
+        self.lock().contains(&key)
+    }
+
+    /// The ids held now, per stream.
+    pub fn held(&self) -> BTreeMap<Arc<str>, Vec<EntryId>> {
+        let mut by_stream: BTreeMap<Arc<str>, Vec<EntryId>> = BTreeMap::new();
+        for (stream, id) in self.lock().iter() {
+            by_stream.entry(Arc::clone(stream)).or_default().push(*id);
+        }
+        by_stream
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<(Arc<str>, EntryId)>> {
+        // A panic while holding this lock cannot leave the set inconsistent.
+        self.ids
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Room for a batch, handed out one ticket per entry.
+pub struct Permits {
+    permit: OwnedSemaphorePermit,
+    ids: HeldIds,
+}
+
+impl Permits {
+    /// Gives every entry its ticket; what is left over is released.
+    pub fn attach(mut self, entries: &mut [Entry]) {
+        let mut ids = self
+            .ids
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for entry in entries {
+            let Some(permit) = self.permit.split(1) else {
+                break;
+            };
+            ids.insert((Arc::clone(&entry.stream), entry.id));
+            entry.ticket = Some(Ticket {
+                _permit: permit,
+                ids: Arc::clone(&self.ids),
+                stream: Arc::clone(&entry.stream),
+                id: entry.id,
+            });
+        }
+    }
+}
+
+/// One entry's place in flight; given back when the entry is dropped (acknowledged,
+/// or abandoned at shutdown).
+pub struct Ticket {
+    _permit: OwnedSemaphorePermit,
+    ids: HeldIds,
+    stream: Arc<str>,
+    id: EntryId,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut ids = self
+            .ids
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        ids.remove(&(Arc::clone(&self.stream), self.id));
+    }
+}
+
+/// First and longest pause between tries of a step.
+const RETRY_MIN: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Runs `step` until it succeeds; gives up (`None`) only when the worker is shutting
+/// down, in which case the batch's entries stay pending and are redelivered.
+pub async fn retry_step<T, F, Fut, E>(token: &CancellationToken, what: &str, step: F) -> Option<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let mut delays = backoff::delays(RETRY_MIN, RETRY_MAX);
+    loop {
+        match step().await {
+            Ok(v) => return Some(v),
+            Err(e) => {
+                metrics::counter!("step_failures_total", "step" => what.to_owned()).increment(1);
+                tracing::warn!(error = %e, step = what, "failed; retrying");
+                if token.is_cancelled() {
+                    return None;
+                }
+                let delay = delays.next().unwrap_or(RETRY_MAX);
+                tokio::select! {
+                    _ = token.cancelled() => return None,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Nothing stalls, nothing is silently lost: entries no producer should send, crash
+//! loops, entries left pending by this very consumer, a dropped LISTEN connection.
+//! Each test fails on the worker before its fix.
+
+use rules_e2e::worker::{eventually, publish_rule, Harness};
+use rules_store::streams::Body;
+use serde_json::json;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+#[tokio::test]
+async fn a_non_utf8_field_name_is_dead_lettered_and_spoils_nothing_else() -> anyhow::Result<()> {
+    let mut h = Harness::new("s-poison").await?;
+    let rule = h.add_rule(publish_rule(&h.out(), json!({}))).await?;
+    h.create_group().await?;
+    // Valid entries on both sides of two poison ones, all read in one batch.
+    let mut conn = h.keys.conn().await?;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        if i == 7 {
+            let _: String = redis::cmd("XADD")
+                .arg(h.stream())
+                .arg("*")
+                .arg(b"\xff".as_slice())
+                .arg("x")
+                .query_async(&mut conn)
+                .await?;
+            let _: String = redis::cmd("XADD")
+                .arg(h.stream())
+                .arg("*")
+                .arg("id")
+                .arg(b"\xfe\xff".as_slice())
+                .arg("type")
+                .arg("t")
+                .query_async(&mut conn)
+                .await?;
+        }
+        ids.push(
+            h.send("donation.received", json!({"amount": 10 + i}))
+                .await?,
+        );
+    }
+    h.start_worker(&[]).await?;
+    eventually(WAIT, || async {
+        Ok(h.executions(Some(rule)).await?.len() == 20)
+    })
+    .await?;
+    eventually(WAIT, || async {
+        Ok(h.read_stream_raw(&h.dead_letter()).await?.len() == 2)
+    })
+    .await?;
+    let dead = h.read_stream_raw(&h.dead_letter()).await?;
+    let fields = |i: usize| match &dead[i].body {
+        Body::Fields(f) => f.clone(),
+        other => panic!("dead letter {i} is {other:?}"),
+    };
+    let get = |i: usize, name: &[u8]| {
+        fields(i)
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .unwrap_or_default()
+    };
+    assert!(
+        String::from_utf8_lossy(&get(0, b"reason")).contains("neither an `event` field"),
+        "{:?}",
+        fields(0)
+    );
+    // The original bytes survive, under their own prefix.
+    assert_eq!(get(0, b"entry.\xff"), b"x");
+    assert!(String::from_utf8_lossy(&get(1, b"reason")).contains("`id`"));
+    assert_eq!(get(1, b"entry.id"), b"\xfe\xff");
+    eventually(WAIT, || async { Ok(h.pending_and_lag().await?.0 == 0) }).await?;
+    assert!(
+        h.workers[0].child.try_wait()?.is_none(),
+        "the worker runs on"
+    );
+    Ok(())
+}
+
+/// Reads the entries of `consumer` with XREADGROUP, then claims them back to it
+/// `times` more times: each claim is a delivery, as each restart of a crash loop is.
+async fn deliver_to(h: &Harness, consumer: &str, times: usize) -> anyhow::Result<()> {
+    let mut conn = h.keys.conn().await?;
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("rule-engine")
+        .arg(consumer)
+        .arg("STREAMS")
+        .arg(h.stream())
+        .arg(">")
+        .query_async(&mut conn)
+        .await?;
+    let pending = rules_store::streams::pending(
+        &mut conn,
+        &h.stream(),
+        "rule-engine",
+        0,
+        None,
+        100,
+        Some(consumer),
+    )
+    .await?;
+    let ids: Vec<_> = pending.iter().map(|p| p.id).collect();
+    for _ in 0..times {
+        rules_store::streams::claim(&mut conn, &h.stream(), "rule-engine", consumer, 0, &ids)
+            .await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_crash_loop_under_a_stable_name_ends_in_the_dead_letter_stream() -> anyhow::Result<()> {
+    let mut h = Harness::new("s-crashloop").await?;
+    let rule = h.add_rule(publish_rule(&h.out(), json!({}))).await?;
+    h.create_group().await?;
+    h.send("donation.received", json!({"amount": 50})).await?;
+    // Delivered six times to "pod-0", which crashed each time.
+    deliver_to(&h, "pod-0", 5).await?;
+    h.start_worker(&[
+        ("RULES__WORKER__CONSUMER", "pod-0".into()),
+        ("RULES__WORKER__MAX_DELIVERIES", "5".into()),
+    ])
+    .await?;
+    eventually(WAIT, || async {
+        Ok(h.read_stream(&h.dead_letter()).await?.len() == 1)
+    })
+    .await?;
+    let dead = h.read_stream(&h.dead_letter()).await?;
+    assert!(
+        dead[0]
+            .1
+            .iter()
+            .any(|(k, v)| k == "reason" && v.contains("delivered 7 times")),
+        "{dead:?}"
+    );
+    assert!(h.executions(Some(rule)).await?.is_empty(), "not run again");
+    eventually(WAIT, || async { Ok(h.pending_and_lag().await?.0 == 0) }).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_live_worker_takes_back_its_own_entries_left_idle() -> anyhow::Result<()> {
+    let mut h = Harness::new("s-own").await?;
+    let rule = h.add_rule(publish_rule(&h.out(), json!({}))).await?;
+    h.start_worker(&[
+        ("RULES__WORKER__CONSUMER", "self".into()),
+        ("RULES__WORKER__CLAIM_IDLE_MS", "300".into()),
+        ("RULES__WORKER__CLAIM_INTERVAL_MS", "200".into()),
+    ])
+    .await?;
+    // An entry delivered to "self" whose reply never reached the process (a read
+    // that failed on the way back): added and read in one transaction, so the
+    // running worker cannot read it first.
+    let mut conn = h.keys.conn().await?;
+    let event = json!({"id": uuid::Uuid::new_v4(), "type": "donation.received",
+                       "livestream_id": rules_e2e::worker::LS, "data": {"amount": 99}});
+    let _: redis::Value = redis::pipe()
+        .atomic()
+        .cmd("XADD")
+        .arg(h.stream())
+        .arg("*")
+        .arg("event")
+        .arg(event.to_string())
+        .cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("rule-engine")
+        .arg("self")
+        .arg("STREAMS")
+        .arg(h.stream())
+        .arg(">")
+        .query_async(&mut conn)
+        .await?;
+    assert_eq!(h.pending_and_lag().await?.0, 1);
+    eventually(WAIT, || async {
+        Ok(h.executions(Some(rule)).await?.len() == 1)
+    })
+    .await?;
+    eventually(WAIT, || async { Ok(h.pending_and_lag().await?.0 == 0) }).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_dropped_listen_connection_is_reopened_and_rules_stay_current() -> anyhow::Result<()> {
+    let mut h = Harness::new("s-listen").await?;
+    h.start_worker(&[("RULES__WORKER__RECONCILE_SECONDS", "3600".into())])
+        .await?;
+    // Every connection of the worker to its database is cut (as a PostgreSQL
+    // restart or pg_terminate_backend would).
+    h.sql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A rule created afterwards fires: the listener came back (the hourly
+    // reconcile is far away).
+    let rule = h.add_rule(publish_rule(&h.out(), json!({}))).await?;
+    let mut fired = false;
+    for _ in 0..100 {
+        h.send("donation.received", json!({"amount": 10})).await?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if !h.executions(Some(rule)).await?.is_empty() {
+            fired = true;
+            break;
+        }
+    }
+    assert!(fired, "a rule created after the cut never fired");
+    assert!(
+        h.workers[0].child.try_wait()?.is_none(),
+        "the worker runs on"
+    );
+    Ok(())
+}
