@@ -8,6 +8,7 @@
 //! migration makes a fresh one. Its creation is serialised by an advisory lock.
 
 pub mod receiver;
+pub mod services;
 pub mod worker;
 
 use anyhow::{bail, Context};
@@ -216,12 +217,20 @@ pub fn unique_prefix(label: &str) -> String {
 /// Deletes every Redis key under `prefix` when dropped.
 pub struct RedisKeys {
     pub prefix: String,
+    /// The Redis they live on: the shared one, or a test's own.
+    pub url: String,
 }
 
 impl RedisKeys {
     pub fn new(label: &str) -> Self {
+        Self::on(label, redis_url())
+    }
+
+    /// Keys on the Redis at `url` (a test's own server).
+    pub fn on(label: &str, url: String) -> Self {
         Self {
             prefix: unique_prefix(label),
+            url,
         }
     }
 
@@ -230,7 +239,7 @@ impl RedisKeys {
     }
 
     pub async fn conn(&self) -> anyhow::Result<redis::aio::MultiplexedConnection> {
-        let client = redis::Client::open(redis_url())?;
+        let client = redis::Client::open(self.url.as_str())?;
         Ok(client.get_multiplexed_async_connection().await?)
     }
 }
@@ -238,8 +247,9 @@ impl RedisKeys {
 impl Drop for RedisKeys {
     fn drop(&mut self) {
         let pattern = format!("{}*", self.prefix);
+        let url = self.url.clone();
         let _ = std::thread::spawn(move || -> redis::RedisResult<()> {
-            let client = redis::Client::open(redis_url())?;
+            let client = redis::Client::open(url)?;
             let mut conn = client.get_connection()?;
             let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query(&mut conn)?;
             if !keys.is_empty() {

@@ -38,9 +38,14 @@ pub struct Harness {
 impl Harness {
     /// A database, a stream, no worker yet.
     pub async fn new(label: &str) -> anyhow::Result<Self> {
+        Self::on_redis(label, redis_url()).await
+    }
+
+    /// The same on the Redis at `url` (a test's own server, for faults).
+    pub async fn on_redis(label: &str, url: String) -> anyhow::Result<Self> {
         Ok(Self {
             db: TestDb::migrated().await?,
-            keys: RedisKeys::new(label),
+            keys: RedisKeys::on(label, url),
             workers: Vec::new(),
             http_ports: Vec::new(),
         })
@@ -62,7 +67,7 @@ impl Harness {
     pub fn env(&self, extra: &[(&str, String)]) -> Vec<(&'static str, String)> {
         let mut env: Vec<(&'static str, String)> = vec![
             ("DATABASE_URL", self.db.url.clone()),
-            ("REDIS_URL", redis_url()),
+            ("REDIS_URL", self.keys.url.clone()),
             ("RULES__WORKER__STREAMS", self.stream()),
             ("RULES__WORKER__DEAD_LETTER_STREAM", self.dead_letter()),
             ("RULES__WORKER__BLOCK_MS", "200".into()),

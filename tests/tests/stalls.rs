@@ -213,3 +213,84 @@ async fn a_dropped_listen_connection_is_reopened_and_rules_stay_current() -> any
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_publish_to_the_services_own_keys_fails_alone_and_the_rest_flows() -> anyhow::Result<()> {
+    let mut h = Harness::new("s-publish").await?;
+    // A key of the gate's (its own rule's cooldown, say).
+    let target = format!("re:{{{}}}:cd:_", uuid::Uuid::new_v4());
+    // Stored behind the API's back (as a rule saved before the policy existed).
+    let hostile = h
+        .add_rule(json!({
+            "name": "hostile",
+            "trigger_config": {"event_types": ["donation.received"]},
+            "actions": [{"type": "publish", "stream": target},
+                        {"type": "publish", "stream": h.stream()}]
+        }))
+        .await?;
+    let fine = h.add_rule(publish_rule(&h.out(), json!({}))).await?;
+    h.start_worker(&[]).await?;
+    for i in 0..5 {
+        h.send("donation.received", json!({"amount": 20 + i}))
+            .await?;
+    }
+    eventually(WAIT, || async {
+        Ok(h.executions(Some(fine)).await?.len() == 5
+            && h.executions(Some(hostile)).await?.len() == 5)
+    })
+    .await?;
+    for (_, _, status, result) in h.executions(Some(hostile)).await? {
+        assert_eq!(status, "failed");
+        let actions = result["actions"].as_array().cloned().unwrap_or_default();
+        assert_eq!(actions.len(), 2);
+        for action in actions {
+            assert!(
+                action["error"].as_str().unwrap_or("").contains("refused"),
+                "{action}"
+            );
+        }
+    }
+    let mut conn = h.keys.conn().await?;
+    let written: bool = redis::cmd("EXISTS")
+        .arg(&target)
+        .query_async(&mut conn)
+        .await?;
+    assert!(!written, "the service's own key was not written");
+    // The input stream holds the five events only: the rule did not feed itself.
+    assert_eq!(h.read_stream(&h.stream()).await?.len(), 5);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_publish_during_a_redis_outage_is_retried() -> anyhow::Result<()> {
+    let mut redis = rules_e2e::services::OwnRedis::start()?;
+    let mut h = Harness::on_redis("s-outage", redis.url()).await?;
+    let receiver = rules_e2e::receiver::Receiver::start(&[])?;
+    // A slow webhook first, so Redis can go away while the execution is under way.
+    let rule = h
+        .add_rule(json!({
+            "name": "slow then publish",
+            "trigger_config": {"event_types": ["donation.received"]},
+            "actions": [{"type": "webhook", "url": format!("http://127.0.0.1:{}/slow/1500", receiver.port),
+                         "timeout_ms": 10000},
+                        {"type": "publish", "stream": h.out()}]
+        }))
+        .await?;
+    h.start_worker(&[("RULES__REDIS__CONNECT_TIMEOUT_MS", "500".into())])
+        .await?;
+    h.send("donation.received", json!({"amount": 1})).await?;
+    eventually(WAIT, || async { Ok(!receiver.received().is_empty()) }).await?;
+    redis.kill()?;
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    redis.restart()?;
+    eventually(Duration::from_secs(30), || async {
+        Ok(h.executions(Some(rule)).await?.len() == 1)
+    })
+    .await?;
+    let (_, _, status, result) = h.executions(Some(rule)).await?.remove(0);
+    assert_eq!(status, "succeeded", "{result}");
+    let publish = &result["actions"][1];
+    assert!(publish["attempts"].as_u64().unwrap_or(0) > 1, "{publish}");
+    assert_eq!(h.read_stream(&h.out()).await?.len(), 1);
+    Ok(())
+}

@@ -35,6 +35,8 @@ pub struct AppState {
     /// The workers' input streams (`worker.streams`), which backtests replay.
     pub input_streams: std::sync::Arc<Vec<String>>,
     pub max_event_bytes: usize,
+    /// Where `publish` actions may write (checked at save).
+    pub publish_policy: std::sync::Arc<rules_core::PublishPolicy>,
 }
 
 impl AppState {
@@ -46,6 +48,7 @@ impl AppState {
             redis: pools.redis,
             input_streams: std::sync::Arc::new(settings.worker.streams.clone()),
             max_event_bytes: settings.worker.max_event_bytes,
+            publish_policy: std::sync::Arc::new(settings.worker.publish_policy()),
         })
     }
 }

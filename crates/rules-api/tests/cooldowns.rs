@@ -30,7 +30,9 @@ async fn start_cooldown(rule: &CompiledRule, user: &str) -> Decision {
         60_000,
     )
     .await
-    .expect("gate")[0]
+    .expect("gate")
+    .remove(0)
+    .expect("pair decided")
 }
 
 #[actix_web::test]

@@ -130,6 +130,11 @@ pub struct WorkerSettings {
     pub publish_maxlen: u64,
     /// Approximate MAXLEN of the dead-letter stream.
     pub dead_letter_maxlen: u64,
+    /// Attempts of one `publish` on transient Redis errors (backoff from 100 ms to 2 s).
+    pub publish_max_attempts: u32,
+    /// When not empty, `publish` actions may only write streams starting with one
+    /// of these (never the service's own keys, input or dead-letter streams).
+    pub publish_allowed_prefixes: Vec<String>,
     /// How long to wait for in-flight actions on SIGTERM before stopping anyway
     /// (their entries stay pending and are redelivered).
     pub shutdown_timeout_seconds: u64,
@@ -148,6 +153,18 @@ pub struct WorkerSettings {
     pub webhook_breaker_cooloff_seconds: u64,
     /// Calls per second to one destination, across all workers; 0: unlimited.
     pub webhook_rate_limit_per_second: u32,
+}
+
+impl WorkerSettings {
+    /// Where this deployment's `publish` actions may write.
+    pub fn publish_policy(&self) -> rules_core::PublishPolicy {
+        let mut reserved = self.streams.clone();
+        reserved.push(self.dead_letter_stream.clone());
+        rules_core::PublishPolicy {
+            reserved,
+            allowed_prefixes: self.publish_allowed_prefixes.clone(),
+        }
+    }
 }
 
 impl Settings {
@@ -295,6 +312,21 @@ impl Settings {
                 "must not be one of worker.streams",
             ));
         }
+        check_positive(
+            "worker.publish_max_attempts",
+            self.worker.publish_max_attempts,
+        )?;
+        if self
+            .worker
+            .publish_allowed_prefixes
+            .iter()
+            .any(String::is_empty)
+        {
+            return Err(ConfigError::setting(
+                "worker.publish_allowed_prefixes",
+                "a prefix must not be empty",
+            ));
+        }
         if self.api.keys.iter().any(|k| k.len() < 16) {
             return Err(ConfigError::setting(
                 "api.keys",
@@ -308,7 +340,12 @@ impl Settings {
 }
 
 /// Settings that take a comma-separated list in an environment variable.
-const LIST_SETTINGS: [&str; 3] = ["worker.streams", "api.keys", "api.cors_origins"];
+const LIST_SETTINGS: [&str; 4] = [
+    "worker.streams",
+    "api.keys",
+    "api.cors_origins",
+    "worker.publish_allowed_prefixes",
+];
 
 fn split_list(value: &str) -> Vec<String> {
     value

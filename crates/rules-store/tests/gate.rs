@@ -45,7 +45,9 @@ async fn one(
 ) -> Decision {
     decide(c, &[Pair { rule, event, token }], 60_000)
         .await
-        .expect("decide")[0]
+        .expect("decide")
+        .remove(0)
+        .expect("pair decided")
 }
 
 async fn cleanup(c: &mut redis::aio::MultiplexedConnection, rule: &CompiledRule) {
@@ -190,7 +192,12 @@ async fn a_batch_is_decided_in_order_in_one_pipeline() {
             token: "s/2-0",
         },
     ];
-    let got = decide(&mut c, &pairs, 60_000).await.expect("decide");
+    let got: Vec<Decision> = decide(&mut c, &pairs, 60_000)
+        .await
+        .expect("decide")
+        .into_iter()
+        .map(|r| r.expect("pair decided"))
+        .collect();
     assert_eq!(got[0], Decision::Execute);
     assert!(matches!(got[1], Decision::Suppressed { .. }));
     // After SCRIPT FLUSH (as after a Redis restart) the script is loaded again.
@@ -326,4 +333,45 @@ async fn destination_breaker_opens_probes_and_closes() {
     // Two per second; a third in the same second waits (unless the second just turned).
     assert!(permits[..2].iter().all(|p| *p == Permit::Go));
     assert!(matches!(permits[2], Permit::Wait(ms) if ms <= 1000) || permits[2] == Permit::Go);
+}
+
+#[tokio::test]
+async fn a_key_of_the_wrong_type_fails_its_own_pair_only() {
+    let mut c = conn().await;
+    let broken = rule(json!({"cooldown_seconds": 60}));
+    let fine = rule(json!({"cooldown_seconds": 60}));
+    // Something wrote a stream where the gate keeps a string.
+    let key = rules_store::keys::cooldown(broken.id(), rules_store::keys::WHOLE_RULE);
+    let _: String = redis::cmd("XADD")
+        .arg(&key)
+        .arg("*")
+        .arg("f")
+        .arg("v")
+        .query_async(&mut c)
+        .await
+        .expect("xadd");
+    let (e1, e2) = (event("a"), event("b"));
+    let pairs = [
+        Pair {
+            rule: &broken,
+            event: &e1,
+            token: "s/1-0",
+        },
+        Pair {
+            rule: &fine,
+            event: &e2,
+            token: "s/2-0",
+        },
+    ];
+    let got = decide(&mut c, &pairs, 60_000)
+        .await
+        .expect("the batch is decided");
+    assert!(
+        matches!(&got[0], Err(e) if e.to_string().contains("WRONGTYPE")),
+        "{:?}",
+        got[0]
+    );
+    assert_eq!(got[1].as_ref().ok(), Some(&Decision::Execute));
+    cleanup(&mut c, &broken).await;
+    cleanup(&mut c, &fine).await;
 }

@@ -7,21 +7,6 @@ use rules_store::streams::{self, Body, DeadLetter, StreamError};
 use crate::context::Context;
 use crate::pipeline::Entry;
 
-/// Longest reason kept, in bytes: reasons name a field and a problem, never a payload.
-const MAX_REASON_BYTES: usize = 512;
-
-/// `reason`, cut to a bounded length at a character boundary.
-pub fn bounded(reason: &str) -> String {
-    if reason.len() <= MAX_REASON_BYTES {
-        return reason.to_owned();
-    }
-    let mut end = MAX_REASON_BYTES;
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &reason[..end])
-}
-
 /// Copies `letters` (entry, reason) to the dead-letter stream in one pipeline.
 pub async fn send(ctx: &Context, letters: &[(Entry, String)]) -> Result<(), StreamError> {
     let mut conn = ctx
@@ -48,18 +33,4 @@ pub async fn send(ctx: &Context, letters: &[(Entry, String)]) -> Result<(), Stre
         &letters,
     )
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reasons_are_bounded_at_a_character_boundary() {
-        assert_eq!(bounded("short"), "short");
-        let long = "é".repeat(400);
-        let cut = bounded(&long);
-        assert!(cut.len() <= MAX_REASON_BYTES + "…".len());
-        assert!(cut.ends_with('…'));
-    }
 }

@@ -56,6 +56,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         webhooks: WebhookClient::new(&worker, redis.clone())?,
         redis: redis.clone(),
         publish_maxlen: worker.publish_maxlen,
+        publish_max_attempts: worker.publish_max_attempts,
+        publish_policy: worker.publish_policy(),
     };
     let ctx = Arc::new(Context {
         in_flight: pipeline::InFlight::new(worker.max_in_flight),

@@ -178,6 +178,22 @@ impl Drop for Ticket {
     }
 }
 
+/// Longest error or reason kept in a record, dead letter or log line, in bytes:
+/// they name a field and a problem, never carry a payload.
+const MAX_REASON_BYTES: usize = 512;
+
+/// `reason`, cut to a bounded length at a character boundary.
+pub fn bounded(reason: &str) -> String {
+    if reason.len() <= MAX_REASON_BYTES {
+        return reason.to_owned();
+    }
+    let mut end = MAX_REASON_BYTES;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &reason[..end])
+}
+
 /// First and longest pause between tries of a step.
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
@@ -207,5 +223,19 @@ where
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_bounded_at_a_character_boundary() {
+        assert_eq!(bounded("short"), "short");
+        let long = "é".repeat(400);
+        let cut = bounded(&long);
+        assert!(cut.len() <= MAX_REASON_BYTES + "…".len());
+        assert!(cut.ends_with('…'));
     }
 }

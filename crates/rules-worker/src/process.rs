@@ -3,8 +3,9 @@
 //! every entry's outcome goes to the recorder.
 
 use rules_core::{CompiledRule, Event, RuleIndex};
+use rules_store::db::executions::ExecutionRow;
 use rules_store::db::record::{self, SuppressionRow};
-use rules_store::gate::{self, Decision, Pair};
+use rules_store::gate::{self, Decision, Pair, PairOutcome};
 use rules_store::streams::Body;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use uuid::Uuid;
 use crate::actions;
 use crate::context::Context;
 use crate::dead_letter;
-use crate::pipeline::{retry_step, Done, Entry};
+use crate::pipeline::{bounded, retry_step, Done, Entry};
 
 /// Processes batches in order until the readers close the channel.
 pub async fn process_batches(
@@ -85,9 +86,9 @@ async fn parse(
         let parsed = match &entry.body {
             Body::Fields(fields) => {
                 Event::from_stream_fields(fields, entry.id.time(), ctx.settings.max_event_bytes)
-                    .map_err(|e| dead_letter::bounded(&e.to_string()))
+                    .map_err(|e| bounded(&e.to_string()))
             }
-            Body::Malformed(why) => Err(dead_letter::bounded(why)),
+            Body::Malformed(why) => Err(bounded(why)),
             Body::Deleted => {
                 // Deleted while pending: nothing to run, only to acknowledge.
                 let _ = done.send(Done::ack_only(entry, read_at)).await;
@@ -161,7 +162,7 @@ async fn decide(
     readable: &[(Entry, Event)],
     open: &[Match],
     token: &CancellationToken,
-) -> Option<Vec<Decision>> {
+) -> Option<Vec<PairOutcome>> {
     if open.is_empty() {
         return Some(Vec::new());
     }
@@ -185,27 +186,53 @@ async fn decide(
     .await
 }
 
+/// What one entry's pairs came to at the gate.
+#[derive(Default)]
+struct PerEntry {
+    to_run: Vec<Arc<CompiledRule>>,
+    suppressions: Vec<SuppressionRow>,
+    /// Pairs that failed before their actions could run.
+    failed: Vec<ExecutionRow>,
+}
+
 /// Dispatch: per entry, the rules to run as a task of its own (different entries
 /// concurrently), or straight to the recorder when nothing is to run.
 async fn dispatch(
     ctx: &Arc<Context>,
     readable: Vec<(Entry, Event)>,
     open: Vec<Match>,
-    decisions: Vec<Decision>,
+    decisions: Vec<PairOutcome>,
     done: &mpsc::Sender<Done>,
     tracker: &TaskTracker,
     read_at: Instant,
 ) {
-    let mut per_entry: Vec<(Vec<Arc<CompiledRule>>, Vec<SuppressionRow>)> =
-        readable.iter().map(|_| (Vec::new(), Vec::new())).collect();
+    let mut per_entry: Vec<PerEntry> = readable.iter().map(|_| PerEntry::default()).collect();
     let now = chrono::Utc::now();
-    for (m, decision) in open.into_iter().zip(decisions) {
+    for (m, outcome) in open.into_iter().zip(decisions) {
+        let decision = match outcome {
+            Ok(decision) => decision,
+            Err(e) => {
+                // This pair's script failed (a key of the wrong type, say): the pair
+                // fails, recorded with the cause; the rest of the batch goes on.
+                tracing::warn!(rule_id = %m.rule.id(), event_id = %readable[m.entry].1.id, error = %e, "gate failed for one pair");
+                metrics::counter!("gate_pair_failures_total").increment(1);
+                let event = &readable[m.entry].1;
+                per_entry[m.entry]
+                    .failed
+                    .push(actions::failed_before_running(
+                        &m.rule,
+                        event,
+                        &format!("gate: {e}"),
+                    ));
+                continue;
+            }
+        };
         if let Some(counter) = decision.counter() {
             metrics::counter!(counter).increment(1);
         }
         match decision {
-            Decision::Execute => per_entry[m.entry].0.push(m.rule),
-            Decision::Suppressed { .. } => per_entry[m.entry].1.push(SuppressionRow {
+            Decision::Execute => per_entry[m.entry].to_run.push(m.rule),
+            Decision::Suppressed { .. } => per_entry[m.entry].suppressions.push(SuppressionRow {
                 rule_id: m.rule.id(),
                 event_id: readable[m.entry].1.id,
                 suppressed_at: now,
@@ -213,11 +240,21 @@ async fn dispatch(
             Decision::BelowThreshold { .. } | Decision::Duplicate => {}
         }
     }
-    for ((entry, event), (to_run, suppressions)) in readable.into_iter().zip(per_entry) {
+    for ((entry, event), planned) in readable.into_iter().zip(per_entry) {
+        let PerEntry {
+            to_run,
+            suppressions,
+            failed,
+        } = planned;
         if to_run.is_empty() {
-            let mut finished = Done::ack_only(entry, read_at);
-            finished.suppressions = suppressions;
-            let _ = done.send(finished).await;
+            let _ = done
+                .send(Done {
+                    entry,
+                    executions: failed,
+                    suppressions,
+                    read_at,
+                })
+                .await;
             continue;
         }
         let ctx = Arc::clone(ctx);
@@ -226,7 +263,8 @@ async fn dispatch(
             let runs = to_run
                 .iter()
                 .map(|rule| actions::run(&ctx.executor, rule, &event));
-            let executions = futures_util::future::join_all(runs).await;
+            let mut executions = futures_util::future::join_all(runs).await;
+            executions.extend(failed);
             let _ = done
                 .send(Done {
                     entry,

@@ -25,19 +25,24 @@ pub struct Pair<'a> {
     pub token: &'a str,
 }
 
-/// Decides every pair in one pipelined round trip, in order.
+/// What the gate answered for one pair: its decision, or the error of that pair's
+/// script alone (a key of the wrong type, say), which fails that pair only.
+pub type PairOutcome = Result<Decision, RedisError>;
+
+/// Decides every pair in one pipelined round trip, in order. The outer error is the
+/// round trip's (Redis unreachable): the whole batch is to be retried.
 pub async fn decide<C>(
     conn: &mut C,
     pairs: &[Pair<'_>],
     claim_ttl_ms: u64,
-) -> Result<Vec<Decision>, RedisError>
+) -> Result<Vec<PairOutcome>, RedisError>
 where
     C: redis::aio::ConnectionLike + Send,
 {
     Ok(run(conn, pairs, claim_ttl_ms, false)
         .await?
         .into_iter()
-        .map(|(decision, _)| decision)
+        .map(|r| r.map(|(decision, _)| decision))
         .collect())
 }
 
@@ -53,7 +58,7 @@ where
         .ok_or_else(|| RedisError::Reply {
             command: "gate script",
             detail: "no reply for the pair".into(),
-        })
+        })?
 }
 
 async fn run<C>(
@@ -61,7 +66,7 @@ async fn run<C>(
     pairs: &[Pair<'_>],
     claim_ttl_ms: u64,
     dry: bool,
-) -> Result<Vec<(Decision, i64)>, RedisError>
+) -> Result<Vec<Result<(Decision, i64), RedisError>>, RedisError>
 where
     C: redis::aio::ConnectionLike + Send,
 {
@@ -69,6 +74,7 @@ where
         return Ok(Vec::new());
     }
     let mut pipe = redis::pipe();
+    pipe.ignore_errors();
     for pair in pairs {
         let rule = pair.rule;
         let id = rule.id();
@@ -96,24 +102,23 @@ where
             .arg(if dry { "1" } else { "0" });
         pipe.invoke_script(&invocation);
     }
-    let replies: Vec<(i64, i64, i64)> = match pipe.query_async(conn).await {
-        Ok(r) => r,
+    let no_script = |r: &redis::RedisResult<(i64, i64, i64)>| matches!(r, Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript));
+    let mut replies: Vec<redis::RedisResult<(i64, i64, i64)>> = pipe.query_async(conn).await?;
+    if replies.iter().any(no_script) {
         // After a Redis restart the script cache is empty: load it and try once more.
-        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-            GATE.prepare_invoke().load_async(conn).await?;
-            pipe.query_async(conn).await?
-        }
-        Err(e) => return Err(e.into()),
-    };
+        GATE.prepare_invoke().load_async(conn).await?;
+        replies = pipe.query_async(conn).await?;
+    }
     if replies.len() != pairs.len() {
         return Err(RedisError::Reply {
             command: "gate script",
             detail: format!("{} replies for {} pairs", replies.len(), pairs.len()),
         });
     }
-    replies
+    Ok(replies
         .into_iter()
-        .map(|(code, detail, progress)| {
+        .map(|reply| {
+            let (code, detail, progress) = reply?;
             let decision = match code {
                 0 => Decision::Execute,
                 1 => Decision::Suppressed {
@@ -130,5 +135,5 @@ where
             };
             Ok((decision, progress))
         })
-        .collect()
+        .collect())
 }

@@ -6,7 +6,8 @@ pub mod webhook;
 
 use rules_core::{CompiledRule, Event, LogLevel, RenderedActionKind};
 use rules_store::db::executions::ExecutionRow;
-use rules_store::redis::RedisPool;
+use rules_store::redis::{RedisError, RedisPool};
+use rules_store::streams::{self, StreamError};
 use serde::Serialize;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -30,6 +31,10 @@ pub struct ActionResult {
     /// The entry id a `publish` action wrote.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entry_id: Option<String>,
+    /// A `publish` attempt failed after it was sent, so an entry may have been
+    /// written besides the one named (with the same `execution_id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maybe_written: Option<bool>,
 }
 
 impl ActionResult {
@@ -42,6 +47,7 @@ impl ActionResult {
             http_status: None,
             attempts: None,
             entry_id: None,
+            maybe_written: None,
         }
     }
 
@@ -83,11 +89,29 @@ pub async fn run(executor: &Executor, rule: &CompiledRule, event: &Event) -> Exe
     }
 }
 
+/// The record of a pair that failed before any action could run (its gate script
+/// failed): `failed`, no actions, the cause.
+pub fn failed_before_running(rule: &CompiledRule, event: &Event, error: &str) -> ExecutionRow {
+    metrics::counter!("executions_total", "status" => "failed").increment(1);
+    ExecutionRow {
+        id: rules_core::execution_id(rule.id(), event.id),
+        rule_id: rule.id(),
+        event_id: event.id,
+        livestream_id: event.livestream_id,
+        executed_at: chrono::Utc::now(),
+        status: "failed".to_owned(),
+        duration_ms: 0,
+        result: serde_json::json!({ "actions": [], "error": crate::pipeline::bounded(error) }),
+    }
+}
+
 #[derive(Clone)]
 pub struct Executor {
     pub webhooks: WebhookClient,
     pub redis: RedisPool,
     pub publish_maxlen: u64,
+    pub publish_max_attempts: u32,
+    pub publish_policy: rules_core::PublishPolicy,
 }
 
 impl Executor {
@@ -155,16 +179,18 @@ impl Executor {
                     }
                 }
                 RenderedActionKind::Publish { stream, payload } => {
-                    match self
+                    let outcome = self
                         .publish(stream, payload, rule.id(), event.id, execution_id)
-                        .await
-                    {
+                        .await;
+                    let mut r = ActionResult::new(kind, action_started);
+                    r.attempts = Some(outcome.attempts);
+                    r.maybe_written = outcome.maybe_written.then_some(true);
+                    match outcome.result {
                         Ok(entry_id) => {
-                            let mut r = ActionResult::new(kind, action_started);
                             r.entry_id = Some(entry_id);
                             r
                         }
-                        Err(e) => ActionResult::new(kind, action_started).failed(e),
+                        Err(e) => r.failed(e),
                     }
                 }
                 RenderedActionKind::Log { message, level } => {
@@ -183,6 +209,12 @@ impl Executor {
         }
     }
 
+    /// XADD to `stream`, retried on transient errors (Redis unreachable, a dropped
+    /// connection, a timeout) up to `publish_max_attempts` with the worker's backoff;
+    /// other errors (a key of another type, out of memory) fail at once. A dropped
+    /// connection or timeout after the command was sent leaves it unknown whether
+    /// the entry was written: the outcome says so (`maybe_written`), and a repeat
+    /// carries the same `execution_id` for readers to deduplicate on.
     async fn publish(
         &self,
         stream: &str,
@@ -190,26 +222,69 @@ impl Executor {
         rule_id: Uuid,
         event_id: Uuid,
         execution_id: Uuid,
-    ) -> Result<String, String> {
-        let mut conn = self.redis.get().await.map_err(|e| format!("redis: {e}"))?;
-        redis::cmd("XADD")
-            .arg(stream)
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(self.publish_maxlen)
-            .arg("*")
-            .arg("payload")
-            .arg(payload.to_string())
-            .arg("rule_id")
-            .arg(rule_id.to_string())
-            .arg("event_id")
-            .arg(event_id.to_string())
-            .arg("execution_id")
-            .arg(execution_id.to_string())
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| format!("XADD {stream}: {e}"))
+    ) -> PublishOutcome {
+        let mut outcome = PublishOutcome {
+            result: Err(String::new()),
+            attempts: 0,
+            maybe_written: false,
+        };
+        if let Some(why) = self.publish_policy.refusal(stream) {
+            outcome.result = Err(format!("publish to {stream:?} refused: {why}"));
+            return outcome;
+        }
+        let (payload, rule_id, event_id, execution_id) = (
+            payload.to_string(),
+            rule_id.to_string(),
+            event_id.to_string(),
+            execution_id.to_string(),
+        );
+        let fields: [(&[u8], &[u8]); 4] = [
+            (b"payload", payload.as_bytes()),
+            (b"rule_id", rule_id.as_bytes()),
+            (b"event_id", event_id.as_bytes()),
+            (b"execution_id", execution_id.as_bytes()),
+        ];
+        let mut delays = crate::backoff::delays(PUBLISH_RETRY_MIN, PUBLISH_RETRY_MAX);
+        loop {
+            outcome.attempts += 1;
+            let (error, transient) = match self.redis.get().await {
+                Err(e) => (format!("redis: {e}"), true),
+                Ok(mut conn) => {
+                    match streams::add(&mut conn, stream, self.publish_maxlen, &fields).await {
+                        Ok(id) => {
+                            outcome.result = Ok(id.to_string());
+                            return outcome;
+                        }
+                        Err(StreamError::Redis(RedisError::Command(e))) => {
+                            let sent = e.is_timeout() || e.is_connection_dropped();
+                            outcome.maybe_written |= sent;
+                            let transient = sent || e.is_io_error() || e.is_connection_refusal();
+                            (format!("XADD {stream}: {e}"), transient)
+                        }
+                        Err(e) => (format!("XADD {stream}: {e}"), false),
+                    }
+                }
+            };
+            if !transient || outcome.attempts >= self.publish_max_attempts {
+                outcome.result = Err(crate::pipeline::bounded(&error));
+                return outcome;
+            }
+            tokio::time::sleep(delays.next().unwrap_or(PUBLISH_RETRY_MAX)).await;
+        }
     }
+}
+
+/// The first and longest pause between publish attempts.
+const PUBLISH_RETRY_MIN: Duration = Duration::from_millis(100);
+const PUBLISH_RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// What a publish came to, after its retries.
+struct PublishOutcome {
+    /// The new entry's id, or the last error.
+    result: Result<String, String>,
+    attempts: u32,
+    /// An attempt failed after the command was sent: it may have been written.
+    maybe_written: bool,
 }
 
 fn log(level: LogLevel, message: &str, rule_id: Uuid, event_id: Uuid) {
