@@ -18,7 +18,11 @@ pub struct OwnRedis {
 
 impl OwnRedis {
     pub fn start() -> anyhow::Result<Self> {
-        let port = free_port()?;
+        Self::start_on(free_port()?)
+    }
+
+    /// On a given port (one a process under test already waits for).
+    pub fn start_on(port: u16) -> anyhow::Result<Self> {
         let dir =
             std::env::temp_dir().join(format!("rules-e2e-redis-{port}-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;

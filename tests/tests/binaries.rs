@@ -139,7 +139,11 @@ async fn unreachable_redis_stops_the_api_at_start() -> anyhow::Result<()> {
             &db.url,
             port,
             true,
-            &[("REDIS_URL", format!("redis://127.0.0.1:{}/0", free_port()?))],
+            &[
+                ("REDIS_URL", format!("redis://127.0.0.1:{}/0", free_port()?)),
+                // It waits for an outage to end (tests/tests/startup.rs), this long.
+                ("RULES__API__STARTUP_TIMEOUT_SECONDS", "1".into()),
+            ],
         ),
     )?;
     let status = api.wait(Duration::from_secs(30)).await?;

@@ -43,13 +43,18 @@ impl AppState {
     /// Builds the pools and checks both services answer, so a wrong URL fails at start.
     pub async fn connect(settings: &Settings) -> Result<Self, rules_store::ConnectError> {
         let pools = rules_store::Pools::connect(settings).await?;
-        Ok(Self {
+        Ok(Self::over(pools, settings))
+    }
+
+    /// The state over pools that may not answer yet (readiness says so).
+    pub fn over(pools: rules_store::Pools, settings: &Settings) -> Self {
+        Self {
             db: pools.db,
             redis: pools.redis,
             input_streams: std::sync::Arc::new(settings.worker.streams.clone()),
             max_event_bytes: settings.worker.max_event_bytes,
             publish_policy: std::sync::Arc::new(settings.worker.publish_policy()),
-        })
+        }
     }
 }
 
@@ -144,6 +149,11 @@ pub fn app(
 
 /// Runs the server until SIGTERM/SIGINT, then drains in-flight requests.
 pub async fn serve(settings: Settings, state: AppState) -> anyhow::Result<()> {
+    let pools = rules_store::Pools {
+        db: state.db.clone(),
+        redis: state.redis.clone(),
+    };
+    let startup_limit = Duration::from_secs(settings.api.startup_timeout_seconds);
     if settings.api.keys.is_empty() && !settings.api.auth_disabled {
         anyhow::bail!(
             "api.keys: no API key configured; set RULES_API_KEYS (or api.auth_disabled = true for a closed development setup)"
@@ -160,7 +170,29 @@ pub async fn serve(settings: Settings, state: AppState) -> anyhow::Result<()> {
         .bind(bind)
         .with_context(|| format!("cannot listen on api.bind {bind}"))?;
     tracing::info!(%bind, "rules-api listening");
-    server.run().await?;
+    let server = server.run();
+    let handle = server.handle();
+    let mut server = std::pin::pin!(server);
+    // Serving (readiness 503) while the services are not up yet; giving up after
+    // api.startup_timeout_seconds stops the server and exits 1.
+    let waited = tokio::select! {
+        done = &mut server => return finished(done),
+        waited = pools.wait_until_up(startup_limit) => waited,
+    };
+    if let Err(e) = waited {
+        // Nothing was served but probes: no need to drain. The server future runs
+        // its own stop, so it is polled until it has.
+        let _ = tokio::join!(handle.stop(false), &mut server);
+        return Err(anyhow::Error::new(e).context(format!(
+            "not up within api.startup_timeout_seconds ({} s)",
+            startup_limit.as_secs()
+        )));
+    }
+    finished(server.await)
+}
+
+fn finished(done: std::io::Result<()>) -> anyhow::Result<()> {
+    done?;
     tracing::info!("rules-api stopped");
     Ok(())
 }

@@ -90,6 +90,9 @@ pub struct ApiSettings {
     pub body_limit_bytes: usize,
     /// Origins allowed by CORS (the dashboard's); empty: no CORS headers.
     pub cors_origins: Vec<String>,
+    /// How long an API starting during an outage waits for PostgreSQL and Redis
+    /// (readiness answers 503 meanwhile) before it gives up and exits 1.
+    pub startup_timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -130,6 +133,9 @@ pub struct WorkerSettings {
     pub publish_maxlen: u64,
     /// Approximate MAXLEN of the dead-letter stream.
     pub dead_letter_maxlen: u64,
+    /// How long a worker starting during an outage waits for PostgreSQL and Redis
+    /// (readiness answers 503 meanwhile) before it gives up and exits 1.
+    pub startup_timeout_seconds: u64,
     /// Attempts of one `publish` on transient Redis errors (backoff from 100 ms to 2 s).
     pub publish_max_attempts: u32,
     /// When not empty, `publish` actions may only write streams starting with one

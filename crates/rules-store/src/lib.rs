@@ -4,6 +4,7 @@
 //! the Redis pool live here once, so the binaries stay thin and never hold two
 //! copies of the same query or key scheme.
 
+pub mod backoff;
 pub mod config;
 pub mod cooldowns;
 pub mod db;
@@ -14,6 +15,8 @@ pub mod streams;
 pub mod telemetry;
 
 pub use config::Settings;
+
+use std::time::{Duration, Instant};
 
 /// Both pools, checked: what every long-running binary needs before it starts work.
 #[derive(Clone)]
@@ -39,6 +42,51 @@ impl Pools {
         db::ping(&db).await?;
         redis::ping(&redis).await?;
         Ok(Self { db, redis })
+    }
+
+    /// Builds the pools without connecting (a URL that cannot be parsed fails).
+    pub fn build(settings: &Settings) -> Result<Self, ConnectError> {
+        Ok(Self {
+            db: db::build_pool(&settings.database)?,
+            redis: redis::build_pool(&settings.redis)?,
+        })
+    }
+
+    /// Waits, with backoff, until both services answer: a binary started during an
+    /// outage waits for it instead of exiting at once (a crash loop). Past `limit`
+    /// the last failure is the error, naming the service.
+    pub async fn wait_until_up(&self, limit: Duration) -> Result<(), ConnectError> {
+        let started = Instant::now();
+        let mut delays = backoff::delays(Duration::from_millis(100), Duration::from_secs(5));
+        let mut waiting_logged = false;
+        loop {
+            let (db_up, redis_up) = tokio::join!(db::ping(&self.db), redis::ping(&self.redis));
+            let failure = match (db_up, redis_up) {
+                (Ok(()), Ok(())) => {
+                    if waiting_logged {
+                        tracing::info!(
+                            waited_ms = started.elapsed().as_millis() as u64,
+                            "PostgreSQL and Redis answer"
+                        );
+                    }
+                    return Ok(());
+                }
+                (Err(e), _) => ConnectError::Database(e),
+                (_, Err(e)) => ConnectError::Redis(e),
+            };
+            let Some(left) = limit
+                .checked_sub(started.elapsed())
+                .filter(|l| !l.is_zero())
+            else {
+                return Err(failure);
+            };
+            let delay = delays.next().unwrap_or(Duration::from_secs(5)).min(left);
+            if !waiting_logged {
+                tracing::warn!(error = %failure, limit_seconds = limit.as_secs(), "waiting for the services to answer");
+                waiting_logged = true;
+            }
+            tokio::time::sleep(delay).await;
+        }
     }
 }
 

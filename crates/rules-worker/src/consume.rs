@@ -19,9 +19,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff;
 use crate::context::Context;
 use crate::pipeline::Entry;
+use rules_store::backoff;
 
 /// A connection of the reader's own: a blocking XREADGROUP must not hold a pooled one.
 pub async fn reader_connection(

@@ -11,8 +11,18 @@ use std::sync::Arc;
 
 use crate::context::Context;
 
+/// The worker once it has started; until then readiness answers 503 `starting`.
+#[derive(Default)]
+pub struct Started(std::sync::OnceLock<Arc<Context>>);
+
+impl Started {
+    pub fn set(&self, ctx: Arc<Context>) {
+        let _ = self.0.set(ctx);
+    }
+}
+
 struct State {
-    ctx: Arc<Context>,
+    started: Arc<Started>,
     metrics: PrometheusHandle,
 }
 
@@ -23,15 +33,19 @@ async fn live() -> HttpResponse {
 
 #[get("/health/ready")]
 async fn ready(state: web::Data<State>) -> HttpResponse {
-    let (mut ok, mut body) = rules_store::readiness(&state.ctx.db, &state.ctx.redis).await;
-    if let Some(task) = state.ctx.failed_task() {
+    let Some(ctx) = state.started.0.get() else {
+        return HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "starting", "checks": {}}));
+    };
+    let (mut ok, mut body) = rules_store::readiness(&ctx.db, &ctx.redis).await;
+    if let Some(task) = ctx.failed_task() {
         ok = false;
         body["status"] = json!("failing");
         body["checks"]["tasks"] = json!({"status": "failing", "error": format!("{task} stopped")});
     }
-    body["rules_loaded"] = json!(state.ctx.rules.snapshot().len());
-    body["streams"] = json!(state.ctx.settings.streams);
-    body["group"] = json!(state.ctx.settings.group);
+    body["rules_loaded"] = json!(ctx.rules.snapshot().len());
+    body["streams"] = json!(ctx.settings.streams);
+    body["group"] = json!(ctx.settings.group);
     if ok {
         HttpResponse::Ok().json(body)
     } else {
@@ -41,7 +55,16 @@ async fn ready(state: web::Data<State>) -> HttpResponse {
 
 #[get("/metrics")]
 async fn scrape(state: web::Data<State>) -> HttpResponse {
-    let ctx = &state.ctx;
+    if let Some(ctx) = state.started.0.get() {
+        record_gauges(ctx).await;
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
+}
+
+/// The gauges read at scrape time: consumer-group lag and pending, pools, in flight.
+async fn record_gauges(ctx: &Context) {
     if let Ok(mut conn) = ctx.redis.get().await {
         for stream in &ctx.settings.streams {
             let groups: redis::RedisResult<redis::streams::StreamInfoGroupsReply> =
@@ -64,14 +87,14 @@ async fn scrape(state: web::Data<State>) -> HttpResponse {
     rules_store::telemetry::record_pool_gauges(&ctx.db, &ctx.redis);
     metrics::gauge!("entries_in_flight")
         .set(ctx.in_flight.in_use(ctx.settings.max_in_flight) as f64);
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
 }
 
 /// Serves on its own thread (actix runs its own single-threaded runtime) until the
 /// returned handle is stopped.
-pub fn start(bind: SocketAddr, ctx: Arc<Context>) -> anyhow::Result<actix_web::dev::ServerHandle> {
+pub fn start(
+    bind: SocketAddr,
+    started: Arc<Started>,
+) -> anyhow::Result<actix_web::dev::ServerHandle> {
     let metrics = rules_store::telemetry::install_metrics();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
@@ -79,7 +102,7 @@ pub fn start(bind: SocketAddr, ctx: Arc<Context>) -> anyhow::Result<actix_web::d
         .spawn(move || {
             let system = actix_web::rt::System::new();
             let result = system.block_on(async move {
-                let state = web::Data::new(State { ctx, metrics });
+                let state = web::Data::new(State { started, metrics });
                 let server = HttpServer::new(move || {
                     App::new()
                         .app_data(state.clone())

@@ -10,7 +10,6 @@
 //! commits and acknowledges; then the process exits 0.
 
 pub mod actions;
-pub mod backoff;
 pub mod consume;
 pub mod context;
 pub mod dead_letter;
@@ -38,8 +37,27 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let token = shutdown::on_signal();
     // TLS for https webhooks, with the ring provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let rules_store::Pools { db, redis } = rules_store::Pools::connect(&settings).await?;
     let worker = settings.worker.clone();
+    // The health port first: during a wait for the services it answers 503.
+    let started = Arc::new(http::Started::default());
+    let http = http::start(worker.http_bind, Arc::clone(&started))?;
+    let pools = rules_store::Pools::build(&settings)?;
+    let limit = Duration::from_secs(worker.startup_timeout_seconds);
+    let up = tokio::select! {
+        _ = token.cancelled() => {
+            http.stop(true).await;
+            return Ok(());
+        }
+        up = pools.wait_until_up(limit) => up,
+    };
+    if let Err(e) = up {
+        http.stop(true).await;
+        return Err(anyhow::Error::new(e).context(format!(
+            "not up within worker.startup_timeout_seconds ({} s)",
+            limit.as_secs()
+        )));
+    }
+    let rules_store::Pools { db, redis } = pools;
 
     let index = rules::load(&db, None).await.context("loading rules")?;
     tracing::info!(rules = index.len(), "rules loaded");
@@ -70,7 +88,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         failed: std::sync::OnceLock::new(),
     });
 
-    let http = http::start(worker.http_bind, Arc::clone(&ctx))?;
+    started.set(Arc::clone(&ctx));
     let keeper = supervise(
         &ctx,
         "rule keeper",

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff;
+use rules_store::backoff;
 
 /// One stream entry on its way through the worker. Holds its in-flight ticket
 /// until it is acknowledged.

@@ -124,7 +124,7 @@ pub async fn keep_current(
 ) {
     let mut listener: Option<AsyncPgConnection> = None;
     let reconnect_delays =
-        || crate::backoff::delays(Duration::from_millis(200), Duration::from_secs(5));
+        || rules_store::backoff::delays(Duration::from_millis(200), Duration::from_secs(5));
     let mut delays = reconnect_delays();
     loop {
         if token.is_cancelled() {

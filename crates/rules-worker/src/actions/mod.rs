@@ -244,7 +244,7 @@ impl Executor {
             (b"event_id", event_id.as_bytes()),
             (b"execution_id", execution_id.as_bytes()),
         ];
-        let mut delays = crate::backoff::delays(PUBLISH_RETRY_MIN, PUBLISH_RETRY_MAX);
+        let mut delays = rules_store::backoff::delays(PUBLISH_RETRY_MIN, PUBLISH_RETRY_MAX);
         loop {
             outcome.attempts += 1;
             let (error, transient) = match self.redis.get().await {

@@ -21,7 +21,7 @@ use rules_store::redis::RedisPool;
 
 use super::destination::{check_literal, GlobalOnlyResolver};
 
-/// First retry delay; doubles per attempt, with jitter ([`crate::backoff`]), capped.
+/// First retry delay; doubles per attempt, with jitter ([`rules_store::backoff`]), capped.
 const BASE_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -311,7 +311,7 @@ impl WebhookClient {
 /// The delay before retry number `attempt` (1-based): the worker's backoff, at
 /// least the server's `Retry-After`, never more than the cap.
 fn backoff(attempt: u32, retry_after: Option<Duration>) -> Duration {
-    crate::backoff::nth(BASE_BACKOFF, MAX_BACKOFF, attempt)
+    rules_store::backoff::nth(BASE_BACKOFF, MAX_BACKOFF, attempt)
         .max(retry_after.unwrap_or_default())
         .min(MAX_BACKOFF)
 }

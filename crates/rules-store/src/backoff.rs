@@ -1,7 +1,8 @@
-//! The worker's one backoff: exponential from `min`, doubling, with jitter (each
-//! delay plus a random part of itself, so retries of many replicas spread out),
-//! capped at `max`, never giving up by itself. Every retry loop of the worker (the
-//! reader, the pipeline's steps, webhook attempts) draws its delays from here.
+//! The one backoff of the service: exponential from `min`, doubling, with jitter
+//! (each delay plus a random part of itself, so retries of many replicas spread
+//! out), capped at `max`, never giving up by itself. Every retry loop (waiting for
+//! the services at start, the worker's reader, pipeline steps, publishes, webhook
+//! attempts, the rule listener) draws its delays from here.
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use std::time::Duration;
