@@ -63,3 +63,44 @@ async fn publish_targets_are_confined_at_save() {
     .await;
     assert_eq!(status, 201, "{body}");
 }
+
+#[actix_web::test]
+async fn a_dry_run_of_an_amplifying_rule_answers_a_bounded_body() {
+    let api = start().await;
+    // Ten log actions, each a loop printing a 2,000-byte field 2,000 times, well
+    // within its fuel: 4 MB per template, 40 MB for the rule.
+    let amplifier = "{% for i in range(2000) %}{{ event.data.s }}{% endfor %}";
+    let actions: Vec<_> = (0..10)
+        .map(|_| json!({"type": "log", "message": amplifier}))
+        .collect();
+    let body = json!({
+        "rule": {"livestream_id": LS, "name": "amp",
+                 "trigger_config": {"event_types": ["t"]}, "actions": actions},
+        "event": {"id": "6f1c2d3e-0000-4000-8000-000000000001", "type": "t",
+                  "livestream_id": LS, "data": {"s": "x".repeat(2_000)}}
+    });
+    let response = actix_web::test::call_service(
+        &api.service,
+        TestRequest::post()
+            .uri("/api/rules/test")
+            .insert_header(auth())
+            .set_json(body)
+            .to_request(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let bytes = actix_web::test::read_body(response).await;
+    assert!(bytes.len() < 8 << 20, "{} bytes", bytes.len());
+    let answer: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+    let errors = answer["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .filter(|a| {
+            a["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("rendered over") || e.contains("fuel"))
+        })
+        .count();
+    assert_eq!(errors, 10, "every action stopped: {}", answer["actions"]);
+}

@@ -10,7 +10,7 @@ use crate::condition::{Node, TraceNode};
 use crate::event::Event;
 use crate::model::*;
 use crate::path::key_value;
-use crate::template::{context, RenderError, TemplateSet, TemplateValue};
+use crate::template::{context, RenderBudget, RenderError, TemplateSet, TemplateValue};
 use crate::validate::{parse_rule_spec, FieldError, ValidationErrors};
 
 /// A rule ready to be matched: condition compiled; action templates compiled on the
@@ -270,10 +270,11 @@ impl CompiledRule {
             }
         };
         let ctx = context(event, &scope);
+        let budget = RenderBudget::new();
         rendering
             .actions
             .iter()
-            .map(|action| self.render_action(&rendering.templates, action, event, &ctx))
+            .map(|action| self.render_action(&rendering.templates, action, event, &ctx, &budget))
             .collect()
     }
 
@@ -283,6 +284,7 @@ impl CompiledRule {
         action: &CompiledAction,
         event: &Event,
         ctx: &minijinja::Value,
+        budget: &RenderBudget,
     ) -> Result<RenderedAction, RenderError> {
         let kind = match &action.kind {
             CompiledActionKind::Webhook {
@@ -296,10 +298,10 @@ impl CompiledRule {
                 method: *method,
                 headers: headers
                     .iter()
-                    .map(|(name, value)| Ok((name.clone(), t.render_string(value, ctx)?)))
+                    .map(|(name, value)| Ok((name.clone(), t.render_string(value, ctx, budget)?)))
                     .collect::<Result<_, RenderError>>()?,
                 body: match body {
-                    Some(body) => t.render_value(body, ctx)?,
+                    Some(body) => t.render_value(body, ctx, budget)?,
                     None => self.default_body(event),
                 },
                 timeout_ms: *timeout_ms,
@@ -307,12 +309,12 @@ impl CompiledRule {
             CompiledActionKind::Publish { stream, payload } => RenderedActionKind::Publish {
                 stream: stream.clone(),
                 payload: match payload {
-                    Some(payload) => t.render_value(payload, ctx)?,
+                    Some(payload) => t.render_value(payload, ctx, budget)?,
                     None => self.default_body(event),
                 },
             },
             CompiledActionKind::Log { message, level } => RenderedActionKind::Log {
-                message: t.render_string(message, ctx)?,
+                message: t.render_string(message, ctx, budget)?,
                 level: *level,
             },
         };

@@ -19,6 +19,35 @@ use crate::validate::FieldError;
 /// Instructions one render may spend before it is stopped.
 pub const RENDER_FUEL: u64 = 100_000;
 
+/// Bytes all the templates of one execution (every action of a rule for one event)
+/// may render together. A rule may hold thousands of templates; this bounds what
+/// one execution, or one dry run, can make a process hold.
+pub const MAX_RENDERED_BYTES: usize = 256 << 10;
+
+/// What is left of [`MAX_RENDERED_BYTES`] for one execution.
+pub(crate) struct RenderBudget(std::cell::Cell<usize>);
+
+impl RenderBudget {
+    pub fn new() -> Self {
+        Self(std::cell::Cell::new(MAX_RENDERED_BYTES))
+    }
+
+    fn spend(&self, bytes: usize, path: &str) -> Result<(), RenderError> {
+        let left = self.0.get();
+        if bytes > left {
+            self.0.set(0);
+            return Err(RenderError {
+                path: path.to_owned(),
+                message: format!(
+                    "the execution's templates rendered over {MAX_RENDERED_BYTES} bytes together"
+                ),
+            });
+        }
+        self.0.set(left - bytes);
+        Ok(())
+    }
+}
+
 static BASE: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Chainable);
@@ -136,12 +165,13 @@ impl TemplateSet {
         &self,
         template: &TemplateValue,
         ctx: &minijinja::Value,
+        budget: &RenderBudget,
     ) -> Result<Value, RenderError> {
         Ok(match template {
             TemplateValue::Const(v) => v.clone(),
-            TemplateValue::Text(name) => Value::String(self.render(name, ctx)?),
+            TemplateValue::Text(name) => Value::String(self.render(name, ctx, budget)?),
             TemplateValue::Typed(name) => {
-                let json = self.render(name, ctx)?;
+                let json = self.render(name, ctx, budget)?;
                 serde_json::from_str(&json).map_err(|e| RenderError {
                     path: name.clone(),
                     message: format!("expression did not give JSON: {e}"),
@@ -150,13 +180,13 @@ impl TemplateSet {
             TemplateValue::Array(items) => Value::Array(
                 items
                     .iter()
-                    .map(|t| self.render_value(t, ctx))
+                    .map(|t| self.render_value(t, ctx, budget))
                     .collect::<Result<_, _>>()?,
             ),
             TemplateValue::Object(entries) => {
                 let mut map = Map::with_capacity(entries.len());
                 for (key, t) in entries {
-                    map.insert(key.clone(), self.render_value(t, ctx)?);
+                    map.insert(key.clone(), self.render_value(t, ctx, budget)?);
                 }
                 Value::Object(map)
             }
@@ -168,23 +198,32 @@ impl TemplateSet {
         &self,
         template: &TemplateValue,
         ctx: &minijinja::Value,
+        budget: &RenderBudget,
     ) -> Result<String, RenderError> {
-        match self.render_value(template, ctx)? {
+        match self.render_value(template, ctx, budget)? {
             Value::String(s) => Ok(s),
             other => Ok(other.to_string()),
         }
     }
 
-    fn render(&self, name: &str, ctx: &minijinja::Value) -> Result<String, RenderError> {
+    fn render(
+        &self,
+        name: &str,
+        ctx: &minijinja::Value,
+        budget: &RenderBudget,
+    ) -> Result<String, RenderError> {
         let fail = |e: minijinja::Error| RenderError {
             path: name.to_owned(),
             message: describe(&e),
         };
-        self.env
+        let out = self
+            .env
             .get_template(name)
             .map_err(fail)?
             .render(ctx)
-            .map_err(fail)
+            .map_err(fail)?;
+        budget.spend(out.len(), name)?;
+        Ok(out)
     }
 }
 
@@ -224,7 +263,8 @@ mod tests {
         let mut set = TemplateSet::new();
         let t = set.add_value("body", &value).expect("compiles");
         let ctx = context(&event, json!({"id": "r1", "name": "Rule"}));
-        set.render_value(&t, &ctx).expect("renders")
+        set.render_value(&t, &ctx, &RenderBudget::new())
+            .expect("renders")
     }
 
     #[test]
@@ -274,7 +314,7 @@ mod tests {
             )
             .expect("compiles");
         let ctx = context(&json!({}), json!({}));
-        assert!(set.render_value(&t, &ctx).is_err());
+        assert!(set.render_value(&t, &ctx, &RenderBudget::new()).is_err());
     }
 
     #[test]
@@ -282,5 +322,29 @@ mod tests {
         assert_eq!(sole_expression("{{ a.b }}"), Some("a.b"));
         assert_eq!(sole_expression("{{a}} {{b}}"), None);
         assert_eq!(sole_expression("x {{a}}"), None);
+    }
+
+    #[test]
+    fn one_execution_renders_a_bounded_total() {
+        // Each template is small; together they would be far over the bound.
+        let mut set = TemplateSet::new();
+        let many: Vec<Value> = (0..1_000)
+            .map(|_| json!("{{ event.data.text }}{{ event.data.text }}"))
+            .collect();
+        let t = set
+            .add_value("body", &Value::Array(many))
+            .expect("compiles");
+        let text = "x".repeat(1_000);
+        let ctx = context(&json!({"data": {"text": text}}), json!({}));
+        let err = set
+            .render_value(&t, &ctx, &RenderBudget::new())
+            .expect_err("over the bound");
+        assert!(err.message.contains("rendered over"), "{err:?}");
+        // A single huge expression is stopped too.
+        let mut one = TemplateSet::new();
+        let t = one
+            .add_value("body", &json!("{{ 'x' * 100000000 }}"))
+            .expect("compiles");
+        assert!(one.render_value(&t, &ctx, &RenderBudget::new()).is_err());
     }
 }
