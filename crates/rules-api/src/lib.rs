@@ -8,6 +8,7 @@ pub mod health;
 pub mod metrics;
 pub mod openapi;
 pub mod pagination;
+pub mod query_guard;
 pub mod routes;
 
 use actix_cors::Cors;
@@ -118,6 +119,7 @@ pub fn app(
         .service(health::ready)
         .service(
             scope("/api")
+                .wrap(from_fn(query_guard::refuse_nul))
                 .wrap(from_fn(auth::require_key))
                 .service(routes::rules::create_rule)
                 .service(routes::rules::list_rules)

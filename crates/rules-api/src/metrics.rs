@@ -22,7 +22,7 @@ pub async fn record(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let start = Instant::now();
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
     let result = next.call(req).await;
     let status = match &result {
@@ -38,6 +38,20 @@ pub async fn record(
     metrics::histogram!("http_request_duration_seconds", &labels[..2])
         .record(start.elapsed().as_secs_f64());
     result
+}
+
+/// The method as a label: one of the standard methods, or `other`, so made-up
+/// methods cannot grow the series without bound.
+fn method_label(method: &actix_web::http::Method) -> String {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT",
+    ];
+    let name = method.as_str();
+    if KNOWN.contains(&name) {
+        name.to_owned()
+    } else {
+        "other".to_owned()
+    }
 }
 
 #[get("/metrics")]

@@ -104,3 +104,61 @@ async fn a_dry_run_of_an_amplifying_rule_answers_a_bounded_body() {
         .count();
     assert_eq!(errors, 10, "every action stopped: {}", answer["actions"]);
 }
+
+#[actix_web::test]
+async fn nul_characters_are_a_422_or_a_400_never_a_500() {
+    let api = start().await;
+    let mut rule = rule_body("n");
+    rule["name"] = json!("bad\u{0}name");
+    rule["cooldown_key"] = json!("data.\u{0}");
+    let (status, _, body) = send(
+        &api.service,
+        TestRequest::post()
+            .uri("/api/rules")
+            .insert_header(auth())
+            .set_json(rule),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let paths: Vec<&str> = body["error"]["details"]
+        .as_array()
+        .expect("details")
+        .iter()
+        .filter_map(|d| d["path"].as_str())
+        .collect();
+    assert_eq!(paths, ["cooldown_key", "name"], "{body}");
+    for uri in ["/api/rules?event_type=%00", "/api/rules?event_type=a%00b"] {
+        let (status, _, body) = send(
+            &api.service,
+            TestRequest::get().uri(uri).insert_header(auth()),
+        )
+        .await;
+        assert_eq!(status, 400, "{uri}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_query");
+    }
+}
+
+#[actix_web::test]
+async fn made_up_methods_do_not_grow_the_metrics() {
+    let api = start().await;
+    for i in 0..50 {
+        let method =
+            actix_web::http::Method::from_bytes(format!("MADEUP{i}").as_bytes()).expect("a token");
+        let _ = send(
+            &api.service,
+            TestRequest::default().method(method).uri("/api/rules"),
+        )
+        .await;
+    }
+    let response = actix_web::test::call_service(
+        &api.service,
+        TestRequest::get().uri("/metrics").to_request(),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&actix_web::test::read_body(response).await).to_string();
+    assert!(!text.contains("MADEUP"), "a made-up method became a label");
+    assert!(
+        text.contains("method=\"other\""),
+        "they are counted as other"
+    );
+}

@@ -98,12 +98,20 @@ const RESERVED_HEADERS: [&str; 8] = [
 /// Validates a whole rule body.
 pub fn parse_rule_spec(value: &Value) -> Result<RuleSpec, ValidationErrors> {
     let mut c = Checker::default();
+    // A cheap guard before parsing; the limit itself is on the normalised rule
+    // (below), the one measure for what is saved, stored and loaded again. A body
+    // may carry the read-only fields of a GET besides, hence the margin.
     let size = json_size(value);
-    if size > MAX_RULE_BYTES {
+    if size > 2 * MAX_RULE_BYTES {
         c.error(
             "",
             format!("rule is {size} bytes, over the limit of {MAX_RULE_BYTES}"),
         );
+        return Err(c.finish_err());
+    }
+    // PostgreSQL cannot store U+0000 in text or JSON: refused here, at its path.
+    nul_characters(&mut c, "", value);
+    if !c.errors.is_empty() {
         return Err(c.finish_err());
     }
     let Some(map) = c.object("", value) else {
@@ -161,16 +169,29 @@ pub fn parse_rule_spec(value: &Value) -> Result<RuleSpec, ValidationErrors> {
             Some(cooldown_seconds),
             Some(cooldown_key),
             Some(enabled),
-        ) if c.errors.is_empty() => Ok(RuleSpec {
-            livestream_id,
-            name,
-            description,
-            trigger_config,
-            actions,
-            cooldown_seconds,
-            cooldown_key,
-            enabled,
-        }),
+        ) if c.errors.is_empty() => {
+            let spec = RuleSpec {
+                livestream_id,
+                name,
+                description,
+                trigger_config,
+                actions,
+                cooldown_seconds,
+                cooldown_key,
+                enabled,
+            };
+            let normalised = serde_json::to_value(&spec).map_or(usize::MAX, |v| json_size(&v));
+            if normalised > MAX_RULE_BYTES {
+                c.error(
+                    "",
+                    format!(
+                        "rule is {normalised} bytes once normalised, over the limit of {MAX_RULE_BYTES}"
+                    ),
+                );
+                return Err(c.finish_err());
+            }
+            Ok(spec)
+        }
         _ => Err(c.finish_err()),
     }
 }
@@ -593,6 +614,37 @@ fn join(path: &str, key: &str) -> String {
 }
 
 /// Serialized size without allocating the text.
+/// Reports every string and key holding U+0000, with its path.
+fn nul_characters(c: &mut Checker, path: &str, value: &Value) {
+    let at = |key: &str| {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match value {
+        Value::String(s) if s.contains('\0') => {
+            c.error(path, "must not contain the character U+0000");
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                nul_characters(c, &format!("{path}[{i}]"), item);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                if key.contains('\0') {
+                    c.error(path, "a key must not contain the character U+0000");
+                    continue;
+                }
+                nul_characters(c, &at(key), item);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn json_size(value: &Value) -> usize {
     struct Counter(usize);
     impl std::io::Write for Counter {

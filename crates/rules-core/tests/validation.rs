@@ -329,7 +329,7 @@ fn regex_size_limit() {
 
 #[test]
 fn whole_rule_size_limit() {
-    let errors = errors_after(|r| r["description"] = json!("x".repeat(70_000)));
+    let errors = errors_after(|r| r["actions"][0]["payload"] = json!({"big": "x".repeat(70_000)}));
     assert_eq!(errors.len(), 1);
     assert!(
         errors[0].message.contains("over the limit of 65536"),
@@ -518,4 +518,51 @@ fn name_and_description_lengths() {
         "longer than",
     );
     assert!(errors_after(|r| r["description"] = Value::Null).is_empty());
+}
+
+#[test]
+fn the_size_limit_is_on_the_normalised_rule() {
+    // Just under the limit as sent, over it once the defaults are filled in (each
+    // webhook gains its method, headers and timeout): refused at save, never
+    // stored to be skipped by the workers.
+    let mut body = valid();
+    let hook = json!({"type": "webhook", "url": "https://bot.example.com/h", "body": {"t": "x"}});
+    body["actions"] = json!(vec![hook; 10]);
+    let base = serde_json::to_string(&body).expect("json").len();
+    let pad = limits::MAX_RULE_BYTES - base - 100;
+    body["actions"][0]["body"]["t"] = json!("x".repeat(pad));
+    assert!(serde_json::to_string(&body).expect("json").len() < limits::MAX_RULE_BYTES);
+    let errors = parse_rule_spec(&body).expect_err("over once normalised").0;
+    assert!(errors[0].message.contains("once normalised"), "{errors:?}");
+
+    // What is accepted round-trips: its normalised form, with the read-only fields a
+    // GET adds, is accepted again.
+    body["actions"][0]["body"]["t"] = json!("x".repeat(pad - 1_000));
+    let spec = parse_rule_spec(&body).expect("accepted");
+    let mut stored = serde_json::to_value(&spec).expect("json");
+    stored["id"] = json!("01a23081-14ba-7759-845e-146098964032");
+    stored["version"] = json!(3);
+    stored["created_at"] = json!("2026-12-01T07:28:15.546571Z");
+    stored["updated_at"] = json!("2026-12-01T07:28:15.546571Z");
+    assert_eq!(parse_rule_spec(&stored).expect("round trip"), spec);
+}
+
+#[test]
+fn nul_characters_are_refused_at_their_path() {
+    assert_error(|r| r["name"] = json!("a\u{0}b"), "name", "U+0000");
+    assert_error(
+        |r| r["trigger_config"]["condition"]["all"][0]["value"] = json!("x\u{0}"),
+        "trigger_config.condition.all[0].value",
+        "U+0000",
+    );
+    assert_error(
+        |r| r["actions"][1]["headers"] = json!({"X-\u{0}": "v"}),
+        "actions[1].headers",
+        "U+0000",
+    );
+    assert_error(
+        |r| r["cooldown_key"] = json!("data.\u{0}"),
+        "cooldown_key",
+        "U+0000",
+    );
 }

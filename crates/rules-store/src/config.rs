@@ -21,8 +21,90 @@ pub struct ConfigError(String);
 
 impl ConfigError {
     fn setting(name: &str, message: impl std::fmt::Display) -> Self {
-        Self(format!("{name}: {message}"))
+        Self::new(format!("{name}: {message}"))
     }
+
+    /// Every configuration error goes through here: secrets are redacted.
+    fn new(message: String) -> Self {
+        Self(redact(&message))
+    }
+}
+
+/// Settings whose values are secret (and the variables that set them).
+const SECRET_SETTINGS: [&str; 7] = [
+    "database.url",
+    "redis.url",
+    "api.keys",
+    "worker.webhook_signing_secret",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "RULES_API_KEYS",
+];
+
+/// A configuration error as it may be printed: without the source lines a TOML
+/// parse error quotes (they may hold a password), without the password of any URL,
+/// and, when it names a secret setting, without any quoted value.
+fn redact(message: &str) -> String {
+    let lines: Vec<&str> = message
+        .lines()
+        .filter(|line| {
+            let t = line.trim_start();
+            let gutter = t
+                .trim_start_matches(|c: char| c.is_ascii_digit())
+                .trim_start();
+            !(t.starts_with('|') || (gutter.starts_with('|') && gutter.len() < t.len()))
+        })
+        .collect();
+    let mut text = lines.join(" ");
+    text = redact_url_passwords(&text);
+    if SECRET_SETTINGS.iter().any(|name| text.contains(name)) {
+        text = redact_quoted(&text);
+    }
+    text
+}
+
+/// `scheme://user:password@host` → `scheme://user:<redacted>@host`.
+fn redact_url_passwords(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '`')
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match (authority.find(':'), authority.rfind('@')) {
+            (Some(colon), Some(at)) if colon < at => {
+                out.push_str(&authority[..=colon]);
+                out.push_str("<redacted>");
+                out.push_str(&authority[at..]);
+            }
+            _ => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Every `"..."` → `"<redacted>"`.
+fn redact_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut inside = false;
+    for c in text.chars() {
+        if c == '"' {
+            if inside {
+                out.push_str("<redacted>\"");
+            } else {
+                out.push('"');
+            }
+            inside = !inside;
+        } else if !inside {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -206,7 +288,7 @@ impl Settings {
         let mut builder = builder
             .set_override_option("database.url", var("DATABASE_URL"))
             .and_then(|b| b.set_override_option("redis.url", var("REDIS_URL")))
-            .map_err(|e| ConfigError(e.to_string()))?;
+            .map_err(|e| ConfigError::new(e.to_string()))?;
         if let Some(keys) = var("RULES_API_KEYS") {
             builder = builder
                 .set_override("api.keys", split_list(&keys))
@@ -230,7 +312,7 @@ impl Settings {
         let settings: Settings = builder
             .build()
             .and_then(config::Config::try_deserialize)
-            .map_err(|e| ConfigError(e.to_string()))?;
+            .map_err(|e| ConfigError::new(e.to_string()))?;
         settings.validate()?;
         Ok(settings)
     }
@@ -484,5 +566,41 @@ mod tests {
             .to_string();
         assert!(err.contains("pool_size"), "{err}");
         std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn errors_never_print_secrets() {
+        let dir = std::env::temp_dir().join(format!("rules-config-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("rules.toml");
+        let path_text = path.to_str().expect("utf-8").to_owned();
+        // A TOML syntax error on the line holding the password.
+        std::fs::write(
+            &path,
+            "[database]\nurl = \"postgres://app:hunter2-secret@db/rules_db\" oops\n",
+        )
+        .expect("write");
+        let err = load(&[("RULES_CONFIG", &path_text)])
+            .expect_err("syntax")
+            .to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(err.contains("line"), "still says where: {err}");
+        // api.keys given as a string: the key is not echoed.
+        std::fs::write(&path, "[api]\nkeys = \"sk-live-0123456789abcdef\"\n").expect("write");
+        let err = load(&[("RULES_CONFIG", &path_text)])
+            .expect_err("type")
+            .to_string();
+        assert!(!err.contains("sk-live"), "{err}");
+        assert!(err.contains("api.keys"), "still names the setting: {err}");
+        // A URL that is no URL, with a password in it.
+        let err = load(&[("DATABASE_URL", "mysql://u:pw-secret@h/db")])
+            .expect_err("scheme")
+            .to_string();
+        assert!(!err.contains("pw-secret"), "{err}");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+        assert_eq!(
+            redact_url_passwords("see redis://:p@h:1/0 and postgres://u@h/db"),
+            "see redis://:<redacted>@h:1/0 and postgres://u@h/db"
+        );
     }
 }
