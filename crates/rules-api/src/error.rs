@@ -23,6 +23,8 @@ pub enum ApiError {
     PreconditionFailed { expected: String, current: i32 },
     #[error("{0}")]
     PayloadTooLarge(String),
+    #[error("the request body did not arrive within {0} s")]
+    RequestTimeout(u64),
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("a valid `Authorization: Bearer <key>` header is required")]
@@ -90,6 +92,7 @@ impl ApiError {
             ApiError::Conflict { .. } => "version_conflict",
             ApiError::PreconditionFailed { .. } => "precondition_failed",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Unauthorized => "unauthorized",
             ApiError::Unavailable(_) => "unavailable",
@@ -120,6 +123,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -163,7 +167,7 @@ impl From<rules_core::ValidationErrors> for ApiError {
 /// Maps actix's JSON body errors: too large → 413, wrong type → 415, bad JSON → 400.
 pub fn json_error(
     err: actix_web::error::JsonPayloadError,
-    _req: &actix_web::HttpRequest,
+    req: &actix_web::HttpRequest,
 ) -> actix_web::Error {
     use actix_web::error::JsonPayloadError as E;
     let api = match &err {
@@ -178,6 +182,12 @@ pub fn json_error(
         ),
         E::Deserialize(e) => {
             ApiError::bad_request("malformed_json", format!("body is not valid JSON: {e}"))
+        }
+        E::Payload(p) if p.to_string().contains(crate::body_deadline::TIMED_OUT) => {
+            let seconds = req
+                .app_data::<actix_web::web::Data<crate::body_deadline::BodyTimeout>>()
+                .map_or(0, |t| t.0.as_secs());
+            ApiError::RequestTimeout(seconds)
         }
         other => ApiError::bad_request("bad_body", other.to_string()),
     };

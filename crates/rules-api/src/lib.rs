@@ -3,6 +3,7 @@
 
 pub mod analytics;
 pub mod auth;
+pub mod body_deadline;
 pub mod error;
 pub mod health;
 pub mod metrics;
@@ -112,6 +113,9 @@ pub fn app(
         .app_data(web::Data::new(state))
         .app_data(web::Data::new(metrics::install()))
         .app_data(keys)
+        .app_data(web::Data::new(body_deadline::BodyTimeout(
+            Duration::from_secs(api.body_timeout_seconds),
+        )))
         .app_data(json_config(limit, false))
         .app_data(web::QueryConfig::default().error_handler(query_error))
         .app_data(web::PathConfig::default().error_handler(path_error))
@@ -144,6 +148,7 @@ pub fn app(
     app.service(metrics::scrape)
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi))
         .default_service(web::to(error::not_found))
+        .wrap(from_fn(body_deadline::enforce))
         .wrap(from_fn(metrics::record))
         .wrap(cors)
         .wrap(tracing_actix_web::TracingLogger::default())

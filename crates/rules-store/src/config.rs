@@ -172,6 +172,8 @@ pub struct ApiSettings {
     pub body_limit_bytes: usize,
     /// Origins allowed by CORS (the dashboard's); empty: no CORS headers.
     pub cors_origins: Vec<String>,
+    /// How long a request body may take to arrive; slower is answered 408.
+    pub body_timeout_seconds: u64,
     /// How long an API starting during an outage waits for PostgreSQL and Redis
     /// (readiness answers 503 meanwhile) before it gives up and exits 1.
     pub startup_timeout_seconds: u64,
