@@ -747,6 +747,14 @@ async fn a_failing_destination_opens_its_circuit_for_every_worker() -> anyhow::R
         4,
         "{errors:?}"
     );
+    // An open breaker keeps the last real cause, on every worker.
+    assert!(
+        errors
+            .iter()
+            .filter(|e| e.starts_with("circuit_open"))
+            .all(|e| e.contains("last failure: HTTP 503")),
+        "{errors:?}"
+    );
     let mut open_total = 0.0;
     for port in &h.http_ports {
         let text = rules_e2e::http_client()
@@ -763,6 +771,14 @@ async fn a_failing_destination_opens_its_circuit_for_every_worker() -> anyhow::R
             .unwrap_or(0.0);
     }
     assert_eq!(open_total, 4.0);
+    // Operators see it in the logs too: the failed actions and the breaker opening.
+    let mut logs = String::new();
+    while let Some(mut worker) = h.workers.pop() {
+        worker.terminate().await?;
+        logs.push_str(&worker.output().await?.0);
+    }
+    assert!(logs.contains("action failed"), "{logs}");
+    assert!(logs.contains("circuit opened"), "{logs}");
     Ok(())
 }
 

@@ -16,6 +16,7 @@ pub mod telemetry;
 
 pub use config::Settings;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Both pools, checked: what every long-running binary needs before it starts work.
@@ -94,11 +95,21 @@ impl Pools {
 /// body naming each check (`{"status", "checks": {"postgres", "redis"}}`), so a
 /// failing probe says which part fails.
 pub async fn readiness(db: &db::PgPool, redis: &redis::RedisPool) -> (bool, serde_json::Value) {
+    static POSTGRES_FAILING: AtomicBool = AtomicBool::new(false);
+    static REDIS_FAILING: AtomicBool = AtomicBool::new(false);
     let (db, redis) = tokio::join!(db::ping(db), redis::ping(redis));
-    let check = |name: &str, r: Result<(), String>| match r {
-        Ok(()) => serde_json::json!({"status": "ok"}),
+    // Probes come every few seconds: log when a check changes, not on every call.
+    let check = |name: &str, failing: &AtomicBool, r: Result<(), String>| match r {
+        Ok(()) => {
+            if failing.swap(false, Ordering::Relaxed) {
+                tracing::info!("readiness: {name} recovered");
+            }
+            serde_json::json!({"status": "ok"})
+        }
         Err(e) => {
-            tracing::warn!(error = %e, "readiness: {name} failing");
+            if !failing.swap(true, Ordering::Relaxed) {
+                tracing::warn!(error = %e, "readiness: {name} failing");
+            }
             serde_json::json!({"status": "failing", "error": e})
         }
     };
@@ -106,8 +117,8 @@ pub async fn readiness(db: &db::PgPool, redis: &redis::RedisPool) -> (bool, serd
     let body = serde_json::json!({
         "status": if ok { "ok" } else { "failing" },
         "checks": {
-            "postgres": check("postgres", db.map_err(|e| e.to_string())),
-            "redis": check("redis", redis.map_err(|e| e.to_string())),
+            "postgres": check("postgres", &POSTGRES_FAILING, db.map_err(|e| e.to_string())),
+            "redis": check("redis", &REDIS_FAILING, redis.map_err(|e| e.to_string())),
         }
     });
     (ok, body)

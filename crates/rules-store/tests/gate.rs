@@ -269,7 +269,7 @@ async fn inspection_reports_without_changing_anything() {
 
 #[tokio::test]
 async fn destination_breaker_opens_probes_and_closes() {
-    use rules_store::gate::destination::{acquire, record, Permit, Policy};
+    use rules_store::gate::destination::{acquire, record, Outcome, Permit, Policy};
     let mut c = conn().await;
     let host = format!("test-{}.example:443", Uuid::new_v4().simple());
     let policy = Policy {
@@ -281,16 +281,30 @@ async fn destination_breaker_opens_probes_and_closes() {
         acquire(&mut c, &host, policy).await.expect("acquire"),
         Permit::Go
     );
-    record(&mut c, &host, false, policy).await.expect("record");
+    let opened = record(&mut c, &host, Outcome::Failed("timeout: 5s"), policy)
+        .await
+        .expect("record");
+    assert!(!opened);
     assert_eq!(
         acquire(&mut c, &host, policy).await.expect("acquire"),
         Permit::Go,
         "one failure is not enough"
     );
-    record(&mut c, &host, false, policy).await.expect("record");
+    let opened = record(
+        &mut c,
+        &host,
+        Outcome::Failed("HTTP 500 Internal Server Error"),
+        policy,
+    )
+    .await
+    .expect("record");
+    assert!(opened, "the second failure opens it");
+    // Open, and it says why: the last real cause, not only that it is open.
     assert_eq!(
         acquire(&mut c, &host, policy).await.expect("acquire"),
-        Permit::Open
+        Permit::Open {
+            last_error: Some("HTTP 500 Internal Server Error".into())
+        }
     );
     tokio::time::sleep(std::time::Duration::from_millis(350)).await;
     assert_eq!(
@@ -298,23 +312,36 @@ async fn destination_breaker_opens_probes_and_closes() {
         Permit::Probe,
         "one probe after the cool-off"
     );
-    assert_eq!(
-        acquire(&mut c, &host, policy).await.expect("acquire"),
-        Permit::Open,
+    assert!(
+        matches!(
+            acquire(&mut c, &host, policy).await.expect("acquire"),
+            Permit::Open { .. }
+        ),
         "only one"
     );
     // A failed probe reopens at once; a successful one closes.
-    record(&mut c, &host, false, policy).await.expect("record");
+    record(
+        &mut c,
+        &host,
+        Outcome::Failed("connect error: reset"),
+        policy,
+    )
+    .await
+    .expect("record");
     assert_eq!(
         acquire(&mut c, &host, policy).await.expect("acquire"),
-        Permit::Open
+        Permit::Open {
+            last_error: Some("connect error: reset".into())
+        }
     );
     tokio::time::sleep(std::time::Duration::from_millis(350)).await;
     assert_eq!(
         acquire(&mut c, &host, policy).await.expect("acquire"),
         Permit::Probe
     );
-    record(&mut c, &host, true, policy).await.expect("record");
+    record(&mut c, &host, Outcome::Up, policy)
+        .await
+        .expect("record");
     assert_eq!(
         acquire(&mut c, &host, policy).await.expect("acquire"),
         Permit::Go

@@ -194,6 +194,44 @@ pub fn bounded(reason: &str) -> String {
     format!("{}…", &reason[..end])
 }
 
+/// Lets a kind of warning through at most `per_second` times a second, and says how
+/// many were held back since the last one let through: a failing destination under
+/// load logs a few lines a second, not one per event.
+pub struct LogBudget {
+    per_second: u64,
+    second: std::sync::atomic::AtomicU64,
+    used: std::sync::atomic::AtomicU64,
+    held_back: std::sync::atomic::AtomicU64,
+}
+
+impl LogBudget {
+    pub const fn new(per_second: u64) -> Self {
+        Self {
+            per_second,
+            second: std::sync::atomic::AtomicU64::new(0),
+            used: std::sync::atomic::AtomicU64::new(0),
+            held_back: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(held back before this one)` when this line may be logged.
+    pub fn allow(&self) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if self.second.swap(now, Relaxed) != now {
+            self.used.store(0, Relaxed);
+        }
+        if self.used.fetch_add(1, Relaxed) < self.per_second {
+            Some(self.held_back.swap(0, Relaxed))
+        } else {
+            self.held_back.fetch_add(1, Relaxed);
+            None
+        }
+    }
+}
+
 /// First and longest pause between tries of a step.
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
@@ -229,6 +267,16 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_log_budget_lets_a_few_through_a_second_and_counts_the_rest() {
+        let budget = LogBudget::new(3);
+        let allowed: Vec<Option<u64>> = (0..10).map(|_| budget.allow()).collect();
+        let through = allowed.iter().filter(|a| a.is_some()).count();
+        // Within one second three pass; across a second boundary at most six.
+        assert!((3..=6).contains(&through), "{allowed:?}");
+        assert_eq!(allowed[0], Some(0));
+    }
 
     #[test]
     fn reasons_are_bounded_at_a_character_boundary() {

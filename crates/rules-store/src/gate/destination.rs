@@ -22,23 +22,39 @@ pub struct Policy {
 }
 
 /// May a call to `host` go now?
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Permit {
     Go,
     /// Go: this call probes a destination whose cool-off has passed.
     Probe,
-    /// The breaker is open: fail fast.
-    Open,
+    /// The breaker is open: fail fast. `last_error` is the last real failure that
+    /// counted toward opening it (a timeout, an HTTP 500, a reset), if known.
+    Open {
+        last_error: Option<String>,
+    },
     /// Over the rate: try again after this many milliseconds.
     Wait(u64),
 }
+
+/// A call's outcome as the breaker counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome<'a> {
+    /// The destination answered (even 4xx): it is up.
+    Up,
+    /// A transient failure (connect error, timeout, 429, 5xx), with its cause.
+    Failed(&'a str),
+}
+
+/// Longest cause kept with a breaker.
+const MAX_CAUSE_BYTES: usize = 300;
 
 async fn call<C: redis::aio::ConnectionLike + Send>(
     conn: &mut C,
     host: &str,
     mode: &str,
+    cause: &str,
     policy: Policy,
-) -> Result<(i64, i64), RedisError> {
+) -> Result<(i64, i64, String), RedisError> {
     let second = chrono::Utc::now().timestamp();
     Ok(DESTINATION
         .key(keys::destination_breaker(host))
@@ -48,6 +64,7 @@ async fn call<C: redis::aio::ConnectionLike + Send>(
         .arg(policy.failures_to_open)
         .arg(policy.cooloff_ms)
         .arg(policy.per_second)
+        .arg(cause)
         .invoke_async(conn)
         .await?)
 }
@@ -57,23 +74,36 @@ pub async fn acquire<C: redis::aio::ConnectionLike + Send>(
     host: &str,
     policy: Policy,
 ) -> Result<Permit, RedisError> {
-    let (verdict, wait) = call(conn, host, "acquire", policy).await?;
+    let (verdict, wait, cause) = call(conn, host, "acquire", "", policy).await?;
     Ok(match verdict {
         1 => Permit::Go,
         2 => Permit::Probe,
         3 => Permit::Wait(u64::try_from(wait).unwrap_or(1000).max(1)),
-        _ => Permit::Open,
+        _ => Permit::Open {
+            last_error: (!cause.is_empty()).then_some(cause),
+        },
     })
 }
 
 /// Records a call's outcome: a success closes the breaker; a transient failure
-/// counts toward opening it (a failed probe reopens it at once).
+/// counts toward opening it (a failed probe reopens it at once) and is kept as the
+/// breaker's last cause. True when this failure opened the breaker.
 pub async fn record<C: redis::aio::ConnectionLike + Send>(
     conn: &mut C,
     host: &str,
-    ok: bool,
+    outcome: Outcome<'_>,
     policy: Policy,
-) -> Result<(), RedisError> {
-    call(conn, host, if ok { "success" } else { "failure" }, policy).await?;
-    Ok(())
+) -> Result<bool, RedisError> {
+    let (mode, cause) = match outcome {
+        Outcome::Up => ("success", String::new()),
+        Outcome::Failed(cause) => {
+            let mut end = cause.len().min(MAX_CAUSE_BYTES);
+            while !cause.is_char_boundary(end) {
+                end -= 1;
+            }
+            ("failure", cause[..end].to_owned())
+        }
+    };
+    let (opened, _, _) = call(conn, host, mode, &cause, policy).await?;
+    Ok(opened == 1)
 }

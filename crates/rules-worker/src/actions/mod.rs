@@ -132,6 +132,7 @@ impl Executor {
             let rendered = match rendered {
                 Ok(r) => r,
                 Err(e) => {
+                    warn_failed(rule, event, kind, Some(&e.to_string()));
                     actions.push(ActionResult::new(kind, action_started).failed(e.to_string()));
                     metrics::counter!("actions_total", "type" => kind, "status" => "failed")
                         .increment(1);
@@ -200,6 +201,9 @@ impl Executor {
             };
             metrics::counter!("actions_total", "type" => kind, "status" => result.status)
                 .increment(1);
+            if result.status == "failed" {
+                warn_failed(rule, event, kind, result.error.as_deref());
+            }
             actions.push(result);
         }
         ExecutionOutcome {
@@ -285,6 +289,21 @@ struct PublishOutcome {
     attempts: u32,
     /// An attempt failed after the command was sent: it may have been written.
     maybe_written: bool,
+}
+
+/// Failed actions at warn, a few a second at most (the counters count them all).
+fn warn_failed(rule: &CompiledRule, event: &Event, kind: &str, error: Option<&str>) {
+    static BUDGET: crate::pipeline::LogBudget = crate::pipeline::LogBudget::new(10);
+    if let Some(held_back) = BUDGET.allow() {
+        tracing::warn!(
+            rule_id = %rule.id(),
+            event_id = %event.id,
+            action = kind,
+            error = error.unwrap_or("failed"),
+            similar_lines_held_back = held_back,
+            "action failed"
+        );
+    }
 }
 
 fn log(level: LogLevel, message: &str, rule_id: Uuid, event_id: Uuid) {

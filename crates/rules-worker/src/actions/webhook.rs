@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
-use rules_store::gate::destination::{self, Permit, Policy as DestinationPolicy};
+use rules_store::gate::destination::{self, Outcome, Permit, Policy as DestinationPolicy};
 use rules_store::redis::RedisPool;
 
 use super::destination::{check_literal, GlobalOnlyResolver};
@@ -181,17 +181,23 @@ impl WebhookClient {
         };
         let deadline = tokio::time::Instant::now() + request.timeout;
         let mut attempt = 0;
+        let mut last_failure: Option<String> = None;
         loop {
             attempt += 1;
             // The destination's breaker and rate limit, shared by all workers.
             loop {
                 match self.permit(&host).await {
                     Permit::Go | Permit::Probe => break,
-                    Permit::Open => {
+                    Permit::Open { last_error } => {
                         metrics::counter!("webhook_circuit_open_total").increment(1);
+                        let cause = last_error
+                            .or_else(|| last_failure.clone())
+                            .map_or_else(String::new, |c| format!(" (last failure: {c})"));
                         return fail(
                             attempt - 1,
-                            format!("circuit_open: {host} failed repeatedly; calls are paused"),
+                            format!(
+                                "circuit_open: {host} failed repeatedly; calls are paused{cause}"
+                            ),
                         );
                     }
                     Permit::Wait(ms) => {
@@ -255,7 +261,13 @@ impl WebhookClient {
                 }
             };
             // A destination that answered (even 4xx) is up; transient failures count.
-            self.record(&host, !retryable).await;
+            if retryable {
+                let cause = outcome.error.clone().unwrap_or_else(|| "failed".into());
+                self.record(&host, Outcome::Failed(&cause)).await;
+                last_failure = Some(cause);
+            } else {
+                self.record(&host, Outcome::Up).await;
+            }
             if outcome.ok || !retryable || attempt >= self.max_attempts {
                 return outcome;
             }
@@ -273,11 +285,24 @@ impl WebhookClient {
             .unwrap_or(Permit::Go)
     }
 
-    async fn record(&self, host: &str, ok: bool) {
-        if let Ok(mut conn) = self.redis.get().await {
-            if let Err(e) = destination::record(&mut conn, host, ok, self.policy).await {
-                tracing::debug!(error = %e, host, "recording a webhook outcome failed");
+    async fn record(&self, host: &str, outcome: Outcome<'_>) {
+        let Ok(mut conn) = self.redis.get().await else {
+            return;
+        };
+        match destination::record(&mut conn, host, outcome, self.policy).await {
+            Ok(true) => {
+                metrics::counter!("webhook_circuit_opened_total").increment(1);
+                if let Outcome::Failed(cause) = outcome {
+                    tracing::warn!(
+                        host,
+                        cause,
+                        cooloff_ms = self.policy.cooloff_ms,
+                        "webhook destination's circuit opened"
+                    );
+                }
             }
+            Ok(false) => {}
+            Err(e) => tracing::debug!(error = %e, host, "recording a webhook outcome failed"),
         }
     }
 
