@@ -7,6 +7,7 @@ pub mod body_deadline;
 pub mod error;
 pub mod health;
 pub mod metrics;
+pub mod offload;
 pub mod openapi;
 pub mod pagination;
 pub mod query_guard;

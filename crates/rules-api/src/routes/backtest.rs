@@ -143,6 +143,33 @@ pub async fn backtest(
     }
 
     let (entries, truncated) = read_entries(&state, from, to, limit).await?;
+    let max_event_bytes = state.max_event_bytes;
+    let response = crate::offload::cpu(move || {
+        replay(
+            &rule,
+            &entries,
+            livestream_id,
+            from,
+            to,
+            truncated,
+            max_event_bytes,
+        )
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(response))
+}
+
+/// The CPU part of a backtest: the entries replayed through the rule, with
+/// cooldowns and thresholds simulated.
+fn replay(
+    rule: &CompiledRule,
+    entries: &[StreamEntry],
+    livestream_id: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    truncated: bool,
+    max_event_bytes: usize,
+) -> BacktestResponse {
     let bucket = if to - from <= TimeDelta::hours(6) {
         TimeDelta::minutes(1)
     } else {
@@ -154,11 +181,11 @@ pub async fn backtest(
     let mut samples = Vec::new();
     let (mut unreadable, mut events) = (0u64, 0u64);
     let scanned = entries.len() as u64;
-    for entry in &entries {
+    for entry in entries {
         let at = entry.id.time().unwrap_or(from);
         let parsed = match &entry.body {
             Body::Fields(fields) => {
-                Event::from_stream_fields(fields, Some(at), state.max_event_bytes).ok()
+                Event::from_stream_fields(fields, Some(at), max_event_bytes).ok()
             }
             Body::Deleted | Body::Malformed(_) => None,
         };
@@ -173,7 +200,7 @@ pub async fn backtest(
         if !rule.matches_type(event.event_type()) || !rule.condition_holds(&event) {
             continue;
         }
-        let decision = sim.decide(&rule, &event, at.timestamp_millis());
+        let decision = sim.decide(rule, &event, at.timestamp_millis());
         let point = series
             .entry(at.duration_trunc(bucket).unwrap_or(at))
             .or_default();
@@ -200,7 +227,7 @@ pub async fn backtest(
             });
         }
     }
-    Ok(HttpResponse::Ok().json(BacktestResponse {
+    BacktestResponse {
         from,
         to,
         scanned,
@@ -216,7 +243,7 @@ pub async fn backtest(
             })
             .collect(),
         samples,
-    }))
+    }
 }
 
 async fn load_rule(

@@ -128,22 +128,19 @@ async fn live_state(
     })
 }
 
-/// Dry-run a rule against an event.
-#[utoipa::path(
-    tag = "rules",
-    request_body(content = DryRunRequest),
-    responses(
-        (status = 200, description = "Whether it matches, the trace and the rendered actions", body = DryRunResponse),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 422, description = "The rule or the event is invalid", body = ErrorBody),
-    ),
-    security(("bearer" = []))
-)]
-#[post("/rules/test")]
-pub async fn dry_run(
-    state: web::Data<AppState>,
-    body: web::Json<Value>,
-) -> Result<HttpResponse, ApiError> {
+/// The CPU part of a dry run: the request checked, the rule compiled, evaluated
+/// and rendered.
+struct Prepared {
+    rule: CompiledRule,
+    event: Event,
+    live: bool,
+    evaluation: rules_core::Evaluation,
+    threshold: Option<Value>,
+    cooldown: Option<Value>,
+    actions: Vec<Value>,
+}
+
+fn prepare(body: &Value) -> Result<Prepared, ApiError> {
     let Some(map) = body.as_object() else {
         return Err(ApiError::Validation(vec![FieldError {
             path: String::new(),
@@ -244,7 +241,7 @@ pub async fn dry_run(
             "key_value": rule.cooldown_scope(&event).flatten(),
         })
     });
-    let actions = rule
+    let actions: Vec<Value> = rule
         .render_actions(&event)
         .into_iter()
         .enumerate()
@@ -253,6 +250,43 @@ pub async fn dry_run(
             Err(e) => json!({"index": i, "type": spec.actions[i].kind.type_name(), "error": e.to_string()}),
         })
         .collect();
+    Ok(Prepared {
+        rule,
+        event,
+        live,
+        evaluation,
+        threshold,
+        cooldown,
+        actions,
+    })
+}
+
+/// Dry-run a rule against an event.
+#[utoipa::path(
+    tag = "rules",
+    request_body(content = DryRunRequest),
+    responses(
+        (status = 200, description = "Whether it matches, the trace and the rendered actions", body = DryRunResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 422, description = "The rule or the event is invalid", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/rules/test")]
+pub async fn dry_run(
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let Prepared {
+        rule,
+        event,
+        live,
+        evaluation,
+        threshold,
+        cooldown,
+        actions,
+    } = crate::offload::cpu(move || prepare(&body)).await??;
     let live = if live {
         Some(
             live_state(

@@ -43,15 +43,21 @@ fn rule_response(status: actix_web::http::StatusCode, row: &RuleRow) -> HttpResp
         .json(row.view())
 }
 
-/// Validates a body into a spec, and its publish targets against this deployment's
-/// policy, turning problems into a 422.
-fn validated(state: &AppState, body: &Value) -> Result<RuleSpec, ApiError> {
-    let spec = parse_rule_spec(body)?;
-    let refused = state.publish_policy.check(&spec);
-    if !refused.is_empty() {
-        return Err(ApiError::Validation(refused));
-    }
-    Ok(spec)
+/// Validates a body into a spec (off the request threads: regexes compile here),
+/// and its publish targets against this deployment's policy, turning problems into
+/// a 422.
+async fn validated(state: &AppState, body: &Value) -> Result<RuleSpec, ApiError> {
+    let body = body.clone();
+    let policy = std::sync::Arc::clone(&state.publish_policy);
+    crate::offload::cpu(move || {
+        let spec = parse_rule_spec(&body)?;
+        let refused = policy.check(&spec);
+        if !refused.is_empty() {
+            return Err(ApiError::Validation(refused));
+        }
+        Ok(spec)
+    })
+    .await?
 }
 
 fn now() -> chrono::DateTime<Utc> {
@@ -77,7 +83,7 @@ pub async fn create_rule(
     state: web::Data<AppState>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let spec = validated(&state, &body)?;
+    let spec = validated(&state, &body).await?;
     let at = now();
     let rule = Rule {
         id: Uuid::now_v7(),
@@ -287,7 +293,7 @@ pub async fn replace_rule(
 ) -> Result<HttpResponse, ApiError> {
     let id = *id;
     let pre = precondition(&req, &body)?;
-    let spec = validated(&state, &body)?;
+    let spec = validated(&state, &body).await?;
     let current = find_rule(&state, id).await?;
     check(&pre, current.version)?;
     store_replacement(&state, id, spec, current.version, &pre).await
@@ -346,7 +352,7 @@ pub async fn patch_rule(
     check(&pre, current.version)?;
     let mut merged = current.spec_json();
     json_patch::merge(&mut merged, &patch);
-    let spec = validated(&state, &merged)?;
+    let spec = validated(&state, &merged).await?;
     store_replacement(&state, id, spec, current.version, &pre).await
 }
 
