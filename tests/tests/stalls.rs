@@ -294,3 +294,52 @@ async fn a_publish_during_a_redis_outage_is_retried() -> anyhow::Result<()> {
     assert_eq!(h.read_stream(&h.out()).await?.len(), 1);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_hung_destination_fills_its_own_lane_and_others_flow() -> anyhow::Result<()> {
+    let receiver = rules_e2e::receiver::Receiver::start(&[])?;
+    let mut h = Harness::new("s-lanes").await?;
+    let hung = h
+        .add_rule(json!({
+            "name": "slow bot",
+            "trigger_config": {"event_types": ["follow"]},
+            "actions": [{"type": "webhook", "url": format!("http://127.0.0.1:{}/slow/8000", receiver.port),
+                         "timeout_ms": 20000}]
+        }))
+        .await?;
+    let other_ls = "0e2a9c1b-0000-4000-8000-0000000000ff";
+    let other = h
+        .add_rule(json!({
+            "livestream_id": other_ls,
+            "name": "overlay",
+            "trigger_config": {"event_types": ["follow"]},
+            "actions": [{"type": "publish", "stream": h.out()}]
+        }))
+        .await?;
+    h.start_worker(&[
+        ("RULES__WORKER__MAX_IN_FLIGHT", "40".into()),
+        ("RULES__WORKER__BATCH_SIZE", "10".into()),
+        ("RULES__WORKER__MAX_IN_FLIGHT_PER_DESTINATION", "10".into()),
+        ("RULES__WORKER__CLAIM_IDLE_MS", "60000".into()),
+    ])
+    .await?;
+    // Far more events for the hung destination than the whole in-flight budget.
+    for _ in 0..60 {
+        h.send("follow", json!({})).await?;
+    }
+    for _ in 0..5 {
+        let event = json!({"id": uuid::Uuid::new_v4(), "type": "follow",
+                           "livestream_id": other_ls, "data": {}});
+        h.send_fields(&[("event", event.to_string())]).await?;
+    }
+    eventually(WAIT, || async {
+        Ok(h.executions(Some(other)).await?.len() == 5)
+    })
+    .await?;
+    assert!(
+        h.executions(Some(hung)).await?.is_empty(),
+        "the other livestream ran while every call to the hung destination still hangs"
+    );
+    assert!(receiver.received().len() <= 10, "the lane holds 10 at most");
+    Ok(())
+}

@@ -200,6 +200,9 @@ pub struct WorkerSettings {
     pub block_ms: u64,
     /// Most entries read but not yet acknowledged; reading pauses beyond it.
     pub max_in_flight: usize,
+    /// Entries in flight that call one webhook destination (host:port), at most: a
+    /// slow destination fills its own lane, never the whole in-flight budget.
+    pub max_in_flight_per_destination: usize,
     /// How long an entry may sit unacknowledged with another consumer before this
     /// one claims it (that consumer is presumed dead).
     pub claim_idle_ms: u64,
@@ -356,6 +359,10 @@ impl Settings {
         check_positive("worker.batch_size", self.worker.batch_size)?;
         check_positive("worker.block_ms", self.worker.block_ms)?;
         check_positive("worker.max_in_flight", self.worker.max_in_flight)?;
+        check_positive(
+            "worker.max_in_flight_per_destination",
+            self.worker.max_in_flight_per_destination,
+        )?;
         if self.worker.max_in_flight < self.worker.batch_size {
             return Err(ConfigError::setting(
                 "worker.max_in_flight",

@@ -6,7 +6,7 @@ use rules_store::redis::RedisPool;
 use std::sync::Arc;
 
 use crate::actions::Executor;
-use crate::pipeline::InFlight;
+use crate::pipeline::{InFlight, Lanes};
 use crate::rules::Rules;
 
 pub struct Context {
@@ -19,6 +19,8 @@ pub struct Context {
     pub consumer: String,
     /// Entries read and not yet acknowledged (`worker.max_in_flight`).
     pub in_flight: InFlight,
+    /// Entries in flight per webhook destination (`worker.max_in_flight_per_destination`).
+    pub lanes: Lanes,
     /// The first essential task that stopped while it should have run.
     pub failed: std::sync::OnceLock<&'static str>,
 }

@@ -79,6 +79,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     };
     let ctx = Arc::new(Context {
         in_flight: pipeline::InFlight::new(worker.max_in_flight),
+        lanes: pipeline::Lanes::new(worker.max_in_flight_per_destination),
         settings: worker.clone(),
         db: db.clone(),
         redis,

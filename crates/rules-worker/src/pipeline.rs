@@ -23,6 +23,8 @@ pub struct Entry {
     /// How many times it has been delivered, this time included.
     pub deliveries: u64,
     pub ticket: Option<Ticket>,
+    /// Its places in the lanes of the webhook destinations it calls.
+    pub lanes: Option<LaneGuard>,
 }
 
 impl Entry {
@@ -33,6 +35,7 @@ impl Entry {
             body: entry.body,
             deliveries,
             ticket: None,
+            lanes: None,
         }
     }
 
@@ -194,6 +197,78 @@ pub fn bounded(reason: &str) -> String {
     format!("{}…", &reason[..end])
 }
 
+/// Entries in flight per webhook destination (host:port), each destination capped
+/// (`worker.max_in_flight_per_destination`): a slow or hung destination holds at
+/// most its lane, and the rest of the in-flight budget stays for everyone else.
+#[derive(Clone)]
+pub struct Lanes {
+    cap: usize,
+    counts: Arc<Mutex<std::collections::HashMap<Arc<str>, usize>>>,
+}
+
+impl Lanes {
+    pub fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            counts: Arc::default(),
+        }
+    }
+
+    /// A place in the lane of every destination in `hosts`, or `None` (and no place
+    /// taken) when any of them is full.
+    pub fn admit(&self, hosts: Vec<Arc<str>>) -> Option<LaneGuard> {
+        let mut counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if hosts
+            .iter()
+            .any(|h| counts.get(h).copied().unwrap_or(0) >= self.cap)
+        {
+            return None;
+        }
+        for host in &hosts {
+            *counts.entry(Arc::clone(host)).or_default() += 1;
+        }
+        Some(LaneGuard {
+            counts: Arc::clone(&self.counts),
+            hosts,
+        })
+    }
+
+    /// Entries in flight to `host` now.
+    pub fn in_lane(&self, host: &str) -> usize {
+        let counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        counts.get(host).copied().unwrap_or(0)
+    }
+}
+
+/// An entry's places in its destinations' lanes, given back when it is dropped.
+pub struct LaneGuard {
+    counts: Arc<Mutex<std::collections::HashMap<Arc<str>, usize>>>,
+    hosts: Vec<Arc<str>>,
+}
+
+impl Drop for LaneGuard {
+    fn drop(&mut self) {
+        let mut counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for host in &self.hosts {
+            if let Some(n) = counts.get_mut(host) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    counts.remove(host);
+                }
+            }
+        }
+    }
+}
+
 /// Lets a kind of warning through at most `per_second` times a second, and says how
 /// many were held back since the last one let through: a failing destination under
 /// load logs a few lines a second, not one per event.
@@ -267,6 +342,28 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_lane_admits_nothing_more_and_frees_on_drop() {
+        let lanes = Lanes::new(2);
+        let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a:443"), Arc::from("b:443"));
+        let first = lanes.admit(vec![Arc::clone(&a)]).expect("room");
+        let second = lanes
+            .admit(vec![Arc::clone(&a), Arc::clone(&b)])
+            .expect("room");
+        assert!(lanes.admit(vec![Arc::clone(&a)]).is_none(), "a is full");
+        assert!(lanes.admit(vec![Arc::clone(&b), Arc::clone(&a)]).is_none());
+        assert_eq!(
+            lanes.in_lane("b:443"),
+            1,
+            "a refused admission takes no place"
+        );
+        assert!(lanes.admit(vec![Arc::clone(&b)]).is_some(), "b has room");
+        drop(first);
+        assert!(lanes.admit(vec![Arc::clone(&a)]).is_some());
+        drop(second);
+        assert_eq!(lanes.in_lane("b:443"), 0);
+    }
 
     #[test]
     fn a_log_budget_lets_a_few_through_a_second_and_counts_the_rest() {

@@ -1,4 +1,5 @@
-//! One batch, in five stages: parse, match, skip what is recorded, gate, dispatch.
+//! One batch, in six stages: parse, match, skip what is recorded, admit (destination
+//! lanes), gate, dispatch.
 //! Each is a function below, in that order; the actions run off the read path and
 //! every entry's outcome goes to the recorder.
 
@@ -57,6 +58,7 @@ async fn process_batch(
     let Some(open) = skip_recorded(ctx, &readable, matches, token).await else {
         return;
     };
+    let (readable, open) = admit(ctx, readable, open);
     let Some(decisions) = decide(ctx, &readable, &open, token).await else {
         return;
     };
@@ -154,6 +156,65 @@ async fn skip_recorded(
             .filter(|m| !recorded.contains(&(m.rule.id(), readable[m.entry].1.id)))
             .collect(),
     )
+}
+
+/// Admit: each entry takes a place in the lane of every webhook destination its
+/// matched rules call. An entry whose destination's lane is full (a slow or hung
+/// receiver) is left pending, untouched, and its ticket given back: it is taken up
+/// again once idle past `claim_idle_ms`, by this worker or another, while the rest
+/// of the stream flows. Runs before the gate, so a left entry changes no state.
+fn admit(
+    ctx: &Context,
+    readable: Vec<(Entry, Event)>,
+    open: Vec<Match>,
+) -> (Vec<(Entry, Event)>, Vec<Match>) {
+    let mut hosts: Vec<Vec<Arc<str>>> = readable.iter().map(|_| Vec::new()).collect();
+    for m in &open {
+        for host in actions::webhook::destinations(&m.rule) {
+            if !hosts[m.entry].contains(&host) {
+                hosts[m.entry].push(host);
+            }
+        }
+    }
+    let mut keep = Vec::with_capacity(readable.len());
+    let mut index = Vec::with_capacity(readable.len());
+    let mut left = 0u64;
+    for ((mut entry, event), hosts) in readable.into_iter().zip(hosts) {
+        if !hosts.is_empty() {
+            match ctx.lanes.admit(hosts) {
+                Some(guard) => entry.lanes = Some(guard),
+                None => {
+                    // Dropped here: its ticket goes back, the entry stays pending.
+                    left += 1;
+                    index.push(None);
+                    continue;
+                }
+            }
+        }
+        index.push(Some(keep.len()));
+        keep.push((entry, event));
+    }
+    if left > 0 {
+        metrics::counter!("entries_left_for_busy_destinations_total").increment(left);
+        static BUDGET: crate::pipeline::LogBudget = crate::pipeline::LogBudget::new(1);
+        if let Some(held_back) = BUDGET.allow() {
+            tracing::warn!(
+                entries = left,
+                similar_lines_held_back = held_back,
+                "a webhook destination's lane is full; entries left pending for later"
+            );
+        }
+    }
+    let open = open
+        .into_iter()
+        .filter_map(|m| {
+            index[m.entry].map(|entry| Match {
+                entry,
+                rule: m.rule,
+            })
+        })
+        .collect();
+    (keep, open)
 }
 
 /// Gate: thresholds, cooldowns and claims, one pipeline for the batch.
