@@ -150,9 +150,28 @@ impl ResponseError for ApiError {
 impl From<rules_store::db::DbError> for ApiError {
     fn from(e: rules_store::db::DbError) -> Self {
         match e {
-            rules_store::db::DbError::Pool(msg) => {
-                ApiError::Unavailable(format!("database: {msg}"))
+            rules_store::db::DbError::Pool(cause) => {
+                tracing::warn!(error = %cause, "database unavailable");
+                ApiError::Unavailable("the database is unavailable".into())
             }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// Redis unreachable or failing: a 503 whose body names the service; the cause
+/// goes to the log, never to the client.
+impl From<rules_store::redis::RedisError> for ApiError {
+    fn from(e: rules_store::redis::RedisError) -> Self {
+        tracing::warn!(error = %e, "redis unavailable");
+        ApiError::Unavailable("Redis is unavailable".into())
+    }
+}
+
+impl From<rules_store::streams::StreamError> for ApiError {
+    fn from(e: rules_store::streams::StreamError) -> Self {
+        match e {
+            rules_store::streams::StreamError::Redis(e) => e.into(),
             other => ApiError::internal(other),
         }
     }

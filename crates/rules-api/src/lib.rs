@@ -4,6 +4,7 @@
 pub mod analytics;
 pub mod auth;
 pub mod body_deadline;
+pub mod draft;
 pub mod error;
 pub mod health;
 pub mod metrics;
@@ -12,6 +13,9 @@ pub mod openapi;
 pub mod pagination;
 pub mod query_guard;
 pub mod routes;
+pub mod state;
+
+pub use state::AppState;
 
 use actix_cors::Cors;
 use actix_web::body::MessageBody;
@@ -19,8 +23,6 @@ use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
-use rules_store::db::PgPool;
-use rules_store::redis::RedisPool;
 use rules_store::Settings;
 use std::time::Duration;
 use utoipa::OpenApi;
@@ -29,48 +31,6 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::ApiKeys;
 use crate::error::{json_error, path_error, query_error};
-
-/// What every handler may reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub db: PgPool,
-    pub redis: RedisPool,
-    /// The workers' input streams (`worker.streams`), which backtests replay.
-    pub input_streams: std::sync::Arc<Vec<String>>,
-    pub max_event_bytes: usize,
-    /// Where `publish` actions may write (checked at save).
-    pub publish_policy: std::sync::Arc<rules_core::PublishPolicy>,
-}
-
-impl AppState {
-    /// Builds the pools and checks both services answer, so a wrong URL fails at start.
-    pub async fn connect(settings: &Settings) -> Result<Self, rules_store::ConnectError> {
-        let pools = rules_store::Pools::connect(settings).await?;
-        Ok(Self::over(pools, settings))
-    }
-
-    /// The state over pools that may not answer yet (readiness says so).
-    pub fn over(pools: rules_store::Pools, settings: &Settings) -> Self {
-        Self {
-            db: pools.db,
-            redis: pools.redis,
-            input_streams: std::sync::Arc::new(settings.worker.streams.clone()),
-            max_event_bytes: settings.worker.max_event_bytes,
-            publish_policy: std::sync::Arc::new(settings.worker.publish_policy()),
-        }
-    }
-}
-
-impl AppState {
-    /// A pooled database connection; a pool that cannot give one in time is a 503.
-    pub async fn db(&self) -> Result<rules_store::db::PgConn, error::ApiError> {
-        Ok(self
-            .db
-            .get()
-            .await
-            .map_err(rules_store::db::DbError::from)?)
-    }
-}
 
 /// Content types a JSON body may have; PATCH also takes a merge patch.
 fn json_config(limit: usize, merge_patch: bool) -> web::JsonConfig {

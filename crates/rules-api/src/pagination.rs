@@ -23,6 +23,26 @@ pub fn limit(requested: Option<i64>) -> Result<i64, ApiError> {
     }
 }
 
+/// One page from `rows`, which were fetched with `limit + 1` to learn whether more
+/// follow: the first `limit` rows and, when more follow, the cursor of the last.
+pub fn page<T>(
+    mut rows: Vec<T>,
+    limit: i64,
+    key: impl Fn(&T) -> (DateTime<Utc>, Uuid),
+) -> (Vec<T>, Option<String>) {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = match rows.last() {
+        Some(last) if more => {
+            let (time, id) = key(last);
+            Some(encode(time, id))
+        }
+        _ => None,
+    };
+    (rows, next)
+}
+
 /// Encodes `(time, id)` as an opaque string.
 pub fn encode(time: DateTime<Utc>, id: Uuid) -> String {
     URL_SAFE_NO_PAD.encode(format!("{}:{id}", time.timestamp_micros()))

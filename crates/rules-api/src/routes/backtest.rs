@@ -6,8 +6,8 @@ use actix_web::{post, web, HttpResponse};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use rules_core::simulate::Simulation;
 use rules_core::Decision;
-use rules_core::{parse_rule_spec, CompiledRule, Event, FieldError, Rule, TraceNode};
-use rules_store::streams::{self, Body, EntryId, StreamEntry, StreamError};
+use rules_core::{CompiledRule, Event, FieldError, TraceNode};
+use rules_store::streams::{self, Body, EntryId, StreamEntry};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -250,33 +250,11 @@ async fn load_rule(
     state: &AppState,
     map: &serde_json::Map<String, Value>,
 ) -> Result<CompiledRule, ApiError> {
-    let now = Utc::now();
-    let (id, spec, version) = match (map.get("rule"), field::<Uuid>(map, "rule_id")?) {
-        (Some(rule), None) => {
-            let spec =
-                parse_rule_spec(rule).map_err(|e| ApiError::validation_under("rule", e.0))?;
-            let id = rule
-                .get("id")
-                .and_then(Value::as_str)
-                .and_then(|s| Uuid::parse_str(s).ok())
-                .unwrap_or_else(Uuid::nil);
-            (id, spec, 1)
-        }
-        (None, Some(id)) => {
-            let row = super::rules::find_rule(state, id).await?;
-            let version = row.version;
-            let rule = row.into_rule().map_err(ApiError::from)?;
-            (id, rule.spec, version)
-        }
-        _ => return Err(invalid("rule", "give either `rule` or `rule_id`")),
-    };
-    Ok(CompiledRule::compile(Rule {
-        id,
-        spec,
-        version,
-        created_at: now,
-        updated_at: now,
-    }))
+    match (map.get("rule"), field::<Uuid>(map, "rule_id")?) {
+        (Some(rule), None) => crate::draft::compile(rule).map_err(ApiError::Validation),
+        (None, Some(id)) => Ok(state.find_rule(id).await?.compile()?),
+        _ => Err(invalid("rule", "give either `rule` or `rule_id`")),
+    }
 }
 
 /// The newest `limit` entries of all input streams within `[from, to]`, oldest
@@ -290,12 +268,7 @@ async fn read_entries(
     let start =
         EntryId::first_at(from).ok_or_else(|| invalid("from", "must not be before 1970"))?;
     let last = EntryId::last_at(to).ok_or_else(|| invalid("to", "must not be before 1970"))?;
-    let mut conn = state
-        .redis
-        .get()
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("redis: {e}")))?;
-    let redis_error = |e: StreamError| ApiError::Unavailable(format!("redis: {e}"));
+    let mut conn = state.redis().await?;
     let mut all: Vec<StreamEntry> = Vec::new();
     let mut truncated = false;
     for stream in state.input_streams.iter() {
@@ -303,9 +276,8 @@ async fn read_entries(
         let mut taken = 0;
         loop {
             let page = PAGE.min(limit - taken);
-            let entries = streams::range_rev(&mut conn, stream, end, exclusive, start, page)
-                .await
-                .map_err(redis_error)?;
+            let entries =
+                streams::range_rev(&mut conn, stream, end, exclusive, start, page).await?;
             let n = entries.len();
             if let Some(oldest) = entries.last() {
                 (end, exclusive) = (oldest.id, true);
@@ -317,9 +289,7 @@ async fn read_entries(
             }
             if taken >= limit {
                 // Full: are there older entries in the range that were left out?
-                let more = streams::range_rev(&mut conn, stream, end, exclusive, start, 1)
-                    .await
-                    .map_err(redis_error)?;
+                let more = streams::range_rev(&mut conn, stream, end, exclusive, start, 1).await?;
                 truncated |= !more.is_empty();
                 break;
             }

@@ -4,7 +4,6 @@
 
 use actix_web::{delete, get, web, HttpResponse};
 use rules_store::cooldowns;
-use rules_store::redis::RedisError;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -34,12 +33,8 @@ pub struct ClearQuery {
     pub key: Option<String>,
 }
 
-fn redis_error(e: impl Into<RedisError>) -> ApiError {
-    ApiError::Unavailable(format!("redis: {}", e.into()))
-}
-
 async fn ensure_rule(state: &AppState, id: Uuid) -> Result<(), ApiError> {
-    super::rules::find_rule(state, id).await.map(|_| ())
+    state.find_rule(id).await.map(|_| ())
 }
 
 /// The rule's running cooldowns, longest remaining first.
@@ -59,8 +54,8 @@ pub async fn list_cooldowns(
 ) -> Result<HttpResponse, ApiError> {
     let id = *id;
     ensure_rule(&state, id).await?;
-    let mut conn = state.redis.get().await.map_err(redis_error)?;
-    let active = cooldowns::list(&mut conn, id).await.map_err(redis_error)?;
+    let mut conn = state.redis().await?;
+    let active = cooldowns::list(&mut conn, id).await?;
     Ok(HttpResponse::Ok().json(CooldownList {
         rule_id: id,
         cooldowns: active
@@ -92,10 +87,8 @@ pub async fn clear_cooldowns(
 ) -> Result<HttpResponse, ApiError> {
     let id = *id;
     ensure_rule(&state, id).await?;
-    let mut conn = state.redis.get().await.map_err(redis_error)?;
-    let cleared = cooldowns::clear(&mut conn, id, query.key.as_deref())
-        .await
-        .map_err(redis_error)?;
+    let mut conn = state.redis().await?;
+    let cleared = cooldowns::clear(&mut conn, id, query.key.as_deref()).await?;
     tracing::info!(rule_id = %id, key = ?query.key, cleared, "cooldowns cleared");
     Ok(HttpResponse::NoContent().finish())
 }

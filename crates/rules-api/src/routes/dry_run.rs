@@ -1,12 +1,13 @@
 //! `POST /api/rules/test`: a dry run of a rule, saved or not, against one event.
-//! Pure: nothing is stored, published or called.
+//! No side effects: nothing is stored, published or called. The evaluation and
+//! rendering are pure (and run off the request threads); with `live`, the stored
+//! rule (PostgreSQL) and the gate's state (Redis) are read, never written.
 
 use actix_web::{post, web, HttpResponse};
 use chrono::Utc;
-use rules_core::{parse_rule_spec, CompiledRule, Event, FieldError, Rule, TraceNode};
+use rules_core::{CompiledRule, Event, FieldError, TraceNode};
 use serde::Serialize;
 use serde_json::{json, Value};
-use uuid::Uuid;
 
 use rules_store::db::rules as rules_db;
 use rules_store::gate::{self, Decision, Pair};
@@ -99,11 +100,7 @@ async fn live_state(
     if !loaded {
         reasons.push("rule_not_loaded");
     }
-    let mut conn = state
-        .redis
-        .get()
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("redis: {e}")))?;
+    let mut conn = state.redis().await?;
     let (decision, progress) = gate::inspect(
         &mut conn,
         &Pair {
@@ -112,8 +109,7 @@ async fn live_state(
             token: "dry-run",
         },
     )
-    .await
-    .map_err(|e| ApiError::Unavailable(format!("redis: {e}")))?;
+    .await?;
     let mut cooldown_remaining_seconds = 0.0;
     reasons.extend(decision.live_reason());
     if let Decision::Suppressed { remaining_ms } = decision {
@@ -156,13 +152,10 @@ fn prepare(body: &Value) -> Result<Prepared, ApiError> {
             });
         }
     }
-    let rule_json = map.get("rule").cloned().unwrap_or(Value::Null);
-    let spec = match parse_rule_spec(&rule_json) {
-        Ok(spec) => Some(spec),
-        Err(e) => {
-            if let ApiError::Validation(nested) = ApiError::validation_under("rule", e.0) {
-                errors.extend(nested);
-            }
+    let rule = match crate::draft::compile(map.get("rule").unwrap_or(&Value::Null)) {
+        Ok(rule) => Some(rule),
+        Err(nested) => {
+            errors.extend(nested);
             None
         }
     };
@@ -203,26 +196,9 @@ fn prepare(body: &Value) -> Result<Prepared, ApiError> {
             false
         }
     };
-    let (Some(spec), Some(event), true) = (spec, event, errors.is_empty()) else {
+    let (Some(rule), Some(event), true) = (rule, event, errors.is_empty()) else {
         return Err(ApiError::Validation(errors));
     };
-    let id = rule_json
-        .get("id")
-        .and_then(Value::as_str)
-        .and_then(|s| Uuid::parse_str(s).ok())
-        .unwrap_or_else(Uuid::nil);
-    let now = Utc::now();
-    let rule = CompiledRule::compile(Rule {
-        id,
-        spec,
-        version: rule_json
-            .get("version")
-            .and_then(Value::as_i64)
-            .and_then(|v| i32::try_from(v).ok())
-            .unwrap_or(1),
-        created_at: now,
-        updated_at: now,
-    });
 
     let evaluation = rule.evaluate_traced(&event);
     let spec = &rule.rule().spec;

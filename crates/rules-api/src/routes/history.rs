@@ -113,13 +113,8 @@ pub async fn list_executions(
     };
     let mut conn = state.db().await?;
     ensure_known(&mut conn, id).await?;
-    let mut rows = executions::list_for_rule(&mut conn, id, &filter, after, limit + 1).await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = match rows.last() {
-        Some(last) if more => Some(pagination::encode(last.executed_at, last.id)),
-        _ => None,
-    };
+    let rows = executions::list_for_rule(&mut conn, id, &filter, after, limit + 1).await?;
+    let (rows, next_cursor) = pagination::page(rows, limit, |r| (r.executed_at, r.id));
     Ok(HttpResponse::Ok().json(ExecutionPage {
         items: rows.into_iter().map(execution).collect(),
         next_cursor,

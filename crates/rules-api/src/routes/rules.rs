@@ -133,13 +133,8 @@ pub async fn list_rules(
         event_type: query.event_type.clone(),
     };
     let mut conn = state.db().await?;
-    let mut rows = store::list(&mut conn, &filter, after, limit + 1).await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = match rows.last() {
-        Some(last) if more => Some(pagination::encode(last.created_at, last.id)),
-        _ => None,
-    };
+    let rows = store::list(&mut conn, &filter, after, limit + 1).await?;
+    let (rows, next_cursor) = pagination::page(rows, limit, |r| (r.created_at, r.id));
     Ok(HttpResponse::Ok().json(RulePage {
         items: rows.iter().map(RuleRow::view).collect(),
         next_cursor,
@@ -161,7 +156,7 @@ pub async fn get_rule(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let row = find_rule(&state, *id).await?;
+    let row = state.find_rule(*id).await?;
     Ok(rule_response(actix_web::http::StatusCode::OK, &row))
 }
 
@@ -204,14 +199,6 @@ fn precondition(req: &HttpRequest, body: &Value) -> Result<Precondition, ApiErro
                 }])
             }),
     }
-}
-
-/// The stored rule, or 404.
-pub(crate) async fn find_rule(state: &AppState, id: Uuid) -> Result<RuleRow, ApiError> {
-    let mut conn = state.db().await?;
-    store::find(&mut conn, id)
-        .await?
-        .ok_or_else(|| ApiError::rule_not_found(id))
 }
 
 /// Checks a precondition against the stored version before any work.
@@ -294,7 +281,7 @@ pub async fn replace_rule(
     let id = *id;
     let pre = precondition(&req, &body)?;
     let spec = validated(&state, &body).await?;
-    let current = find_rule(&state, id).await?;
+    let current = state.find_rule(id).await?;
     check(&pre, current.version)?;
     store_replacement(&state, id, spec, current.version, &pre).await
 }
@@ -348,7 +335,7 @@ pub async fn patch_rule(
         }]));
     }
     let pre = precondition(&req, &patch)?;
-    let current = find_rule(&state, id).await?;
+    let current = state.find_rule(id).await?;
     check(&pre, current.version)?;
     let mut merged = current.spec_json();
     json_patch::merge(&mut merged, &patch);

@@ -18,18 +18,17 @@ use crate::config::DatabaseSettings;
 pub type PgPool = Pool<AsyncPgConnection>;
 pub type PgConn = deadpool::managed::Object<AsyncDieselConnectionManager<AsyncPgConnection>>;
 
+/// The pool's error: a connection could not be had (timeout, connect error).
+pub type PoolError = deadpool::managed::PoolError<diesel_async::pooled_connection::PoolError>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("database pool: {0}")]
-    Pool(String),
+    Pool(#[from] PoolError),
+    #[error("database pool configuration: {0}")]
+    Build(#[from] deadpool::managed::BuildError),
     #[error("database: {0}")]
     Query(#[from] diesel::result::Error),
-}
-
-impl From<deadpool::managed::PoolError<diesel_async::pooled_connection::PoolError>> for DbError {
-    fn from(e: deadpool::managed::PoolError<diesel_async::pooled_connection::PoolError>) -> Self {
-        DbError::Pool(e.to_string())
-    }
 }
 
 /// Builds the connection pool; connections open lazily, bounded by the configured timeouts.
@@ -45,7 +44,7 @@ pub fn build_pool(settings: &DatabaseSettings) -> Result<PgPool, DbError> {
         .recycle_timeout(Some(Duration::from_millis(settings.connect_timeout_ms)))
         .runtime(deadpool::Runtime::Tokio1)
         .build()
-        .map_err(|e| DbError::Pool(e.to_string()))
+        .map_err(DbError::from)
 }
 
 /// A round trip to the database: start-up checks and readiness probes.
