@@ -102,6 +102,21 @@ impl Harness {
         .await
     }
 
+    /// Waits until every worker has `n` rules in its index (a rule change arrives
+    /// asynchronously: poll, never sleep).
+    pub async fn wait_rules_loaded(&self, n: u64) -> anyhow::Result<()> {
+        let client = crate::http_client();
+        for port in &self.http_ports {
+            let url = format!("http://127.0.0.1:{port}/health/ready");
+            eventually(Duration::from_secs(15), || async {
+                let body: Value = client.get(&url).send().await?.json().await?;
+                Ok(body["rules_loaded"].as_u64() == Some(n))
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Stores a rule directly (as the API would) and returns its id. The worker picks
     /// it up through the change notification.
     pub async fn add_rule(&self, mut body: Value) -> anyhow::Result<Uuid> {

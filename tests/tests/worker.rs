@@ -187,6 +187,31 @@ async fn client_errors_fail_without_retry_and_private_destinations_are_refused(
         e.3
     );
     assert!(receiver.received().iter().all(|r| r.path != "/private"));
+
+    // A name that resolves only to loopback is refused by the resolver: at once,
+    // never retried (the refusal is known by its type, not its text).
+    let by_name = strict
+        .add_rule(
+            json!({"name": "hook by name", "trigger_config": {"event_types": ["raid"]},
+            "actions": [{"type": "webhook", "url": format!("http://localhost:{}/private", receiver.port)}]}),
+        )
+        .await?;
+    strict.wait_rules_loaded(2).await?;
+    strict.send("raid", json!({})).await?;
+    eventually(WAIT, || async {
+        Ok(strict.executions(Some(by_name)).await?.len() == 1)
+    })
+    .await?;
+    let e = &strict.executions(Some(by_name)).await?[0];
+    let action = &e.3["actions"][0];
+    assert!(
+        action["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not allowed"),
+        "{action}"
+    );
+    assert_eq!(action["attempts"], 1, "{action}");
     Ok(())
 }
 

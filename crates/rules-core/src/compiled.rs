@@ -10,8 +10,9 @@ use crate::condition::{Node, TraceNode};
 use crate::event::Event;
 use crate::model::*;
 use crate::path::key_value;
+use crate::problems::{FieldError, ValidationErrors};
 use crate::template::{context, RenderBudget, RenderError, TemplateSet, TemplateValue};
-use crate::validate::{parse_rule_spec, FieldError, ValidationErrors};
+use crate::validate::parse_rule_spec;
 
 /// A rule ready to be matched: condition compiled; action templates compiled on the
 /// first render (a compiled template costs kilobytes, and most rules of a large

@@ -17,7 +17,7 @@ use std::sync::{LazyLock, Mutex, OnceLock};
 use crate::event::Event;
 use crate::model::{Condition, Leaf, Op};
 use crate::path::FieldPath;
-use crate::validate::limits::MAX_REGEX_COMPILED_BYTES;
+use crate::problems::limits::MAX_REGEX_COMPILED_BYTES;
 
 /// Builds a regex as both validation and compilation do (linear time, size-bounded).
 pub(crate) fn build_regex(pattern: &str, ignore_case: bool) -> Result<Regex, regex::Error> {

@@ -16,6 +16,7 @@ mod identity;
 mod index;
 pub mod model;
 pub mod path;
+mod problems;
 mod publish;
 pub mod simulate;
 mod template;

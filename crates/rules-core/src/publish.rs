@@ -4,7 +4,7 @@
 //! before each publish (a rule stored before the policy changed).
 
 use crate::model::{ActionKind, RuleSpec};
-use crate::validate::FieldError;
+use crate::problems::FieldError;
 
 /// The prefix of every key the service keeps in Redis (cooldowns, thresholds,
 /// claims, breakers, rate limits).

@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use std::sync::LazyLock;
 
-use crate::validate::FieldError;
+use crate::problems::FieldError;
 
 /// Instructions one render may spend before it is stopped.
 pub const RENDER_FUEL: u64 = 100_000;

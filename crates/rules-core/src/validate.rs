@@ -5,71 +5,16 @@
 //! the `serde_json::Value` by hand instead of deriving `Deserialize`, because serde
 //! stops at the first error and a rule author wants the whole list at once.
 
-use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-use std::fmt;
 use uuid::Uuid;
 
 use crate::model::*;
 use crate::path::FieldPath;
 use crate::template::TemplateSet;
 
-/// The limits of docs/contract.md §2 and the bounds this service adds where the contract is silent.
-pub mod limits {
-    pub const MAX_RULE_BYTES: usize = 64 * 1024;
-    pub const MAX_DEPTH: usize = 10;
-    pub const MAX_LEAVES: usize = 100;
-    pub const MAX_CHILDREN: usize = 64;
-    pub const MAX_REGEX_BYTES: usize = 1024;
-    /// Compiled size a regex may grow to (the `regex` crate's `size_limit`).
-    pub const MAX_REGEX_COMPILED_BYTES: usize = 1 << 20;
-    pub const MAX_EVENT_TYPES: usize = 32;
-    pub const MAX_ACTIONS: usize = 10;
-    pub const MAX_COOLDOWN_SECONDS: u32 = 604_800;
-    pub const MAX_TIMEOUT_MS: u32 = 30_000;
-    pub const DEFAULT_TIMEOUT_MS: u32 = 5_000;
-    pub const MAX_AGE_SECONDS: u32 = 86_400;
-    pub const MAX_NAME_CHARS: usize = 200;
-    pub const MAX_DESCRIPTION_CHARS: usize = 2_000;
-    pub const MAX_THRESHOLD_COUNT: u32 = 10_000;
-    pub const MAX_THRESHOLD_WINDOW_SECONDS: u32 = 604_800;
-    pub const MAX_URL_BYTES: usize = 2_048;
-    pub const MAX_HEADERS: usize = 32;
-    pub const MAX_STREAM_NAME_BYTES: usize = 256;
-}
+pub use crate::problems::{limits, FieldError, ValidationErrors};
 use limits::*;
-
-/// One validation problem: where (a JSON path such as `actions[0].url`) and what.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    pub path: String,
-    pub message: String,
-}
-
-/// Every problem found in one rule; never empty.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
-pub struct ValidationErrors(pub Vec<FieldError>);
-
-impl fmt::Display for ValidationErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            if e.path.is_empty() {
-                write!(f, "{}", e.message)?;
-            } else {
-                write!(f, "{}: {}", e.path, e.message)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ValidationErrors {}
 
 /// Keys the server owns: accepted in a body (a client may send back what it read) and ignored.
 const READ_ONLY_KEYS: [&str; 4] = ["id", "version", "created_at", "updated_at"];

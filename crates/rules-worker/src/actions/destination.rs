@@ -47,6 +47,17 @@ fn is_global_v6(ip: Ipv6Addr) -> bool {
         || (s[0..6] == [0, 0, 0, 0, 0, 0])) // IPv4-compatible (deprecated)
 }
 
+/// Why the resolver gave no address to connect to.
+#[derive(Debug, thiserror::Error)]
+pub enum Unreachable {
+    /// The name has no address at all (possibly a passing DNS failure: retried).
+    #[error("{host} does not resolve")]
+    Unresolved { host: String },
+    /// Every address is private, loopback, link-local, ...: refused, never retried.
+    #[error("destination not allowed: {host} resolves only to non-global addresses")]
+    NotAllowed { host: String },
+}
+
 /// A resolver that drops non-global addresses (unless allowed).
 pub struct GlobalOnlyResolver {
     pub allow_private: bool,
@@ -65,13 +76,12 @@ impl Resolve for GlobalOnlyResolver {
                 .filter(|a| allow_private || is_global(a.ip()))
                 .collect();
             if allowed.is_empty() {
-                let reason: Box<dyn std::error::Error + Send + Sync> = if found.is_empty() {
-                    format!("{host} does not resolve").into()
+                let reason = if found.is_empty() {
+                    Unreachable::Unresolved { host }
                 } else {
-                    format!("destination not allowed: {host} resolves only to non-global addresses")
-                        .into()
+                    Unreachable::NotAllowed { host }
                 };
-                return Err(reason);
+                return Err(Box::new(reason) as Box<dyn std::error::Error + Send + Sync>);
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })

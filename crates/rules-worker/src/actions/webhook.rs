@@ -19,7 +19,7 @@ use uuid::Uuid;
 use rules_store::gate::destination::{self, Outcome, Permit, Policy as DestinationPolicy};
 use rules_store::redis::RedisPool;
 
-use super::destination::{check_literal, GlobalOnlyResolver};
+use super::destination::{check_literal, GlobalOnlyResolver, Unreachable};
 
 /// First retry delay; doubles per attempt, with jitter ([`rules_store::backoff`]), capped.
 const BASE_BACKOFF: Duration = Duration::from_millis(200);
@@ -237,7 +237,7 @@ impl WebhookClient {
                     (retryable, outcome, retry_after)
                 }
                 Err(e) => {
-                    let refused = error_chain(&e).contains("destination not allowed");
+                    let refused = caused_by_refusal(&e);
                     let retryable =
                         !refused && (e.is_timeout() || e.is_connect() || e.is_request());
                     let kind = if e.is_timeout() {
@@ -361,6 +361,21 @@ fn backoff(attempt: u32, retry_after: Option<Duration>) -> Duration {
     rules_store::backoff::nth(BASE_BACKOFF, MAX_BACKOFF, attempt)
         .max(retry_after.unwrap_or_default())
         .min(MAX_BACKOFF)
+}
+
+/// Whether the resolver refused the destination (somewhere in `e`'s causes).
+fn caused_by_refusal(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if matches!(
+            c.downcast_ref::<Unreachable>(),
+            Some(Unreachable::NotAllowed { .. })
+        ) {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
