@@ -7,6 +7,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use redis::aio::MultiplexedConnection;
 use rules_core::Event;
 use rules_store::db::rules::{insert_many, RuleRow};
+use rules_store::streams;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -97,31 +98,13 @@ impl Setup {
             dead: format!("{prefix}:dead"),
         };
         let mut r = setup.redis.clone();
-        let _: () = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(&setup.stream)
-            .arg("rule-engine")
-            .arg("$")
-            .arg("MKSTREAM")
-            .query_async(&mut r)
-            .await?;
+        streams::ensure_group(&mut r, &setup.stream, "rule-engine", "$").await?;
         Ok(setup)
     }
 
     async fn xadd(&self, events: &[Event]) -> anyhow::Result<()> {
         let mut r = self.redis.clone();
-        for chunk in events.chunks(1_000) {
-            let mut pipe = redis::pipe();
-            for e in chunk {
-                pipe.cmd("XADD")
-                    .arg(&self.stream)
-                    .arg("*")
-                    .arg("event")
-                    .arg(serde_json::to_string(e)?)
-                    .ignore();
-            }
-            pipe.query_async::<()>(&mut r).await?;
-        }
+        streams::add_all(&mut r, &self.stream, &as_entries(events)?).await?;
         Ok(())
     }
 
@@ -276,25 +259,24 @@ pub async fn latency(
     let out = setup.out.clone();
     let collect = tokio::spawn(async move {
         let mut latencies: Vec<u64> = Vec::new();
-        let mut last = "$".to_owned();
+        let mut last = streams::ReadAfter::Now;
         let deadline = Instant::now() + Duration::from_secs(seconds + 5);
         while Instant::now() < deadline {
-            let reply: Option<redis::streams::StreamReadReply> = redis::cmd("XREAD")
-                .arg("COUNT")
-                .arg(10_000)
-                .arg("BLOCK")
-                .arg(200)
-                .arg("STREAMS")
-                .arg(&out)
-                .arg(&last)
-                .query_async(&mut reader)
+            let entries = streams::read(&mut reader, &out, last, 10_000, 200)
                 .await
-                .unwrap_or(None);
-            for key in reply.map(|r| r.keys).unwrap_or_default() {
+                .unwrap_or_default();
+            {
                 let now = chrono::Utc::now();
-                for id in key.ids {
-                    last = id.id.clone();
-                    let payload: String = id.get("payload").unwrap_or_default();
+                for entry in entries {
+                    last = streams::ReadAfter::Id(entry.id);
+                    let payload = match &entry.body {
+                        streams::Body::Fields(fields) => fields
+                            .iter()
+                            .find(|(k, _)| k == b"payload")
+                            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+                            .unwrap_or_default(),
+                        _ => String::new(),
+                    };
                     let at = serde_json::from_str::<Value>(&payload).ok().and_then(|p| {
                         p["at"]
                             .as_str()
@@ -389,24 +371,21 @@ pub async fn rss(source: &Source, args: &WorkerArgs) -> anyhow::Result<()> {
     setup.teardown().await
 }
 
+/// Events as stream entries of the JSON form (one `event` field).
+fn as_entries(events: &[Event]) -> anyhow::Result<Vec<streams::Fields>> {
+    events
+        .iter()
+        .map(|e| Ok(vec![(b"event".to_vec(), serde_json::to_vec(e)?)]))
+        .collect()
+}
+
 /// Writes the events to `stream` (pipelined) and prints the busiest livestream.
 pub async fn fill(source: &Source, redis_url: &str, stream: &str) -> anyhow::Result<()> {
     let (_, events) = load(source)?;
     let mut conn = redis::Client::open(redis_url)?
         .get_multiplexed_async_connection()
         .await?;
-    for chunk in events.chunks(1_000) {
-        let mut pipe = redis::pipe();
-        for e in chunk {
-            pipe.cmd("XADD")
-                .arg(stream)
-                .arg("*")
-                .arg("event")
-                .arg(serde_json::to_string(e)?)
-                .ignore();
-        }
-        pipe.query_async::<()>(&mut conn).await?;
-    }
+    streams::add_all(&mut conn, stream, &as_entries(&events)?).await?;
     let mut counts = std::collections::HashMap::new();
     for e in &events {
         *counts.entry(e.livestream_id).or_insert(0usize) += 1;

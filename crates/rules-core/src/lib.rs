@@ -19,6 +19,7 @@ pub mod path;
 mod problems;
 mod publish;
 pub mod simulate;
+mod status;
 mod template;
 pub mod validate;
 #[cfg(feature = "workload")]
@@ -33,5 +34,6 @@ pub use index::RuleIndex;
 pub use model::*;
 pub use path::FieldPath;
 pub use publish::{PublishPolicy, SERVICE_KEY_PREFIX};
+pub use status::Status;
 pub use template::RenderError;
 pub use validate::{limits, parse_rule_spec, FieldError, ValidationErrors};

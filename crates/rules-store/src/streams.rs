@@ -481,6 +481,67 @@ where
     parse_entries("XRANGE", reply)
 }
 
+/// Where a plain XREAD starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadAfter {
+    /// Only entries added from now on (`$`).
+    Now,
+    /// Entries after this id.
+    Id(EntryId),
+}
+
+/// XREAD (no group) of one stream, `count` entries at most, blocking up to
+/// `block_ms`: what a consumer outside the service (a test, the load tool) reads.
+pub async fn read<C>(
+    conn: &mut C,
+    stream: &str,
+    after: ReadAfter,
+    count: usize,
+    block_ms: u64,
+) -> Result<Vec<StreamEntry>, StreamError>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    let after = match after {
+        ReadAfter::Now => "$".to_owned(),
+        ReadAfter::Id(id) => id.to_string(),
+    };
+    let reply: Value = redis::cmd("XREAD")
+        .arg("COUNT")
+        .arg(count)
+        .arg("BLOCK")
+        .arg(block_ms)
+        .arg("STREAMS")
+        .arg(stream)
+        .arg(after)
+        .query_async(conn)
+        .await?;
+    Ok(parse_read_reply(reply)?
+        .into_iter()
+        .flat_map(|(_, entries)| entries)
+        .collect())
+}
+
+/// XADDs of many entries to `stream`, pipelined a thousand at a time (no MAXLEN:
+/// producers and tools filling a stream).
+pub async fn add_all<C>(conn: &mut C, stream: &str, entries: &[Fields]) -> Result<(), StreamError>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    for chunk in entries.chunks(1_000) {
+        let mut pipe = redis::pipe();
+        for fields in chunk {
+            let cmd = pipe.cmd("XADD").arg(stream).arg("*");
+            for (k, v) in fields {
+                cmd.arg(k.as_slice()).arg(v.as_slice());
+            }
+            cmd.ignore();
+        }
+        pipe.query_async::<()>(conn).await?;
+    }
+    Ok(())
+}
+
 /// XADD with an approximate MAXLEN; the new entry's id.
 pub async fn add<C>(
     conn: &mut C,

@@ -93,7 +93,10 @@ pub async fn list_executions(
     let id = *id;
     let limit = pagination::limit(query.limit)?;
     if let Some(status) = &query.status {
-        if status != "succeeded" && status != "failed" {
+        if !matches!(
+            rules_core::Status::parse(status),
+            Some(rules_core::Status::Succeeded | rules_core::Status::Failed)
+        ) {
             return Err(ApiError::bad_request(
                 "bad_query",
                 "status must be `succeeded` or `failed`",

@@ -113,7 +113,7 @@ fn minute_counters(executed: &[&ExecutionRow], suppressed: &[&SuppressionRow]) -
             .or_insert_with(|| StatsRow::empty(e.rule_id, bucket_start));
         row.matched += 1;
         row.executed += 1;
-        if e.status == "failed" {
+        if rules_core::Status::parse(&e.status) == Some(rules_core::Status::Failed) {
             row.failed += 1;
         } else {
             row.succeeded += 1;

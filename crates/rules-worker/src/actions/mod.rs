@@ -4,7 +4,7 @@
 pub mod destination;
 pub mod webhook;
 
-use rules_core::{CompiledRule, Event, LogLevel, RenderedActionKind};
+use rules_core::{CompiledRule, Event, LogLevel, RenderedActionKind, Status};
 use rules_store::db::executions::ExecutionRow;
 use rules_store::redis::{RedisError, RedisPool};
 use rules_store::streams::{self, StreamError};
@@ -19,8 +19,7 @@ use self::webhook::{WebhookClient, WebhookRequest};
 pub struct ActionResult {
     #[serde(rename = "type")]
     pub kind: &'static str,
-    /// `succeeded`, `failed` or `skipped`.
-    pub status: &'static str,
+    pub status: Status,
     pub duration_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -41,7 +40,7 @@ impl ActionResult {
     fn new(kind: &'static str, started: Instant) -> Self {
         Self {
             kind,
-            status: "succeeded",
+            status: Status::Succeeded,
             duration_ms: started.elapsed().as_millis() as u64,
             error: None,
             http_status: None,
@@ -52,7 +51,7 @@ impl ActionResult {
     }
 
     fn failed(mut self, error: impl Into<String>) -> Self {
-        self.status = "failed";
+        self.status = Status::Failed;
         self.error = Some(error.into());
         self
     }
@@ -72,18 +71,18 @@ pub async fn run(executor: &Executor, rule: &CompiledRule, event: &Event) -> Exe
     let executed_at = chrono::Utc::now();
     let outcome = executor.execute(rule, event, id).await;
     let status = if outcome.failed {
-        "failed"
+        Status::Failed
     } else {
-        "succeeded"
+        Status::Succeeded
     };
-    metrics::counter!("executions_total", "status" => status).increment(1);
+    metrics::counter!("executions_total", "status" => status.as_str()).increment(1);
     ExecutionRow {
         id,
         rule_id: rule.id(),
         event_id: event.id,
         livestream_id: event.livestream_id,
         executed_at,
-        status: status.to_owned(),
+        status: status.as_str().to_owned(),
         duration_ms: i32::try_from(outcome.duration_ms).unwrap_or(i32::MAX),
         result: serde_json::json!({ "actions": outcome.actions }),
     }
@@ -92,14 +91,14 @@ pub async fn run(executor: &Executor, rule: &CompiledRule, event: &Event) -> Exe
 /// The record of a pair that failed before any action could run (its gate script
 /// failed): `failed`, no actions, the cause.
 pub fn failed_before_running(rule: &CompiledRule, event: &Event, error: &str) -> ExecutionRow {
-    metrics::counter!("executions_total", "status" => "failed").increment(1);
+    metrics::counter!("executions_total", "status" => Status::Failed.as_str()).increment(1);
     ExecutionRow {
         id: rules_core::execution_id(rule.id(), event.id),
         rule_id: rule.id(),
         event_id: event.id,
         livestream_id: event.livestream_id,
         executed_at: chrono::Utc::now(),
-        status: "failed".to_owned(),
+        status: Status::Failed.as_str().to_owned(),
         duration_ms: 0,
         result: serde_json::json!({ "actions": [], "error": crate::pipeline::bounded(error) }),
     }
@@ -134,7 +133,7 @@ impl Executor {
                 Err(e) => {
                     warn_failed(rule, event, kind, Some(&e.to_string()));
                     actions.push(ActionResult::new(kind, action_started).failed(e.to_string()));
-                    metrics::counter!("actions_total", "type" => kind, "status" => "failed")
+                    metrics::counter!("actions_total", "type" => kind, "status" => Status::Failed.as_str())
                         .increment(1);
                     continue;
                 }
@@ -143,10 +142,10 @@ impl Executor {
                 let age = chrono::Utc::now() - event.occurred_at;
                 if age > chrono::TimeDelta::seconds(i64::from(max_age)) {
                     let mut skipped = ActionResult::new(kind, action_started);
-                    skipped.status = "skipped";
+                    skipped.status = Status::Skipped;
                     skipped.error = Some("expired".into());
                     actions.push(skipped);
-                    metrics::counter!("actions_total", "type" => kind, "status" => "skipped")
+                    metrics::counter!("actions_total", "type" => kind, "status" => Status::Skipped.as_str())
                         .increment(1);
                     continue;
                 }
@@ -199,15 +198,15 @@ impl Executor {
                     ActionResult::new(kind, action_started)
                 }
             };
-            metrics::counter!("actions_total", "type" => kind, "status" => result.status)
+            metrics::counter!("actions_total", "type" => kind, "status" => result.status.as_str())
                 .increment(1);
-            if result.status == "failed" {
+            if result.status == Status::Failed {
                 warn_failed(rule, event, kind, result.error.as_deref());
             }
             actions.push(result);
         }
         ExecutionOutcome {
-            failed: actions.iter().any(|a| a.status == "failed"),
+            failed: actions.iter().any(|a| a.status == Status::Failed),
             duration_ms: started.elapsed().as_millis() as u64,
             actions,
         }
