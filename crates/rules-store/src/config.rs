@@ -8,6 +8,7 @@
 //! names the setting.
 
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -290,29 +291,31 @@ impl Settings {
                 builder = builder.add_source(config::File::with_name("rules.toml").required(false));
             }
         }
+        // The conventional variables, then RULES__SECTION__KEY above them; both
+        // read by config's own Environment source (lists comma-separated).
+        let conventional: HashMap<String, String> = [
+            ("DATABASE__URL", var("DATABASE_URL")),
+            ("REDIS__URL", var("REDIS_URL")),
+            ("API__KEYS", var("RULES_API_KEYS")),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)))
+        .collect();
+        let prefixed: HashMap<String, String> = vars
+            .iter()
+            .filter(|(k, _)| k.starts_with("RULES__"))
+            .cloned()
+            .collect();
+        let (conventional, empty_a) = tidy_lists(conventional, "");
+        let (prefixed, empty_b) = tidy_lists(prefixed, "RULES__");
         let mut builder = builder
-            .set_override_option("database.url", var("DATABASE_URL"))
-            .and_then(|b| b.set_override_option("redis.url", var("REDIS_URL")))
-            .map_err(|e| ConfigError::new(e.to_string()))?;
-        if let Some(keys) = var("RULES_API_KEYS") {
+            .add_source(environment(None).source(Some(conventional)))
+            .add_source(environment(Some("RULES")).source(Some(prefixed)));
+        // An empty list variable means an empty list (config would read one "").
+        for name in empty_a.into_iter().chain(empty_b) {
             builder = builder
-                .set_override("api.keys", split_list(&keys))
-                .map_err(|e| ConfigError::setting("RULES_API_KEYS", e))?;
-        }
-        // RULES__SECTION__KEY, applied above the conventional variables.
-        for (key, value) in vars {
-            let Some(rest) = key.strip_prefix("RULES__") else {
-                continue;
-            };
-            let name = rest.to_ascii_lowercase().replace("__", ".");
-            let parsed = if LIST_SETTINGS.contains(&name.as_str()) {
-                config::Value::from(split_list(value))
-            } else {
-                config::Value::from(value.clone())
-            };
-            builder = builder
-                .set_override(name.as_str(), parsed)
-                .map_err(|e| ConfigError::setting(key, e))?;
+                .set_override(name.as_str(), Vec::<String>::new())
+                .map_err(|e| ConfigError::setting(&name, e))?;
         }
         let settings: Settings = builder
             .build()
@@ -451,6 +454,46 @@ fn split_list(value: &str) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// List settings given as variables, as config's Environment reads them: items
+/// trimmed, empty ones dropped; an empty list is returned apart (by setting name).
+fn tidy_lists(
+    mut vars: HashMap<String, String>,
+    prefix: &str,
+) -> (HashMap<String, String>, Vec<String>) {
+    let mut empty = Vec::new();
+    vars.retain(|key, value| {
+        let name = key
+            .strip_prefix(prefix)
+            .unwrap_or(key)
+            .to_ascii_lowercase()
+            .replace("__", ".");
+        if !LIST_SETTINGS.contains(&name.as_str()) {
+            return true;
+        }
+        let items = split_list(value);
+        if items.is_empty() {
+            empty.push(name);
+            return false;
+        }
+        *value = items.join(",");
+        true
+    });
+    (vars, empty)
+}
+
+/// Variables `[PREFIX__]SECTION__KEY` as settings `section.key`; the list settings
+/// comma-separated.
+fn environment(prefix: Option<&str>) -> config::Environment {
+    let env = match prefix {
+        Some(p) => config::Environment::with_prefix(p).prefix_separator("__"),
+        None => config::Environment::default(),
+    };
+    LIST_SETTINGS.iter().fold(
+        env.separator("__").list_separator(",").try_parsing(true),
+        |env, key| env.with_list_parse_key(key),
+    )
 }
 
 fn check_url(name: &str, value: &str, schemes: &[&str]) -> Result<(), ConfigError> {

@@ -29,9 +29,9 @@ pub struct Pools {
 /// Why the services are not usable at start; the message names the setting.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    #[error("PostgreSQL at database.url is not reachable: {0}")]
+    #[error("PostgreSQL at database.url is not reachable")]
     Database(#[from] db::DbError),
-    #[error("Redis at redis.url is not reachable: {0}")]
+    #[error("Redis at redis.url is not reachable")]
     Redis(#[from] redis::RedisError),
 }
 
@@ -83,7 +83,11 @@ impl Pools {
             };
             let delay = delays.next().unwrap_or(Duration::from_secs(5)).min(left);
             if !waiting_logged {
-                tracing::warn!(error = %failure, limit_seconds = limit.as_secs(), "waiting for the services to answer");
+                let error = match &failure {
+                    ConnectError::Database(e) => format!("{failure}: {e}"),
+                    ConnectError::Redis(e) => format!("{failure}: {e}"),
+                };
+                tracing::warn!(%error, limit_seconds = limit.as_secs(), "waiting for the services to answer");
                 waiting_logged = true;
             }
             tokio::time::sleep(delay).await;

@@ -10,12 +10,15 @@ use crate::config::RedisSettings;
 
 pub type RedisPool = Pool;
 
+/// Redis errors. The pool's errors are kept whole (not as text); their message is
+/// shown inline, so they are not also reported as a source (which would print the
+/// same cause twice in an error chain).
 #[derive(Debug, thiserror::Error)]
 pub enum RedisError {
     #[error("redis pool: {0}")]
-    Pool(#[from] deadpool_redis::PoolError),
+    Pool(deadpool_redis::PoolError),
     #[error("redis pool configuration: {0}")]
-    Build(#[from] deadpool_redis::CreatePoolError),
+    Build(deadpool_redis::CreatePoolError),
     #[error("redis: {0}")]
     Command(#[from] redis::RedisError),
     /// Redis answered, but not what the command or script answers.
@@ -24,6 +27,18 @@ pub enum RedisError {
         command: &'static str,
         detail: String,
     },
+}
+
+impl From<deadpool_redis::PoolError> for RedisError {
+    fn from(e: deadpool_redis::PoolError) -> Self {
+        Self::Pool(e)
+    }
+}
+
+impl From<deadpool_redis::CreatePoolError> for RedisError {
+    fn from(e: deadpool_redis::CreatePoolError) -> Self {
+        Self::Build(e)
+    }
 }
 
 pub fn build_pool(settings: &RedisSettings) -> Result<RedisPool, RedisError> {

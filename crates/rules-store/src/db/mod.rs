@@ -21,14 +21,28 @@ pub type PgConn = deadpool::managed::Object<AsyncDieselConnectionManager<AsyncPg
 /// The pool's error: a connection could not be had (timeout, connect error).
 pub type PoolError = deadpool::managed::PoolError<diesel_async::pooled_connection::PoolError>;
 
+/// Database errors. The pool's errors are kept whole, their message shown inline
+/// (so not also reported as a source, which would print the cause twice).
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("database pool: {0}")]
-    Pool(#[from] PoolError),
+    Pool(PoolError),
     #[error("database pool configuration: {0}")]
-    Build(#[from] deadpool::managed::BuildError),
+    Build(deadpool::managed::BuildError),
     #[error("database: {0}")]
     Query(#[from] diesel::result::Error),
+}
+
+impl From<PoolError> for DbError {
+    fn from(e: PoolError) -> Self {
+        Self::Pool(e)
+    }
+}
+
+impl From<deadpool::managed::BuildError> for DbError {
+    fn from(e: deadpool::managed::BuildError) -> Self {
+        Self::Build(e)
+    }
 }
 
 /// Builds the connection pool; connections open lazily, bounded by the configured timeouts.
