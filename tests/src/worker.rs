@@ -71,7 +71,7 @@ impl Harness {
             ("RULES__WORKER__STREAMS", self.stream()),
             ("RULES__WORKER__DEAD_LETTER_STREAM", self.dead_letter()),
             ("RULES__WORKER__BLOCK_MS", "200".into()),
-            ("RULES__WORKER__WEBHOOK_ALLOW_PRIVATE", "true".into()),
+            ("RULES__WEBHOOK__ALLOW_PRIVATE", "true".into()),
         ];
         for (k, v) in extra {
             let key: &'static str = Box::leak(k.to_string().into_boxed_str());

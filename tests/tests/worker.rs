@@ -170,7 +170,7 @@ async fn client_errors_fail_without_retry_and_private_destinations_are_refused(
         )
         .await?;
     strict
-        .start_worker(&[("RULES__WORKER__WEBHOOK_ALLOW_PRIVATE", "false".into())])
+        .start_worker(&[("RULES__WEBHOOK__ALLOW_PRIVATE", "false".into())])
         .await?;
     strict.send("follow", json!({})).await?;
     eventually(WAIT, || async {

@@ -12,6 +12,7 @@ fn main() -> ExitCode {
 async fn run() -> anyhow::Result<()> {
     let settings = Settings::load()?;
     rules_store::telemetry::init_logging(&settings.log);
+    settings.log_warnings();
     let pools = rules_store::Pools::build(&settings).context("start-up")?;
     let state = rules_api::AppState::over(pools, &settings);
     rules_api::serve(settings, state).await

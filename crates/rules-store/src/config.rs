@@ -32,10 +32,11 @@ impl ConfigError {
 }
 
 /// Settings whose values are secret (and the variables that set them).
-const SECRET_SETTINGS: [&str; 7] = [
+const SECRET_SETTINGS: [&str; 8] = [
     "database.url",
     "redis.url",
     "api.keys",
+    "webhook.signing_secret",
     "worker.webhook_signing_secret",
     "DATABASE_URL",
     "REDIS_URL",
@@ -116,6 +117,11 @@ pub struct Settings {
     pub log: LogSettings,
     pub api: ApiSettings,
     pub worker: WorkerSettings,
+    pub webhook: WebhookSettings,
+    /// What loading found worth a warning (deprecated names); binaries log these
+    /// once logging is set up.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -180,6 +186,27 @@ pub struct ApiSettings {
     pub startup_timeout_seconds: u64,
 }
 
+/// How the worker calls webhooks (`[webhook]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Standard Webhooks signing secret (`whsec_<base64>`); unset: requests are not signed.
+    pub signing_secret: Option<String>,
+    /// Allow webhooks to private, loopback, link-local and other non-global addresses.
+    pub allow_private: bool,
+    /// Attempts per webhook action (1 = no retry).
+    pub max_attempts: u32,
+    /// Follow up to this many redirects (each target checked like the first); 0: none.
+    pub max_redirects: usize,
+    /// Consecutive transient failures of one destination (host) that open its
+    /// circuit breaker: calls then fail fast until the cool-off ends.
+    pub breaker_failures: u32,
+    /// How long an open breaker stays open before one probe call decides.
+    pub breaker_cooloff_seconds: u64,
+    /// Calls per second to one destination, across all workers; 0: unlimited.
+    pub rate_limit_per_second: u32,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkerSettings {
@@ -232,21 +259,22 @@ pub struct WorkerSettings {
     /// How long to wait for in-flight actions on SIGTERM before stopping anyway
     /// (their entries stay pending and are redelivered).
     pub shutdown_timeout_seconds: u64,
-    /// Standard Webhooks signing secret (`whsec_<base64>`); unset: requests are not signed.
+    /// Deprecated spellings of the `[webhook]` settings (`worker.webhook_<name>`),
+    /// honoured for one release with a warning.
+    #[serde(default)]
     pub webhook_signing_secret: Option<String>,
-    /// Allow webhooks to private, loopback, link-local and other non-global addresses.
-    pub webhook_allow_private: bool,
-    /// Attempts per webhook action (1 = no retry).
-    pub webhook_max_attempts: u32,
-    /// Follow up to this many redirects (each target checked like the first); 0: none.
-    pub webhook_max_redirects: usize,
-    /// Consecutive transient failures of one destination (host) that open its
-    /// circuit breaker: calls then fail fast until the cool-off ends.
-    pub webhook_breaker_failures: u32,
-    /// How long an open breaker stays open before one probe call decides.
-    pub webhook_breaker_cooloff_seconds: u64,
-    /// Calls per second to one destination, across all workers; 0: unlimited.
-    pub webhook_rate_limit_per_second: u32,
+    #[serde(default)]
+    pub webhook_allow_private: Option<bool>,
+    #[serde(default)]
+    pub webhook_max_attempts: Option<u32>,
+    #[serde(default)]
+    pub webhook_max_redirects: Option<usize>,
+    #[serde(default)]
+    pub webhook_breaker_failures: Option<u32>,
+    #[serde(default)]
+    pub webhook_breaker_cooloff_seconds: Option<u64>,
+    #[serde(default)]
+    pub webhook_rate_limit_per_second: Option<u32>,
 }
 
 impl WorkerSettings {
@@ -317,12 +345,50 @@ impl Settings {
                 .set_override(name.as_str(), Vec::<String>::new())
                 .map_err(|e| ConfigError::setting(&name, e))?;
         }
-        let settings: Settings = builder
+        let mut settings: Settings = builder
             .build()
             .and_then(config::Config::try_deserialize)
             .map_err(|e| ConfigError::new(e.to_string()))?;
+        settings.apply_deprecated_names();
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// `worker.webhook_<name>` (the old spelling) sets `webhook.<name>`, with a warning.
+    fn apply_deprecated_names(&mut self) {
+        let (w, hook) = (&mut self.worker, &mut self.webhook);
+        let mut used = Vec::new();
+        if let Some(v) = w.webhook_signing_secret.take() {
+            hook.signing_secret = Some(v);
+            used.push("signing_secret");
+        }
+        macro_rules! moved {
+            ($old:ident, $new:ident) => {
+                if let Some(v) = w.$old.take() {
+                    hook.$new = v;
+                    used.push(stringify!($new));
+                }
+            };
+        }
+        moved!(webhook_allow_private, allow_private);
+        moved!(webhook_max_attempts, max_attempts);
+        moved!(webhook_max_redirects, max_redirects);
+        moved!(webhook_breaker_failures, breaker_failures);
+        moved!(webhook_breaker_cooloff_seconds, breaker_cooloff_seconds);
+        moved!(webhook_rate_limit_per_second, rate_limit_per_second);
+        for name in used {
+            self.warnings.push(format!(
+                "worker.webhook_{name} is deprecated: use webhook.{name} (RULES__WEBHOOK__{}); the old name goes in the next release",
+                name.to_ascii_uppercase()
+            ));
+        }
+    }
+
+    /// Logs what loading found worth a warning; call once logging is set up.
+    pub fn log_warnings(&self) {
+        for warning in &self.warnings {
+            tracing::warn!("{warning}");
+        }
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -380,15 +446,12 @@ impl Settings {
         check_positive("worker.max_deliveries", self.worker.max_deliveries)?;
         check_positive("worker.dedupe_seconds", self.worker.dedupe_seconds)?;
         check_positive("worker.reconcile_seconds", self.worker.reconcile_seconds)?;
-        check_positive(
-            "worker.webhook_max_attempts",
-            self.worker.webhook_max_attempts,
-        )?;
-        if let Some(secret) = &self.worker.webhook_signing_secret {
+        check_positive("webhook.max_attempts", self.webhook.max_attempts)?;
+        if let Some(secret) = &self.webhook.signing_secret {
             let key = secret.strip_prefix("whsec_").unwrap_or(secret);
             if key.is_empty() {
                 return Err(ConfigError::setting(
-                    "worker.webhook_signing_secret",
+                    "webhook.signing_secret",
                     "must not be empty",
                 ));
             }
@@ -654,5 +717,29 @@ mod tests {
             redact_url_passwords("see redis://:p@h:1/0 and postgres://u@h/db"),
             "see redis://:<redacted>@h:1/0 and postgres://u@h/db"
         );
+    }
+
+    #[test]
+    fn webhook_settings_have_a_section_and_the_old_names_still_work() {
+        let s = load(&[("RULES__WEBHOOK__MAX_ATTEMPTS", "4")]).expect("loads");
+        assert_eq!(s.webhook.max_attempts, 4);
+        assert!(s.warnings.is_empty());
+        let s = load(&[
+            ("RULES__WORKER__WEBHOOK_MAX_ATTEMPTS", "7"),
+            ("RULES__WORKER__WEBHOOK_ALLOW_PRIVATE", "true"),
+        ])
+        .expect("loads");
+        assert_eq!(s.webhook.max_attempts, 7);
+        assert!(s.webhook.allow_private);
+        assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
+        assert!(
+            s.warnings[0].contains("webhook.allow_private"),
+            "{:?}",
+            s.warnings
+        );
+        let err = load(&[("RULES__WEBHOOK__MAX_ATTEMPTS", "0")])
+            .expect_err("zero")
+            .to_string();
+        assert!(err.contains("webhook.max_attempts"), "{err}");
     }
 }

@@ -71,7 +71,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     let consumer = consumer_name(worker.consumer.as_deref());
     let executor = Executor {
-        webhooks: WebhookClient::new(&worker, redis.clone())?,
+        webhooks: WebhookClient::new(&settings.webhook, redis.clone())?,
         redis: redis.clone(),
         publish_maxlen: worker.publish_maxlen,
         publish_max_attempts: worker.publish_max_attempts,

@@ -17,5 +17,6 @@ async fn main() -> ExitCode {
 async fn run() -> anyhow::Result<()> {
     let settings = Settings::load()?;
     rules_store::telemetry::init_logging(&settings.log);
+    settings.log_warnings();
     rules_worker::run(settings).await
 }

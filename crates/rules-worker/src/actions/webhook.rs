@@ -8,7 +8,7 @@ use hmac::{Hmac, Mac};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::redirect::Policy;
 use rules_core::HttpMethod;
-use rules_store::config::WorkerSettings;
+use rules_store::config::WebhookSettings;
 use serde_json::Value;
 use sha2::Sha256;
 use std::collections::BTreeMap;
@@ -28,7 +28,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookSetupError {
-    #[error("worker.webhook_signing_secret: not valid base64 after `whsec_`")]
+    #[error("worker.signing_secret: not valid base64 after `whsec_`")]
     Secret,
     #[error("webhook client: {0}")]
     Client(String),
@@ -97,9 +97,9 @@ pub struct WebhookClient {
 }
 
 impl WebhookClient {
-    pub fn new(settings: &WorkerSettings, redis: RedisPool) -> Result<Self, WebhookSetupError> {
-        let allow_private = settings.webhook_allow_private;
-        let max_redirects = settings.webhook_max_redirects;
+    pub fn new(settings: &WebhookSettings, redis: RedisPool) -> Result<Self, WebhookSetupError> {
+        let allow_private = settings.allow_private;
+        let max_redirects = settings.max_redirects;
         let redirects = if max_redirects == 0 {
             Policy::none()
         } else {
@@ -125,20 +125,20 @@ impl WebhookClient {
             .build()
             .map_err(|e| WebhookSetupError::Client(e.to_string()))?;
         let signer = settings
-            .webhook_signing_secret
+            .signing_secret
             .as_deref()
             .map(Signer::new)
             .transpose()?;
         Ok(Self {
             client,
             signer,
-            max_attempts: settings.webhook_max_attempts.max(1),
+            max_attempts: settings.max_attempts.max(1),
             allow_private,
             redis,
             policy: DestinationPolicy {
-                failures_to_open: settings.webhook_breaker_failures,
-                cooloff_ms: settings.webhook_breaker_cooloff_seconds * 1000,
-                per_second: settings.webhook_rate_limit_per_second,
+                failures_to_open: settings.breaker_failures,
+                cooloff_ms: settings.breaker_cooloff_seconds * 1000,
+                per_second: settings.rate_limit_per_second,
             },
         })
     }
