@@ -254,21 +254,14 @@ pub async fn dry_run(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let Prepared {
-        rule,
-        event,
-        live,
-        evaluation,
-        threshold,
-        cooldown,
-        actions,
-    } = crate::offload::cpu(move || prepare(&body)).await??;
-    let live = if live {
+    let prepared = crate::offload::cpu(move || prepare(&body)).await??;
+    let evaluation = &prepared.evaluation;
+    let live = if prepared.live {
         Some(
             live_state(
                 &state,
-                &rule,
-                &event,
+                &prepared.rule,
+                &prepared.event,
                 evaluation.event_type_matched,
                 evaluation.condition_matched,
             )
@@ -282,9 +275,9 @@ pub async fn dry_run(
         matched: evaluation.matched,
         event_type_matched: evaluation.event_type_matched,
         condition_matched: evaluation.condition_matched,
-        trace: evaluation.trace,
-        threshold,
-        cooldown,
-        actions,
+        trace: prepared.evaluation.trace,
+        threshold: prepared.threshold,
+        cooldown: prepared.cooldown,
+        actions: prepared.actions,
     }))
 }
