@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 mod run;
+mod slow;
 
 #[derive(Parser)]
 #[command(version, about = "Benchmarks of the rule engine")]
@@ -82,6 +83,14 @@ enum Command {
         /// How long to produce.
         #[arg(long, default_value_t = 30)]
         seconds: u64,
+        /// Add a livestream whose rule calls a webhook that answers after this many
+        /// milliseconds (a slow but healthy destination); the latency printed stays
+        /// that of the other livestreams' publish rules.
+        #[arg(long)]
+        slow_ms: Option<u64>,
+        /// Percent of the events sent to that livestream.
+        #[arg(long, default_value_t = 50)]
+        slow_share: u64,
     },
     /// Writes generated (or given) events to a stream, for a backtest or a manual test.
     Fill {
@@ -112,7 +121,15 @@ async fn main() -> anyhow::Result<()> {
             worker,
             rate,
             seconds,
-        } => run::latency(&source, &worker, rate, seconds).await,
+            slow_ms,
+            slow_share,
+        } => {
+            let slow = slow_ms.map(|ms| run::Slow {
+                delay: std::time::Duration::from_millis(ms),
+                share_percent: slow_share.min(100),
+            });
+            run::latency(&source, &worker, rate, seconds, slow).await
+        }
         Command::Rss { source, worker } => run::rss(&source, &worker).await,
         Command::Fill {
             source,

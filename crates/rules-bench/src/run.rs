@@ -102,6 +102,22 @@ impl Setup {
         Ok(setup)
     }
 
+    /// Stores one more rule, as given (its actions kept).
+    async fn add_rule(&self, body: Value) -> anyhow::Result<()> {
+        let spec = rules_core::parse_rule_spec(&body).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let now = chrono::Utc::now();
+        let row = RuleRow::from_rule(&rules_core::Rule {
+            id: Uuid::now_v7(),
+            spec,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        });
+        let mut conn = AsyncPgConnection::establish(&self.db_url).await?;
+        insert_many(&mut conn, &[row]).await?;
+        Ok(())
+    }
+
     async fn xadd(&self, events: &[Event]) -> anyhow::Result<()> {
         let mut r = self.redis.clone();
         streams::add_all(&mut r, &self.stream, &as_entries(events)?).await?;
@@ -237,18 +253,51 @@ pub async fn drain(source: &Source, args: &WorkerArgs) -> anyhow::Result<()> {
     setup.teardown().await
 }
 
+/// A slow destination for `latency`: a share of the events go to a livestream of
+/// its own whose rule calls a webhook answering after `delay`.
+pub struct Slow {
+    pub delay: Duration,
+    pub share_percent: u64,
+}
+
 pub async fn latency(
     source: &Source,
     args: &WorkerArgs,
     per_second: u64,
     seconds: u64,
+    slow: Option<Slow>,
 ) -> anyhow::Result<()> {
     let (rules, events) = load(source)?;
     if events.is_empty() {
         bail!("no events");
     }
     let setup = Setup::new(args, &rules).await?;
-    let worker = setup.start_worker(args)?;
+    let slow_livestream = Uuid::new_v4();
+    let mut args_with_slow;
+    let mut worker_args = args;
+    if let Some(slow) = &slow {
+        let port = crate::slow::start(slow.delay).await?;
+        setup
+            .add_rule(json!({
+                "livestream_id": slow_livestream, "name": "slow destination",
+                "trigger_config": {"event_types": ["*"]},
+                "actions": [{"type": "webhook", "url": format!("http://127.0.0.1:{port}/hook"),
+                             "timeout_ms": 30000}]
+            }))
+            .await?;
+        args_with_slow = args.clone();
+        // Loopback is the slow destination's address (the old name works for older workers).
+        args_with_slow
+            .worker_env
+            .push("RULES__WORKER__WEBHOOK_ALLOW_PRIVATE=true".into());
+        worker_args = &args_with_slow;
+        eprintln!(
+            "slow destination: {} ms per call, {}% of the events",
+            slow.delay.as_millis(),
+            slow.share_percent
+        );
+    }
+    let worker = setup.start_worker(worker_args)?;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // Reader: every published output carries its event's time. It blocks, so it
@@ -309,10 +358,17 @@ pub async fn latency(
             .map(|_| {
                 let e = &events[i % events.len()];
                 i += 1;
+                let to_slow = slow
+                    .as_ref()
+                    .is_some_and(|s| (i as u64 % 100) < s.share_percent);
                 Event::new(
                     Uuid::new_v4(),
                     e.event_type(),
-                    e.livestream_id,
+                    if to_slow {
+                        slow_livestream
+                    } else {
+                        e.livestream_id
+                    },
                     now,
                     e.data().clone(),
                 )
