@@ -343,3 +343,68 @@ async fn a_hung_destination_fills_its_own_lane_and_others_flow() -> anyhow::Resu
     assert!(receiver.received().len() <= 10, "the lane holds 10 at most");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_slow_action_of_a_live_worker_is_not_taken_over() -> anyhow::Result<()> {
+    let receiver = rules_e2e::receiver::Receiver::start(&[])?;
+    let mut h = Harness::new("s-heartbeat").await?;
+    h.add_rule(json!({
+        "name": "slow bot",
+        "trigger_config": {"event_types": ["follow"]},
+        "actions": [{"type": "webhook", "url": format!("http://127.0.0.1:{}/slow/3000", receiver.port),
+                     "timeout_ms": 10000}]
+    }))
+    .await?;
+    // Entries idle for a second look abandoned; the action takes three.
+    let fast_claims = [
+        ("RULES__WORKER__CLAIM_IDLE_MS", "1000".to_string()),
+        ("RULES__WORKER__CLAIM_INTERVAL_MS", "200".to_string()),
+    ];
+    h.start_worker(&fast_claims).await?;
+    h.send("follow", json!({})).await?;
+    eventually(WAIT, || async { Ok(receiver.received().len() == 1) }).await?;
+    // A second replica joins while the first is still waiting on the webhook.
+    h.start_worker(&fast_claims).await?;
+    eventually(WAIT, || async { Ok(h.pending_and_lag().await?.0 == 0) }).await?;
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "the heartbeat kept the entry with its live worker: one call, not two"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_takeover_claims_every_idle_entry_in_one_round() -> anyhow::Result<()> {
+    let mut h = Harness::new("s-takeover").await?;
+    let rule = h.add_rule(publish_rule(&h.out(), json!({}))).await?;
+    h.create_group().await?;
+    for i in 0..35 {
+        h.send("donation.received", json!({"amount": 10 + i}))
+            .await?;
+    }
+    // A consumer that read them all and died.
+    let mut conn = h.keys.conn().await?;
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("rule-engine")
+        .arg("ghost")
+        .arg("STREAMS")
+        .arg(h.stream())
+        .arg(">")
+        .query_async(&mut conn)
+        .await?;
+    // Pages of ten, one claim round every ten seconds: the first round must take
+    // all 35 (before, it took one page per round).
+    h.start_worker(&[
+        ("RULES__WORKER__BATCH_SIZE", "10".into()),
+        ("RULES__WORKER__CLAIM_IDLE_MS", "100".into()),
+        ("RULES__WORKER__CLAIM_INTERVAL_MS", "10000".into()),
+    ])
+    .await?;
+    eventually(Duration::from_secs(14), || async {
+        Ok(h.executions(Some(rule)).await?.len() == 35)
+    })
+    .await?;
+    Ok(())
+}
