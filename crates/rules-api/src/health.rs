@@ -7,7 +7,7 @@
 use actix_web::{get, web, HttpResponse};
 use serde_json::json;
 
-use crate::AppState;
+use crate::state::AppState;
 
 /// Liveness.
 #[utoipa::path(tag = "health", responses((status = 200, description = "The process serves HTTP")))]

@@ -8,7 +8,7 @@ use actix_web::{get, web, HttpResponse};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::time::Instant;
 
-use crate::AppState;
+use crate::state::AppState;
 
 /// The process-wide recorder (shared with the worker's set-up).
 pub fn install() -> PrometheusHandle {

@@ -17,6 +17,35 @@ use crate::validate::parse_rule_spec;
 /// A rule ready to be matched: condition compiled; action templates compiled on the
 /// first render (a compiled template costs kilobytes, and most rules of a large
 /// installation are idle at any moment; validation has already parsed them).
+/// Which bucket of a rule an event falls in, for a cooldown (`cooldown_key`) or a
+/// threshold (`group_by`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// The rule has no key: one bucket for the whole rule.
+    WholeRule,
+    /// The rule has a key, and the event lacks the field.
+    Missing,
+    /// The key field's value in the event.
+    Value(String),
+}
+
+impl Scope {
+    fn of(key: Option<&crate::path::FieldPath>, event: &Event) -> Self {
+        match key {
+            None => Self::WholeRule,
+            Some(path) => key_value(path, event).map_or(Self::Missing, Self::Value),
+        }
+    }
+
+    /// The key value, when the event has one.
+    pub fn value(&self) -> Option<&str> {
+        match self {
+            Self::Value(v) => Some(v),
+            Self::WholeRule | Self::Missing => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct CompiledRule {
     rule: Rule,
@@ -229,25 +258,22 @@ impl CompiledRule {
         }
     }
 
-    /// The bucket of this event for the rule's cooldown: `None` for a rule-wide cooldown,
-    /// `Some(None)` when the key field is missing from the event.
-    pub fn cooldown_scope(&self, event: &Event) -> Option<Option<String>> {
-        self.rule
-            .spec
-            .cooldown_key
-            .as_ref()
-            .map(|path| key_value(path, event))
+    /// The bucket of this event for the rule's cooldown.
+    pub fn cooldown_scope(&self, event: &Event) -> Scope {
+        Scope::of(self.rule.spec.cooldown_key.as_ref(), event)
     }
 
-    /// The threshold group of this event, with the same shape as [`Self::cooldown_scope`].
-    pub fn threshold_group(&self, event: &Event) -> Option<Option<String>> {
-        self.rule
-            .spec
-            .trigger_config
-            .threshold
-            .as_ref()
-            .and_then(|t| t.group_by.as_ref())
-            .map(|path| key_value(path, event))
+    /// The threshold group of this event.
+    pub fn threshold_group(&self, event: &Event) -> Scope {
+        Scope::of(
+            self.rule
+                .spec
+                .trigger_config
+                .threshold
+                .as_ref()
+                .and_then(|t| t.group_by.as_ref()),
+            event,
+        )
     }
 
     /// Renders every action for `event`, in order; one failed render does not stop the rest.

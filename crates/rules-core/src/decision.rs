@@ -18,12 +18,12 @@ pub enum Decision {
 impl Decision {
     /// The backtest's name of this outcome (`outcome` of a sample; the counters
     /// `would_execute`, `suppressed_by_cooldown`, `below_threshold`, `duplicates`).
-    pub fn outcome(&self) -> &'static str {
+    pub fn outcome(&self) -> Outcome {
         match self {
-            Self::Execute => "would_execute",
-            Self::Suppressed { .. } => "suppressed_by_cooldown",
-            Self::BelowThreshold { .. } => "below_threshold",
-            Self::Duplicate => "duplicate",
+            Self::Execute => Outcome::WouldExecute,
+            Self::Suppressed { .. } => Outcome::SuppressedByCooldown,
+            Self::BelowThreshold { .. } => Outcome::BelowThreshold,
+            Self::Duplicate => Outcome::Duplicate,
         }
     }
 
@@ -39,12 +39,12 @@ impl Decision {
     }
 
     /// Why the live dry run says the rule would not execute now, if it would not.
-    pub fn live_reason(&self) -> Option<&'static str> {
+    pub fn live_reason(&self) -> Option<NotNow> {
         match self {
             Self::Execute => None,
-            Self::Suppressed { .. } => Some("cooldown_active"),
-            Self::BelowThreshold { .. } => Some("threshold_not_reached"),
-            Self::Duplicate => Some("already_processed"),
+            Self::Suppressed { .. } => Some(NotNow::CooldownActive),
+            Self::BelowThreshold { .. } => Some(NotNow::ThresholdNotReached),
+            Self::Duplicate => Some(NotNow::AlreadyProcessed),
         }
     }
 
@@ -53,4 +53,31 @@ impl Decision {
     pub fn is_match(&self) -> bool {
         matches!(self, Self::Execute | Self::Suppressed { .. })
     }
+}
+
+/// Why a rule would not execute for an event now (the live dry run's `reasons`), in
+/// the order they are checked.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotNow {
+    EventTypeNotMatched,
+    ConditionNotMet,
+    RuleDisabled,
+    /// Not stored, disabled in the database, or stored at another version.
+    RuleNotLoaded,
+    ThresholdNotReached,
+    CooldownActive,
+    AlreadyProcessed,
+}
+
+/// A decision as a backtest reports it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    WouldExecute,
+    SuppressedByCooldown,
+    BelowThreshold,
+    Duplicate,
 }

@@ -25,9 +25,9 @@ pub mod validate;
 #[cfg(feature = "workload")]
 pub mod workload;
 
-pub use compiled::{CompiledRule, Evaluation, RenderedAction, RenderedActionKind};
+pub use compiled::{CompiledRule, Evaluation, RenderedAction, RenderedActionKind, Scope};
 pub use condition::TraceNode;
-pub use decision::Decision;
+pub use decision::{Decision, NotNow, Outcome};
 pub use event::{EnvelopeError, Event};
 pub use identity::execution_id;
 pub use index::RuleIndex;

@@ -7,11 +7,9 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::VecDeque;
 use uuid::Uuid;
 
-use crate::compiled::CompiledRule;
+use crate::compiled::{CompiledRule, Scope};
 use crate::decision::Decision;
 use crate::event::Event;
-
-type Scope = Option<Option<String>>;
 
 #[derive(Default)]
 struct Window {

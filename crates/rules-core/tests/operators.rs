@@ -1,6 +1,6 @@
 //! Every operator of docs/contract.md §2, with the details clients rely on.
 
-use rules_core::{CompiledRule, Event, RuleIndex};
+use rules_core::{CompiledRule, Event, RuleIndex, Scope};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -493,10 +493,10 @@ fn cooldown_and_threshold_keys() {
     });
     let rule = CompiledRule::from_json(Uuid::new_v4(), 1, &body).expect("valid");
     let e = event("t", json!({"user": {"id": "u-42", "tier": 2}}));
-    assert_eq!(rule.cooldown_scope(&e), Some(Some("u-42".into())));
-    assert_eq!(rule.threshold_group(&e), Some(Some("2".into())));
-    assert_eq!(rule.cooldown_scope(&event("t", json!({}))), Some(None));
+    assert_eq!(rule.cooldown_scope(&e), Scope::Value("u-42".into()));
+    assert_eq!(rule.threshold_group(&e), Scope::Value("2".into()));
+    assert_eq!(rule.cooldown_scope(&event("t", json!({}))), Scope::Missing);
     let plain = rule_with(json!(["t"]), None);
-    assert_eq!(plain.cooldown_scope(&e), None);
-    assert_eq!(plain.threshold_group(&e), None);
+    assert_eq!(plain.cooldown_scope(&e), Scope::WholeRule);
+    assert_eq!(plain.threshold_group(&e), Scope::WholeRule);
 }

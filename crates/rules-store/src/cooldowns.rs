@@ -62,7 +62,7 @@ pub async fn clear<C: ConnectionLike + Send>(
     key: Option<&str>,
 ) -> Result<usize, RedisError> {
     let scopes: Vec<String> = match key {
-        Some(value) => vec![keys::scope(Some(Some(value.to_owned())))],
+        Some(value) => vec![keys::scope(&rules_core::Scope::Value(value.to_owned()))],
         None => {
             redis::cmd("ZRANGE")
                 .arg(keys::cooldown_index(rule_id))

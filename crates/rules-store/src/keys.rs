@@ -21,6 +21,7 @@
 //! `missing` when the event lacks the key field. Values longer than 128 bytes are
 //! replaced by their SHA-1 (hex) so keys stay bounded.
 
+use rules_core::Scope;
 use uuid::Uuid;
 
 /// Rule-wide scope (no `cooldown_key` / `group_by`).
@@ -31,14 +32,14 @@ const MAX_VALUE_BYTES: usize = 128;
 
 /// The scope of a cooldown or the group of a threshold, from
 /// [`rules_core::CompiledRule::cooldown_scope`] / `threshold_group`.
-pub fn scope(value: Option<Option<String>>) -> String {
+pub fn scope(value: &Scope) -> String {
     match value {
-        None => WHOLE_RULE.to_owned(),
-        Some(None) => MISSING_VALUE.to_owned(),
-        Some(Some(v)) if v.len() > MAX_VALUE_BYTES => {
+        Scope::WholeRule => WHOLE_RULE.to_owned(),
+        Scope::Missing => MISSING_VALUE.to_owned(),
+        Scope::Value(v) if v.len() > MAX_VALUE_BYTES => {
             format!("h:{}", sha1_smol::Sha1::from(v.as_bytes()).digest())
         }
-        Some(Some(v)) => format!("v:{v}"),
+        Scope::Value(v) => format!("v:{v}"),
     }
 }
 
@@ -111,10 +112,10 @@ mod tests {
 
     #[test]
     fn scopes() {
-        assert_eq!(scope(None), "_");
-        assert_eq!(scope(Some(None)), "missing");
-        assert_eq!(scope(Some(Some("u-42".into()))), "v:u-42");
-        assert_eq!(scope(Some(Some("x".repeat(200)))).len(), 42);
+        assert_eq!(scope(&Scope::WholeRule), "_");
+        assert_eq!(scope(&Scope::Missing), "missing");
+        assert_eq!(scope(&Scope::Value("u-42".into())), "v:u-42");
+        assert_eq!(scope(&Scope::Value("x".repeat(200))).len(), 42);
         assert_eq!(scope_value("v:u-42").as_deref(), Some("u-42"));
         assert_eq!(scope_value("_"), None);
     }

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::AppState;
+use crate::state::AppState;
 
 /// Most entries one backtest reads (across all input streams), and the default.
 pub const MAX_SCAN: usize = 100_000;
@@ -60,8 +60,7 @@ pub struct BacktestPoint {
 pub struct Sample {
     #[schema(value_type = Object)]
     pub event: Value,
-    /// `would_execute`, `suppressed_by_cooldown`, `below_threshold` or `duplicate`.
-    pub outcome: &'static str,
+    pub outcome: rules_core::Outcome,
     pub trace: Vec<TraceNode>,
 }
 

@@ -5,7 +5,7 @@
 
 use actix_web::{post, web, HttpResponse};
 use chrono::Utc;
-use rules_core::{CompiledRule, Event, FieldError, TraceNode};
+use rules_core::{CompiledRule, Event, FieldError, NotNow, TraceNode};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -13,7 +13,7 @@ use rules_store::db::rules as rules_db;
 use rules_store::gate::{self, Decision, Pair};
 
 use crate::error::{ApiError, ErrorBody};
-use crate::AppState;
+use crate::state::AppState;
 
 /// The request: `{"rule": {...}, "event": {...}}`.
 #[derive(utoipa::ToSchema)]
@@ -62,7 +62,7 @@ pub struct LiveState {
     /// `rule_disabled`, `rule_not_loaded` (not stored, disabled in the database, or
     /// stored at another version), `threshold_not_reached`, `cooldown_active`,
     /// `already_processed`.
-    pub reasons: Vec<String>,
+    pub reasons: Vec<NotNow>,
     /// The rule as stored: absent for a draft that was never saved.
     #[schema(value_type = Option<Object>)]
     pub stored: Option<Value>,
@@ -82,13 +82,13 @@ async fn live_state(
     let spec = &rule.rule().spec;
     let mut reasons = Vec::new();
     if !type_matched {
-        reasons.push("event_type_not_matched");
+        reasons.push(NotNow::EventTypeNotMatched);
     }
     if !condition_matched {
-        reasons.push("condition_not_met");
+        reasons.push(NotNow::ConditionNotMet);
     }
     if !spec.enabled {
-        reasons.push("rule_disabled");
+        reasons.push(NotNow::RuleDisabled);
     }
     let stored = {
         let mut conn = state.db().await?;
@@ -98,7 +98,7 @@ async fn live_state(
         .as_ref()
         .is_some_and(|row| row.enabled && row.version == rule.rule().version);
     if !loaded {
-        reasons.push("rule_not_loaded");
+        reasons.push(NotNow::RuleNotLoaded);
     }
     let mut conn = state.redis().await?;
     let (decision, progress) = gate::inspect(
@@ -117,7 +117,7 @@ async fn live_state(
     }
     Ok(LiveState {
         would_execute: reasons.is_empty(),
-        reasons: reasons.into_iter().map(str::to_owned).collect(),
+        reasons,
         stored: stored.map(|row| json!({"enabled": row.enabled, "version": row.version})),
         cooldown_remaining_seconds,
         threshold_progress: spec.trigger_config.threshold.as_ref().map(|_| progress),
@@ -207,14 +207,14 @@ fn prepare(body: &Value) -> Result<Prepared, ApiError> {
             "count": t.count,
             "window_seconds": t.window_seconds,
             "group_by": t.group_by,
-            "group": rule.threshold_group(&event).flatten(),
+            "group": rule.threshold_group(&event).value(),
         })
     });
     let cooldown = (spec.cooldown_seconds > 0).then(|| {
         json!({
             "seconds": spec.cooldown_seconds,
             "key": spec.cooldown_key,
-            "key_value": rule.cooldown_scope(&event).flatten(),
+            "key_value": rule.cooldown_scope(&event).value(),
         })
     });
     let actions: Vec<Value> = rule

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::analytics::{aggregate, range, Analytics, Bucket};
 use crate::error::{ApiError, ErrorBody};
 use crate::pagination;
-use crate::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

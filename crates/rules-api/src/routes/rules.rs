@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::pagination;
-use crate::AppState;
+use crate::state::AppState;
 
 /// A page of rules.
 #[derive(Serialize, utoipa::ToSchema)]

@@ -79,8 +79,8 @@ where
         let rule = pair.rule;
         let id = rule.id();
         let spec = &rule.rule().spec;
-        let scope = keys::scope(rule.cooldown_scope(pair.event));
-        let group = keys::scope(rule.threshold_group(pair.event));
+        let scope = keys::scope(&rule.cooldown_scope(pair.event));
+        let group = keys::scope(&rule.threshold_group(pair.event));
         let (count, window_ms) = spec
             .trigger_config
             .threshold

@@ -187,10 +187,10 @@ impl Executor {
                     r.maybe_written = outcome.maybe_written.then_some(true);
                     match outcome.result {
                         Ok(entry_id) => {
-                            r.entry_id = Some(entry_id);
+                            r.entry_id = Some(entry_id.to_string());
                             r
                         }
-                        Err(e) => r.failed(e),
+                        Err(e) => r.failed(crate::pipeline::bounded(&e.to_string())),
                     }
                 }
                 RenderedActionKind::Log { message, level } => {
@@ -227,12 +227,18 @@ impl Executor {
         execution_id: Uuid,
     ) -> PublishOutcome {
         let mut outcome = PublishOutcome {
-            result: Err(String::new()),
+            result: Err(PublishError::Refused {
+                stream: stream.to_owned(),
+                why: String::new(),
+            }),
             attempts: 0,
             maybe_written: false,
         };
         if let Some(why) = self.publish_policy.refusal(stream) {
-            outcome.result = Err(format!("publish to {stream:?} refused: {why}"));
+            outcome.result = Err(PublishError::Refused {
+                stream: stream.to_owned(),
+                why,
+            });
             return outcome;
         }
         let (payload, rule_id, event_id, execution_id) = (
@@ -251,25 +257,28 @@ impl Executor {
         loop {
             outcome.attempts += 1;
             let (error, transient) = match self.redis.get().await {
-                Err(e) => (format!("redis: {e}"), true),
+                Err(e) => (StreamError::Redis(RedisError::from(e)), true),
                 Ok(mut conn) => {
                     match streams::add(&mut conn, stream, self.publish_maxlen, &fields).await {
                         Ok(id) => {
-                            outcome.result = Ok(id.to_string());
+                            outcome.result = Ok(id);
                             return outcome;
                         }
                         Err(StreamError::Redis(RedisError::Command(e))) => {
                             let sent = e.is_timeout() || e.is_connection_dropped();
                             outcome.maybe_written |= sent;
                             let transient = sent || e.is_io_error() || e.is_connection_refusal();
-                            (format!("XADD {stream}: {e}"), transient)
+                            (StreamError::Redis(RedisError::Command(e)), transient)
                         }
-                        Err(e) => (format!("XADD {stream}: {e}"), false),
+                        Err(e) => (e, false),
                     }
                 }
             };
             if !transient || outcome.attempts >= self.publish_max_attempts {
-                outcome.result = Err(crate::pipeline::bounded(&error));
+                outcome.result = Err(PublishError::Failed {
+                    stream: stream.to_owned(),
+                    cause: error,
+                });
                 return outcome;
             }
             tokio::time::sleep(delays.next().unwrap_or(PUBLISH_RETRY_MAX)).await;
@@ -281,10 +290,20 @@ impl Executor {
 const PUBLISH_RETRY_MIN: Duration = Duration::from_millis(100);
 const PUBLISH_RETRY_MAX: Duration = Duration::from_secs(2);
 
+/// Why a publish did not write.
+#[derive(Debug, thiserror::Error)]
+enum PublishError {
+    #[error("publish to {stream:?} refused: {why}")]
+    Refused { stream: String, why: String },
+    /// The last attempt's error, kept whole (shown inline, so not also a source).
+    #[error("XADD {stream}: {cause}")]
+    Failed { stream: String, cause: StreamError },
+}
+
 /// What a publish came to, after its retries.
 struct PublishOutcome {
     /// The new entry's id, or the last error.
-    result: Result<String, String>,
+    result: Result<rules_store::streams::EntryId, PublishError>,
     attempts: u32,
     /// An attempt failed after the command was sent: it may have been written.
     maybe_written: bool,
