@@ -73,7 +73,7 @@ CARGO_HOME=$BASE/root/.cargo cargo fetch --locked --manifest-path "$REPO/Cargo.t
 mkdir -p "$BASE/var/cache/rule-engine/wheels"
 python3 -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
   --python-version 3.11 --platform manylinux2014_x86_64 --platform any \
-  -d "$BASE/var/cache/rule-engine/wheels" -r deploy/requirements.txt pip setuptools ||
+  -d "$BASE/var/cache/rule-engine/wheels" -r deploy/requirements.txt ||
   die "pip download failed"
 
 # 3. Without the network, in namespaces that die with this check.
