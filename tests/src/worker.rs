@@ -223,29 +223,25 @@ impl Harness {
         Ok(())
     }
 
-    /// Entries of a stream: (id, fields).
+    /// Entries of a stream: (id, fields sorted by name), as text (lossy).
     pub async fn read_stream(
         &self,
         stream: &str,
     ) -> anyhow::Result<Vec<(String, Vec<(String, String)>)>> {
-        let mut conn = self.keys.conn().await?;
-        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-            .arg(stream)
-            .arg("-")
-            .arg("+")
-            .query_async(&mut conn)
-            .await?;
-        Ok(reply
-            .ids
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        Ok(self
+            .read_stream_raw(stream)
+            .await?
             .into_iter()
-            .map(|sid| {
-                let mut fields: Vec<(String, String)> = sid
-                    .map
-                    .into_iter()
-                    .map(|(k, v)| (k, redis::from_redis_value::<String>(v).unwrap_or_default()))
-                    .collect();
+            .map(|entry| {
+                let mut fields: Vec<(String, String)> = match entry.body {
+                    rules_store::streams::Body::Fields(f) => {
+                        f.iter().map(|(k, v)| (text(k), text(v))).collect()
+                    }
+                    _ => Vec::new(),
+                };
                 fields.sort();
-                (sid.id, fields)
+                (entry.id.to_string(), fields)
             })
             .collect())
     }

@@ -12,6 +12,7 @@ pub mod offload;
 pub mod openapi;
 pub mod pagination;
 pub mod query_guard;
+pub mod request;
 pub mod routes;
 pub mod state;
 

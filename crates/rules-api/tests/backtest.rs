@@ -155,6 +155,9 @@ async fn replays_with_cooldowns_and_thresholds_simulated() {
 
     for (bad, path) in [
         (json!({"rule": rule, "limit": 0}), "limit"),
+        (json!({"rule": rule, "limit": "many"}), "limit"),
+        (json!({"rule": rule, "bogus": 1}), "bogus"),
+        (json!({"rule": rule, "from": "yesterday"}), "from"),
         (json!({"rule": rule, "limit": 100001}), "limit"),
         (json!({}), "rule"),
         (json!({"rule": {"name": "x"}}), "rule.livestream_id"),

@@ -162,3 +162,27 @@ async fn made_up_methods_do_not_grow_the_metrics() {
         "they are counted as other"
     );
 }
+
+#[actix_web::test]
+async fn request_bodies_are_parsed_by_the_types_that_document_them() {
+    let api = start().await;
+    let (status, _, body) = send(
+        &api.service,
+        TestRequest::post()
+            .uri("/api/rules/test")
+            .insert_header(auth())
+            .set_json(json!({"rule": rule_body("t"), "event": {}, "live": "yes"})),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["details"][0]["path"], "live", "{body}");
+    let (status, _, body) = send(
+        &api.service,
+        TestRequest::post()
+            .uri("/api/rules/test")
+            .insert_header(auth())
+            .set_json(json!(["not", "an", "object"])),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+}

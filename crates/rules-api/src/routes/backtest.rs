@@ -27,17 +27,26 @@ const SAMPLES: usize = 10;
 /// The request: `{"rule": {...}}` or `{"rule_id": "..."}`, with `livestream_id`,
 /// `from`, `to` (RFC 3339; default the last hour) and `limit` (default 10,000, at
 /// most 100,000).
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 pub struct BacktestRequest {
     #[schema(value_type = Option<Object>)]
+    #[serde(default)]
     rule: Option<Value>,
+    #[serde(default)]
     rule_id: Option<Uuid>,
     /// Whose events to replay; default the rule's livestream.
+    #[serde(default)]
     livestream_id: Option<Uuid>,
+    #[serde(default)]
     from: Option<DateTime<Utc>>,
+    #[serde(default)]
     to: Option<DateTime<Utc>>,
+    #[serde(default)]
     limit: Option<usize>,
+    /// Fields this request does not have: refused by name.
+    #[serde(flatten)]
+    #[schema(ignore)]
+    unknown: std::collections::BTreeMap<String, Value>,
 }
 
 #[derive(Debug, Default, Serialize, utoipa::ToSchema)]
@@ -90,18 +99,6 @@ fn invalid(path: &str, message: impl Into<String>) -> ApiError {
     }])
 }
 
-fn field<T: serde::de::DeserializeOwned>(
-    map: &serde_json::Map<String, Value>,
-    key: &str,
-) -> Result<Option<T>, ApiError> {
-    match map.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => serde_json::from_value(v.clone())
-            .map(Some)
-            .map_err(|e| invalid(key, e.to_string())),
-    }
-}
-
 /// Backtest a rule on past events.
 #[utoipa::path(
     tag = "rules",
@@ -118,22 +115,19 @@ pub async fn backtest(
     state: web::Data<AppState>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let Some(map) = body.as_object() else {
-        return Err(invalid("", "must be an object"));
-    };
-    for key in map.keys() {
-        if !["rule", "rule_id", "livestream_id", "from", "to", "limit"].contains(&key.as_str()) {
-            return Err(invalid(key, "is not a known field"));
-        }
+    let request: BacktestRequest = crate::request::parse(body.into_inner())?;
+    let unknown = crate::request::unknown_fields(&request.unknown);
+    if !unknown.is_empty() {
+        return Err(ApiError::Validation(unknown));
     }
-    let rule = load_rule(&state, map).await?;
-    let livestream_id = field::<Uuid>(map, "livestream_id")?.unwrap_or(rule.livestream_id());
-    let to = field::<DateTime<Utc>>(map, "to")?.unwrap_or_else(Utc::now);
-    let from = field::<DateTime<Utc>>(map, "from")?.unwrap_or(to - TimeDelta::hours(1));
+    let rule = load_rule(&state, &request).await?;
+    let livestream_id = request.livestream_id.unwrap_or(rule.livestream_id());
+    let to = request.to.unwrap_or_else(Utc::now);
+    let from = request.from.unwrap_or(to - TimeDelta::hours(1));
     if from >= to {
         return Err(invalid("from", "must be before `to`"));
     }
-    let limit = field::<usize>(map, "limit")?.unwrap_or(DEFAULT_SCAN);
+    let limit = request.limit.unwrap_or(DEFAULT_SCAN);
     if limit == 0 || limit > MAX_SCAN {
         return Err(invalid(
             "limit",
@@ -245,11 +239,8 @@ fn replay(
     }
 }
 
-async fn load_rule(
-    state: &AppState,
-    map: &serde_json::Map<String, Value>,
-) -> Result<CompiledRule, ApiError> {
-    match (map.get("rule"), field::<Uuid>(map, "rule_id")?) {
+async fn load_rule(state: &AppState, request: &BacktestRequest) -> Result<CompiledRule, ApiError> {
+    match (&request.rule, request.rule_id) {
         (Some(rule), None) => crate::draft::compile(rule).map_err(ApiError::Validation),
         (None, Some(id)) => Ok(state.find_rule(id).await?.compile()?),
         _ => Err(invalid("rule", "give either `rule` or `rule_id`")),

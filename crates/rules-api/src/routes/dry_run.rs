@@ -16,18 +16,25 @@ use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 /// The request: `{"rule": {...}, "event": {...}}`.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 pub struct DryRunRequest {
     /// A rule in the API's format; `id` is used when it is a UUID.
-    #[schema(value_type = Object)]
+    // Required; defaulted so that its absence is reported with the other problems.
+    #[schema(value_type = Object, required = true)]
+    #[serde(default)]
     rule: Value,
     /// An event envelope (docs/contract.md §1).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Object, required = true)]
+    #[serde(default)]
     event: Value,
     /// Also read the current cooldown and threshold state (never changed) and say
     /// whether the rule would execute now.
+    #[serde(default)]
     live: Option<bool>,
+    /// Fields this request does not have: refused by name.
+    #[serde(flatten)]
+    #[schema(ignore)]
+    unknown: std::collections::BTreeMap<String, Value>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -136,31 +143,19 @@ struct Prepared {
     actions: Vec<Value>,
 }
 
-fn prepare(body: &Value) -> Result<Prepared, ApiError> {
-    let Some(map) = body.as_object() else {
-        return Err(ApiError::Validation(vec![FieldError {
-            path: String::new(),
-            message: "must be an object with `rule` and `event`".into(),
-        }]));
-    };
-    let mut errors = Vec::new();
-    for key in map.keys() {
-        if key != "rule" && key != "event" && key != "live" {
-            errors.push(FieldError {
-                path: key.clone(),
-                message: "is not a known field".into(),
-            });
-        }
-    }
-    let rule = match crate::draft::compile(map.get("rule").unwrap_or(&Value::Null)) {
+fn prepare(body: Value) -> Result<Prepared, ApiError> {
+    let request: DryRunRequest = crate::request::parse(body)?;
+    // Every problem at once: unknown fields, the rule's, the event's.
+    let mut errors = crate::request::unknown_fields(&request.unknown);
+    let rule = match crate::draft::compile(&request.rule) {
         Ok(rule) => Some(rule),
         Err(nested) => {
             errors.extend(nested);
             None
         }
     };
-    let event = match map.get("event") {
-        None | Some(Value::Null) => {
+    let event = match Some(&request.event).filter(|v| !v.is_null()) {
+        None => {
             errors.push(FieldError {
                 path: "event".into(),
                 message: "is required".into(),
@@ -185,17 +180,7 @@ fn prepare(body: &Value) -> Result<Prepared, ApiError> {
             }
         },
     };
-    let live = match map.get("live") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            errors.push(FieldError {
-                path: "live".into(),
-                message: "must be true or false".into(),
-            });
-            false
-        }
-    };
+    let live = request.live.unwrap_or(false);
     let (Some(rule), Some(event), true) = (rule, event, errors.is_empty()) else {
         return Err(ApiError::Validation(errors));
     };
@@ -254,7 +239,7 @@ pub async fn dry_run(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let prepared = crate::offload::cpu(move || prepare(&body)).await??;
+    let prepared = crate::offload::cpu(move || prepare(body)).await??;
     let evaluation = &prepared.evaluation;
     let live = if prepared.live {
         Some(
