@@ -140,3 +140,11 @@ pub async fn redis() -> redis::aio::MultiplexedConnection {
         .await
         .expect("redis")
 }
+
+/// The `path` of every problem in an error body, in order.
+pub fn error_paths(body: &Value) -> Vec<&str> {
+    body["error"]["details"]
+        .as_array()
+        .map(|details| details.iter().filter_map(|d| d["path"].as_str()).collect())
+        .unwrap_or_default()
+}

@@ -123,12 +123,7 @@ async fn invalid_rule_and_event_are_422_by_path() {
     )
     .await;
     assert_eq!(status, 422, "{body}");
-    let paths: Vec<&str> = body["error"]["details"]
-        .as_array()
-        .expect("details")
-        .iter()
-        .filter_map(|d| d["path"].as_str())
-        .collect();
+    let paths = error_paths(&body);
     assert_eq!(
         paths,
         vec!["extra", "rule.trigger_config.condition.op", "event.id"]

@@ -37,12 +37,7 @@ async fn publish_targets_are_confined_at_save() {
     )
     .await;
     assert_eq!(status, 422, "{body}");
-    let paths: Vec<&str> = body["error"]["details"]
-        .as_array()
-        .expect("details")
-        .iter()
-        .filter_map(|d| d["path"].as_str())
-        .collect();
+    let paths = error_paths(&body);
     assert_eq!(
         paths,
         [
@@ -120,12 +115,7 @@ async fn nul_characters_are_a_422_or_a_400_never_a_500() {
     )
     .await;
     assert_eq!(status, 422, "{body}");
-    let paths: Vec<&str> = body["error"]["details"]
-        .as_array()
-        .expect("details")
-        .iter()
-        .filter_map(|d| d["path"].as_str())
-        .collect();
+    let paths = error_paths(&body);
     assert_eq!(paths, ["cooldown_key", "name"], "{body}");
     for uri in ["/api/rules?event_type=%00", "/api/rules?event_type=a%00b"] {
         let (status, _, body) = send(

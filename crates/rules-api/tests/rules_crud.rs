@@ -120,12 +120,7 @@ async fn validation_lists_every_problem() {
     .await;
     assert_eq!(status, 422);
     assert_eq!(err["error"]["code"], "validation_failed");
-    let paths: Vec<&str> = err["error"]["details"]
-        .as_array()
-        .expect("details")
-        .iter()
-        .filter_map(|d| d["path"].as_str())
-        .collect();
+    let paths = error_paths(&err);
     assert_eq!(
         paths,
         vec!["name", "trigger_config.condition.value", "actions[0].type"]
