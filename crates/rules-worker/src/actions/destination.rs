@@ -1,5 +1,5 @@
 //! Which webhook destinations may be called: only globally routable addresses,
-//! unless `worker.webhook_allow_private` says otherwise.
+//! unless `webhook.allow_private` says otherwise.
 //!
 //! Host names are checked on the addresses the resolver returns, and reqwest connects
 //! to exactly those (no second lookup), so DNS rebinding cannot slip a private
@@ -44,6 +44,9 @@ fn is_global_v6(ip: Ipv6Addr) -> bool {
         || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
         || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
         || (s[0] == 0x0064 && s[1] == 0xff9b) // NAT64 (embeds an IPv4 address)
+        || s[0] == 0x2002 // 6to4 2002::/16 (embeds an IPv4 address)
+        || (s[0] == 0x2001 && s[1] == 0x0000) // Teredo 2001::/32 (reaches IPv4 hosts)
+        || (s[0] & 0xffc0) == 0xfec0 // site-local fec0::/10 (deprecated, private)
         || (s[0..6] == [0, 0, 0, 0, 0, 0])) // IPv4-compatible (deprecated)
 }
 
@@ -139,6 +142,12 @@ mod tests {
             ("::ffff:8.8.8.8", true),
             ("64:ff9b::a00:1", false),
             ("2001:db8::1", false),
+            ("2002:c0a8:0101::1", false),
+            ("2002:0808:0808::1", false),
+            ("2001:0:4136:e378:8000:63bf:3fff:fdd2", false),
+            ("fec0::1", false),
+            ("feff::1", false),
+            ("2001:4860:4860::8888", true),
         ];
         for (text, global) in cases {
             let ip: IpAddr = text.parse().expect("address");
