@@ -317,6 +317,27 @@ async fn put_replaces_and_bumps_version_with_optimistic_concurrency() {
     )
     .await;
     assert_eq!((status, body["version"].as_i64()), (200, Some(5)));
+    // A list (RFC 9110) matches when any of its tags is current, and only then.
+    let (status, _, body) = send(
+        &api.service,
+        TestRequest::put()
+            .uri(&uri)
+            .insert_header(auth())
+            .insert_header(("If-Match", "\"2\", W/\"5\""))
+            .set_json(&next),
+    )
+    .await;
+    assert_eq!((status, body["version"].as_i64()), (200, Some(6)), "{body}");
+    let (status, _, _) = send(
+        &api.service,
+        TestRequest::put()
+            .uri(&uri)
+            .insert_header(auth())
+            .insert_header(("If-Match", "\"2\", \"3\""))
+            .set_json(&next),
+    )
+    .await;
+    assert_eq!(status, 412);
     // An invalid replacement is 422 and changes nothing.
     let (status, _, _) = send(
         &api.service,
@@ -332,7 +353,10 @@ async fn put_replaces_and_bumps_version_with_optimistic_concurrency() {
         TestRequest::get().uri(&uri).insert_header(auth()),
     )
     .await;
-    assert_eq!(body["version"], 5);
+    assert_eq!(
+        body["version"], 6,
+        "the refused list and the invalid body changed nothing"
+    );
 }
 
 #[actix_web::test]

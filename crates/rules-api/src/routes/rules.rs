@@ -165,7 +165,8 @@ pub async fn get_rule(
 #[derive(Debug, Clone, PartialEq)]
 enum Precondition {
     None,
-    IfMatch(Option<i32>, String),
+    /// The versions an `If-Match` list names (RFC 9110 allows several), and its text.
+    IfMatch(Vec<i32>, String),
     BodyVersion(i32),
 }
 
@@ -179,12 +180,17 @@ fn precondition(req: &HttpRequest, body: &Value) -> Result<Precondition, ApiErro
         if text == "*" {
             return Ok(Precondition::None);
         }
-        let version = text
-            .trim_start_matches("W/")
-            .trim_matches('"')
-            .parse::<i32>()
-            .ok();
-        return Ok(Precondition::IfMatch(version, text));
+        let versions = text
+            .split(',')
+            .filter_map(|tag| {
+                tag.trim()
+                    .trim_start_matches("W/")
+                    .trim_matches('"')
+                    .parse::<i32>()
+                    .ok()
+            })
+            .collect();
+        return Ok(Precondition::IfMatch(versions, text));
     }
     match body.get("version") {
         None | Some(Value::Null) => Ok(Precondition::None),
@@ -204,7 +210,7 @@ fn precondition(req: &HttpRequest, body: &Value) -> Result<Precondition, ApiErro
 /// Checks a precondition against the stored version before any work.
 fn check(pre: &Precondition, current: i32) -> Result<(), ApiError> {
     match pre {
-        Precondition::IfMatch(Some(v), _) if *v == current => Ok(()),
+        Precondition::IfMatch(versions, _) if versions.contains(&current) => Ok(()),
         Precondition::IfMatch(_, text) => Err(ApiError::PreconditionFailed {
             expected: text.clone(),
             current,
