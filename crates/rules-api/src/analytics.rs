@@ -67,8 +67,23 @@ pub fn range(
     bucket: Bucket,
     now: DateTime<Utc>,
 ) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+    // Buckets are computed in nanoseconds (chrono's rounding): 1677–2262.
+    for (name, value) in [("from", from), ("to", to)] {
+        if value.is_some_and(|t| t.timestamp_nanos_opt().is_none()) {
+            return Err(ApiError::bad_request(
+                "bad_query",
+                format!("`{name}` is out of range: between the years 1678 and 2261"),
+            ));
+        }
+    }
     let to = to.unwrap_or(now);
     let from = from.unwrap_or(to - TimeDelta::hours(24));
+    if (from - TimeDelta::days(1)).timestamp_nanos_opt().is_none() {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            "`from` is out of range: between the years 1678 and 2261",
+        ));
+    }
     if from >= to {
         return Err(ApiError::bad_request(
             "bad_query",
@@ -79,7 +94,9 @@ pub fn range(
         .duration_trunc(TimeDelta::minutes(1))
         .map_err(ApiError::internal)?;
     let start = align(from, bucket)?;
-    let buckets = (to - start).num_seconds() / bucket.width().num_seconds() + 1;
+    // The series has a bucket for every start before `to`.
+    let width = bucket.width().num_seconds();
+    let buckets = ((to - start).num_seconds() + width - 1) / width;
     if buckets > MAX_BUCKETS {
         return Err(ApiError::bad_request(
             "bad_query",
@@ -266,5 +283,35 @@ mod tests {
         .is_ok());
         let (from, to) = range(None, None, Bucket::Hour, now).expect("default range");
         assert_eq!((to - from).num_hours(), 24);
+        // Exactly seven days of minutes is exactly the limit.
+        assert!(range(
+            Some(now - TimeDelta::days(7)),
+            Some(now),
+            Bucket::Minute,
+            now
+        )
+        .is_ok());
+        assert!(range(
+            Some(now - TimeDelta::days(7) - TimeDelta::minutes(1)),
+            Some(now),
+            Bucket::Minute,
+            now
+        )
+        .is_err());
+        // Out-of-range times are a 400 naming the parameter, never a 500.
+        let old = t("1600-01-01T00:00:00Z");
+        let far = t("2300-01-01T00:00:00Z");
+        for (from, to, name) in [
+            (Some(old), None, "from"),
+            (None, Some(far), "to"),
+            (Some(old), Some(far), "from"),
+        ] {
+            match range(from, to, Bucket::Day, now) {
+                Err(ApiError::BadRequest { message, .. }) => {
+                    assert!(message.contains(name), "{message}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }
