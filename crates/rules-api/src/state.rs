@@ -19,6 +19,8 @@ pub struct AppState {
     pub max_event_bytes: usize,
     /// Where `publish` actions may write (checked at save).
     pub publish_policy: std::sync::Arc<rules_core::PublishPolicy>,
+    /// `webhook.allow_private`: whether an IP-literal webhook URL may be non-global.
+    pub allow_private_webhooks: bool,
 }
 
 impl AppState {
@@ -36,6 +38,7 @@ impl AppState {
             input_streams: std::sync::Arc::new(settings.worker.streams.clone()),
             max_event_bytes: settings.worker.max_event_bytes,
             publish_policy: std::sync::Arc::new(settings.worker.publish_policy()),
+            allow_private_webhooks: settings.webhook.allow_private,
         }
     }
 }
@@ -52,6 +55,17 @@ impl AppState {
 }
 
 impl AppState {
+    /// What this deployment refuses in a valid rule: publish targets outside the
+    /// policy, webhook URLs whose IP literal can never be called.
+    pub fn refusals(&self, spec: &rules_core::RuleSpec) -> Vec<rules_core::FieldError> {
+        let mut refused = self.publish_policy.check(spec);
+        refused.extend(rules_core::address::refused_webhooks(
+            spec,
+            self.allow_private_webhooks,
+        ));
+        refused
+    }
+
     /// A pooled Redis connection; Redis unreachable is a 503 (the cause is logged).
     pub async fn redis(&self) -> Result<deadpool_redis::Connection, ApiError> {
         Ok(self

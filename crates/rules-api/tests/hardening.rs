@@ -176,3 +176,67 @@ async fn request_bodies_are_parsed_by_the_types_that_document_them() {
     .await;
     assert_eq!(status, 422, "{body}");
 }
+
+fn webhooks_to(urls: &[&str]) -> serde_json::Value {
+    json!({
+        "livestream_id": LS, "name": "w",
+        "trigger_config": {"event_types": ["follow"]},
+        "actions": urls.iter().map(|u| json!({"type": "webhook", "url": u})).collect::<Vec<_>>()
+    })
+}
+
+#[actix_web::test]
+async fn a_webhook_that_can_never_be_called_is_refused_at_save_and_in_a_dry_run() {
+    let api = start().await;
+    let rule = webhooks_to(&[
+        "https://bot.example.com/hook",
+        "http://127.0.0.1:8080/x",
+        "http://[::1]/x",
+        "http://169.254.169.254/latest",
+        "http://[2002:c0a8:101::1]/x",
+    ]);
+    let (status, _, body) = send(
+        &api.service,
+        TestRequest::post()
+            .uri("/api/rules")
+            .insert_header(auth())
+            .set_json(&rule),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        error_paths(&body),
+        [
+            "actions[1].url",
+            "actions[2].url",
+            "actions[3].url",
+            "actions[4].url"
+        ],
+        "{body}"
+    );
+    let (status, _, body) = send(
+        &api.service,
+        TestRequest::post()
+            .uri("/api/rules/test")
+            .insert_header(auth())
+            .set_json(
+                json!({"rule": rule, "event": {"id": "6f1c2d3e-0000-4000-8000-000000000001",
+                                                     "type": "follow", "livestream_id": LS}}),
+            ),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(error_paths(&body)[0], "rule.actions[1].url", "{body}");
+
+    // Where private destinations are allowed, the same rule is saved.
+    let open = start_with(&[("RULES__WEBHOOK__ALLOW_PRIVATE", "true")]).await;
+    let (status, _, body) = send(
+        &open.service,
+        TestRequest::post()
+            .uri("/api/rules")
+            .insert_header(auth())
+            .set_json(&rule),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+}

@@ -8,6 +8,7 @@
 //! [`Rule`] → [`CompiledRule::compile`] → [`RuleIndex`]; a stream entry →
 //! [`Event::from_stream_fields`] → [`RuleIndex::matching`] → [`CompiledRule::render_actions`].
 
+pub mod address;
 mod compiled;
 mod condition;
 mod decision;

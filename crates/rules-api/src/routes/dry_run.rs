@@ -143,12 +143,21 @@ struct Prepared {
     actions: Vec<Value>,
 }
 
-fn prepare(body: Value) -> Result<Prepared, ApiError> {
+fn prepare(body: Value, allow_private_webhooks: bool) -> Result<Prepared, ApiError> {
     let request: DryRunRequest = crate::request::parse(body)?;
     // Every problem at once: unknown fields, the rule's, the event's.
     let mut errors = crate::request::unknown_fields(&request.unknown);
     let rule = match crate::draft::compile(&request.rule) {
-        Ok(rule) => Some(rule),
+        Ok(rule) => {
+            // A webhook that can never be called shows here as at save.
+            let refused =
+                rules_core::address::refused_webhooks(&rule.rule().spec, allow_private_webhooks);
+            errors.extend(refused.into_iter().map(|e| rules_core::FieldError {
+                path: format!("rule.{}", e.path),
+                message: e.message,
+            }));
+            Some(rule)
+        }
         Err(nested) => {
             errors.extend(nested);
             None
@@ -239,7 +248,8 @@ pub async fn dry_run(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let prepared = crate::offload::cpu(move || prepare(body)).await??;
+    let allow_private = state.allow_private_webhooks;
+    let prepared = crate::offload::cpu(move || prepare(body, allow_private)).await??;
     let evaluation = &prepared.evaluation;
     let live = if prepared.live {
         Some(

@@ -44,14 +44,14 @@ fn rule_response(status: actix_web::http::StatusCode, row: &RuleRow) -> HttpResp
 }
 
 /// Validates a body into a spec (off the request threads: regexes compile here),
-/// and its publish targets against this deployment's policy, turning problems into
-/// a 422.
+/// and what this deployment refuses in it (publish targets, webhook IP literals),
+/// turning problems into a 422.
 async fn validated(state: &AppState, body: &Value) -> Result<RuleSpec, ApiError> {
     let body = body.clone();
-    let policy = std::sync::Arc::clone(&state.publish_policy);
+    let state = state.clone();
     crate::offload::cpu(move || {
         let spec = parse_rule_spec(&body)?;
-        let refused = policy.check(&spec);
+        let refused = state.refusals(&spec);
         if !refused.is_empty() {
             return Err(ApiError::Validation(refused));
         }
