@@ -240,3 +240,44 @@ async fn a_webhook_that_can_never_be_called_is_refused_at_save_and_in_a_dry_run(
     .await;
     assert_eq!(status, 201, "{body}");
 }
+
+#[actix_web::test]
+async fn unknown_query_parameters_are_a_400_naming_them() {
+    let api = start().await;
+    let (_, _, created) = send(
+        &api.service,
+        TestRequest::post()
+            .uri("/api/rules")
+            .insert_header(auth())
+            .set_json(rule_body("q")),
+    )
+    .await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    for (uri, name) in [
+        ("/api/rules?page=2".to_owned(), "page"),
+        (
+            format!("/api/rules/{id}/executions?stauts=failed"),
+            "stauts",
+        ),
+        (
+            format!("/api/rules/{id}/analytics?bucket=hour&tz=Europe/Berlin"),
+            "tz",
+        ),
+        (format!("/api/rules/{id}/cooldowns?keys=u1"), "keys"),
+    ] {
+        let request = if uri.ends_with("keys=u1") {
+            TestRequest::delete()
+        } else {
+            TestRequest::get()
+        };
+        let (status, _, body) = send(&api.service, request.uri(&uri).insert_header(auth())).await;
+        assert_eq!(status, 400, "{uri}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains(name),
+            "{uri}: {body}"
+        );
+    }
+}

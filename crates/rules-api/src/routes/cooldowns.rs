@@ -28,6 +28,7 @@ pub struct CooldownList {
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ClearQuery {
     /// Clear only the cooldown of this key value.
     pub key: Option<String>,

@@ -16,6 +16,7 @@ use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ExecutionsQuery {
     /// `succeeded` or `failed`.
     pub status: Option<String>,
@@ -53,6 +54,7 @@ pub struct ExecutionPage {
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct AnalyticsQuery {
     /// Start (RFC 3339); default `to` minus 24 hours.
     pub from: Option<DateTime<Utc>>,

@@ -24,6 +24,7 @@ pub struct RulePage<'a> {
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only this livestream's rules.
     pub livestream_id: Option<Uuid>,
