@@ -53,8 +53,30 @@ static BASE: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env.set_undefined_behavior(UndefinedBehavior::Chainable);
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.set_fuel(Some(RENDER_FUEL));
+    env.set_formatter(json_spelling);
     env
 });
+
+/// Values inside a text template are written as JSON spells them: an object or
+/// array as JSON (`{"id":"u-1"}`, not Python's `{'id': 'u-1'}`), booleans as
+/// `true`/`false`, none as `null`; strings and numbers as themselves.
+fn json_spelling(
+    out: &mut minijinja::Output,
+    state: &mut minijinja::State,
+    value: &minijinja::Value,
+) -> Result<(), minijinja::Error> {
+    use minijinja::value::ValueKind;
+    match value.kind() {
+        ValueKind::Map | ValueKind::Seq | ValueKind::Bool | ValueKind::None => {
+            let text = serde_json::to_string(value).map_err(|e| {
+                minijinja::Error::new(minijinja::ErrorKind::BadSerialization, e.to_string())
+            })?;
+            out.write_str(&text)?;
+            Ok(())
+        }
+        _ => minijinja::escape_formatter(out, state, value),
+    }
+}
 
 /// A template failed to render for one event (fuel exhausted, a filter error, ...).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -346,5 +368,18 @@ mod tests {
             .add_value("body", &json!("{{ 'x' * 100000000 }}"))
             .expect("compiles");
         assert!(one.render_value(&t, &ctx, &RenderBudget::new()).is_err());
+    }
+
+    #[test]
+    fn values_in_text_are_spelled_as_json() {
+        let event = json!({"data": {"user": {"id": "u-1", "tags": ["a", 2]}, "vip": true}});
+        let out = render(
+            json!("user {{ event.data.user }} vip {{ event.data.vip }} tags {{ event.data.user.tags }}"),
+            event,
+        );
+        assert_eq!(
+            out,
+            json!(r#"user {"id":"u-1","tags":["a",2]} vip true tags ["a",2]"#)
+        );
     }
 }
