@@ -6,17 +6,11 @@ use rules_core::{parse_rule_spec, CompiledRule, FieldError, Rule};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::error::ApiError;
-
 /// Compiles the draft at `rule` (the request's `rule` field). Its `id` and `version`,
 /// when a client sends back what it read, are kept (a nil id and version 1
 /// otherwise); problems are reported under `rule.`.
 pub fn compile(rule: &Value) -> Result<CompiledRule, Vec<FieldError>> {
-    let spec =
-        parse_rule_spec(rule).map_err(|e| match ApiError::validation_under("rule", e.0) {
-            ApiError::Validation(nested) => nested,
-            _ => Vec::new(),
-        })?;
+    let spec = parse_rule_spec(rule).map_err(|e| FieldError::under("rule", e.0))?;
     let id = rule
         .get("id")
         .and_then(Value::as_str)

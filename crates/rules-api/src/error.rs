@@ -65,19 +65,7 @@ impl ApiError {
     /// Validation problems of a nested document, their paths put under `prefix`
     /// (`rule` → `rule.trigger_config.condition.op`).
     pub fn validation_under(prefix: &str, errors: Vec<FieldError>) -> Self {
-        ApiError::Validation(
-            errors
-                .into_iter()
-                .map(|e| FieldError {
-                    path: if e.path.is_empty() {
-                        prefix.to_owned()
-                    } else {
-                        format!("{prefix}.{}", e.path)
-                    },
-                    message: e.message,
-                })
-                .collect(),
-        )
+        ApiError::Validation(FieldError::under(prefix, errors))
     }
 
     pub fn internal(cause: impl std::fmt::Display) -> Self {

@@ -66,6 +66,32 @@ pub fn check_literal(url: &url::Url, allow_private: bool) -> Result<(), String> 
     }
 }
 
+/// The destination a URL calls, as breakers, rate limits and lanes name it:
+/// `host:port`.
+pub fn destination_of(url: &url::Url) -> String {
+    match (url.host_str(), url.port_or_known_default()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        _ => String::new(),
+    }
+}
+
+/// The destinations `spec`'s webhook actions call, each once.
+pub fn destinations(spec: &RuleSpec) -> Vec<std::sync::Arc<str>> {
+    let mut hosts: Vec<std::sync::Arc<str>> = Vec::new();
+    for action in &spec.actions {
+        if let ActionKind::Webhook(w) = &action.kind {
+            if let Ok(url) = url::Url::parse(&w.url) {
+                let host = destination_of(&url);
+                if !hosts.iter().any(|h| **h == *host) {
+                    hosts.push(std::sync::Arc::from(host));
+                }
+            }
+        }
+    }
+    hosts
+}
+
 /// Every webhook action of `spec` whose URL is an IP literal that may not be
 /// called, with its path (host names are checked when they are resolved).
 pub fn refused_webhooks(spec: &RuleSpec, allow_private: bool) -> Vec<FieldError> {

@@ -53,6 +53,8 @@ pub struct CompiledRule {
     condition: Option<Node>,
     /// Boxed: an idle rule pays one pointer for it.
     rendering: OnceLock<Box<Result<Rendering, FieldError>>>,
+    /// The webhook destinations (`host:port`) its actions call, each once.
+    destinations: Box<[std::sync::Arc<str>]>,
 }
 
 #[derive(Debug, Clone)]
@@ -158,12 +160,20 @@ impl CompiledRule {
             .event_types
             .iter()
             .any(|t| t == TriggerConfig::ANY_TYPE);
+        let destinations = crate::address::destinations(&rule.spec).into_boxed_slice();
         Self {
             rule,
             any_type,
             condition,
             rendering: OnceLock::new(),
+            destinations,
         }
+    }
+
+    /// The webhook destinations (`host:port`) this rule's actions call, each once:
+    /// computed when the rule is compiled, never per event.
+    pub fn destinations(&self) -> &[std::sync::Arc<str>] {
+        &self.destinations
     }
 
     fn rendering(&self) -> Result<&Rendering, RenderError> {

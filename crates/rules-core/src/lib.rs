@@ -34,6 +34,7 @@ pub use identity::execution_id;
 pub use index::RuleIndex;
 pub use model::*;
 pub use path::FieldPath;
+pub use problems::truncated;
 pub use publish::{PublishPolicy, SERVICE_KEY_PREFIX};
 pub use status::Status;
 pub use template::RenderError;

@@ -59,3 +59,31 @@ impl fmt::Display for ValidationErrors {
 }
 
 impl std::error::Error for ValidationErrors {}
+
+impl FieldError {
+    /// `errors` of a nested document, their paths put under `prefix` (the document's
+    /// own path for one without a path).
+    pub fn under(prefix: &str, errors: Vec<FieldError>) -> Vec<FieldError> {
+        errors
+            .into_iter()
+            .map(|e| FieldError {
+                path: if e.path.is_empty() {
+                    prefix.to_owned()
+                } else {
+                    format!("{prefix}.{}", e.path)
+                },
+                message: e.message,
+            })
+            .collect()
+    }
+}
+
+/// The longest prefix of `text` within `max_bytes`, cut at a character boundary:
+/// messages and causes kept in records, keys and logs stay bounded.
+pub fn truncated(text: &str, max_bytes: usize) -> &str {
+    let mut end = text.len().min(max_bytes);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}

@@ -112,9 +112,8 @@ impl InFlight {
     }
 
     /// Whether this process holds entry `id` of `stream`.
-    pub fn holds(&self, stream: &str, id: EntryId) -> bool {
-        let key: (Arc<str>, EntryId) = (Arc::from(stream), id);
-        self.lock().contains(&key)
+    pub fn holds(&self, stream: &Arc<str>, id: EntryId) -> bool {
+        self.lock().contains(&(Arc::clone(stream), id))
     }
 
     /// The ids held now, per stream.
@@ -190,11 +189,7 @@ pub fn bounded(reason: &str) -> String {
     if reason.len() <= MAX_REASON_BYTES {
         return reason.to_owned();
     }
-    let mut end = MAX_REASON_BYTES;
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &reason[..end])
+    format!("{}…", rules_core::truncated(reason, MAX_REASON_BYTES))
 }
 
 /// Entries in flight per webhook destination (host:port), each destination capped

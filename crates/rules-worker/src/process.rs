@@ -170,9 +170,9 @@ fn admit(
 ) -> (Vec<(Entry, Event)>, Vec<Match>) {
     let mut hosts: Vec<Vec<Arc<str>>> = readable.iter().map(|_| Vec::new()).collect();
     for m in &open {
-        for host in actions::webhook::destinations(&m.rule) {
-            if !hosts[m.entry].contains(&host) {
-                hosts[m.entry].push(host);
+        for host in m.rule.destinations() {
+            if !hosts[m.entry].contains(host) {
+                hosts[m.entry].push(std::sync::Arc::clone(host));
             }
         }
     }

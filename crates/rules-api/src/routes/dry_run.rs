@@ -152,10 +152,7 @@ fn prepare(body: Value, allow_private_webhooks: bool) -> Result<Prepared, ApiErr
             // A webhook that can never be called shows here as at save.
             let refused =
                 rules_core::address::refused_webhooks(&rule.rule().spec, allow_private_webhooks);
-            errors.extend(refused.into_iter().map(|e| rules_core::FieldError {
-                path: format!("rule.{}", e.path),
-                message: e.message,
-            }));
+            errors.extend(FieldError::under("rule", refused));
             Some(rule)
         }
         Err(nested) => {

@@ -96,13 +96,10 @@ pub async fn record<C: redis::aio::ConnectionLike + Send>(
 ) -> Result<bool, RedisError> {
     let (mode, cause) = match outcome {
         Outcome::Up => ("success", String::new()),
-        Outcome::Failed(cause) => {
-            let mut end = cause.len().min(MAX_CAUSE_BYTES);
-            while !cause.is_char_boundary(end) {
-                end -= 1;
-            }
-            ("failure", cause[..end].to_owned())
-        }
+        Outcome::Failed(cause) => (
+            "failure",
+            rules_core::truncated(cause, MAX_CAUSE_BYTES).to_owned(),
+        ),
     };
     let (opened, _, _) = call(conn, host, mode, &cause, policy).await?;
     Ok(opened == 1)

@@ -174,7 +174,7 @@ impl WebhookClient {
             HttpMethod::Patch => reqwest::Method::PATCH,
             HttpMethod::Delete => reqwest::Method::DELETE,
         };
-        let host = destination_of(&url);
+        let host = rules_core::address::destination_of(&url);
         let deadline = tokio::time::Instant::now() + request.timeout;
         let mut attempt = 0;
         let mut last_failure: Option<String> = None;
@@ -327,32 +327,6 @@ impl WebhookClient {
         }
         Ok(headers)
     }
-}
-
-/// The destination a URL calls, as breakers, rate limits and lanes name it:
-/// `host:port`.
-pub fn destination_of(url: &reqwest::Url) -> String {
-    match (url.host_str(), url.port_or_known_default()) {
-        (Some(h), Some(p)) => format!("{h}:{p}"),
-        (Some(h), None) => h.to_owned(),
-        _ => String::new(),
-    }
-}
-
-/// The destinations `rule`'s webhook actions call, each once.
-pub fn destinations(rule: &rules_core::CompiledRule) -> Vec<std::sync::Arc<str>> {
-    let mut hosts: Vec<std::sync::Arc<str>> = Vec::new();
-    for action in &rule.rule().spec.actions {
-        if let rules_core::ActionKind::Webhook(w) = &action.kind {
-            if let Ok(url) = reqwest::Url::parse(&w.url) {
-                let host = destination_of(&url);
-                if !hosts.iter().any(|h| **h == *host) {
-                    hosts.push(std::sync::Arc::from(host));
-                }
-            }
-        }
-    }
-    hosts
 }
 
 /// The delay before retry number `attempt` (1-based): the worker's backoff, at
