@@ -92,6 +92,7 @@ async fn applies_once_and_concurrently() -> anyhow::Result<()> {
             "rule_executions",
             "rule_stats_minute",
             "rule_suppressions",
+            "rule_threshold_counts",
             "rules"
         ]
     );

@@ -39,6 +39,9 @@ pub struct Analytics {
     pub matched: i64,
     pub executed: i64,
     pub suppressed_by_cooldown: i64,
+    /// Matches whose every action was skipped as stale (`max_age_seconds`):
+    /// `matched = executed + suppressed_by_cooldown + skipped`.
+    pub skipped: i64,
     pub succeeded: i64,
     pub failed: i64,
     /// `succeeded / executed`; null without executions.
@@ -56,6 +59,7 @@ pub struct SeriesPoint {
     pub matched: i64,
     pub executed: i64,
     pub suppressed_by_cooldown: i64,
+    pub skipped: i64,
     pub succeeded: i64,
     pub failed: i64,
 }
@@ -128,6 +132,7 @@ pub fn aggregate(
             matched: 0,
             executed: 0,
             suppressed_by_cooldown: 0,
+            skipped: 0,
             succeeded: 0,
             failed: 0,
         });
@@ -138,6 +143,7 @@ pub fn aggregate(
         matched: 0,
         executed: 0,
         suppressed_by_cooldown: 0,
+        skipped: 0,
         succeeded: 0,
         failed: 0,
     };
@@ -156,6 +162,7 @@ pub fn aggregate(
             point.matched += row.matched;
             point.executed += row.executed;
             point.suppressed_by_cooldown += row.suppressed_by_cooldown;
+            point.skipped += row.skipped;
             point.succeeded += row.succeeded;
             point.failed += row.failed;
         }
@@ -172,6 +179,7 @@ pub fn aggregate(
         matched: totals.matched,
         executed,
         suppressed_by_cooldown: totals.suppressed_by_cooldown,
+        skipped: totals.skipped,
         succeeded: totals.succeeded,
         failed: totals.failed,
         success_rate: (executed > 0).then(|| totals.succeeded as f64 / executed as f64),
@@ -209,6 +217,7 @@ mod tests {
             duration_ms_sum: executed * i64::from(ms),
             duration_histogram: h,
             last_executed_at: Some(t(at)),
+            skipped: 0,
         }
     }
 

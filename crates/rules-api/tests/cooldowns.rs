@@ -22,11 +22,12 @@ async fn start_cooldown(rule: &CompiledRule, user: &str) -> Decision {
     let token = format!("test/{}", event.id);
     decide(
         &mut conn,
-        &[Pair {
+        &[Pair::new(
             rule,
-            event: &event,
-            token: &token,
-        }],
+            &event,
+            &token,
+            event.occurred_at.timestamp_millis(),
+        )],
         60_000,
     )
     .await

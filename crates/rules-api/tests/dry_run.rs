@@ -177,11 +177,12 @@ async fn live_dry_run_explains_why_not() {
     let ev1 = worker_sees(&e1);
     decide(
         &mut redis,
-        &[Pair {
-            rule: &rule,
-            event: &ev1,
-            token: "s/1-0",
-        }],
+        &[Pair::new(
+            &rule,
+            &ev1,
+            "s/1-0",
+            ev1.occurred_at.timestamp_millis(),
+        )],
         60_000,
     )
     .await
@@ -197,11 +198,12 @@ async fn live_dry_run_explains_why_not() {
     let ev2 = worker_sees(&e2);
     decide(
         &mut redis,
-        &[Pair {
-            rule: &rule,
-            event: &ev2,
-            token: "s/2-0",
-        }],
+        &[Pair::new(
+            &rule,
+            &ev2,
+            "s/2-0",
+            ev2.occurred_at.timestamp_millis(),
+        )],
         60_000,
     )
     .await
@@ -210,11 +212,12 @@ async fn live_dry_run_explains_why_not() {
     let ev3 = worker_sees(&e3);
     decide(
         &mut redis,
-        &[Pair {
-            rule: &rule,
-            event: &ev3,
-            token: "s/3-0",
-        }],
+        &[Pair::new(
+            &rule,
+            &ev3,
+            "s/3-0",
+            ev3.occurred_at.timestamp_millis(),
+        )],
         60_000,
     )
     .await

@@ -144,6 +144,7 @@ fn minute(
         duration_ms_sum: executed * i64::from(ms),
         duration_histogram: histogram,
         last_executed_at: (executed > 0).then_some(at + Duration::seconds(30)),
+        skipped: 0,
     }
 }
 

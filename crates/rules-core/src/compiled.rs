@@ -9,7 +9,6 @@ use uuid::Uuid;
 use crate::condition::{Node, TraceNode};
 use crate::event::Event;
 use crate::model::*;
-use crate::path::key_value;
 use crate::problems::{FieldError, ValidationErrors};
 use crate::template::{context, RenderBudget, RenderError, TemplateSet, TemplateValue};
 use crate::validate::parse_rule_spec;
@@ -18,31 +17,87 @@ use crate::validate::parse_rule_spec;
 /// first render (a compiled template costs kilobytes, and most rules of a large
 /// installation are idle at any moment; validation has already parsed them).
 /// Which bucket of a rule an event falls in, for a cooldown (`cooldown_key`) or a
-/// threshold (`group_by`).
+/// threshold (`group_by`). Buckets follow the matching's equality: a string is never
+/// a number (`"42"` and `42` are two buckets), numbers compare numerically (`10` and
+/// `10.0` are one).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Scope {
     /// The rule has no key: one bucket for the whole rule.
     WholeRule,
     /// The rule has a key, and the event lacks the field.
     Missing,
-    /// The key field's value in the event.
-    Value(String),
+    /// The key field holds this string.
+    Text(String),
+    /// The key field holds another JSON value: its canonical JSON (numbers in one
+    /// spelling per value: `10.0` is `10`).
+    Json(String),
 }
 
 impl Scope {
     fn of(key: Option<&crate::path::FieldPath>, event: &Event) -> Self {
-        match key {
-            None => Self::WholeRule,
-            Some(path) => key_value(path, event).map_or(Self::Missing, Self::Value),
+        let Some(path) = key else {
+            return Self::WholeRule;
+        };
+        match path.lookup(event) {
+            None => Self::Missing,
+            Some(Value::String(s)) => Self::Text(s.clone()),
+            Some(other) => Self::Json(canonical_json(other)),
         }
     }
 
-    /// The key value, when the event has one.
-    pub fn value(&self) -> Option<&str> {
+    /// The scopes a key value given as text may name (`?key=` of the cooldown API):
+    /// the string itself, and the JSON value it spells when it spells one that is
+    /// not a string (`42` names both `"42"` and `42`).
+    pub fn named_by(text: &str) -> Vec<Self> {
+        let mut scopes = vec![Self::Text(text.to_owned())];
+        if let Ok(value) = serde_json::from_str::<Value>(text) {
+            if !value.is_string() {
+                scopes.push(Self::Json(canonical_json(&value)));
+            }
+        }
+        scopes
+    }
+
+    /// The key value as JSON, when the event has one (`None` for the whole rule or
+    /// a missing field).
+    pub fn value(&self) -> Option<Value> {
         match self {
-            Self::Value(v) => Some(v),
+            Self::Text(s) => Some(Value::String(s.clone())),
+            Self::Json(j) => serde_json::from_str(j).ok(),
             Self::WholeRule | Self::Missing => None,
         }
+    }
+}
+
+/// JSON text in which equal values (as `eq` compares them) are spelled alike:
+/// integral numbers without a fraction, other numbers in their shortest spelling.
+fn canonical_json(value: &Value) -> String {
+    match value {
+        Value::Number(n) => canonical_number(n),
+        Value::Array(items) => {
+            let parts: Vec<String> = items.iter().map(canonical_json).collect();
+            format!("[{}]", parts.join(","))
+        }
+        Value::Object(map) => {
+            let parts: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{}:{}", Value::String(k.clone()), canonical_json(v)))
+                .collect();
+            format!("{{{}}}", parts.join(","))
+        }
+        other => other.to_string(),
+    }
+}
+
+fn canonical_number(n: &serde_json::Number) -> String {
+    if n.is_i64() || n.is_u64() {
+        return n.to_string();
+    }
+    match n.as_f64() {
+        // Integral and exactly representable as an integer: spelled as one.
+        Some(f) if f.fract() == 0.0 && f.abs() < 1e18 => format!("{}", f as i64),
+        Some(f) => format!("{f}"),
+        None => n.to_string(),
     }
 }
 
@@ -55,6 +110,8 @@ pub struct CompiledRule {
     rendering: OnceLock<Box<Result<Rendering, FieldError>>>,
     /// The webhook destinations (`host:port`) its actions call, each once.
     destinations: Box<[std::sync::Arc<str>]>,
+    /// Names the threshold's definition; see [`Self::threshold_generation`].
+    threshold_generation: Box<str>,
 }
 
 #[derive(Debug, Clone)]
@@ -133,6 +190,20 @@ pub enum RenderedActionKind {
     },
 }
 
+fn threshold_generation(spec: &RuleSpec) -> Box<str> {
+    let trigger = &spec.trigger_config;
+    let defined = json!({
+        "livestream_id": spec.livestream_id,
+        "event_types": trigger.event_types,
+        "condition": trigger.condition,
+        "threshold": trigger.threshold,
+    });
+    let digest = sha1_smol::Sha1::from(defined.to_string().as_bytes())
+        .digest()
+        .to_string();
+    digest[..12].into()
+}
+
 /// What templates see as `rule`.
 #[derive(Serialize)]
 struct RuleScope<'a> {
@@ -148,6 +219,7 @@ impl CompiledRule {
     /// `rule().spec.trigger_config.condition` is `None` here: a rule set of 100,000
     /// holds each condition once.
     pub fn compile(mut rule: Rule) -> Self {
+        let threshold_generation = threshold_generation(&rule.spec);
         let condition = rule
             .spec
             .trigger_config
@@ -167,7 +239,29 @@ impl CompiledRule {
             condition,
             rendering: OnceLock::new(),
             destinations,
+            threshold_generation,
         }
+    }
+
+    /// A short name of what the threshold counts: its count, window and `group_by`,
+    /// the condition, the event types and the livestream. Threshold state is kept
+    /// under it, so a change of any of them starts the count afresh, while an edit of
+    /// the name, the actions or the cooldown keeps it.
+    pub fn threshold_generation(&self) -> &str {
+        &self.threshold_generation
+    }
+
+    /// Whether every action would be skipped as stale for an event of time
+    /// `event_ms` handled at `now_ms` (each has `max_age_seconds`, all exceeded):
+    /// such a pair is `skipped` and takes no cooldown.
+    pub fn all_actions_stale(&self, event_ms: i64, now_ms: i64) -> bool {
+        let age_ms = now_ms.saturating_sub(event_ms);
+        let actions = &self.rule.spec.actions;
+        !actions.is_empty()
+            && actions.iter().all(|a| {
+                a.max_age_seconds
+                    .is_some_and(|max| age_ms > i64::from(max) * 1000)
+            })
     }
 
     /// The webhook destinations (`host:port`) this rule's actions call, each once:

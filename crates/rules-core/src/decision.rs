@@ -13,6 +13,9 @@ pub enum Decision {
     BelowThreshold { count: i64 },
     /// The same event was already decided for this rule (another entry carries it).
     Duplicate,
+    /// Matched outside any cooldown, but every action would be skipped as stale
+    /// (`max_age_seconds`): recorded `skipped`, takes no cooldown.
+    Skip,
 }
 
 impl Decision {
@@ -24,6 +27,7 @@ impl Decision {
             Self::Suppressed { .. } => Outcome::SuppressedByCooldown,
             Self::BelowThreshold { .. } => Outcome::BelowThreshold,
             Self::Duplicate => Outcome::Duplicate,
+            Self::Skip => Outcome::Skipped,
         }
     }
 
@@ -35,6 +39,7 @@ impl Decision {
             Self::Suppressed { .. } => Some("suppressed_total"),
             Self::BelowThreshold { .. } => Some("below_threshold_total"),
             Self::Duplicate => Some("duplicates_total"),
+            Self::Skip => Some("skipped_stale_total"),
         }
     }
 
@@ -45,13 +50,46 @@ impl Decision {
             Self::Suppressed { .. } => Some(NotNow::CooldownActive),
             Self::BelowThreshold { .. } => Some(NotNow::ThresholdNotReached),
             Self::Duplicate => Some(NotNow::AlreadyProcessed),
+            Self::Skip => Some(NotNow::Stale),
         }
     }
 
     /// Whether the pair counts as matched in analytics (`matched = executed +
-    /// suppressed_by_cooldown`).
+    /// suppressed_by_cooldown + skipped`).
     pub fn is_match(&self) -> bool {
-        matches!(self, Self::Execute | Self::Suppressed { .. })
+        matches!(self, Self::Execute | Self::Suppressed { .. } | Self::Skip)
+    }
+
+    /// Whether the pair's actions are to be run (a `Skip` runs them too: each is
+    /// skipped as stale and the execution recorded `skipped`).
+    pub fn runs(&self) -> bool {
+        matches!(self, Self::Execute | Self::Skip)
+    }
+
+    /// The code the gate script and the decision memory use for this decision, with
+    /// its detail: the one encoding shared by Lua and Rust.
+    pub fn code(&self) -> (i64, i64) {
+        match self {
+            Self::Execute => (0, 0),
+            Self::Suppressed { remaining_ms } => (1, *remaining_ms),
+            Self::BelowThreshold { count } => (2, *count),
+            Self::Duplicate => (3, 0),
+            Self::Skip => (4, 0),
+        }
+    }
+
+    /// The decision a code names (see [`Self::code`]).
+    pub fn from_code(code: i64, detail: i64) -> Option<Self> {
+        Some(match code {
+            0 => Self::Execute,
+            1 => Self::Suppressed {
+                remaining_ms: detail,
+            },
+            2 => Self::BelowThreshold { count: detail },
+            3 => Self::Duplicate,
+            4 => Self::Skip,
+            _ => return None,
+        })
     }
 }
 
@@ -61,6 +99,8 @@ impl Decision {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NotNow {
+    /// The event is of another livestream than the rule's.
+    LivestreamNotMatched,
     EventTypeNotMatched,
     ConditionNotMet,
     RuleDisabled,
@@ -68,6 +108,8 @@ pub enum NotNow {
     RuleNotLoaded,
     ThresholdNotReached,
     CooldownActive,
+    /// Every action would be skipped as stale (`max_age_seconds`).
+    Stale,
     AlreadyProcessed,
 }
 
@@ -80,4 +122,26 @@ pub enum Outcome {
     SuppressedByCooldown,
     BelowThreshold,
     Duplicate,
+    /// Every action would have been skipped as stale.
+    Skipped,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip() {
+        for d in [
+            Decision::Execute,
+            Decision::Suppressed { remaining_ms: 7 },
+            Decision::BelowThreshold { count: 2 },
+            Decision::Duplicate,
+            Decision::Skip,
+        ] {
+            let (code, detail) = d.code();
+            assert_eq!(Decision::from_code(code, detail), Some(d));
+        }
+        assert_eq!(Decision::from_code(9, 0), None);
+    }
 }

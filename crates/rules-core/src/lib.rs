@@ -9,6 +9,7 @@
 //! [`Event::from_stream_fields`] → [`RuleIndex::matching`] → [`CompiledRule::render_actions`].
 
 pub mod address;
+pub mod clock;
 mod compiled;
 mod condition;
 mod decision;

@@ -123,18 +123,6 @@ fn parse_index(part: &str) -> Option<u32> {
     }
 }
 
-/// The value of a key field (`cooldown_key`, `threshold.group_by`) as a string that names a bucket.
-///
-/// Strings are used as they are; other values by their JSON text (so `42` and `"42"`
-/// share a bucket only if the producer is consistent). A missing field gives `None`:
-/// the caller decides what a missing key means.
-pub fn key_value(path: &FieldPath, event: &Event) -> Option<String> {
-    match path.lookup(event)? {
-        Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,19 +190,5 @@ mod tests {
         ] {
             assert!(FieldPath::parse(good).is_ok(), "{good} should be accepted");
         }
-    }
-
-    #[test]
-    fn key_values() {
-        let event = ev(json!({"data": {"user": {"id": "u-1", "n": 42}}}));
-        assert_eq!(
-            key_value(&path("data.user.id"), &event).as_deref(),
-            Some("u-1")
-        );
-        assert_eq!(
-            key_value(&path("data.user.n"), &event).as_deref(),
-            Some("42")
-        );
-        assert_eq!(key_value(&path("data.user.x"), &event), None);
     }
 }

@@ -1,29 +1,85 @@
-//! Thresholds and cooldowns simulated in memory, for backtests: the same decisions
-//! the worker's gate script (`rules-store/src/gate/gate.lua`) takes in Redis, on a
-//! clock given by the caller (the stream entries' times). Kept next to the script's
-//! semantics by the backtest tests, which replay what the worker did.
+//! The gate in memory, for backtests and for the model test of the gate script: the
+//! same decisions `rules-store/src/gate/gate.lua` takes in Redis, step for step, on
+//! event times (see [`crate::clock`]). The two are held equal by the property test
+//! `crates/rules-store/tests/gate_model.rs`, which runs both on the same schedules.
+//!
+//! The decision for a (rule, event) pair is taken once: the stream entry that first
+//! brings it (`token`) gets the same answer however often it is redelivered; another
+//! entry with the same event id is a duplicate.
+//!
+//! - Threshold (per rule, [`CompiledRule::threshold_generation`] and group): an event
+//!   of time `t` counts the distinct events in `(t − window, t]`, itself included;
+//!   reaching `count` fires and clears every counted event of time `≤ t`. Events
+//!   older than a window before the newest counted time are forgotten, and an event
+//!   older than the group's last firing counts toward nothing (`count` 0).
+//! - Cooldown (per rule and scope): the execution of an event of time `t` starts it,
+//!   `[t, t + cooldown_seconds)`, measured with the rule's current `cooldown_seconds`.
+//!   A match inside it is suppressed. An older match (before the start) is suppressed
+//!   when it lies less than a cooldown before the start (two executions would fall
+//!   in one cooldown) and executes otherwise, leaving the running cooldown as it is.
+//! - Stale: a pair outside any cooldown whose every action would be skipped
+//!   (`max_age_seconds`) is `Skip`: it takes no cooldown.
 
 use rustc_hash::{FxHashMap, FxHashSet};
-use std::collections::VecDeque;
+use std::collections::BTreeSet;
 use uuid::Uuid;
 
 use crate::compiled::{CompiledRule, Scope};
 use crate::decision::Decision;
 use crate::event::Event;
 
+/// The threshold state of one group.
 #[derive(Default)]
-struct Window {
-    arrivals: VecDeque<(i64, Uuid)>,
-    members: FxHashSet<Uuid>,
+struct Count {
+    members: BTreeSet<(i64, Uuid)>,
+    ids: FxHashSet<Uuid>,
+    /// The newest event time counted.
+    latest: Option<i64>,
+    /// The time of the last firing.
+    reset: Option<i64>,
 }
 
-/// The state of one backtest: thresholds, cooldowns and seen events, per rule.
+/// A running cooldown: who started it, when.
+struct Cooldown {
+    start: i64,
+    holder: Uuid,
+}
+
+/// What was decided for a pair, and for which entry.
+struct Memo {
+    token: Box<str>,
+    decision: Decision,
+}
+
+/// One pair to decide: the entry that brings it (`token`), the event's time (ms) and
+/// whether every action would be skipped as stale.
+pub struct Pending<'a> {
+    pub rule: &'a CompiledRule,
+    pub event: &'a Event,
+    pub token: &'a str,
+    pub at_ms: i64,
+    pub stale: bool,
+}
+
+impl<'a> Pending<'a> {
+    /// A pair decided at `at_ms`, with actions that are not stale.
+    pub fn new(rule: &'a CompiledRule, event: &'a Event, token: &'a str, at_ms: i64) -> Self {
+        Self {
+            rule,
+            event,
+            token,
+            at_ms,
+            stale: false,
+        }
+    }
+}
+
+/// The state of one simulation: decisions, thresholds and cooldowns.
 #[derive(Default)]
 pub struct Simulation {
-    windows: FxHashMap<(Uuid, Scope), Window>,
-    fired: FxHashMap<(Uuid, Scope), (Uuid, i64)>,
-    cooldowns: FxHashMap<(Uuid, Scope), (Uuid, i64)>,
-    seen: FxHashSet<(Uuid, Uuid)>,
+    decided: FxHashMap<(Uuid, Uuid), Memo>,
+    counts: FxHashMap<(Uuid, Box<str>, Scope), Count>,
+    cooldowns: FxHashMap<(Uuid, Scope), Cooldown>,
 }
 
 impl Simulation {
@@ -31,59 +87,102 @@ impl Simulation {
         Self::default()
     }
 
-    /// Decides a matching event at `now_ms`, in the gate's order: claim, threshold,
-    /// cooldown.
-    pub fn decide(&mut self, rule: &CompiledRule, event: &Event, now_ms: i64) -> Decision {
+    /// Decides one pair, in the gate's order: decision memory, threshold, cooldown,
+    /// staleness.
+    pub fn decide(&mut self, pair: &Pending<'_>) -> Decision {
+        let key = (pair.rule.id(), pair.event.id);
+        if let Some(memo) = self.decided.get(&key) {
+            return if *memo.token == *pair.token {
+                memo.decision
+            } else {
+                Decision::Duplicate
+            };
+        }
+        let decision = self.decide_afresh(pair);
+        self.decided.insert(
+            key,
+            Memo {
+                token: pair.token.into(),
+                decision,
+            },
+        );
+        decision
+    }
+
+    fn decide_afresh(&mut self, pair: &Pending<'_>) -> Decision {
+        let (rule, event, at) = (pair.rule, pair.event, pair.at_ms);
         let id = rule.id();
-        if !self.seen.insert((id, event.id)) {
-            return Decision::Duplicate;
-        }
         if let Some(threshold) = &rule.rule().spec.trigger_config.threshold {
-            let group = (id, rule.threshold_group(event));
-            let window_ms = i64::from(threshold.window_seconds) * 1000;
-            let refired = self
-                .fired
-                .get(&group)
-                .is_some_and(|(holder, until)| *holder == event.id && *until > now_ms);
-            if !refired {
-                let window = self.windows.entry(group.clone()).or_default();
-                while window
-                    .arrivals
-                    .front()
-                    .is_some_and(|(t, _)| *t <= now_ms - window_ms)
-                {
-                    if let Some((_, old)) = window.arrivals.pop_front() {
-                        window.members.remove(&old);
-                    }
-                }
-                if window.members.insert(event.id) {
-                    window.arrivals.push_back((now_ms, event.id));
-                }
-                let n = window.arrivals.len() as i64;
-                if n < i64::from(threshold.count) {
-                    return Decision::BelowThreshold { count: n };
-                }
-                self.windows.remove(&group);
-                self.fired.insert(group, (event.id, now_ms + window_ms));
+            let key = (
+                id,
+                rule.threshold_generation().into(),
+                rule.threshold_group(event),
+            );
+            let window = i64::from(threshold.window_seconds) * 1000;
+            let state = self.counts.entry(key).or_default();
+            if state.reset.is_some_and(|reset| at < reset) {
+                return Decision::BelowThreshold { count: 0 };
             }
+            let latest = state.latest.map_or(at, |l| l.max(at));
+            let floor = latest - window;
+            let mut count = state
+                .members
+                .range((floor + 1, Uuid::nil())..=(at, Uuid::max()))
+                .count() as i64;
+            if !state.ids.contains(&event.id) {
+                count += 1;
+            }
+            state.members.insert((at, event.id));
+            state.ids.insert(event.id);
+            state.latest = Some(latest);
+            forget_up_to(state, floor);
+            if count < i64::from(threshold.count) {
+                return Decision::BelowThreshold { count };
+            }
+            state.reset = Some(state.reset.map_or(at, |r| r.max(at)));
+            forget_up_to(state, at);
         }
-        let cooldown_ms = i64::from(rule.rule().spec.cooldown_seconds) * 1000;
-        if cooldown_ms > 0 {
+        let cooldown = i64::from(rule.rule().spec.cooldown_seconds) * 1000;
+        let mut take = cooldown > 0;
+        if cooldown > 0 {
             let scope = (id, rule.cooldown_scope(event));
-            match self.cooldowns.get(&scope) {
-                Some((holder, until)) if *until > now_ms && *holder != event.id => {
+            if let Some(running) = self.cooldowns.get(&scope) {
+                let end = running.start + cooldown;
+                if running.holder == event.id {
+                    take = false;
+                } else if (running.start <= at && at < end)
+                    || (at < running.start && running.start - at < cooldown)
+                {
                     return Decision::Suppressed {
-                        remaining_ms: until - now_ms,
+                        remaining_ms: end - at,
                     };
-                }
-                Some((holder, until)) if *until > now_ms && *holder == event.id => {}
-                _ => {
-                    self.cooldowns
-                        .insert(scope, (event.id, now_ms + cooldown_ms));
+                } else if at < running.start {
+                    take = false;
                 }
             }
+            if take && !pair.stale {
+                self.cooldowns.insert(
+                    scope,
+                    Cooldown {
+                        start: at,
+                        holder: event.id,
+                    },
+                );
+            }
         }
-        Decision::Execute
+        if pair.stale {
+            Decision::Skip
+        } else {
+            Decision::Execute
+        }
+    }
+}
+
+/// Drops the counted events of time `≤ up_to`.
+fn forget_up_to(state: &mut Count, up_to: i64) {
+    let kept = state.members.split_off(&(up_to + 1, Uuid::nil()));
+    for (_, gone) in std::mem::replace(&mut state.members, kept) {
+        state.ids.remove(&gone);
     }
 }
 
@@ -103,32 +202,92 @@ mod tests {
         CompiledRule::from_json(Uuid::new_v4(), 1, &body).expect("valid")
     }
 
-    fn event(user: &str) -> Event {
+    fn event(user: serde_json::Value) -> Event {
         Event::new(
             Uuid::new_v4(),
             "t",
             Uuid::nil(),
             chrono::Utc::now(),
-            json!({"user": user}),
+            json!({ "user": user }),
         )
+    }
+
+    fn at<'a>(rule: &'a CompiledRule, event: &'a Event, token: &'a str, at_ms: i64) -> Pending<'a> {
+        Pending::new(rule, event, token, at_ms)
     }
 
     #[test]
     fn cooldown_per_key_expires() {
         let r = rule(json!({"cooldown_seconds": 10, "cooldown_key": "data.user"}));
         let mut sim = Simulation::new();
-        assert_eq!(sim.decide(&r, &event("a"), 0), Decision::Execute);
+        let (a1, a2, b, a3) = (
+            event(json!("a")),
+            event(json!("a")),
+            event(json!("b")),
+            event(json!("a")),
+        );
+        assert_eq!(sim.decide(&at(&r, &a1, "1", 0)), Decision::Execute);
         assert_eq!(
-            sim.decide(&r, &event("a"), 4_000),
+            sim.decide(&at(&r, &a2, "2", 4_000)),
             Decision::Suppressed {
                 remaining_ms: 6_000
             }
         );
-        assert_eq!(sim.decide(&r, &event("b"), 5_000), Decision::Execute);
-        assert_eq!(sim.decide(&r, &event("a"), 10_000), Decision::Execute);
-        let e = event("c");
-        assert_eq!(sim.decide(&r, &e, 11_000), Decision::Execute);
-        assert_eq!(sim.decide(&r, &e, 11_001), Decision::Duplicate);
+        assert_eq!(sim.decide(&at(&r, &b, "3", 5_000)), Decision::Execute);
+        assert_eq!(sim.decide(&at(&r, &a3, "4", 10_000)), Decision::Execute);
+        // Its own redelivery gets its decision again; another entry is a duplicate.
+        assert_eq!(sim.decide(&at(&r, &a1, "1", 0)), Decision::Execute);
+        assert_eq!(
+            sim.decide(&at(&r, &a2, "2", 4_000)),
+            Decision::Suppressed {
+                remaining_ms: 6_000
+            }
+        );
+        assert_eq!(sim.decide(&at(&r, &a1, "9", 0)), Decision::Duplicate);
+    }
+
+    #[test]
+    fn keys_follow_the_matching_equality() {
+        let r = rule(json!({"cooldown_seconds": 10, "cooldown_key": "data.user"}));
+        let mut sim = Simulation::new();
+        let (n, f, s) = (event(json!(10)), event(json!(10.0)), event(json!("10")));
+        assert_eq!(sim.decide(&at(&r, &n, "1", 0)), Decision::Execute);
+        assert!(matches!(
+            sim.decide(&at(&r, &f, "2", 1)),
+            Decision::Suppressed { .. }
+        ));
+        assert_eq!(sim.decide(&at(&r, &s, "3", 2)), Decision::Execute);
+    }
+
+    #[test]
+    fn older_events_near_a_running_cooldown_are_suppressed() {
+        let r = rule(json!({"cooldown_seconds": 10}));
+        let mut sim = Simulation::new();
+        let e: Vec<Event> = (0..3).map(|_| event(json!("a"))).collect();
+        assert_eq!(sim.decide(&at(&r, &e[0], "1", 100_000)), Decision::Execute);
+        // Less than a cooldown before its start: the two would share one cooldown.
+        assert!(matches!(
+            sim.decide(&at(&r, &e[1], "2", 95_000)),
+            Decision::Suppressed { .. }
+        ));
+        // Further back: executes, the running cooldown stays.
+        assert_eq!(sim.decide(&at(&r, &e[2], "3", 80_000)), Decision::Execute);
+        let late = event(json!("a"));
+        assert!(matches!(
+            sim.decide(&at(&r, &late, "4", 105_000)),
+            Decision::Suppressed { .. }
+        ));
+    }
+
+    #[test]
+    fn stale_pairs_take_no_cooldown() {
+        let r = rule(json!({"cooldown_seconds": 600}));
+        let mut sim = Simulation::new();
+        let (old, fresh) = (event(json!("a")), event(json!("a")));
+        let mut pair = at(&r, &old, "1", 0);
+        pair.stale = true;
+        assert_eq!(sim.decide(&pair), Decision::Skip);
+        assert_eq!(sim.decide(&at(&r, &fresh, "2", 1_000)), Decision::Execute);
     }
 
     #[test]
@@ -137,9 +296,11 @@ mod tests {
             json!({"trigger_config": {"event_types": ["t"], "threshold": {"count": 3, "window_seconds": 10}}}),
         );
         let mut sim = Simulation::new();
+        let events: Vec<Event> = (0..6).map(|_| event(json!("x"))).collect();
         let got: Vec<Decision> = [0, 1_000, 11_500, 12_000, 13_000, 14_000]
             .iter()
-            .map(|t| sim.decide(&r, &event("x"), *t))
+            .zip(&events)
+            .map(|(t, e)| sim.decide(&at(&r, e, "t", *t)))
             .collect();
         assert_eq!(
             got,
@@ -153,5 +314,27 @@ mod tests {
                 Decision::BelowThreshold { count: 1 },
             ]
         );
+        // An event from before the firing counts toward nothing.
+        let early = event(json!("x"));
+        assert_eq!(
+            sim.decide(&at(&r, &early, "u", 12_999)),
+            Decision::BelowThreshold { count: 0 }
+        );
+    }
+
+    #[test]
+    fn threshold_counts_on_event_time_not_arrival() {
+        let r = rule(
+            json!({"trigger_config": {"event_types": ["t"], "threshold": {"count": 3, "window_seconds": 10}}}),
+        );
+        let mut sim = Simulation::new();
+        let events: Vec<Event> = (0..3).map(|_| event(json!("x"))).collect();
+        // Three events 20 s apart, decided in one burst: never three in one window.
+        for (i, e) in events.iter().enumerate() {
+            assert_eq!(
+                sim.decide(&at(&r, e, "t", i as i64 * 20_000)),
+                Decision::BelowThreshold { count: 1 }
+            );
+        }
     }
 }

@@ -493,8 +493,18 @@ fn cooldown_and_threshold_keys() {
     });
     let rule = CompiledRule::from_json(Uuid::new_v4(), 1, &body).expect("valid");
     let e = event("t", json!({"user": {"id": "u-42", "tier": 2}}));
-    assert_eq!(rule.cooldown_scope(&e), Scope::Value("u-42".into()));
-    assert_eq!(rule.threshold_group(&e), Scope::Value("2".into()));
+    assert_eq!(rule.cooldown_scope(&e), Scope::Text("u-42".into()));
+    assert_eq!(rule.threshold_group(&e), Scope::Json("2".into()));
+    // Keys follow the matching's equality: 2.0 is 2, "2" is not.
+    let float = event("t", json!({"user": {"tier": 2.0}}));
+    assert_eq!(rule.threshold_group(&float), Scope::Json("2".into()));
+    let text = event("t", json!({"user": {"tier": "2"}}));
+    assert_eq!(rule.threshold_group(&text), Scope::Text("2".into()));
+    let nested = event("t", json!({"user": {"tier": {"a": [1.0, "x"]}}}));
+    assert_eq!(
+        rule.threshold_group(&nested),
+        Scope::Json(r#"{"a":[1,"x"]}"#.into())
+    );
     assert_eq!(rule.cooldown_scope(&event("t", json!({}))), Scope::Missing);
     let plain = rule_with(json!(["t"]), None);
     assert_eq!(plain.cooldown_scope(&e), Scope::WholeRule);

@@ -238,8 +238,11 @@ pub struct WorkerSettings {
     pub claim_interval_ms: u64,
     /// An entry delivered this many times goes to the dead-letter stream.
     pub max_deliveries: u64,
-    /// How long a (rule, event) claim is kept in Redis: duplicates of an event
-    /// arriving within it are recognised as such.
+    /// How long Redis remembers each (rule, event) decision: a redelivery of an entry
+    /// whose decision was taken but not yet recorded in PostgreSQL (a crash between
+    /// the gate and the record) gets the same decision within it. Once recorded, the
+    /// decision is PostgreSQL's and holds for as long as the log is kept. At least
+    /// twice `claim_idle_ms × max_deliveries`, the longest redelivery the settings allow.
     pub dedupe_seconds: u64,
     /// How often the rule index is reconciled with the database (the backstop to
     /// change notifications).
@@ -445,6 +448,22 @@ impl Settings {
         check_positive("worker.claim_interval_ms", self.worker.claim_interval_ms)?;
         check_positive("worker.max_deliveries", self.worker.max_deliveries)?;
         check_positive("worker.dedupe_seconds", self.worker.dedupe_seconds)?;
+        let redelivery_ms = self
+            .worker
+            .claim_idle_ms
+            .saturating_mul(self.worker.max_deliveries)
+            .saturating_mul(2);
+        if self.worker.dedupe_seconds.saturating_mul(1000) < redelivery_ms {
+            return Err(ConfigError::setting(
+                "worker.dedupe_seconds",
+                format!(
+                    "is {} s, less than twice worker.claim_idle_ms × worker.max_deliveries ({} s): \
+                     a redelivery could come back after its decision is forgotten",
+                    self.worker.dedupe_seconds,
+                    redelivery_ms.div_ceil(1000)
+                ),
+            ));
+        }
         check_positive("worker.reconcile_seconds", self.worker.reconcile_seconds)?;
         check_positive("webhook.max_attempts", self.webhook.max_attempts)?;
         if let Some(secret) = &self.webhook.signing_secret {
@@ -650,6 +669,10 @@ mod tests {
             (
                 ("RULES__WORKER__MAX_IN_FLIGHT", "10"),
                 "worker.max_in_flight",
+            ),
+            (
+                ("RULES__WORKER__DEDUPE_SECONDS", "200"),
+                "worker.claim_idle_ms × worker.max_deliveries",
             ),
         ];
         for ((key, value), expected) in cases {

@@ -8,18 +8,21 @@
 //!
 //! | key | type | holds | expires |
 //! |---|---|---|---|
-//! | `re:{R}:cd:<scope>` | string | id of the event that started the cooldown | with the cooldown |
-//! | `re:{R}:cds` | sorted set | active cooldown scopes, score = expiry (ms) | with the last cooldown |
-//! | `re:{R}:th:<group>` | sorted set | ids of matching events in the window, score = arrival (ms) | one window after the last arrival |
-//! | `re:{R}:thf:<group>` | string | id of the event that last fired the threshold | one window |
-//! | `re:{R}:claim:<event_id>` | string | the stream entry responsible for (rule, event) | `worker.dedupe_seconds` |
+//! | `re:{R}:cd:<scope>` | hash | `s` start (event time, ms), `h` id of the event that started the cooldown, `k` key value (JSON) | cooldown + 1 h after it started |
+//! | `re:{R}:cds` | sorted set | cooldown scopes, score = start (event time, ms) | with the last cooldown |
+//! | `re:{R}:th:<gen>:<group>` | sorted set | ids of counted events, score = event time (ms) | window + 1 h after the last count |
+//! | `re:{R}:thm:<gen>:<group>` | hash | `r` time of the last firing, `l` newest counted time | window + 1 h after the last count |
+//! | `re:{R}:d:<event_id>` | string | the decision for (rule, event): `<entry>\|<code>\|<detail>\|<progress>` | `worker.dedupe_seconds` |
 //! | `re:dest:{H}:cb` | hash | webhook destination H's breaker: `failures`, `open_until` (ms) | ten cool-offs after the last failure |
 //! | `re:dest:{H}:probe` | string | the one call probing H after a cool-off | one cool-off |
 //! | `re:dest:{H}:rl:<second>` | counter | calls to H in that second | 2 s |
 //!
-//! A scope or group is `_` for the rule as a whole, `v:<value>` for a key value, and
-//! `missing` when the event lacks the key field. Values longer than 128 bytes are
-//! replaced by their SHA-1 (hex) so keys stay bounded.
+//! A scope or group is `_` for the rule as a whole, `v:<text>` for a string key value,
+//! `j:<json>` for any other (canonical JSON: `10.0` is `j:10`, never `v:10`), and
+//! `missing` when the event lacks the key field. Longer than 128 bytes, it is
+//! `h:<sha1 of the scope>` so keys stay bounded (the cooldown hash keeps the value).
+//! `<gen>` is the rule's [`rules_core::CompiledRule::threshold_generation`]: a new
+//! threshold definition counts afresh.
 
 use rules_core::Scope;
 use uuid::Uuid;
@@ -33,22 +36,16 @@ const MAX_VALUE_BYTES: usize = 128;
 /// The scope of a cooldown or the group of a threshold, from
 /// [`rules_core::CompiledRule::cooldown_scope`] / `threshold_group`.
 pub fn scope(value: &Scope) -> String {
-    match value {
-        Scope::WholeRule => WHOLE_RULE.to_owned(),
-        Scope::Missing => MISSING_VALUE.to_owned(),
-        Scope::Value(v) if v.len() > MAX_VALUE_BYTES => {
-            format!("h:{}", sha1_smol::Sha1::from(v.as_bytes()).digest())
-        }
-        Scope::Value(v) => format!("v:{v}"),
-    }
-}
-
-/// The key value a scope names, for display (`None` for the whole rule).
-pub fn scope_value(scope: &str) -> Option<String> {
-    match scope {
-        WHOLE_RULE => None,
-        MISSING_VALUE => Some(String::new()),
-        s => Some(s.strip_prefix("v:").unwrap_or(s).to_owned()),
+    let scope = match value {
+        Scope::WholeRule => return WHOLE_RULE.to_owned(),
+        Scope::Missing => return MISSING_VALUE.to_owned(),
+        Scope::Text(v) => format!("v:{v}"),
+        Scope::Json(j) => format!("j:{j}"),
+    };
+    if scope.len() > MAX_VALUE_BYTES {
+        format!("h:{}", sha1_smol::Sha1::from(scope.as_bytes()).digest())
+    } else {
+        scope
     }
 }
 
@@ -64,16 +61,16 @@ pub fn cooldown_index(rule_id: Uuid) -> String {
     format!("{}:cds", prefix(rule_id))
 }
 
-pub fn threshold(rule_id: Uuid, group: &str) -> String {
-    format!("{}:th:{group}", prefix(rule_id))
+pub fn threshold(rule_id: Uuid, generation: &str, group: &str) -> String {
+    format!("{}:th:{generation}:{group}", prefix(rule_id))
 }
 
-pub fn threshold_fired(rule_id: Uuid, group: &str) -> String {
-    format!("{}:thf:{group}", prefix(rule_id))
+pub fn threshold_state(rule_id: Uuid, generation: &str, group: &str) -> String {
+    format!("{}:thm:{generation}:{group}", prefix(rule_id))
 }
 
-pub fn claim(rule_id: Uuid, event_id: Uuid) -> String {
-    format!("{}:claim:{event_id}", prefix(rule_id))
+pub fn decision(rule_id: Uuid, event_id: Uuid) -> String {
+    format!("{}:d:{event_id}", prefix(rule_id))
 }
 
 /// Keys of one webhook destination (host[:port]), hash-tagged per destination.
@@ -99,9 +96,9 @@ mod tests {
         for key in [
             cooldown(r, "_"),
             cooldown_index(r),
-            threshold(r, "v:u-1"),
-            threshold_fired(r, "v:u-1"),
-            claim(r, Uuid::nil()),
+            threshold(r, "g", "v:u-1"),
+            threshold_state(r, "g", "v:u-1"),
+            decision(r, Uuid::nil()),
         ] {
             assert!(
                 key.starts_with("re:{00000000-0000-0000-0000-000000000000}:"),
@@ -114,9 +111,8 @@ mod tests {
     fn scopes() {
         assert_eq!(scope(&Scope::WholeRule), "_");
         assert_eq!(scope(&Scope::Missing), "missing");
-        assert_eq!(scope(&Scope::Value("u-42".into())), "v:u-42");
-        assert_eq!(scope(&Scope::Value("x".repeat(200))).len(), 42);
-        assert_eq!(scope_value("v:u-42").as_deref(), Some("u-42"));
-        assert_eq!(scope_value("_"), None);
+        assert_eq!(scope(&Scope::Text("u-42".into())), "v:u-42");
+        assert_eq!(scope(&Scope::Json("42".into())), "j:42");
+        assert_eq!(scope(&Scope::Text("x".repeat(200))).len(), 42);
     }
 }

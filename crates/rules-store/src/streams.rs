@@ -86,6 +86,12 @@ pub struct StreamEntry {
     pub body: Body,
 }
 
+/// The gate's name for the entry `id` of `stream` (the `token` of a decision): the
+/// worker's and the backtest's.
+pub fn token(stream: &str, id: EntryId) -> String {
+    format!("{stream}/{id}")
+}
+
 /// Errors of the stream commands.
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {

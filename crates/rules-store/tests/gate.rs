@@ -43,11 +43,20 @@ async fn one(
     event: &Event,
     token: &str,
 ) -> Decision {
-    decide(c, &[Pair { rule, event, token }], 60_000)
-        .await
-        .expect("decide")
-        .remove(0)
-        .expect("pair decided")
+    decide(
+        c,
+        &[Pair::new(
+            rule,
+            event,
+            token,
+            event.occurred_at.timestamp_millis(),
+        )],
+        60_000,
+    )
+    .await
+    .expect("decide")
+    .remove(0)
+    .expect("pair decided")
 }
 
 async fn cleanup(c: &mut redis::aio::MultiplexedConnection, rule: &CompiledRule) {
@@ -181,16 +190,8 @@ async fn a_batch_is_decided_in_order_in_one_pipeline() {
     let r = rule(json!({"cooldown_seconds": 60}));
     let (e1, e2) = (event("a"), event("b"));
     let pairs = [
-        Pair {
-            rule: &r,
-            event: &e1,
-            token: "s/1-0",
-        },
-        Pair {
-            rule: &r,
-            event: &e2,
-            token: "s/2-0",
-        },
+        Pair::new(&r, &e1, "s/1-0", e1.occurred_at.timestamp_millis()),
+        Pair::new(&r, &e2, "s/2-0", e2.occurred_at.timestamp_millis()),
     ];
     let got: Vec<Decision> = decide(&mut c, &pairs, 60_000)
         .await
@@ -223,11 +224,7 @@ async fn inspection_reports_without_changing_anything() {
     );
     let (e1, e2, e3) = (event("a"), event("b"), event("c"));
     fn look<'a>(r: &'a CompiledRule, e: &'a Event) -> Pair<'a> {
-        Pair {
-            rule: r,
-            event: e,
-            token: "dry-run",
-        }
+        Pair::new(r, e, "dry-run", e.occurred_at.timestamp_millis())
     }
     // Nothing yet: the first event would only count.
     assert_eq!(
@@ -379,16 +376,8 @@ async fn a_key_of_the_wrong_type_fails_its_own_pair_only() {
         .expect("xadd");
     let (e1, e2) = (event("a"), event("b"));
     let pairs = [
-        Pair {
-            rule: &broken,
-            event: &e1,
-            token: "s/1-0",
-        },
-        Pair {
-            rule: &fine,
-            event: &e2,
-            token: "s/2-0",
-        },
+        Pair::new(&broken, &e1, "s/1-0", e1.occurred_at.timestamp_millis()),
+        Pair::new(&fine, &e2, "s/2-0", e2.occurred_at.timestamp_millis()),
     ];
     let got = decide(&mut c, &pairs, 60_000)
         .await

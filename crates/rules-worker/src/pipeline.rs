@@ -3,8 +3,7 @@
 //! that must not be skipped. Below the stages (consume → process → actions →
 //! record): nothing here depends on them.
 
-use rules_store::db::executions::ExecutionRow;
-use rules_store::db::record::SuppressionRow;
+use rules_store::db::record::Decided;
 use rules_store::streams::{Body, EntryId, StreamEntry};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -41,15 +40,14 @@ impl Entry {
 
     /// The claim token of this entry in the gate: stream and id.
     pub fn token(&self) -> String {
-        format!("{}/{}", self.stream, self.id)
+        rules_store::streams::token(&self.stream, self.id)
     }
 }
 
 /// An entry done with: what to record, then acknowledge.
 pub struct Done {
     pub entry: Entry,
-    pub executions: Vec<ExecutionRow>,
-    pub suppressions: Vec<SuppressionRow>,
+    pub decided: Decided,
     /// When its batch was read, for the batch-latency metric.
     pub read_at: Instant,
 }
@@ -59,8 +57,7 @@ impl Done {
     pub fn ack_only(entry: Entry, read_at: Instant) -> Self {
         Self {
             entry,
-            executions: Vec::new(),
-            suppressions: Vec::new(),
+            decided: Decided::default(),
             read_at,
         }
     }

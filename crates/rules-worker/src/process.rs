@@ -1,11 +1,10 @@
 //! One batch, in six stages: parse, match, skip what is recorded, admit (destination
-//! lanes), gate, dispatch.
+//! lanes), gate, dispatch. The gate decides on event time (`rules_core::clock`).
 //! Each is a function below, in that order; the actions run off the read path and
 //! every entry's outcome goes to the recorder.
 
 use rules_core::{CompiledRule, Event, RuleIndex};
-use rules_store::db::executions::ExecutionRow;
-use rules_store::db::record::{self, SuppressionRow};
+use rules_store::db::record::{self, CountRow, Decided, SuppressionRow};
 use rules_store::gate::{self, Decision, Pair, PairOutcome};
 use rules_store::streams::Body;
 use std::collections::HashSet;
@@ -128,9 +127,10 @@ fn match_rules(index: &RuleIndex, readable: &[(Entry, Event)]) -> Vec<Match> {
     matches
 }
 
-/// Skip recorded: pairs whose execution is already recorded ran before (a
-/// redelivery after a crash between commit and acknowledgement): nothing more to
-/// do for them. One query for the batch.
+/// Skip recorded: pairs already decided and recorded (executed, skipped, suppressed or
+/// counted toward a threshold: a redelivery after a crash between commit and
+/// acknowledgement, a second entry with the same event id, a replay of the stream)
+/// are done: they change no state and record nothing again. One query for the batch.
 async fn skip_recorded(
     ctx: &Context,
     readable: &[(Entry, Event)],
@@ -147,7 +147,7 @@ async fn skip_recorded(
     let recorded: HashSet<(Uuid, Uuid)> =
         retry_step(token, "check recorded executions", || async {
             let mut conn = ctx.db.get().await?;
-            record::already_executed(&mut conn, &keys).await
+            record::already_decided(&mut conn, &keys).await
         })
         .await?;
     Some(
@@ -228,12 +228,19 @@ async fn decide(
         return Some(Vec::new());
     }
     let tokens: Vec<String> = readable.iter().map(|(e, _)| e.token()).collect();
+    let now_ms = chrono::Utc::now().timestamp_millis();
     let pairs: Vec<Pair<'_>> = open
         .iter()
-        .map(|m| Pair {
-            rule: &m.rule,
-            event: &readable[m.entry].1,
-            token: &tokens[m.entry],
+        .map(|m| {
+            let (entry, event) = &readable[m.entry];
+            let at_ms = event_time_ms(entry, event);
+            Pair {
+                rule: &m.rule,
+                event,
+                token: &tokens[m.entry],
+                at_ms,
+                stale: m.rule.all_actions_stale(at_ms, now_ms),
+            }
         })
         .collect();
     retry_step(token, "gate", || async {
@@ -247,13 +254,19 @@ async fn decide(
     .await
 }
 
-/// What one entry's pairs came to at the gate.
+/// The time the gate decides an entry's event at: its `occurred_at`, bounded by the
+/// entry's time (`rules_core::clock`).
+fn event_time_ms(entry: &Entry, event: &Event) -> i64 {
+    let written = entry.id.time().unwrap_or_else(chrono::Utc::now);
+    rules_core::clock::event_time_ms(event.occurred_at, written)
+}
+
+/// What one entry's pairs came to at the gate: the rules to run, and what is
+/// decided already (suppressions, threshold counts, pairs that failed at the gate).
 #[derive(Default)]
 struct PerEntry {
     to_run: Vec<Arc<CompiledRule>>,
-    suppressions: Vec<SuppressionRow>,
-    /// Pairs that failed before their actions could run.
-    failed: Vec<ExecutionRow>,
+    decided: Decided,
 }
 
 /// Dispatch: per entry, the rules to run as a task of its own (different entries
@@ -279,7 +292,8 @@ async fn dispatch(
                 metrics::counter!("gate_pair_failures_total").increment(1);
                 let event = &readable[m.entry].1;
                 per_entry[m.entry]
-                    .failed
+                    .decided
+                    .executions
                     .push(actions::failed_before_running(
                         &m.rule,
                         event,
@@ -291,46 +305,53 @@ async fn dispatch(
         if let Some(counter) = decision.counter() {
             metrics::counter!(counter).increment(1);
         }
+        let (rule_id, event_id) = (m.rule.id(), readable[m.entry].1.id);
+        let planned = &mut per_entry[m.entry];
         match decision {
-            Decision::Execute => per_entry[m.entry].to_run.push(m.rule),
-            Decision::Suppressed { .. } => per_entry[m.entry].suppressions.push(SuppressionRow {
-                rule_id: m.rule.id(),
-                event_id: readable[m.entry].1.id,
+            Decision::Execute | Decision::Skip => planned.to_run.push(m.rule),
+            Decision::Suppressed { .. } => planned.decided.suppressions.push(SuppressionRow {
+                rule_id,
+                event_id,
                 suppressed_at: now,
             }),
-            Decision::BelowThreshold { .. } | Decision::Duplicate => {}
+            Decision::BelowThreshold { .. } => planned.decided.counts.push(CountRow {
+                rule_id,
+                event_id,
+                counted_at: now,
+            }),
+            // Another entry brought this event first: that entry records it.
+            Decision::Duplicate => {}
         }
     }
     for ((entry, event), planned) in readable.into_iter().zip(per_entry) {
         let PerEntry {
             to_run,
-            suppressions,
-            failed,
+            mut decided,
         } = planned;
         if to_run.is_empty() {
             let _ = done
                 .send(Done {
                     entry,
-                    executions: failed,
-                    suppressions,
+                    decided,
                     read_at,
                 })
                 .await;
             continue;
         }
+        let at_ms = event_time_ms(&entry, &event);
         let ctx = Arc::clone(ctx);
         let done = done.clone();
         tracker.spawn(async move {
             let runs = to_run
                 .iter()
-                .map(|rule| actions::run(&ctx.executor, rule, &event));
-            let mut executions = futures_util::future::join_all(runs).await;
-            executions.extend(failed);
+                .map(|rule| actions::run(&ctx.executor, rule, &event, at_ms));
+            decided
+                .executions
+                .extend(futures_util::future::join_all(runs).await);
             let _ = done
                 .send(Done {
                     entry,
-                    executions,
-                    suppressions,
+                    decided,
                     read_at,
                 })
                 .await;

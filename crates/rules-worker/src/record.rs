@@ -1,9 +1,9 @@
-//! The recorder: commits finished entries' executions, suppressions and counters in
-//! one transaction per batch, then acknowledges those entries. Acknowledgement after
+//! The recorder: commits finished entries' decisions (executions, suppressions,
+//! threshold counts) and counters in one transaction per batch, then acknowledges those entries. Acknowledgement after
 //! commit is what makes a crash lose nothing: an entry not acknowledged is
 //! redelivered, and recording is idempotent.
 
-use rules_store::db::record::record_batch;
+use rules_store::db::record::{record_batch, Decided};
 use rules_store::streams::{self, EntryId};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -38,18 +38,14 @@ pub async fn record_loop(
     tracing::info!("recorder stopped");
 }
 
-async fn commit(ctx: &Context, batch: Vec<Done>, token: &CancellationToken) {
-    let executions: Vec<_> = batch
-        .iter()
-        .flat_map(|d| d.executions.iter().cloned())
-        .collect();
-    let suppressions: Vec<_> = batch
-        .iter()
-        .flat_map(|d| d.suppressions.iter().cloned())
-        .collect();
+async fn commit(ctx: &Context, mut batch: Vec<Done>, token: &CancellationToken) {
+    let mut decided = Decided::default();
+    for d in &mut batch {
+        decided.append(std::mem::take(&mut d.decided));
+    }
     let recorded = retry_step(token, "record", || async {
         let mut conn = ctx.db.get().await?;
-        record_batch(&mut conn, &executions, &suppressions).await
+        record_batch(&mut conn, &decided).await
     })
     .await;
     if recorded.is_none() {

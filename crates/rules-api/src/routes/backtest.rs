@@ -4,7 +4,7 @@
 
 use actix_web::{post, web, HttpResponse};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use rules_core::simulate::Simulation;
+use rules_core::simulate::{Pending, Simulation};
 use rules_core::Decision;
 use rules_core::{CompiledRule, Event, FieldError, TraceNode};
 use rules_store::streams::{self, Body, EntryId, StreamEntry};
@@ -56,6 +56,9 @@ pub struct Counts {
     pub suppressed_by_cooldown: u64,
     pub below_threshold: u64,
     pub duplicates: u64,
+    /// Matches whose every action would have been skipped as stale, judged as if
+    /// each event had been handled live (at its entry's time).
+    pub skipped: u64,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -156,7 +159,7 @@ pub async fn backtest(
 /// cooldowns and thresholds simulated.
 fn replay(
     rule: &CompiledRule,
-    entries: &[StreamEntry],
+    entries: &[(std::sync::Arc<str>, StreamEntry)],
     livestream_id: Uuid,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
@@ -174,7 +177,7 @@ fn replay(
     let mut samples = Vec::new();
     let (mut unreadable, mut events) = (0u64, 0u64);
     let scanned = entries.len() as u64;
-    for entry in entries {
+    for (stream, entry) in entries {
         let at = entry.id.time().unwrap_or(from);
         let parsed = match &entry.body {
             Body::Fields(fields) => {
@@ -193,7 +196,16 @@ fn replay(
         if !rule.matches_type(event.event_type()) || !rule.condition_holds(&event) {
             continue;
         }
-        let decision = sim.decide(rule, &event, at.timestamp_millis());
+        // On the worker's clock: the event's time, bounded by its entry's.
+        let at_ms = rules_core::clock::event_time_ms(event.occurred_at, at);
+        let token = streams::token(stream, entry.id);
+        let decision = sim.decide(&Pending {
+            rule,
+            event: &event,
+            token: &token,
+            at_ms,
+            stale: rule.all_actions_stale(at_ms, at.timestamp_millis()),
+        });
         let point = series
             .entry(at.duration_trunc(bucket).unwrap_or(at))
             .or_default();
@@ -210,6 +222,10 @@ fn replay(
                 }
                 Decision::BelowThreshold { .. } => c.below_threshold += 1,
                 Decision::Duplicate => c.duplicates += 1,
+                Decision::Skip => {
+                    c.matched += 1;
+                    c.skipped += 1;
+                }
             }
         }
         if samples.len() < SAMPLES {
@@ -254,14 +270,15 @@ async fn read_entries(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     limit: usize,
-) -> Result<(Vec<StreamEntry>, bool), ApiError> {
+) -> Result<(Vec<(std::sync::Arc<str>, StreamEntry)>, bool), ApiError> {
     let start =
         EntryId::first_at(from).ok_or_else(|| invalid("from", "must not be before 1970"))?;
     let last = EntryId::last_at(to).ok_or_else(|| invalid("to", "must not be before 1970"))?;
     let mut conn = state.redis().await?;
-    let mut all: Vec<StreamEntry> = Vec::new();
+    let mut all: Vec<(std::sync::Arc<str>, StreamEntry)> = Vec::new();
     let mut truncated = false;
     for stream in state.input_streams.iter() {
+        let name: std::sync::Arc<str> = stream.as_str().into();
         let (mut end, mut exclusive) = (last, false);
         let mut taken = 0;
         loop {
@@ -272,7 +289,7 @@ async fn read_entries(
             if let Some(oldest) = entries.last() {
                 (end, exclusive) = (oldest.id, true);
             }
-            all.extend(entries);
+            all.extend(entries.into_iter().map(|e| (name.clone(), e)));
             taken += n;
             if n < page {
                 break;
@@ -286,7 +303,7 @@ async fn read_entries(
         }
     }
     // Shards merged by time; the newest `limit` overall, replayed oldest first.
-    all.sort_by_key(|e| std::cmp::Reverse(e.id));
+    all.sort_by_key(|(_, e)| std::cmp::Reverse(e.id));
     if all.len() > limit {
         all.truncate(limit);
         truncated = true;

@@ -3,7 +3,7 @@
 //! at once).
 
 use actix_web::{delete, get, web, HttpResponse};
-use rules_store::cooldowns;
+use rules_store::cooldowns::{self, Clear};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -12,9 +12,13 @@ use crate::state::AppState;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Cooldown {
-    /// The `cooldown_key` value; null for a rule-wide cooldown (and empty for events
-    /// that lacked the key field).
-    pub key: Option<String>,
+    /// The `cooldown_key` value, as it was in the event (a string, a number, ...);
+    /// null for a rule-wide cooldown and for events that lacked the key field.
+    #[schema(value_type = Option<Object>)]
+    pub key: Option<serde_json::Value>,
+    /// The cooldown's scope as stored (`_` rule-wide, `v:<text>`, `j:<json>`,
+    /// `missing`, `h:<sha1>` for long values): `DELETE …?scope=` clears exactly it.
+    pub scope: String,
     pub seconds_remaining: f64,
     /// The event whose execution started it.
     pub started_by_event_id: String,
@@ -30,12 +34,11 @@ pub struct CooldownList {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ClearQuery {
-    /// Clear only the cooldown of this key value.
+    /// Clear only the cooldowns of this key value (the text of a string, or the
+    /// JSON of a number: `42` clears both `"42"` and `42`).
     pub key: Option<String>,
-}
-
-async fn ensure_rule(state: &AppState, id: Uuid) -> Result<(), ApiError> {
-    state.find_rule(id).await.map(|_| ())
+    /// Clear only the cooldown of this scope, as listed.
+    pub scope: Option<String>,
 }
 
 /// The rule's running cooldowns, longest remaining first.
@@ -54,15 +57,18 @@ pub async fn list_cooldowns(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let id = *id;
-    ensure_rule(&state, id).await?;
+    let rule = state.find_rule(id).await?;
+    let cooldown_seconds = u32::try_from(rule.cooldown_seconds).unwrap_or(0);
     let mut conn = state.redis().await?;
-    let active = cooldowns::list(&mut conn, id).await?;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let active = cooldowns::list(&mut conn, id, cooldown_seconds, now_ms).await?;
     Ok(HttpResponse::Ok().json(CooldownList {
         rule_id: id,
         cooldowns: active
             .into_iter()
             .map(|c| Cooldown {
                 key: c.key,
+                scope: c.scope,
                 seconds_remaining: c.remaining_ms as f64 / 1000.0,
                 started_by_event_id: c.started_by_event_id,
             })
@@ -70,7 +76,8 @@ pub async fn list_cooldowns(
     }))
 }
 
-/// Clear the rule's cooldowns (`?key=` for one key value); the next match executes.
+/// Clear the rule's cooldowns (`?key=` for one key value, `?scope=` for one listed
+/// scope); the next match executes.
 #[utoipa::path(
     tag = "rules",
     params(("id" = Uuid, Path, description = "Rule id"), ClearQuery),
@@ -87,9 +94,20 @@ pub async fn clear_cooldowns(
     query: web::Query<ClearQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = *id;
-    ensure_rule(&state, id).await?;
+    state.find_rule(id).await?;
+    let what = match (&query.key, &query.scope) {
+        (None, None) => Clear::All,
+        (Some(key), None) => Clear::Key(key),
+        (None, Some(scope)) => Clear::Scope(scope),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "bad_query",
+                "give `key` or `scope`, not both",
+            ))
+        }
+    };
     let mut conn = state.redis().await?;
-    let cleared = cooldowns::clear(&mut conn, id, query.key.as_deref()).await?;
-    tracing::info!(rule_id = %id, key = ?query.key, cleared, "cooldowns cleared");
+    let cleared = cooldowns::clear(&mut conn, id, what).await?;
+    tracing::info!(rule_id = %id, key = ?query.key, scope = ?query.scope, cleared, "cooldowns cleared");
     Ok(HttpResponse::NoContent().finish())
 }

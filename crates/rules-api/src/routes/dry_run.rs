@@ -1,7 +1,9 @@
-//! `POST /api/rules/test`: a dry run of a rule, saved or not, against one event.
-//! No side effects: nothing is stored, published or called. The evaluation and
-//! rendering are pure (and run off the request threads); with `live`, the stored
-//! rule (PostgreSQL) and the gate's state (Redis) are read, never written.
+//! `POST /api/rules/test`: a dry run of a rule, saved or not (`rule`) or as stored
+//! (`rule_id`), against one event. No side effects: nothing is stored, published or
+//! called. The evaluation and rendering are pure (and run off the request threads);
+//! with `live`, the stored rule and the recorded decisions (PostgreSQL) and the
+//! gate's state (Redis) are read, never written, through the worker's own lookup
+//! and gate script, on the worker's clock (the event's time, bounded by now).
 
 use actix_web::{post, web, HttpResponse};
 use chrono::Utc;
@@ -9,20 +11,24 @@ use rules_core::{CompiledRule, Event, FieldError, NotNow, TraceNode};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use rules_store::db::rules as rules_db;
+use rules_store::db::{record, rules as rules_db};
 use rules_store::gate::{self, Decision, Pair};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
-/// The request: `{"rule": {...}, "event": {...}}`.
+/// The request: `{"rule": {...}, "event": {...}}` or `{"rule_id": "...", "event": {...}}`.
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 pub struct DryRunRequest {
-    /// A rule in the API's format; `id` is used when it is a UUID.
-    // Required; defaulted so that its absence is reported with the other problems.
-    #[schema(value_type = Object, required = true)]
+    /// A rule in the API's format; `id` is used when it is a UUID, and `version`
+    /// when given (else the stored rule's version, if it is stored).
+    // Defaulted so that its absence is reported with the other problems.
+    #[schema(value_type = Option<Object>)]
     #[serde(default)]
     rule: Value,
+    /// A stored rule, at its stored version (instead of `rule`).
+    #[serde(default)]
+    rule_id: Option<uuid::Uuid>,
     /// An event envelope (docs/contract.md §1).
     #[schema(value_type = Object, required = true)]
     #[serde(default)]
@@ -65,10 +71,11 @@ pub struct DryRunResponse {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LiveState {
     pub would_execute: bool,
-    /// Why not, in order: `event_type_not_matched`, `condition_not_met`,
-    /// `rule_disabled`, `rule_not_loaded` (not stored, disabled in the database, or
-    /// stored at another version), `threshold_not_reached`, `cooldown_active`,
-    /// `already_processed`.
+    /// Why not, in order: `livestream_not_matched`, `event_type_not_matched`,
+    /// `condition_not_met`, `rule_disabled`, `rule_not_loaded` (not stored, disabled
+    /// in the database, or stored at another version), `threshold_not_reached`,
+    /// `cooldown_active`, `stale` (every action would be skipped as too old),
+    /// `already_processed` (this event was decided for this rule before).
     pub reasons: Vec<NotNow>,
     /// The rule as stored: absent for a draft that was never saved.
     #[schema(value_type = Option<Object>)]
@@ -79,15 +86,15 @@ pub struct LiveState {
     pub threshold_progress: Option<i64>,
 }
 
-async fn live_state(
-    state: &AppState,
-    rule: &CompiledRule,
-    event: &Event,
-    type_matched: bool,
-    condition_matched: bool,
-) -> Result<LiveState, ApiError> {
+async fn live_state(state: &AppState, prepared: &Prepared) -> Result<LiveState, ApiError> {
+    let (rule, event) = (&prepared.rule, &prepared.event);
     let spec = &rule.rule().spec;
     let mut reasons = Vec::new();
+    if event.livestream_id != rule.livestream_id() {
+        reasons.push(NotNow::LivestreamNotMatched);
+    }
+    let type_matched = prepared.evaluation.event_type_matched;
+    let condition_matched = prepared.evaluation.condition_matched;
     if !type_matched {
         reasons.push(NotNow::EventTypeNotMatched);
     }
@@ -97,26 +104,36 @@ async fn live_state(
     if !spec.enabled {
         reasons.push(NotNow::RuleDisabled);
     }
-    let stored = {
+    let (stored, recorded) = {
         let mut conn = state.db().await?;
-        rules_db::find(&mut conn, rule.id()).await?
+        let stored = rules_db::find(&mut conn, rule.id()).await?;
+        let recorded = record::already_decided(&mut conn, &[(rule.id(), event.id)]).await?;
+        (stored, !recorded.is_empty())
     };
-    let loaded = stored
-        .as_ref()
-        .is_some_and(|row| row.enabled && row.version == rule.rule().version);
+    let loaded = stored.as_ref().is_some_and(|row| {
+        row.enabled && (!prepared.version_given || row.version == rule.rule().version)
+    });
     if !loaded {
         reasons.push(NotNow::RuleNotLoaded);
     }
-    let mut conn = state.redis().await?;
-    let (decision, progress) = gate::inspect(
-        &mut conn,
-        &Pair {
-            rule,
-            event,
-            token: "dry-run",
-        },
-    )
-    .await?;
+    let now = Utc::now();
+    let at_ms = rules_core::clock::event_time_ms(event.occurred_at, now);
+    let (decision, progress) = if recorded {
+        (Decision::Duplicate, 0)
+    } else {
+        let mut conn = state.redis().await?;
+        gate::inspect(
+            &mut conn,
+            &Pair {
+                rule,
+                event,
+                token: "dry-run",
+                at_ms,
+                stale: rule.all_actions_stale(at_ms, now.timestamp_millis()),
+            },
+        )
+        .await?
+    };
     let mut cooldown_remaining_seconds = 0.0;
     reasons.extend(decision.live_reason());
     if let Decision::Suppressed { remaining_ms } = decision {
@@ -137,17 +154,31 @@ struct Prepared {
     rule: CompiledRule,
     event: Event,
     live: bool,
+    /// The rule came with its `version` (or from `rule_id`, at the stored one).
+    version_given: bool,
     evaluation: rules_core::Evaluation,
     threshold: Option<Value>,
     cooldown: Option<Value>,
     actions: Vec<Value>,
 }
 
-fn prepare(body: Value, allow_private_webhooks: bool) -> Result<Prepared, ApiError> {
-    let request: DryRunRequest = crate::request::parse(body)?;
+fn prepare(
+    request: DryRunRequest,
+    stored: Option<CompiledRule>,
+    allow_private_webhooks: bool,
+) -> Result<Prepared, ApiError> {
     // Every problem at once: unknown fields, the rule's, the event's.
     let mut errors = crate::request::unknown_fields(&request.unknown);
-    let rule = match crate::draft::compile(&request.rule) {
+    let version_given = stored.is_some() || request.rule.get("version").is_some();
+    let compiled = match stored {
+        Some(rule) if request.rule.is_null() => Ok(rule),
+        Some(_) => Err(vec![FieldError {
+            path: "rule".into(),
+            message: "give either `rule` or `rule_id`".into(),
+        }]),
+        None => crate::draft::compile(&request.rule),
+    };
+    let rule = match compiled {
         Ok(rule) => {
             // A webhook that can never be called shows here as at save.
             let refused =
@@ -221,6 +252,7 @@ fn prepare(body: Value, allow_private_webhooks: bool) -> Result<Prepared, ApiErr
         rule,
         event,
         live,
+        version_given,
         evaluation,
         threshold,
         cooldown,
@@ -244,24 +276,19 @@ pub async fn dry_run(
     state: web::Data<AppState>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+    let request: DryRunRequest = crate::request::parse(body.into_inner())?;
+    let stored = match request.rule_id {
+        Some(id) => Some(state.find_rule(id).await?.compile()?),
+        None => None,
+    };
     let allow_private = state.allow_private_webhooks;
-    let prepared = crate::offload::cpu(move || prepare(body, allow_private)).await??;
-    let evaluation = &prepared.evaluation;
+    let prepared = crate::offload::cpu(move || prepare(request, stored, allow_private)).await??;
     let live = if prepared.live {
-        Some(
-            live_state(
-                &state,
-                &prepared.rule,
-                &prepared.event,
-                evaluation.event_type_matched,
-                evaluation.condition_matched,
-            )
-            .await?,
-        )
+        Some(live_state(&state, &prepared).await?)
     } else {
         None
     };
+    let evaluation = &prepared.evaluation;
     Ok(HttpResponse::Ok().json(DryRunResponse {
         live,
         matched: evaluation.matched,

@@ -17,7 +17,7 @@ pub struct ExecutionRow {
     pub event_id: Uuid,
     pub livestream_id: Uuid,
     pub executed_at: DateTime<Utc>,
-    /// `succeeded` or `failed`.
+    /// `succeeded`, `failed` or `skipped` ([`rules_core::Status`]).
     pub status: String,
     pub duration_ms: i32,
     pub result: Value,

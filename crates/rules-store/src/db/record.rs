@@ -1,9 +1,13 @@
-//! Recording a batch of outcomes: executions, suppressions and the per-minute
-//! counters derived from them, in one transaction.
+//! Recording a batch of decisions: executions (`skipped` ones included),
+//! suppressions, threshold counts and the per-minute counters derived from them, in
+//! one transaction; and the one lookup that tells which pairs were decided before.
 //!
-//! Counters are computed only from rows that were actually inserted (`ON CONFLICT DO
-//! NOTHING RETURNING`), so a redelivered event is never counted twice, and
-//! `matched = executed + suppressed_by_cooldown` holds by construction.
+//! These three tables are the gate's durable memory: every (rule, event) the gate
+//! decided is in exactly one of them, so a redelivery, a second entry with the same
+//! id or a replay of the stream is recognised however late it comes. Counters are
+//! computed only from rows that were actually inserted (`ON CONFLICT DO NOTHING
+//! RETURNING`), so a redelivered event is never counted twice, and `matched =
+//! executed + suppressed_by_cooldown + skipped` holds by construction.
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use diesel::prelude::*;
@@ -12,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 use super::executions::{self, ExecutionRow};
-use super::schema::{rule_executions, rule_suppressions};
+use super::schema::{rule_suppressions, rule_threshold_counts};
 use super::stats::{self, histogram_add, histogram_of, StatsRow};
 use super::DbError;
 
@@ -25,16 +29,55 @@ pub struct SuppressionRow {
     pub suppressed_at: DateTime<Utc>,
 }
 
+/// A match that counted toward a threshold without firing it.
+#[derive(Debug, Clone, PartialEq, Insertable)]
+#[diesel(table_name = rule_threshold_counts)]
+pub struct CountRow {
+    pub rule_id: Uuid,
+    pub event_id: Uuid,
+    pub counted_at: DateTime<Utc>,
+}
+
+/// Everything a batch decided, to record together.
+#[derive(Debug, Clone, Default)]
+pub struct Decided {
+    pub executions: Vec<ExecutionRow>,
+    pub suppressions: Vec<SuppressionRow>,
+    pub counts: Vec<CountRow>,
+}
+
+impl Decided {
+    pub fn is_empty(&self) -> bool {
+        self.executions.is_empty() && self.suppressions.is_empty() && self.counts.is_empty()
+    }
+
+    pub fn append(&mut self, other: Decided) {
+        self.executions.extend(other.executions);
+        self.suppressions.extend(other.suppressions);
+        self.counts.extend(other.counts);
+    }
+}
+
 /// What a batch added (redelivered rows are not in these counts).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Recorded {
     pub executions: usize,
     pub suppressions: usize,
+    pub counts: usize,
 }
 
-/// The (rule, event) pairs among `pairs` that already have an execution: their
-/// actions ran and were recorded by an earlier delivery.
-pub async fn already_executed(
+#[derive(QueryableByName)]
+struct PairRow {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    rule_id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    event_id: Uuid,
+}
+
+/// The (rule, event) pairs among `pairs` already decided and recorded (executed,
+/// skipped, suppressed or counted toward a threshold), in one pairwise query: each
+/// pair is one index probe per table, however many rules and events the batch has.
+pub async fn already_decided(
     conn: &mut AsyncPgConnection,
     pairs: &[(Uuid, Uuid)],
 ) -> Result<HashSet<(Uuid, Uuid)>, DbError> {
@@ -43,25 +86,32 @@ pub async fn already_executed(
     }
     let rule_ids: Vec<Uuid> = pairs.iter().map(|p| p.0).collect();
     let event_ids: Vec<Uuid> = pairs.iter().map(|p| p.1).collect();
-    let found: Vec<(Uuid, Uuid)> = rule_executions::table
-        .filter(rule_executions::rule_id.eq_any(&rule_ids))
-        .filter(rule_executions::event_id.eq_any(&event_ids))
-        .select((rule_executions::rule_id, rule_executions::event_id))
-        .load(conn)
-        .await?;
-    let wanted: HashSet<(Uuid, Uuid)> = pairs.iter().copied().collect();
-    Ok(found.into_iter().filter(|p| wanted.contains(p)).collect())
+    let found: Vec<PairRow> = diesel::sql_query(
+        "SELECT p.rule_id, p.event_id FROM unnest($1::uuid[], $2::uuid[]) AS p(rule_id, event_id) \
+         WHERE EXISTS (SELECT 1 FROM rule_executions x WHERE x.rule_id = p.rule_id AND x.event_id = p.event_id) \
+            OR EXISTS (SELECT 1 FROM rule_suppressions s WHERE s.rule_id = p.rule_id AND s.event_id = p.event_id) \
+            OR EXISTS (SELECT 1 FROM rule_threshold_counts c WHERE c.rule_id = p.rule_id AND c.event_id = p.event_id)",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(&rule_ids)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(&event_ids)
+    .load(conn)
+    .await?;
+    Ok(found.into_iter().map(|p| (p.rule_id, p.event_id)).collect())
 }
 
 /// Records a batch in one transaction and adds its counters.
 pub async fn record_batch(
     conn: &mut AsyncPgConnection,
-    executions: &[ExecutionRow],
-    suppressions: &[SuppressionRow],
+    decided: &Decided,
 ) -> Result<Recorded, DbError> {
-    if executions.is_empty() && suppressions.is_empty() {
+    if decided.is_empty() {
         return Ok(Recorded::default());
     }
+    let Decided {
+        executions,
+        suppressions,
+        counts,
+    } = decided;
     conn.transaction::<_, DbError, _>(async |conn| {
         // `insert_new` skips an empty batch and conflicting (rule, event) pairs.
         let new_executions: HashSet<Uuid> = executions::insert_new(conn, executions)
@@ -81,6 +131,19 @@ pub async fn record_batch(
                 .into_iter()
                 .collect()
         };
+        let new_counts = if counts.is_empty() {
+            0
+        } else {
+            diesel::insert_into(rule_threshold_counts::table)
+                .values(counts)
+                .on_conflict((
+                    rule_threshold_counts::rule_id,
+                    rule_threshold_counts::event_id,
+                ))
+                .do_nothing()
+                .execute(conn)
+                .await?
+        };
         let executed: Vec<&ExecutionRow> = executions
             .iter()
             .filter(|e| new_executions.contains(&e.id))
@@ -93,6 +156,7 @@ pub async fn record_batch(
         Ok(Recorded {
             executions: executed.len(),
             suppressions: suppressed.len(),
+            counts: new_counts,
         })
     })
     .await
@@ -112,12 +176,15 @@ fn minute_counters(executed: &[&ExecutionRow], suppressed: &[&SuppressionRow]) -
             .entry((e.rule_id, bucket_start))
             .or_insert_with(|| StatsRow::empty(e.rule_id, bucket_start));
         row.matched += 1;
-        row.executed += 1;
-        if rules_core::Status::parse(&e.status) == Some(rules_core::Status::Failed) {
-            row.failed += 1;
-        } else {
-            row.succeeded += 1;
+        match rules_core::Status::parse(&e.status) {
+            Some(rules_core::Status::Skipped) => {
+                row.skipped += 1;
+                continue;
+            }
+            Some(rules_core::Status::Failed) => row.failed += 1,
+            Some(rules_core::Status::Succeeded) | None => row.succeeded += 1,
         }
+        row.executed += 1;
         let duration = u32::try_from(e.duration_ms.max(0)).unwrap_or(u32::MAX);
         row.duration_ms_sum += i64::from(duration);
         histogram_add(&mut row.duration_histogram, &histogram_of(duration));

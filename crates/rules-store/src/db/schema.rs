@@ -42,6 +42,7 @@ diesel::table! {
         duration_ms_sum -> Int8,
         duration_histogram -> Array<Int8>,
         last_executed_at -> Nullable<Timestamptz>,
+        skipped -> Int8,
     }
 }
 
@@ -53,9 +54,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    rule_threshold_counts (rule_id, event_id) {
+        rule_id -> Uuid,
+        event_id -> Uuid,
+        counted_at -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     rules,
     rule_executions,
     rule_stats_minute,
-    rule_suppressions
+    rule_suppressions,
+    rule_threshold_counts
 );

@@ -28,6 +28,8 @@ pub struct StatsRow {
     pub duration_ms_sum: i64,
     pub duration_histogram: Vec<i64>,
     pub last_executed_at: Option<DateTime<Utc>>,
+    /// Matches whose every action was skipped as stale.
+    pub skipped: i64,
 }
 
 impl StatsRow {
@@ -44,6 +46,7 @@ impl StatsRow {
             duration_ms_sum: 0,
             duration_histogram: Vec::new(),
             last_executed_at: None,
+            skipped: 0,
         }
     }
 }
@@ -65,6 +68,7 @@ pub async fn add(conn: &mut AsyncPgConnection, rows: &[StatsRow]) -> Result<(), 
                 .eq(stats::suppressed_by_cooldown + excluded(stats::suppressed_by_cooldown)),
             stats::succeeded.eq(stats::succeeded + excluded(stats::succeeded)),
             stats::failed.eq(stats::failed + excluded(stats::failed)),
+            stats::skipped.eq(stats::skipped + excluded(stats::skipped)),
             stats::duration_ms_sum.eq(stats::duration_ms_sum + excluded(stats::duration_ms_sum)),
             stats::duration_histogram.eq(histogram_add_sql(
                 stats::duration_histogram,

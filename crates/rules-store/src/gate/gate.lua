@@ -1,69 +1,111 @@
--- The gate of one (rule, event) pair: claim, threshold, cooldown, atomically.
--- KEYS: 1 claim, 2 cooldown, 3 cooldown index, 4 threshold set, 5 threshold fired
--- ARGV: 1 event id, 2 claim token (the stream entry), 3 claim ttl ms,
---       4 threshold count (0: none), 5 threshold window ms, 6 cooldown ms (0: none),
---       7 cooldown scope (member of the index), 8 "1" for a dry run: decide as the
---       worker would, change nothing (the API's live dry run)
--- Returns {code, detail, progress}: code 0 execute; 1 suppressed by cooldown (detail:
--- ms left); 2 below threshold (detail: count so far); 3 duplicate (another entry owns
--- it). progress: events counted toward the threshold, this one included (0: none).
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- The gate of one (rule, event) pair: decision memory, threshold, cooldown and
+-- staleness, atomically, on event time. rules_core::simulate is the same algorithm
+-- in Rust (backtests); crates/rules-store/tests/gate_model.rs holds the two equal.
+-- KEYS: 1 decision memory, 2 cooldown (hash s=start, h=holder, k=key value JSON),
+--       3 cooldown index, 4 threshold events (sorted set, score = event time),
+--       5 threshold state (hash r=last firing time, l=newest counted time)
+-- ARGV: 1 event id, 2 token (the stream entry), 3 memory ttl ms, 4 threshold count
+--       (0: none), 5 threshold window ms, 6 cooldown ms (0: none), 7 cooldown scope
+--       (member of the index), 8 "1" for a dry run (decide, change nothing),
+--       9 event time ms, 10 "1" when every action would be skipped as stale,
+--       11 the key value as JSON ("" for none), 12 grace ms state is kept beyond its
+--       window or cooldown
+-- Returns {code, detail, progress} (rules_core::Decision::code): 0 execute;
+-- 1 suppressed (detail: ms of the cooldown left); 2 below threshold (detail: count);
+-- 3 duplicate (another entry brought this event); 4 skip (every action stale).
+-- progress: events counted toward the threshold, this one included (0: none).
 local dry = ARGV[8] == '1'
+local at = tonumber(ARGV[9])
+local grace = tonumber(ARGV[12])
 
--- Claim: one stream entry is responsible for (rule, event). Its own redelivery
--- passes; a second entry carrying the same event id is a duplicate.
-local holder = redis.call('GET', KEYS[1])
-if holder and holder ~= ARGV[2] then
-  return {3, 0, 0}
-end
-if not holder and not dry then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+-- Decision memory: the decision for (rule, event) is taken once; the entry that
+-- brought it gets it again on every redelivery, another entry is a duplicate.
+local memo = redis.call('GET', KEYS[1])
+if memo then
+  local token, code, detail, progress = string.match(memo, '^(.*)|(%-?%d+)|(%-?%d+)|(%-?%d+)$')
+  if dry or token ~= ARGV[2] then
+    return {3, 0, 0}
+  end
+  return {tonumber(code), tonumber(detail), tonumber(progress)}
 end
 
--- Threshold: count distinct events in the sliding window; fire on the Nth, then
--- start again. The firing event is remembered so its redelivery fires again.
+local function decided(code, detail, progress)
+  if not dry then
+    redis.call('SET', KEYS[1], ARGV[2] .. '|' .. code .. '|' .. detail .. '|' .. progress,
+      'PX', ARGV[3])
+  end
+  return {code, detail, progress}
+end
+
+-- Threshold: distinct events in (t - window, t]; the one reaching count fires and
+-- clears what it counted. Events older than a window before the newest counted
+-- are forgotten; one older than the last firing counts toward nothing.
 local count = tonumber(ARGV[4])
 local progress = 0
 if count > 0 then
   local window = tonumber(ARGV[5])
-  if redis.call('GET', KEYS[5]) == ARGV[1] then
-    progress = count
-  elseif dry then
-    progress = redis.call('ZCOUNT', KEYS[4], '(' .. (now - window), '+inf')
-    if not redis.call('ZSCORE', KEYS[4], ARGV[1]) then
-      progress = progress + 1
+  local reset = tonumber(redis.call('HGET', KEYS[5], 'r'))
+  if reset and at < reset then
+    return decided(2, 0, 0)
+  end
+  local latest = tonumber(redis.call('HGET', KEYS[5], 'l'))
+  if not latest or latest < at then
+    latest = at
+  end
+  local floor = latest - window
+  progress = redis.call('ZCOUNT', KEYS[4], '(' .. floor, at)
+  if not redis.call('ZSCORE', KEYS[4], ARGV[1]) then
+    progress = progress + 1
+  end
+  if not dry then
+    redis.call('ZADD', KEYS[4], 'NX', at, ARGV[1])
+    redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', floor)
+    redis.call('HSET', KEYS[5], 'l', latest)
+    redis.call('PEXPIRE', KEYS[4], window + grace)
+    redis.call('PEXPIRE', KEYS[5], window + grace)
+  end
+  if progress < count then
+    return decided(2, progress, progress)
+  end
+  if not dry then
+    if not reset or reset < at then
+      redis.call('HSET', KEYS[5], 'r', at)
     end
-    if progress < count then
-      return {2, progress, progress}
-    end
-  else
-    redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - window)
-    redis.call('ZADD', KEYS[4], 'NX', now, ARGV[1])
-    progress = redis.call('ZCARD', KEYS[4])
-    if progress < count then
-      redis.call('PEXPIRE', KEYS[4], window)
-      return {2, progress, progress}
-    end
-    redis.call('DEL', KEYS[4])
-    redis.call('SET', KEYS[5], ARGV[1], 'PX', window)
+    redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', at)
   end
 end
 
--- Cooldown: taken by the first execution; the event that took it passes again.
+-- Cooldown: [start, start + cooldown) of the execution that took it, with the rule's
+-- current cooldown. An older match less than a cooldown before the start is
+-- suppressed too; further back it executes and leaves the cooldown as it is.
 local cooldown = tonumber(ARGV[6])
+local stale = ARGV[10] == '1'
 if cooldown > 0 then
-  local current = redis.call('GET', KEYS[2])
-  if current and current ~= ARGV[1] then
-    return {1, redis.call('PTTL', KEYS[2]), progress}
+  local take = true
+  local running = redis.call('HMGET', KEYS[2], 's', 'h')
+  local start = tonumber(running[1])
+  if start then
+    local finish = start + cooldown
+    if running[2] == ARGV[1] then
+      take = false
+    elseif (start <= at and at < finish) or (at < start and start - at < cooldown) then
+      return decided(1, finish - at, progress)
+    elseif at < start then
+      take = false
+    end
   end
-  if not current and not dry then
-    redis.call('SET', KEYS[2], ARGV[1], 'PX', cooldown)
-    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-    redis.call('ZADD', KEYS[3], now + cooldown, ARGV[7])
-    if redis.call('PTTL', KEYS[3]) < cooldown then
-      redis.call('PEXPIRE', KEYS[3], cooldown)
+  if take and not stale and not dry then
+    redis.call('DEL', KEYS[2])
+    redis.call('HSET', KEYS[2], 's', at, 'h', ARGV[1], 'k', ARGV[11])
+    redis.call('PEXPIRE', KEYS[2], cooldown + grace)
+    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (at - cooldown - grace))
+    redis.call('ZADD', KEYS[3], at, ARGV[7])
+    if redis.call('PTTL', KEYS[3]) < cooldown + grace then
+      redis.call('PEXPIRE', KEYS[3], cooldown + grace)
     end
   end
 end
-return {0, 0, progress}
+if stale then
+  return decided(4, 0, progress)
+end
+return decided(0, 0, progress)

@@ -1,16 +1,18 @@
-//! Thresholds, cooldowns and delivery claims, decided atomically in Redis.
+//! Thresholds, cooldowns and the decision memory, decided atomically in Redis.
 //!
-//! One Lua script (`gate.lua`) decides one (rule, event) pair; a batch sends every
-//! pair's call in one pipeline, so a batch costs one round trip however many rules
-//! matched. All keys of a call share the rule's hash tag (see [`crate::keys`]), so
-//! the script is atomic on a Redis Cluster too. Replicas racing for one cooldown are
-//! serialised by Redis: exactly one takes it.
+//! One Lua script (`gate.lua`) decides one (rule, event) pair on the event's time;
+//! a batch sends every pair's call in one pipeline, so a batch costs one round trip
+//! however many rules matched. All keys of a call share the rule's hash tag (see
+//! [`crate::keys`]), so the script is atomic on a Redis Cluster too. Replicas racing
+//! for one cooldown are serialised by Redis: exactly one takes it. The script stores
+//! each decision with the state it changes, so a crash after the gate and before the
+//! record loses nothing: the redelivered entry gets the same decision back.
+//! [`rules_core::simulate`] is the same algorithm in Rust.
 
 pub mod destination;
 
 use redis::Script;
 pub use rules_core::Decision;
-use rules_core::{CompiledRule, Event};
 use std::sync::LazyLock;
 
 use crate::keys;
@@ -18,28 +20,25 @@ use crate::redis::RedisError;
 
 static GATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("gate.lua")));
 
-/// One pair to decide; `token` names the stream entry responsible for it.
-pub struct Pair<'a> {
-    pub rule: &'a CompiledRule,
-    pub event: &'a Event,
-    pub token: &'a str,
-}
+/// One pair to decide: the gate's input is the simulation's.
+pub use rules_core::simulate::Pending as Pair;
 
 /// What the gate answered for one pair: its decision, or the error of that pair's
 /// script alone (a key of the wrong type, say), which fails that pair only.
 pub type PairOutcome = Result<Decision, RedisError>;
 
-/// Decides every pair in one pipelined round trip, in order. The outer error is the
+/// Decides every pair in one pipelined round trip, in order; each decision is
+/// remembered for `memory_ttl_ms` (`worker.dedupe_seconds`). The outer error is the
 /// round trip's (Redis unreachable): the whole batch is to be retried.
 pub async fn decide<C>(
     conn: &mut C,
     pairs: &[Pair<'_>],
-    claim_ttl_ms: u64,
+    memory_ttl_ms: u64,
 ) -> Result<Vec<PairOutcome>, RedisError>
 where
     C: redis::aio::ConnectionLike + Send,
 {
-    Ok(run(conn, pairs, claim_ttl_ms, false)
+    Ok(run(conn, pairs, memory_ttl_ms, false)
         .await?
         .into_iter()
         .map(|r| r.map(|(decision, _)| decision))
@@ -64,7 +63,7 @@ where
 async fn run<C>(
     conn: &mut C,
     pairs: &[Pair<'_>],
-    claim_ttl_ms: u64,
+    memory_ttl_ms: u64,
     dry: bool,
 ) -> Result<Vec<Result<(Decision, i64), RedisError>>, RedisError>
 where
@@ -79,27 +78,37 @@ where
         let rule = pair.rule;
         let id = rule.id();
         let spec = &rule.rule().spec;
-        let scope = keys::scope(&rule.cooldown_scope(pair.event));
+        let cooldown_scope = rule.cooldown_scope(pair.event);
+        let scope = keys::scope(&cooldown_scope);
         let group = keys::scope(&rule.threshold_group(pair.event));
+        let generation = rule.threshold_generation();
         let (count, window_ms) = spec
             .trigger_config
             .threshold
             .as_ref()
             .map_or((0, 0), |t| (t.count, u64::from(t.window_seconds) * 1000));
-        let mut invocation = GATE.key(keys::claim(id, pair.event.id));
+        let key_json = cooldown_scope
+            .value()
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        let mut invocation = GATE.key(keys::decision(id, pair.event.id));
         invocation
             .key(keys::cooldown(id, &scope))
             .key(keys::cooldown_index(id))
-            .key(keys::threshold(id, &group))
-            .key(keys::threshold_fired(id, &group))
+            .key(keys::threshold(id, generation, &group))
+            .key(keys::threshold_state(id, generation, &group))
             .arg(pair.event.id.to_string())
             .arg(pair.token)
-            .arg(claim_ttl_ms)
+            .arg(memory_ttl_ms)
             .arg(count)
             .arg(window_ms)
             .arg(u64::from(spec.cooldown_seconds) * 1000)
             .arg(&scope)
-            .arg(if dry { "1" } else { "0" });
+            .arg(if dry { "1" } else { "0" })
+            .arg(pair.at_ms)
+            .arg(if pair.stale { "1" } else { "0" })
+            .arg(key_json)
+            .arg(rules_core::clock::MAX_EVENT_AGE_MS);
         pipe.invoke_script(&invocation);
     }
     let no_script = |r: &redis::RedisResult<(i64, i64, i64)>| matches!(r, Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript));
@@ -119,20 +128,10 @@ where
         .into_iter()
         .map(|reply| {
             let (code, detail, progress) = reply?;
-            let decision = match code {
-                0 => Decision::Execute,
-                1 => Decision::Suppressed {
-                    remaining_ms: detail,
-                },
-                2 => Decision::BelowThreshold { count: detail },
-                3 => Decision::Duplicate,
-                other => {
-                    return Err(RedisError::Reply {
-                        command: "gate script",
-                        detail: format!("unknown decision code {other}"),
-                    })
-                }
-            };
+            let decision = Decision::from_code(code, detail).ok_or_else(|| RedisError::Reply {
+                command: "gate script",
+                detail: format!("unknown decision code {code}"),
+            })?;
             Ok((decision, progress))
         })
         .collect())

@@ -65,16 +65,34 @@ pub struct ExecutionOutcome {
     pub actions: Vec<ActionResult>,
 }
 
-/// Runs one rule's actions for one event and builds the execution record.
-pub async fn run(executor: &Executor, rule: &CompiledRule, event: &Event) -> ExecutionRow {
+impl ExecutionOutcome {
+    /// `failed` when an action failed, `skipped` when every action was skipped as
+    /// stale, `succeeded` otherwise.
+    pub fn status(&self) -> Status {
+        if self.failed {
+            Status::Failed
+        } else if !self.actions.is_empty()
+            && self.actions.iter().all(|a| a.status == Status::Skipped)
+        {
+            Status::Skipped
+        } else {
+            Status::Succeeded
+        }
+    }
+}
+
+/// Runs one rule's actions for one event of time `at_ms` (see [`rules_core::clock`])
+/// and builds the execution record.
+pub async fn run(
+    executor: &Executor,
+    rule: &CompiledRule,
+    event: &Event,
+    at_ms: i64,
+) -> ExecutionRow {
     let id = rules_core::execution_id(rule.id(), event.id);
     let executed_at = chrono::Utc::now();
-    let outcome = executor.execute(rule, event, id).await;
-    let status = if outcome.failed {
-        Status::Failed
-    } else {
-        Status::Succeeded
-    };
+    let outcome = executor.execute(rule, event, at_ms, id).await;
+    let status = outcome.status();
     metrics::counter!("executions_total", "status" => status.as_str()).increment(1);
     ExecutionRow {
         id,
@@ -115,11 +133,13 @@ pub struct Executor {
 
 impl Executor {
     /// Runs every action in order. A failed action does not stop the next one; an
-    /// action whose event is older than its `max_age_seconds` is skipped.
+    /// action whose event (of time `at_ms`) is older than its `max_age_seconds` when
+    /// its turn comes is skipped.
     pub async fn execute(
         &self,
         rule: &CompiledRule,
         event: &Event,
+        at_ms: i64,
         execution_id: Uuid,
     ) -> ExecutionOutcome {
         let started = Instant::now();
@@ -139,8 +159,8 @@ impl Executor {
                 }
             };
             if let Some(max_age) = rendered.max_age_seconds {
-                let age = chrono::Utc::now() - event.occurred_at;
-                if age > chrono::TimeDelta::seconds(i64::from(max_age)) {
+                let age_ms = chrono::Utc::now().timestamp_millis() - at_ms;
+                if age_ms > i64::from(max_age) * 1000 {
                     let mut skipped = ActionResult::new(kind, action_started);
                     skipped.status = Status::Skipped;
                     skipped.error = Some("expired".into());
