@@ -14,9 +14,8 @@
 //!   older than the group's last firing counts toward nothing (`count` 0).
 //! - Cooldown (per rule and scope): the execution of an event of time `t` starts it,
 //!   `[t, t + cooldown_seconds)`, measured with the rule's current `cooldown_seconds`.
-//!   A match inside it is suppressed. An older match (before the start) is suppressed
-//!   when it lies less than a cooldown before the start (two executions would fall
-//!   in one cooldown) and executes otherwise, leaving the running cooldown as it is.
+//!   A match inside it is suppressed, and so is an older match (before the start):
+//!   out-of-order events never put two executions inside one cooldown.
 //! - Stale: a pair outside any cooldown whose every action would be skipped
 //!   (`max_age_seconds`) is `Skip`: it takes no cooldown.
 
@@ -125,10 +124,15 @@ impl Simulation {
             }
             let latest = state.latest.map_or(at, |l| l.max(at));
             let floor = latest - window;
-            let mut count = state
-                .members
-                .range((floor + 1, Uuid::nil())..=(at, Uuid::max()))
-                .count() as i64;
+            // Counted in (floor, at]: empty when the event is itself a window behind.
+            let mut count = if floor < at {
+                state
+                    .members
+                    .range((floor + 1, Uuid::nil())..=(at, Uuid::max()))
+                    .count() as i64
+            } else {
+                0
+            };
             if !state.ids.contains(&event.id) {
                 count += 1;
             }
@@ -150,14 +154,10 @@ impl Simulation {
                 let end = running.start + cooldown;
                 if running.holder == event.id {
                     take = false;
-                } else if (running.start <= at && at < end)
-                    || (at < running.start && running.start - at < cooldown)
-                {
+                } else if at < end {
                     return Decision::Suppressed {
                         remaining_ms: end - at,
                     };
-                } else if at < running.start {
-                    take = false;
                 }
             }
             if take && !pair.stale {
@@ -260,23 +260,18 @@ mod tests {
     }
 
     #[test]
-    fn older_events_near_a_running_cooldown_are_suppressed() {
+    fn events_older_than_a_running_cooldown_are_suppressed() {
         let r = rule(json!({"cooldown_seconds": 10}));
         let mut sim = Simulation::new();
-        let e: Vec<Event> = (0..3).map(|_| event(json!("a"))).collect();
+        let e: Vec<Event> = (0..4).map(|_| event(json!("a"))).collect();
         assert_eq!(sim.decide(&at(&r, &e[0], "1", 100_000)), Decision::Execute);
-        // Less than a cooldown before its start: the two would share one cooldown.
-        assert!(matches!(
-            sim.decide(&at(&r, &e[1], "2", 95_000)),
-            Decision::Suppressed { .. }
-        ));
-        // Further back: executes, the running cooldown stays.
-        assert_eq!(sim.decide(&at(&r, &e[2], "3", 80_000)), Decision::Execute);
-        let late = event(json!("a"));
-        assert!(matches!(
-            sim.decide(&at(&r, &late, "4", 105_000)),
-            Decision::Suppressed { .. }
-        ));
+        for (i, t) in [(1, 95_000), (2, 20_000)] {
+            assert!(matches!(
+                sim.decide(&at(&r, &e[i], "t", t)),
+                Decision::Suppressed { .. }
+            ));
+        }
+        assert_eq!(sim.decide(&at(&r, &e[3], "4", 110_000)), Decision::Execute);
     }
 
     #[test]
@@ -329,6 +324,16 @@ mod tests {
         );
         let mut sim = Simulation::new();
         let events: Vec<Event> = (0..3).map(|_| event(json!("x"))).collect();
+        // An event a window behind the newest counted counts alone.
+        let (new, old) = (event(json!("y")), event(json!("y")));
+        assert_eq!(
+            sim.decide(&at(&r, &new, "n", 100_000)),
+            Decision::BelowThreshold { count: 1 }
+        );
+        assert_eq!(
+            sim.decide(&at(&r, &old, "o", 50_000)),
+            Decision::BelowThreshold { count: 1 }
+        );
         // Three events 20 s apart, decided in one burst: never three in one window.
         for (i, e) in events.iter().enumerate() {
             assert_eq!(

@@ -76,8 +76,8 @@ if count > 0 then
 end
 
 -- Cooldown: [start, start + cooldown) of the execution that took it, with the rule's
--- current cooldown. An older match less than a cooldown before the start is
--- suppressed too; further back it executes and leaves the cooldown as it is.
+-- current cooldown. A match older than the start is suppressed too: out-of-order
+-- events never put two executions inside one cooldown.
 local cooldown = tonumber(ARGV[6])
 local stale = ARGV[10] == '1'
 if cooldown > 0 then
@@ -88,10 +88,8 @@ if cooldown > 0 then
     local finish = start + cooldown
     if running[2] == ARGV[1] then
       take = false
-    elseif (start <= at and at < finish) or (at < start and start - at < cooldown) then
+    elseif at < finish then
       return decided(1, finish - at, progress)
-    elseif at < start then
-      take = false
     end
   end
   if take and not stale and not dry then
