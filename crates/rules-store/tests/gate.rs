@@ -391,3 +391,76 @@ async fn a_key_of_the_wrong_type_fails_its_own_pair_only() {
     cleanup(&mut c, &broken).await;
     cleanup(&mut c, &fine).await;
 }
+
+#[tokio::test]
+async fn rule_edits_restart_thresholds_and_retime_cooldowns() {
+    let mut c = conn().await;
+    let id = Uuid::new_v4();
+    let compile = |body: Value| {
+        let mut full = json!({"livestream_id": LS, "name": "g", "trigger_config": {"event_types": ["t"]},
+            "actions": [{"type": "log", "message": "m"}]});
+        if let (Some(b), Some(e)) = (full.as_object_mut(), body.as_object()) {
+            for (k, v) in e {
+                b.insert(k.clone(), v.clone());
+            }
+        }
+        CompiledRule::from_json(id, 1, &full).expect("valid")
+    };
+    let counting = |condition: Value| {
+        compile(
+            json!({"trigger_config": {"event_types": ["t"], "condition": condition,
+            "threshold": {"count": 2, "window_seconds": 60}}}),
+        )
+    };
+    let before = counting(json!({"field": "data.user", "op": "exists", "value": true}));
+    let (e1, e2) = (event("a"), event("a"));
+    assert_eq!(
+        one(&mut c, &before, &e1, "s/1-0").await,
+        Decision::BelowThreshold { count: 1 }
+    );
+    // Another condition counts afresh: e1 does not count toward it.
+    let after = counting(json!({"field": "data.user", "op": "eq", "value": "a"}));
+    assert_ne!(before.threshold_generation(), after.threshold_generation());
+    assert_eq!(
+        one(&mut c, &after, &e2, "s/2-0").await,
+        Decision::BelowThreshold { count: 1 }
+    );
+    // A renamed rule keeps its count.
+    let mut renamed = json!({"trigger_config": {"event_types": ["t"],
+        "condition": {"field": "data.user", "op": "eq", "value": "a"},
+        "threshold": {"count": 2, "window_seconds": 60}}});
+    renamed["name"] = json!("renamed");
+    assert_eq!(
+        compile(renamed).threshold_generation(),
+        after.threshold_generation()
+    );
+
+    // A running cooldown follows the rule's current duration.
+    let cooling = rule(json!({"cooldown_seconds": 3600}));
+    let t0 = chrono::Utc::now().timestamp_millis();
+    let (f1, f2) = (event("a"), event("a"));
+    let first = decide(&mut c, &[Pair::new(&cooling, &f1, "s/3-0", t0)], 60_000)
+        .await
+        .expect("decide");
+    assert_eq!(first[0].as_ref().ok(), Some(&Decision::Execute));
+    let mut lowered_body = cooling.rule().spec.clone();
+    lowered_body.cooldown_seconds = 2;
+    let lowered = CompiledRule::compile(rules_core::Rule {
+        spec: lowered_body,
+        ..cooling.rule().clone()
+    });
+    let got = decide(
+        &mut c,
+        &[Pair::new(&lowered, &f2, "s/4-0", t0 + 3_000)],
+        60_000,
+    )
+    .await
+    .expect("decide");
+    assert_eq!(
+        got[0].as_ref().ok(),
+        Some(&Decision::Execute),
+        "3 s after the start, a 2 s cooldown is over"
+    );
+    cleanup(&mut c, &before).await;
+    cleanup(&mut c, &cooling).await;
+}
