@@ -318,3 +318,36 @@ async fn a_backlog_decides_as_live_and_equals_the_backtest() -> anyhow::Result<(
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_stale_match_is_skipped_and_takes_no_cooldown() -> anyhow::Result<()> {
+    let mut h = Harness::new("eo-stale").await?;
+    let rule = h
+        .add_rule(json!({
+            "name": "fresh alerts only",
+            "cooldown_seconds": 600,
+            "trigger_config": {"event_types": ["donation.received"]},
+            "actions": [{"type": "log", "message": "alert", "max_age_seconds": 5}]
+        }))
+        .await?;
+    h.start_worker(&[]).await?;
+    h.wait_rules_loaded(1).await?;
+    let old = json!({"id": Uuid::new_v4(), "type": "donation.received", "livestream_id": LS,
+        "occurred_at": (chrono::Utc::now() - chrono::TimeDelta::seconds(60)).to_rfc3339(),
+        "data": {}});
+    h.send_fields(&[("event", old.to_string())]).await?;
+    drained(&h).await?;
+    let fresh = h.send("donation.received", json!({})).await?;
+    drained(&h).await?;
+    let executions = h.executions(Some(rule)).await?;
+    let statuses: Vec<&str> = executions.iter().map(|e| e.2.as_str()).collect();
+    assert_eq!(statuses, vec!["skipped", "succeeded"], "{executions:?}");
+    assert_eq!(executions[1].1, fresh, "the fresh event is not suppressed");
+    assert_eq!(count(&h, "rule_suppressions", rule).await?, 0);
+    let (matched, executed, suppressed, succeeded, failed) = h.counters(rule).await?;
+    assert_eq!(
+        (matched, executed, suppressed, succeeded, failed),
+        (2, 1, 0, 1, 0)
+    );
+    Ok(())
+}

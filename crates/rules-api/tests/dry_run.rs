@@ -263,3 +263,95 @@ async fn live_dry_run_explains_why_not() {
         let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query_async(&mut redis).await;
     }
 }
+
+#[actix_web::test]
+async fn live_dry_run_answers_as_the_worker_would() {
+    use rules_store::db::record::{record_batch, Decided, SuppressionRow};
+    let api = start().await;
+    let mut body = rule_body("as-worker");
+    body["actions"][0]["max_age_seconds"] = json!(30);
+    let created = create(&api.service, body).await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    let live_by_id = |event: Value| {
+        TestRequest::post()
+            .uri("/api/rules/test")
+            .insert_header(auth())
+            .set_json(json!({"rule_id": id, "event": event, "live": true}))
+    };
+    let event = |extra: Value| {
+        let mut e = json!({"id": uuid::Uuid::new_v4(), "type": "donation.received", "livestream_id": LS,
+            "data": {"amount": 50, "user": {"id": "u-9", "name": "a"}}});
+        if let (Some(o), Some(x)) = (e.as_object_mut(), extra.as_object()) {
+            for (k, v) in x {
+                o.insert(k.clone(), v.clone());
+            }
+        }
+        e
+    };
+    // By id, at the stored version: nothing in the way.
+    let (status, _, body) = send(&api.service, live_by_id(event(json!({})))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["live"]["reasons"], json!([]), "{body}");
+    assert_eq!(body["live"]["would_execute"], true);
+
+    // The saved rule pasted back without its version is taken at the stored one.
+    let mut pasted = created.clone();
+    pasted.as_object_mut().map(|o| o.remove("version"));
+    let (_, _, body) = send(
+        &api.service,
+        TestRequest::post()
+            .uri("/api/rules/test")
+            .insert_header(auth())
+            .set_json(json!({"rule": pasted, "event": event(json!({})), "live": true})),
+    )
+    .await;
+    assert_eq!(body["live"]["reasons"], json!([]), "{body}");
+
+    // Another livestream's event never reaches this rule in a worker.
+    let other = event(json!({"livestream_id": "0e2a9c1b-0000-4000-8000-00000000ffff"}));
+    let (_, _, body) = send(&api.service, live_by_id(other)).await;
+    assert_eq!(
+        body["live"]["reasons"],
+        json!(["livestream_not_matched"]),
+        "{body}"
+    );
+
+    // Too old for its only action: it would be skipped, not executed.
+    let old = (chrono::Utc::now() - chrono::TimeDelta::seconds(120)).to_rfc3339();
+    let (_, _, body) = send(&api.service, live_by_id(event(json!({"occurred_at": old})))).await;
+    assert_eq!(body["live"]["reasons"], json!(["stale"]), "{body}");
+
+    // Decided and recorded long ago (nothing of it left in Redis): already processed.
+    let decided = event(json!({}));
+    let mut conn = api.db.conn().await.expect("db");
+    record_batch(
+        &mut conn,
+        &Decided {
+            suppressions: vec![SuppressionRow {
+                rule_id: uuid::Uuid::parse_str(&id).expect("uuid"),
+                event_id: uuid::Uuid::parse_str(decided["id"].as_str().expect("id")).expect("uuid"),
+                suppressed_at: chrono::Utc::now(),
+            }],
+            ..Decided::default()
+        },
+    )
+    .await
+    .expect("record");
+    let (_, _, body) = send(&api.service, live_by_id(decided)).await;
+    assert_eq!(
+        body["live"]["reasons"],
+        json!(["already_processed"]),
+        "{body}"
+    );
+
+    // Both `rule` and `rule_id`: one of them.
+    let (status, _, body) = send(
+        &api.service,
+        TestRequest::post()
+            .uri("/api/rules/test")
+            .insert_header(auth())
+            .set_json(json!({"rule": created, "rule_id": id, "event": event(json!({}))})),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+}

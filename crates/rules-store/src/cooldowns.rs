@@ -115,3 +115,46 @@ pub async fn clear<C: ConnectionLike + Send>(
     let deleted: Vec<i64> = pipe.query_async(conn).await?;
     Ok(deleted.into_iter().filter(|d| *d > 0).count())
 }
+
+/// Keeps the rule's running cooldowns alive for a longer `cooldown_seconds` (after
+/// an edit raised it): each key lives until its start plus the new duration plus the
+/// gate's grace, never shorter than it already would. Returns how many it extended.
+/// (A lowered duration needs nothing: the gate measures each cooldown with the
+/// rule's current one.)
+pub async fn retime<C: ConnectionLike + Send>(
+    conn: &mut C,
+    rule_id: Uuid,
+    cooldown_seconds: u32,
+    now_ms: i64,
+) -> Result<usize, RedisError> {
+    let started: Vec<(String, i64)> = redis::cmd("ZRANGE")
+        .arg(keys::cooldown_index(rule_id))
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(conn)
+        .await?;
+    let lasting = i64::from(cooldown_seconds) * 1000 + rules_core::clock::MAX_EVENT_AGE_MS;
+    let mut pipe = redis::pipe();
+    let mut longest = 0;
+    for (scope, start) in &started {
+        let ttl = start + lasting - now_ms;
+        if ttl > 0 {
+            longest = longest.max(ttl);
+            pipe.cmd("PEXPIRE")
+                .arg(keys::cooldown(rule_id, scope))
+                .arg(ttl)
+                .arg("GT");
+        }
+    }
+    if longest == 0 {
+        return Ok(0);
+    }
+    pipe.cmd("PEXPIRE")
+        .arg(keys::cooldown_index(rule_id))
+        .arg(longest)
+        .arg("GT")
+        .ignore();
+    let extended: Vec<i64> = pipe.query_async(conn).await?;
+    Ok(extended.into_iter().filter(|e| *e == 1).count())
+}

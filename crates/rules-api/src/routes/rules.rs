@@ -224,14 +224,14 @@ fn check(pre: &Precondition, current: i32) -> Result<(), ApiError> {
     }
 }
 
-/// Writes `spec` over rule `id` if it is still at `based_on`.
+/// Writes `spec` over rule `current` if it is still at its version.
 async fn store_replacement(
     state: &AppState,
-    id: Uuid,
+    current: &RuleRow,
     spec: RuleSpec,
-    based_on: i32,
     pre: &Precondition,
 ) -> Result<HttpResponse, ApiError> {
+    let (id, based_on) = (current.id, current.version);
     let at = now();
     let row = RuleRow::from_rule(&Rule {
         id,
@@ -244,6 +244,9 @@ async fn store_replacement(
     match store::replace(&mut conn, &row, Some(based_on)).await? {
         Ok(updated) => {
             tracing::info!(rule_id = %id, version = updated.version, "rule updated");
+            if updated.cooldown_seconds > current.cooldown_seconds {
+                extend_cooldowns(state, &updated).await;
+            }
             Ok(rule_response(actix_web::http::StatusCode::OK, &updated))
         }
         Err(ReplaceError::NotFound) => Err(ApiError::rule_not_found(id)),
@@ -258,6 +261,26 @@ async fn store_replacement(
                 current,
             },
         }),
+    }
+}
+
+/// A raised `cooldown_seconds` applies to running cooldowns too: their Redis keys are
+/// kept alive for the new duration. The change is committed already, so a Redis
+/// error here is logged, not returned: those cooldowns then end at their old time.
+async fn extend_cooldowns(state: &AppState, rule: &RuleRow) {
+    let seconds = u32::try_from(rule.cooldown_seconds).unwrap_or(0);
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let extended = match state.redis().await {
+        Ok(mut conn) => rules_store::cooldowns::retime(&mut conn, rule.id, seconds, now_ms)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match extended {
+        Ok(n) => tracing::info!(rule_id = %rule.id, extended = n, "running cooldowns extended"),
+        Err(error) => {
+            tracing::warn!(rule_id = %rule.id, %error, "running cooldowns could not be extended")
+        }
     }
 }
 
@@ -290,7 +313,7 @@ pub async fn replace_rule(
     let spec = validated(&state, &body).await?;
     let current = state.find_rule(id).await?;
     check(&pre, current.version)?;
-    store_replacement(&state, id, spec, current.version, &pre).await
+    store_replacement(&state, &current, spec, &pre).await
 }
 
 /// Change part of a rule with a JSON Merge Patch (RFC 7396); the result is validated whole.
@@ -347,7 +370,7 @@ pub async fn patch_rule(
     let mut merged = current.spec_json();
     json_patch::merge(&mut merged, &patch);
     let spec = validated(&state, &merged).await?;
-    store_replacement(&state, id, spec, current.version, &pre).await
+    store_replacement(&state, &current, spec, &pre).await
 }
 
 /// Delete a rule. Its executions and counters are kept.
