@@ -458,13 +458,40 @@ fn json_eq(value: &Value, operand: &Value, ignore_case: bool) -> bool {
     }
 }
 
-/// Numeric order: exact for integers, IEEE for the rest.
+/// Numeric order, exact: integers against integers and against floats compare by
+/// value (`9007199254740993 > 9007199254740992.0`, which a conversion to f64 would
+/// call equal); floats against floats as IEEE does.
 fn num_cmp(a: &Number, b: &Number) -> Option<Ordering> {
-    if let (Some(x), Some(y)) = (a.as_i64(), b.as_i64()) {
-        return Some(x.cmp(&y));
+    match (integer(a), integer(b)) {
+        (Some(x), Some(y)) => Some(x.cmp(&y)),
+        (Some(x), None) => int_float_cmp(x, b.as_f64()?),
+        (None, Some(y)) => int_float_cmp(y, a.as_f64()?).map(Ordering::reverse),
+        (None, None) => a.as_f64()?.partial_cmp(&b.as_f64()?),
     }
-    if let (Some(x), Some(y)) = (a.as_u64(), b.as_u64()) {
-        return Some(x.cmp(&y));
+}
+
+fn integer(n: &Number) -> Option<i128> {
+    n.as_i64()
+        .map(i128::from)
+        .or_else(|| n.as_u64().map(i128::from))
+}
+
+/// `i` against `f`, exactly.
+fn int_float_cmp(i: i128, f: f64) -> Option<Ordering> {
+    if f.is_nan() {
+        return None;
     }
-    a.as_f64()?.partial_cmp(&b.as_f64()?)
+    // Beyond ±2^127 every i128 is on one side.
+    if f >= 1.7e38 {
+        return Some(Ordering::Less);
+    }
+    if f <= -1.7e38 {
+        return Some(Ordering::Greater);
+    }
+    let floor = f.floor();
+    // `floor` is integral and in range: the conversion is exact.
+    match i.cmp(&(floor as i128)) {
+        Ordering::Equal if f > floor => Some(Ordering::Less),
+        other => Some(other),
+    }
 }
