@@ -17,6 +17,8 @@ pub enum ApiError {
     BadRequest { code: &'static str, message: String },
     #[error("{0}")]
     NotFound(String),
+    #[error("{method} is not a method of this resource; it takes {allow}")]
+    MethodNotAllowed { method: String, allow: String },
     #[error("version {expected} does not match the current version {current}")]
     Conflict { expected: i32, current: i32 },
     #[error("If-Match {expected} does not match the current version {current}")]
@@ -77,6 +79,7 @@ impl ApiError {
             ApiError::Validation(_) => "validation_failed",
             ApiError::BadRequest { code, .. } => code,
             ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Conflict { .. } => "version_conflict",
             ApiError::PreconditionFailed { .. } => "precondition_failed",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
@@ -108,6 +111,7 @@ impl ResponseError for ApiError {
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -128,8 +132,14 @@ impl ResponseError for ApiError {
             _ => {}
         }
         let mut response = HttpResponse::build(self.status_code());
-        if matches!(self, ApiError::Unauthorized) {
-            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        match self {
+            ApiError::Unauthorized => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            ApiError::MethodNotAllowed { allow, .. } => {
+                response.insert_header((header::ALLOW, allow.as_str()));
+            }
+            _ => {}
         }
         response.json(self.body())
     }
@@ -209,15 +219,14 @@ pub fn query_error(
     ApiError::bad_request("bad_query", format!("invalid query parameters: {err}")).into()
 }
 
-/// A malformed id in a path names no rule: 404.
+/// A malformed id in a path names no rule: 404; unless the path is another route's
+/// (`GET /api/rules/test`), which takes other methods: 405.
 pub fn path_error(
     err: actix_web::error::PathError,
-    _req: &actix_web::HttpRequest,
+    req: &actix_web::HttpRequest,
 ) -> actix_web::Error {
-    ApiError::NotFound(format!("no such resource ({err})")).into()
-}
-
-/// Unmatched routes.
-pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::NotFound("no such route".into()))
+    req.app_data::<actix_web::web::Data<crate::unmatched::KnownRoutes>>()
+        .and_then(|routes| routes.refusal(req))
+        .unwrap_or_else(|| ApiError::NotFound(format!("no such resource ({err})")))
+        .into()
 }

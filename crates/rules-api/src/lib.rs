@@ -15,6 +15,7 @@ pub mod query_guard;
 pub mod request;
 pub mod routes;
 pub mod state;
+pub mod unmatched;
 
 pub use state::AppState;
 
@@ -107,9 +108,11 @@ pub fn app(
                 ),
         )
         .split_for_parts();
-    app.service(metrics::scrape)
+    let known = web::Data::new(unmatched::KnownRoutes::of(&openapi));
+    app.app_data(known)
+        .service(metrics::scrape)
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi))
-        .default_service(web::to(error::not_found))
+        .default_service(web::to(unmatched::unmatched))
         .wrap(from_fn(body_deadline::enforce))
         .wrap(from_fn(metrics::record))
         .wrap(cors)

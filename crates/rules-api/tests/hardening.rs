@@ -281,3 +281,38 @@ async fn unknown_query_parameters_are_a_400_naming_them() {
         );
     }
 }
+
+#[actix_web::test]
+async fn a_known_path_with_another_method_is_a_405_naming_the_methods() {
+    use actix_web::http::Method;
+    let api = start().await;
+    let rule = "/api/rules/6f1c2d3e-0000-4000-8000-000000000001";
+    for (method, path, allow) in [
+        ("TRACE", rule, "GET, PUT, PATCH, DELETE"),
+        ("FROBNICATE", "/api/rules", "GET, POST"),
+        ("GET", "/api/rules/test", "POST"),
+        ("DELETE", "/health/live", "GET"),
+        ("POST", "/metrics", "GET"),
+    ] {
+        let request = TestRequest::default()
+            .method(Method::from_bytes(method.as_bytes()).expect("method"))
+            .uri(path)
+            .insert_header(auth());
+        let (status, headers, body) = send(&api.service, request).await;
+        assert_eq!(status, 405, "{method} {path}: {body}");
+        assert_eq!(
+            headers.get("allow").and_then(|v| v.to_str().ok()),
+            Some(allow),
+            "{method} {path}"
+        );
+        assert_eq!(body["error"]["code"], "method_not_allowed");
+    }
+    let (status, _, _) = send(
+        &api.service,
+        TestRequest::get()
+            .uri("/api/nothing-here")
+            .insert_header(auth()),
+    )
+    .await;
+    assert_eq!(status, 404);
+}

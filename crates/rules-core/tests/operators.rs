@@ -117,9 +117,24 @@ fn ordering_operators() {
     assert!(leaf("data.n", "lte", json!(10), d.clone()));
     // Exact beyond 2^53, where a conversion to f64 would make them equal.
     let big = json!({"n": 9_007_199_254_740_993_u64, "neg": -9_007_199_254_740_993_i64});
-    assert!(leaf("data.n", "gt", json!(9_007_199_254_740_992.0), big.clone()));
-    assert!(!leaf("data.n", "eq", json!(9_007_199_254_740_992.0), big.clone()));
-    assert!(leaf("data.neg", "lt", json!(-9_007_199_254_740_992.0), big.clone()));
+    assert!(leaf(
+        "data.n",
+        "gt",
+        json!(9_007_199_254_740_992.0),
+        big.clone()
+    ));
+    assert!(!leaf(
+        "data.n",
+        "eq",
+        json!(9_007_199_254_740_992.0),
+        big.clone()
+    ));
+    assert!(leaf(
+        "data.neg",
+        "lt",
+        json!(-9_007_199_254_740_992.0),
+        big.clone()
+    ));
     assert!(leaf("data.n", "lt", json!(1e300), big.clone()));
     assert!(leaf("data.x", "gt", json!(2), d.clone()), "2.5 > 2");
     assert!(leaf("data.x", "lt", json!(3), d.clone()), "2.5 < 3");
