@@ -4,6 +4,7 @@
 pub mod analytics;
 pub mod auth;
 pub mod body_deadline;
+pub mod content_type;
 pub mod draft;
 pub mod error;
 pub mod health;
@@ -86,6 +87,7 @@ pub fn app(
         .service(health::ready)
         .service(
             scope("/api")
+                .wrap(from_fn(content_type::require_known))
                 .wrap(from_fn(query_guard::refuse_nul))
                 .wrap(from_fn(auth::require_key))
                 .service(routes::rules::create_rule)

@@ -316,3 +316,56 @@ async fn a_known_path_with_another_method_is_a_405_naming_the_methods() {
     .await;
     assert_eq!(status, 404);
 }
+
+#[actix_web::test]
+async fn bodies_are_json_only_and_keys_distinct_as_in_events() {
+    let api = start().await;
+    let body = rule_body("typed").to_string();
+    for content_type in [
+        "application/json-patch+json",
+        "application/vnd.api+json",
+        "text/plain",
+    ] {
+        let (status, _, reply) = send(
+            &api.service,
+            TestRequest::post()
+                .uri("/api/rules")
+                .insert_header(auth())
+                .insert_header(("content-type", content_type))
+                .set_payload(body.clone()),
+        )
+        .await;
+        assert_eq!(status, 415, "{content_type}: {reply}");
+        assert!(
+            reply["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("application/json")),
+            "{reply}"
+        );
+    }
+    // A duplicate key, at the top or nested, is refused as the worker refuses it in
+    // an event: neither reader picks one of the two.
+    let doubled = body.replacen(r#""name":"typed""#, r#""name":"typed","name":"other""#, 1);
+    assert_ne!(doubled, body);
+    let nested = body.replacen(r#""value":10"#, r#""value":10,"value":1000"#, 1);
+    assert_ne!(nested, body);
+    for payload in [doubled, nested] {
+        let (status, _, reply) = send(
+            &api.service,
+            TestRequest::post()
+                .uri("/api/rules")
+                .insert_header(auth())
+                .insert_header(("content-type", "application/json"))
+                .set_payload(payload),
+        )
+        .await;
+        assert_eq!(status, 400, "{reply}");
+        assert_eq!(reply["error"]["code"], "malformed_json");
+        assert!(
+            reply["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("duplicate key")),
+            "{reply}"
+        );
+    }
+}

@@ -99,7 +99,7 @@ struct RawEnvelope<'a> {
     #[serde(borrow, default)]
     occurred_at: Option<&'a RawValue>,
     #[serde(default)]
-    data: Option<Value>,
+    data: Option<crate::Strict>,
 }
 
 impl Event {
@@ -193,7 +193,7 @@ impl Event {
             None => default_time.unwrap_or_else(Utc::now),
             Some(text) => parse_time(&text)?,
         };
-        let data = match raw.data {
+        let data = match raw.data.map(|d| d.0) {
             None | Some(Value::Null) => Value::Object(Map::new()),
             Some(data @ Value::Object(_)) => data,
             Some(_) => return Err(invalid("data", "must be a JSON object")),
@@ -265,7 +265,7 @@ impl Event {
         };
         let data = match field("data") {
             None => Value::Object(Map::new()),
-            Some(bytes) => match serde_json::from_slice(bytes) {
+            Some(bytes) => match serde_json::from_slice::<crate::Strict>(bytes).map(|d| d.0) {
                 Ok(Value::Null) => Value::Object(Map::new()),
                 Ok(data @ Value::Object(_)) => data,
                 Ok(_) => return Err(invalid("data", "must be a JSON object")),
@@ -424,6 +424,34 @@ mod tests {
                 EnvelopeError::InvalidJson(String::new()),
             ),
             (vec![("event", "[1]".into())], EnvelopeError::NotAnObject),
+            // Duplicate keys, at the top and inside `data`, in both forms.
+            (
+                vec![(
+                    "event",
+                    format!(
+                        r#"{{"id": "{ID}", "id": "{ID}", "type": "t", "livestream_id": "{LS}"}}"#
+                    ),
+                )],
+                EnvelopeError::InvalidJson(String::new()),
+            ),
+            (
+                vec![(
+                    "event",
+                    format!(
+                        r#"{{"id": "{ID}", "type": "t", "livestream_id": "{LS}", "data": {{"a": 1, "a": 2}}}}"#
+                    ),
+                )],
+                EnvelopeError::InvalidJson(String::new()),
+            ),
+            (
+                vec![
+                    ("id", ID.into()),
+                    ("type", "t".into()),
+                    ("livestream_id", LS.into()),
+                    ("data", r#"{"a": 1, "a": 2}"#.into()),
+                ],
+                invalid("data", ""),
+            ),
             (
                 vec![(
                     "event",

@@ -22,6 +22,7 @@ mod problems;
 mod publish;
 pub mod simulate;
 mod status;
+mod strict_json;
 mod template;
 pub mod validate;
 #[cfg(feature = "workload")]
@@ -38,5 +39,6 @@ pub use path::FieldPath;
 pub use problems::truncated;
 pub use publish::{PublishPolicy, SERVICE_KEY_PREFIX};
 pub use status::Status;
+pub use strict_json::Strict;
 pub use template::RenderError;
 pub use validate::{limits, parse_rule_spec, FieldError, ValidationErrors};

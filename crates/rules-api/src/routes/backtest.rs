@@ -116,9 +116,9 @@ fn invalid(path: &str, message: impl Into<String>) -> ApiError {
 #[post("/rules/backtest")]
 pub async fn backtest(
     state: web::Data<AppState>,
-    body: web::Json<Value>,
+    body: web::Json<rules_core::Strict>,
 ) -> Result<HttpResponse, ApiError> {
-    let request: BacktestRequest = crate::request::parse(body.into_inner())?;
+    let request: BacktestRequest = crate::request::parse(body.into_inner().0)?;
     let unknown = crate::request::unknown_fields(&request.unknown);
     if !unknown.is_empty() {
         return Err(ApiError::Validation(unknown));

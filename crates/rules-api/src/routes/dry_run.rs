@@ -274,9 +274,9 @@ fn prepare(
 #[post("/rules/test")]
 pub async fn dry_run(
     state: web::Data<AppState>,
-    body: web::Json<Value>,
+    body: web::Json<rules_core::Strict>,
 ) -> Result<HttpResponse, ApiError> {
-    let request: DryRunRequest = crate::request::parse(body.into_inner())?;
+    let request: DryRunRequest = crate::request::parse(body.into_inner().0)?;
     let stored = match request.rule_id {
         Some(id) => Some(state.find_rule(id).await?.compile()?),
         None => None,

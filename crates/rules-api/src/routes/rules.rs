@@ -82,8 +82,9 @@ fn now() -> chrono::DateTime<Utc> {
 #[post("/rules")]
 pub async fn create_rule(
     state: web::Data<AppState>,
-    body: web::Json<Value>,
+    body: web::Json<rules_core::Strict>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner().0;
     let spec = validated(&state, &body).await?;
     let at = now();
     let rule = Rule {
@@ -306,9 +307,10 @@ pub async fn replace_rule(
     state: web::Data<AppState>,
     req: HttpRequest,
     id: web::Path<Uuid>,
-    body: web::Json<Value>,
+    body: web::Json<rules_core::Strict>,
 ) -> Result<HttpResponse, ApiError> {
     let id = *id;
+    let body = body.into_inner().0;
     let pre = precondition(&req, &body)?;
     let spec = validated(&state, &body).await?;
     let current = state.find_rule(id).await?;
@@ -340,24 +342,10 @@ pub async fn patch_rule(
     state: web::Data<AppState>,
     req: HttpRequest,
     id: web::Path<Uuid>,
-    patch: web::Json<Value>,
+    patch: web::Json<rules_core::Strict>,
 ) -> Result<HttpResponse, ApiError> {
     let id = *id;
-    // actix accepts every `+json` type; JSON Patch (RFC 6902) is a different format.
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if content_type
-        .trim_start()
-        .starts_with("application/json-patch+json")
-    {
-        return Err(ApiError::UnsupportedMediaType(
-            "PATCH takes a JSON Merge Patch (application/merge-patch+json), not a JSON Patch"
-                .into(),
-        ));
-    }
+    let patch = patch.into_inner().0;
     if !patch.is_object() {
         return Err(ApiError::Validation(vec![rules_core::FieldError {
             path: String::new(),
