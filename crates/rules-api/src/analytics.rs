@@ -1,7 +1,13 @@
 //! Analytics from per-minute counters: totals, rates, percentiles and a series with
-//! every bucket of the range present (zeros where nothing happened).
+//! every bucket of the range present (zeros where nothing happened). Hour and day
+//! buckets start at the hours and midnights of a time zone (`tz`, an IANA name;
+//! UTC by default), so a day bucket is 23 or 25 hours long across a daylight-saving
+//! change; minute counters are summed into them.
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{
+    DateTime, DurationRound, FixedOffset, LocalResult, TimeDelta, TimeZone, Timelike, Utc,
+};
+use chrono_tz::Tz;
 use rules_store::db::stats::{histogram_add, percentile_ms, StatsRow};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -35,6 +41,8 @@ pub struct Analytics {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
     pub bucket: Bucket,
+    /// The time zone whose hours and midnights the buckets start at.
+    pub tz: String,
     /// Trigger firings: the condition held (and a threshold, if any, was reached).
     pub matched: i64,
     pub executed: i64,
@@ -55,7 +63,10 @@ pub struct Analytics {
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SeriesPoint {
-    pub bucket_start: DateTime<Utc>,
+    /// RFC 3339 with the time zone's offset at that instant (`Z` for UTC).
+    #[serde(serialize_with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub bucket_start: DateTime<FixedOffset>,
     pub matched: i64,
     pub executed: i64,
     pub suppressed_by_cooldown: i64,
@@ -68,7 +79,6 @@ pub struct SeriesPoint {
 pub fn range(
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
-    bucket: Bucket,
     now: DateTime<Utc>,
 ) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
     // Buckets are computed in nanoseconds (chrono's rounding): 1677–2262.
@@ -97,49 +107,99 @@ pub fn range(
     let from = from
         .duration_trunc(TimeDelta::minutes(1))
         .map_err(ApiError::internal)?;
-    let start = align(from, bucket)?;
-    // The series has a bucket for every start before `to`.
-    let width = bucket.width().num_seconds();
-    let buckets = ((to - start).num_seconds() + width - 1) / width;
-    if buckets > MAX_BUCKETS {
-        return Err(ApiError::bad_request(
-            "bad_query",
-            format!("the range holds {buckets} {bucket:?} buckets, over the limit of {MAX_BUCKETS}; use a wider bucket"),
-        ));
-    }
     Ok((from, to))
 }
 
-fn align(t: DateTime<Utc>, bucket: Bucket) -> Result<DateTime<Utc>, ApiError> {
-    t.duration_trunc(bucket.width()).map_err(ApiError::internal)
+/// The time zone a `tz` parameter names (default UTC).
+pub fn time_zone(name: Option<&str>) -> Result<Tz, ApiError> {
+    match name {
+        None => Ok(Tz::UTC),
+        Some(name) => name.parse::<Tz>().map_err(|_| {
+            ApiError::bad_request(
+                "bad_query",
+                format!("`tz` is not an IANA time zone name (like Europe/Berlin): {name:?}"),
+            )
+        }),
+    }
 }
 
-/// Aggregates a rule's minutes in `[from, to)` into the analytics body.
-pub fn aggregate(
-    rule_id: Uuid,
+/// The starts of the buckets covering `[from, to)` in `tz`, the first at or before
+/// `from`; at most [`MAX_BUCKETS`].
+pub fn starts(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     bucket: Bucket,
+    tz: Tz,
+) -> Result<Vec<DateTime<Utc>>, ApiError> {
+    let mut starts: Vec<DateTime<Utc>> = Vec::new();
+    let mut t = floor(from, bucket, tz);
+    while t < to {
+        if starts.len() as i64 >= MAX_BUCKETS {
+            let width = bucket.width().num_seconds();
+            let buckets = ((to - starts[0]).num_seconds() + width - 1) / width;
+            return Err(ApiError::bad_request(
+                "bad_query",
+                format!("the range holds {buckets} {bucket:?} buckets, over the limit of {MAX_BUCKETS}; use a wider bucket"),
+            ));
+        }
+        starts.push(t);
+        t = match bucket {
+            Bucket::Minute => t + TimeDelta::minutes(1),
+            // The next local hour or midnight, whatever the day's length (23 to 25 h).
+            Bucket::Hour => floor(t + TimeDelta::hours(1), bucket, tz),
+            Bucket::Day => floor(t + TimeDelta::hours(26), bucket, tz),
+        };
+    }
+    Ok(starts)
+}
+
+/// The start of the bucket holding `t` in `tz`.
+fn floor(t: DateTime<Utc>, bucket: Bucket, tz: Tz) -> DateTime<Utc> {
+    let local = t.with_timezone(&tz).naive_local();
+    let start = match bucket {
+        Bucket::Minute => return t.duration_trunc(TimeDelta::minutes(1)).unwrap_or(t),
+        Bucket::Hour => local.date().and_hms_opt(local.hour(), 0, 0),
+        Bucket::Day => local.date().and_hms_opt(0, 0, 0),
+    };
+    instant(tz, start.unwrap_or(local), t)
+}
+
+/// The instant a local time names, not after `at_most`: in a fall-back overlap the
+/// later of the two that is not after it, in a spring-forward gap the first instant
+/// after the gap.
+fn instant(tz: Tz, mut local: chrono::NaiveDateTime, at_most: DateTime<Utc>) -> DateTime<Utc> {
+    for _ in 0..=24 * 60 {
+        match tz.from_local_datetime(&local) {
+            LocalResult::Single(d) => return d.with_timezone(&Utc),
+            LocalResult::Ambiguous(earlier, later) => {
+                let later = later.with_timezone(&Utc);
+                return if later <= at_most {
+                    later
+                } else {
+                    earlier.with_timezone(&Utc)
+                };
+            }
+            LocalResult::None => local += TimeDelta::minutes(1),
+        }
+    }
+    at_most
+}
+
+fn rfc3339<S: serde::Serializer>(t: &DateTime<FixedOffset>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+}
+
+/// Aggregates a rule's minutes in `[from, to)` into the analytics body, in the
+/// buckets of `tz` that start at `starts` (from [`starts`]).
+pub fn aggregate(
+    rule_id: Uuid,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    bucket: Bucket,
+    (tz, starts): (Tz, &[DateTime<Utc>]),
     rows: &[StatsRow],
 ) -> Result<Analytics, ApiError> {
-    let width = bucket.width();
-    let start = align(from, bucket)?;
-    let mut series = Vec::new();
-    let mut t = start;
-    while t < to {
-        series.push(SeriesPoint {
-            bucket_start: t,
-            matched: 0,
-            executed: 0,
-            suppressed_by_cooldown: 0,
-            skipped: 0,
-            succeeded: 0,
-            failed: 0,
-        });
-        t += width;
-    }
-    let mut totals = SeriesPoint {
-        bucket_start: start,
+    let point = |t: DateTime<Utc>| SeriesPoint {
+        bucket_start: t.with_timezone(&tz).fixed_offset(),
         matched: 0,
         executed: 0,
         suppressed_by_cooldown: 0,
@@ -147,6 +207,8 @@ pub fn aggregate(
         succeeded: 0,
         failed: 0,
     };
+    let mut series: Vec<SeriesPoint> = starts.iter().map(|t| point(*t)).collect();
+    let mut totals = point(starts.first().copied().unwrap_or(from));
     let mut histogram = Vec::new();
     let mut duration_sum = 0i64;
     let mut last_executed_at: Option<DateTime<Utc>> = None;
@@ -154,11 +216,9 @@ pub fn aggregate(
         if row.bucket_start < from || row.bucket_start >= to {
             continue;
         }
-        let index = ((row.bucket_start - start).num_seconds() / width.num_seconds()) as usize;
-        for point in [series.get_mut(index), Some(&mut totals)]
-            .into_iter()
-            .flatten()
-        {
+        let index = starts.partition_point(|t| *t <= row.bucket_start);
+        let in_series = index.checked_sub(1).and_then(|i| series.get_mut(i));
+        for point in [in_series, Some(&mut totals)].into_iter().flatten() {
             point.matched += row.matched;
             point.executed += row.executed;
             point.suppressed_by_cooldown += row.suppressed_by_cooldown;
@@ -176,6 +236,7 @@ pub fn aggregate(
         from,
         to,
         bucket,
+        tz: tz.name().to_owned(),
         matched: totals.matched,
         executed,
         suppressed_by_cooldown: totals.suppressed_by_cooldown,
@@ -229,11 +290,13 @@ mod tests {
             row("2026-11-24T12:30:00Z", 1, 0, 3, 1000),
             row("2026-11-24T14:00:00Z", 5, 0, 0, 1),
         ];
+        let (from, to) = (t("2026-11-24T10:00:00Z"), t("2026-11-24T13:00:00Z"));
+        let starts = starts(from, to, Bucket::Hour, Tz::UTC).expect("starts");
         let a = aggregate(
             Uuid::nil(),
-            t("2026-11-24T10:00:00Z"),
-            t("2026-11-24T13:00:00Z"),
+            (from, to),
             Bucket::Hour,
+            (Tz::UTC, &starts),
             &rows,
         )
         .expect("aggregates");
@@ -257,11 +320,13 @@ mod tests {
 
     #[test]
     fn empty_ranges_have_no_rates() {
+        let (from, to) = (t("2026-11-24T10:00:00Z"), t("2026-11-24T10:03:00Z"));
+        let starts = starts(from, to, Bucket::Minute, Tz::UTC).expect("starts");
         let a = aggregate(
             Uuid::nil(),
-            t("2026-11-24T10:00:00Z"),
-            t("2026-11-24T10:03:00Z"),
+            (from, to),
             Bucket::Minute,
+            (Tz::UTC, &starts),
             &[],
         )
         .expect("aggregates");
@@ -275,36 +340,26 @@ mod tests {
     #[test]
     fn ranges_are_checked() {
         let now = t("2026-11-24T10:00:00Z");
-        assert!(range(Some(now), Some(now), Bucket::Hour, now).is_err());
-        assert!(range(
-            Some(now - TimeDelta::days(30)),
-            Some(now),
-            Bucket::Minute,
-            now
-        )
-        .is_err());
-        assert!(range(
-            Some(now - TimeDelta::days(30)),
-            Some(now),
-            Bucket::Hour,
-            now
-        )
-        .is_ok());
-        let (from, to) = range(None, None, Bucket::Hour, now).expect("default range");
+        let utc = Tz::UTC;
+        let buckets = |from: DateTime<Utc>, bucket| {
+            let (from, to) = range(Some(from), Some(now), now)?;
+            starts(from, to, bucket, utc)
+        };
+        assert!(range(Some(now), Some(now), now).is_err());
+        assert!(buckets(now - TimeDelta::days(30), Bucket::Minute).is_err());
+        assert!(buckets(now - TimeDelta::days(30), Bucket::Hour).is_ok());
+        let (from, to) = range(None, None, now).expect("default range");
         assert_eq!((to - from).num_hours(), 24);
         // Exactly seven days of minutes is exactly the limit.
-        assert!(range(
-            Some(now - TimeDelta::days(7)),
-            Some(now),
-            Bucket::Minute,
-            now
-        )
-        .is_ok());
-        assert!(range(
-            Some(now - TimeDelta::days(7) - TimeDelta::minutes(1)),
-            Some(now),
-            Bucket::Minute,
-            now
+        assert_eq!(
+            buckets(now - TimeDelta::days(7), Bucket::Minute)
+                .map(|s| s.len())
+                .ok(),
+            Some(10_080)
+        );
+        assert!(buckets(
+            now - TimeDelta::days(7) - TimeDelta::minutes(1),
+            Bucket::Minute
         )
         .is_err());
         // Out-of-range times are a 400 naming the parameter, never a 500.
@@ -315,12 +370,109 @@ mod tests {
             (None, Some(far), "to"),
             (Some(old), Some(far), "from"),
         ] {
-            match range(from, to, Bucket::Day, now) {
+            match range(from, to, now) {
                 Err(ApiError::BadRequest { message, .. }) => {
                     assert!(message.contains(name), "{message}")
                 }
                 other => panic!("{other:?}"),
             }
         }
+        assert!(time_zone(Some("Mars/Olympus")).is_err());
+        assert_eq!(time_zone(None).map(|tz| tz.name()).ok(), Some("UTC"));
+    }
+
+    fn labels(from: &str, to: &str, bucket: Bucket, tz: &str) -> Vec<String> {
+        let tz = time_zone(Some(tz)).expect("tz");
+        let starts = starts(t(from), t(to), bucket, tz).expect("starts");
+        let a = aggregate(Uuid::nil(), (t(from), t(to)), bucket, (tz, &starts), &[])
+            .expect("aggregates");
+        a.series
+            .iter()
+            .map(|p| {
+                serde_json::to_value(p).expect("json")["bucket_start"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn days_start_at_local_midnight_across_daylight_saving() {
+        // Berlin: 23 hours on 2026-03-29, 25 hours on 2026-10-25.
+        assert_eq!(
+            labels(
+                "2026-03-28T00:00:00+01:00",
+                "2026-03-31T00:00:00+02:00",
+                Bucket::Day,
+                "Europe/Berlin"
+            ),
+            vec![
+                "2026-03-28T00:00:00+01:00",
+                "2026-03-29T00:00:00+01:00",
+                "2026-03-30T00:00:00+02:00"
+            ]
+        );
+        assert_eq!(
+            labels(
+                "2026-10-25T00:00:00+02:00",
+                "2026-10-27T00:00:00+01:00",
+                Bucket::Day,
+                "Europe/Berlin"
+            ),
+            vec!["2026-10-25T00:00:00+02:00", "2026-10-26T00:00:00+01:00"]
+        );
+        // The hour that happens twice is two buckets.
+        assert_eq!(
+            labels(
+                "2026-10-25T01:00:00+02:00",
+                "2026-10-25T03:00:00+01:00",
+                Bucket::Hour,
+                "Europe/Berlin"
+            ),
+            vec![
+                "2026-10-25T01:00:00+02:00",
+                "2026-10-25T02:00:00+02:00",
+                "2026-10-25T02:00:00+01:00"
+            ]
+        );
+        // Half-hour offsets: hours start at :30 UTC; from mid-hour, the first bucket
+        // starts at the local hour before it.
+        assert_eq!(
+            labels(
+                "2026-11-24T10:45:00Z",
+                "2026-11-24T12:00:00Z",
+                Bucket::Hour,
+                "Asia/Kolkata"
+            ),
+            vec!["2026-11-24T16:00:00+05:30", "2026-11-24T17:00:00+05:30"]
+        );
+        assert_eq!(
+            labels(
+                "2026-11-24T00:00:00Z",
+                "2026-11-24T02:00:00Z",
+                Bucket::Hour,
+                "UTC"
+            ),
+            vec!["2026-11-24T00:00:00Z", "2026-11-24T01:00:00Z"]
+        );
+    }
+
+    #[test]
+    fn minutes_sum_into_local_days() {
+        let tz = time_zone(Some("America/New_York")).expect("tz");
+        let (from, to) = (t("2026-11-24T05:00:00Z"), t("2026-11-26T05:00:00Z"));
+        let starts = starts(from, to, Bucket::Day, tz).expect("starts");
+        let rows = [
+            row("2026-11-25T04:59:00Z", 1, 0, 0, 5), // 23:59 on the 24th, local
+            row("2026-11-25T05:00:00Z", 2, 0, 0, 5), // 00:00 on the 25th
+        ];
+        let a = aggregate(Uuid::nil(), (from, to), Bucket::Day, (tz, &starts), &rows)
+            .expect("aggregates");
+        assert_eq!(
+            a.series.iter().map(|p| p.executed).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        assert_eq!(a.tz, "America/New_York");
     }
 }

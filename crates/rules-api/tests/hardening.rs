@@ -260,8 +260,8 @@ async fn unknown_query_parameters_are_a_400_naming_them() {
             "stauts",
         ),
         (
-            format!("/api/rules/{id}/analytics?bucket=hour&tz=Europe/Berlin"),
-            "tz",
+            format!("/api/rules/{id}/analytics?bucket=hour&timezone=Europe/Berlin"),
+            "timezone",
         ),
         (format!("/api/rules/{id}/cooldowns?keys=u1"), "keys"),
     ] {

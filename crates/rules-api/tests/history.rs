@@ -257,3 +257,69 @@ async fn analytics_from_counters() {
     }
     let _: Value = a;
 }
+
+#[actix_web::test]
+async fn analytics_days_follow_the_streamers_time_zone() {
+    let api = start().await;
+    let rule = create(&api.service, rule_body("tz")).await;
+    let rule_id = Uuid::parse_str(rule["id"].as_str().expect("id")).expect("uuid");
+    let at = |s: &str| {
+        DateTime::parse_from_rfc3339(s)
+            .expect("time")
+            .with_timezone(&Utc)
+    };
+    let mut conn = api.db.conn().await.expect("conn");
+    // Around Berlin's midnight on the night the clocks go back (a 25-hour day).
+    stats::add(
+        &mut conn,
+        &[
+            minute(rule_id, at("2026-10-24T21:59:00Z"), 1, 0, 0, 5), // 23:59 on the 24th
+            minute(rule_id, at("2026-10-24T22:00:00Z"), 2, 0, 0, 5), // 00:00 on the 25th
+            minute(rule_id, at("2026-10-25T22:59:00Z"), 4, 0, 0, 5), // 23:59 on the 25th
+        ],
+    )
+    .await
+    .expect("add");
+    let uri = format!(
+        "/api/rules/{rule_id}/analytics?from=2026-10-24T00:00:00%2B02:00&to=2026-10-26T00:00:00%2B01:00&bucket=day&tz=Europe/Berlin"
+    );
+    let (status, _, a) = send(
+        &api.service,
+        TestRequest::get().uri(&uri).insert_header(auth()),
+    )
+    .await;
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(a["tz"], "Europe/Berlin");
+    let series: Vec<(String, i64)> = a["series"]
+        .as_array()
+        .expect("series")
+        .iter()
+        .map(|p| {
+            (
+                p["bucket_start"].as_str().unwrap_or("").to_owned(),
+                p["executed"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    assert_eq!(
+        series,
+        vec![
+            ("2026-10-24T00:00:00+02:00".to_owned(), 1),
+            ("2026-10-25T00:00:00+02:00".to_owned(), 6),
+        ]
+    );
+    let (status, _, body) = send(
+        &api.service,
+        TestRequest::get()
+            .uri(&format!(
+                "/api/rules/{rule_id}/analytics?tz=Europe/Atlantis"
+            ))
+            .insert_header(auth()),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("tz"));
+}

@@ -318,9 +318,27 @@ fn ignore_case_uses_unicode_folding() {
     // foldings agree with `eq`, the one-to-many ones must be spelt out.
     let greek = leaf_ic("data.greek", "matches", json!("^σίσυφος$"), true, d.clone());
     assert!(greek, "sigma and final sigma fold to one another");
-    assert!(leaf_ic("data.k", "matches", json!("^kelvin$"), true, d.clone()));
-    assert!(!leaf_ic("data.name", "matches", json!("^straße$"), true, d.clone()));
-    assert!(leaf_ic("data.name", "matches", json!("^stra(ß|ss)e$"), true, d));
+    assert!(leaf_ic(
+        "data.k",
+        "matches",
+        json!("^kelvin$"),
+        true,
+        d.clone()
+    ));
+    assert!(!leaf_ic(
+        "data.name",
+        "matches",
+        json!("^straße$"),
+        true,
+        d.clone()
+    ));
+    assert!(leaf_ic(
+        "data.name",
+        "matches",
+        json!("^stra(ß|ss)e$"),
+        true,
+        d
+    ));
 }
 
 #[test]

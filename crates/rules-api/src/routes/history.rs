@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::analytics::{aggregate, range, Analytics, Bucket};
+use crate::analytics::{aggregate, range, starts, time_zone, Analytics, Bucket};
 use crate::error::{ApiError, ErrorBody};
 use crate::pagination;
 use crate::state::AppState;
@@ -62,6 +62,9 @@ pub struct AnalyticsQuery {
     pub to: Option<DateTime<Utc>>,
     /// `minute`, `hour` (default) or `day`.
     pub bucket: Option<Bucket>,
+    /// IANA time zone whose hours and midnights buckets start at (default `UTC`),
+    /// e.g. `Europe/Berlin`.
+    pub tz: Option<String>,
 }
 
 async fn ensure_known(
@@ -158,9 +161,12 @@ pub async fn analytics(
 ) -> Result<HttpResponse, ApiError> {
     let id = *id;
     let bucket = query.bucket.unwrap_or(Bucket::Hour);
-    let (from, to) = range(query.from, query.to, bucket, Utc::now())?;
+    let tz = time_zone(query.tz.as_deref())?;
+    let (from, to) = range(query.from, query.to, Utc::now())?;
+    // Before the database is asked: the range's buckets are within the limit.
+    let starts = starts(from, to, bucket, tz)?;
     let mut conn = state.db().await?;
     ensure_known(&mut conn, id).await?;
     let rows = stats::load_range(&mut conn, id, from, to).await?;
-    Ok(HttpResponse::Ok().json(aggregate(id, from, to, bucket, &rows)?))
+    Ok(HttpResponse::Ok().json(aggregate(id, (from, to), bucket, (tz, &starts), &rows)?))
 }
