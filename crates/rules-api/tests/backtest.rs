@@ -193,3 +193,45 @@ async fn replays_with_cooldowns_and_thresholds_simulated() {
         .expect("del");
     let _: Value = Value::Null;
 }
+
+#[actix_web::test]
+async fn times_before_1970_are_a_422_and_an_outage_a_503_without_its_cause() {
+    let api = start().await;
+    let created = create(&api.service, rule_body("old")).await;
+    let backtest = |body: serde_json::Value| {
+        TestRequest::post()
+            .uri("/api/rules/backtest")
+            .insert_header(auth())
+            .set_json(body)
+    };
+    let (status, _, body) = send(
+        &api.service,
+        backtest(json!({"rule_id": created["id"], "from": "1960-01-01T00:00:00Z"})),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(error_paths(&body), vec!["from"], "{body}");
+
+    // Redis gone away: a 503 that names the service, never Redis's own words.
+    let mut redis = rules_e2e::services::OwnRedis::start().expect("own redis");
+    let url = redis.url();
+    let away = start_with(&[
+        ("RULES__REDIS__URL", url.as_str()),
+        ("RULES__REDIS__CONNECT_TIMEOUT_MS", "300"),
+        ("RULES__REDIS__ACQUIRE_TIMEOUT_MS", "300"),
+    ])
+    .await;
+    redis.kill().expect("kill redis");
+    let created = create(&away.service, rule_body("away")).await;
+    let (status, _, body) = send(
+        &away.service,
+        TestRequest::post()
+            .uri("/api/rules/backtest")
+            .insert_header(auth())
+            .set_json(json!({"rule_id": created["id"]})),
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or("");
+    assert_eq!(message, "Redis is unavailable", "{body}");
+}
