@@ -86,11 +86,15 @@ pub async fn already_decided(
     }
     let rule_ids: Vec<Uuid> = pairs.iter().map(|p| p.0).collect();
     let event_ids: Vec<Uuid> = pairs.iter().map(|p| p.1).collect();
+    // Joins on the unique keys (index-only probes); an `EXISTS` form let the planner
+    // take the executions' (rule_id, executed_at) index and filter a rule's history.
     let found: Vec<PairRow> = diesel::sql_query(
-        "SELECT p.rule_id, p.event_id FROM unnest($1::uuid[], $2::uuid[]) AS p(rule_id, event_id) \
-         WHERE EXISTS (SELECT 1 FROM rule_executions x WHERE x.rule_id = p.rule_id AND x.event_id = p.event_id) \
-            OR EXISTS (SELECT 1 FROM rule_suppressions s WHERE s.rule_id = p.rule_id AND s.event_id = p.event_id) \
-            OR EXISTS (SELECT 1 FROM rule_threshold_counts c WHERE c.rule_id = p.rule_id AND c.event_id = p.event_id)",
+        "WITH p(rule_id, event_id) AS (SELECT * FROM unnest($1::uuid[], $2::uuid[])) \
+         SELECT x.rule_id, x.event_id FROM p JOIN rule_executions x USING (rule_id, event_id) \
+         UNION ALL \
+         SELECT s.rule_id, s.event_id FROM p JOIN rule_suppressions s USING (rule_id, event_id) \
+         UNION ALL \
+         SELECT c.rule_id, c.event_id FROM p JOIN rule_threshold_counts c USING (rule_id, event_id)",
     )
     .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(&rule_ids)
     .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(&event_ids)
