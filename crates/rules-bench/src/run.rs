@@ -194,6 +194,7 @@ impl Setup {
             .arg(&self.dead)
             .query_async(&mut r)
             .await?;
+        self.forget_gate_state(&mut r).await?;
         let mut conn = AsyncPgConnection::establish(&self.admin_url).await?;
         diesel::sql_query(format!(
             "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
@@ -202,6 +203,51 @@ impl Setup {
         .execute(&mut conn)
         .await?;
         Ok(())
+    }
+}
+
+impl Setup {
+    /// Deletes the gate's keys of this run's rules (`re:{<rule id>}:…`: decisions,
+    /// cooldowns, thresholds): they would otherwise stay in the shared Redis for an
+    /// hour, millions of them after a few runs.
+    async fn forget_gate_state(
+        &self,
+        r: &mut redis::aio::MultiplexedConnection,
+    ) -> anyhow::Result<()> {
+        #[derive(diesel::QueryableByName)]
+        struct Id {
+            #[diesel(sql_type = diesel::sql_types::Uuid)]
+            id: uuid::Uuid,
+        }
+        let mut conn = AsyncPgConnection::establish(&self.db_url).await?;
+        let ids: std::collections::HashSet<String> = diesel::sql_query("SELECT id FROM rules")
+            .load::<Id>(&mut conn)
+            .await?
+            .into_iter()
+            .map(|row| row.id.to_string())
+            .collect();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg("re:{*")
+                .arg("COUNT")
+                .arg(10_000)
+                .query_async(r)
+                .await?;
+            let ours: Vec<&String> = keys
+                .iter()
+                .filter(|k| k.get(4..40).is_some_and(|id| ids.contains(id)))
+                .collect();
+            if !ours.is_empty() {
+                let _: () = redis::cmd("UNLINK").arg(ours).query_async(r).await?;
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
     }
 }
 
