@@ -44,16 +44,18 @@ async fn api_serves_probes_and_stops_on_sigterm() -> anyhow::Result<()> {
         .headers()
         .get("location")
         .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+        .map(str::to_owned)
+        .unwrap_or_default();
+    let created: serde_json::Value = created.json().await?;
     let read = client
-        .get(format!(
-            "http://127.0.0.1:{port}{}",
-            location.unwrap_or_default()
-        ))
+        .get(format!("http://127.0.0.1:{port}{location}"))
         .bearer_auth(rules_e2e::TEST_KEY)
         .send()
         .await?;
     assert_eq!(read.status(), 200);
+    // `Location` names the rule just created, and reading it gives it back.
+    let read: serde_json::Value = read.json().await?;
+    assert_eq!(read, created, "{location}");
     let status = api.terminate().await?;
     assert!(status.success(), "exit status {status:?}");
     Ok(())

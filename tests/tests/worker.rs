@@ -287,8 +287,28 @@ async fn malformed_entries_go_to_the_dead_letter_stream() -> anyhow::Result<()> 
     )])
     .await?;
     h.send_fields(&[("something", "else".into())]).await?;
+    // A producer's fields named like ours cannot shadow them; missing, oversize and
+    // non-UTF-8 entries are refused with a reason of their own.
+    h.send_fields(&[
+        ("reason", "producer's reason".into()),
+        ("source_id", "0-1".into()),
+        ("source_stream", "elsewhere".into()),
+        ("event", "[]".into()),
+    ])
+    .await?;
+    h.send_fields(&[("type", "t".into()), ("livestream_id", LS.into())])
+        .await?;
+    h.send_fields(&[("event", "x".repeat(70_000))]).await?;
+    let mut conn = h.keys.conn().await?;
+    let _: String = redis::cmd("XADD")
+        .arg(h.stream())
+        .arg("*")
+        .arg("event")
+        .arg(&b"{\"id\": \"\xff\xfe\"}"[..])
+        .query_async(&mut conn)
+        .await?;
     eventually(WAIT, || async {
-        Ok(h.read_stream(&h.dead_letter()).await?.len() == 3)
+        Ok(h.read_stream(&h.dead_letter()).await?.len() == 7)
     })
     .await?;
     let dead = h.read_stream(&h.dead_letter()).await?;
@@ -311,6 +331,18 @@ async fn malformed_entries_go_to_the_dead_letter_stream() -> anyhow::Result<()> 
     assert!(!field(0, "source_id").is_empty());
     assert!(field(1, "reason").contains("`id` is invalid"));
     assert_eq!(field(2, "entry.something"), "else");
+    assert!(field(3, "reason").contains("object"), "{:?}", dead[3]);
+    assert_eq!(
+        field(3, "source_stream"),
+        h.stream(),
+        "ours, not the producer's"
+    );
+    assert_ne!(field(3, "source_id"), "0-1");
+    assert_eq!(field(3, "entry.reason"), "producer's reason");
+    assert_eq!(field(3, "entry.source_stream"), "elsewhere");
+    assert!(field(4, "reason").contains("`id`"), "{:?}", dead[4]);
+    assert!(field(5, "reason").contains("65536"), "{:?}", dead[5]);
+    assert!(!field(6, "reason").is_empty(), "{:?}", dead[6]);
     eventually(WAIT, || async { Ok(h.pending_and_lag().await?.0 == 0) }).await?;
     assert!(
         h.workers[0].child.try_wait()?.is_none(),
@@ -416,8 +448,8 @@ async fn a_rule_disabled_through_the_api_stops_firing_within_a_second() -> anyho
         .json()
         .await?;
     let id = created["id"].as_str().unwrap_or_default().to_owned();
-    // Created through the API: live within a second.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Created through the API: the worker has it once its index holds it.
+    h.wait_rules_loaded(1).await?;
     h.send("donation.received", json!({"amount": 99})).await?;
     eventually(WAIT, || async {
         Ok(h.read_stream(&h.out()).await?.len() == 1)
@@ -430,7 +462,7 @@ async fn a_rule_disabled_through_the_api_stops_firing_within_a_second() -> anyho
         .send()
         .await?;
     assert_eq!(patched.status(), 200);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    h.wait_rules_loaded(0).await?;
     h.send("donation.received", json!({"amount": 99})).await?;
     eventually(WAIT, || async {
         Ok(h.pending_and_lag().await? == (0, Some(0)))
@@ -452,19 +484,30 @@ async fn sigterm_finishes_in_flight_work_and_leaves_nothing_pending() -> anyhow:
     let rule = h
         .add_rule(
             json!({"name": "hook", "trigger_config": {"event_types": ["follow"]},
-            "actions": [{"type": "webhook", "url": receiver.url("/slow")}]}),
+            "actions": [{"type": "webhook", "url": receiver.url("/slow/400")}]}),
         )
         .await?;
     h.start_worker(&[]).await?;
     for _ in 0..50 {
         h.send("follow", json!({})).await?;
     }
+    // Calls have started and, each answered after 400 ms, are in flight.
     eventually(WAIT, || async { Ok(!receiver.received().is_empty()) }).await?;
+    let started = receiver.received().len();
     let status = h.workers[0].terminate().await?;
     assert!(status.success(), "{status:?}");
     let (pending, _) = h.pending_and_lag().await?;
     assert_eq!(pending, 0, "everything read was acknowledged");
-    let executed = h.executions(Some(rule)).await?.len();
+    let executions = h.executions(Some(rule)).await?;
+    let executed = executions.len();
+    assert!(
+        executed >= started,
+        "the {started} calls in flight at SIGTERM finished and were recorded ({executed})"
+    );
+    assert!(
+        executions.iter().all(|e| e.2 == "succeeded"),
+        "none was cut short: {executions:?}"
+    );
     let (_, lag) = h.pending_and_lag().await?;
     assert_eq!(
         executed + lag.unwrap_or(0),
@@ -622,6 +665,20 @@ async fn a_lost_consumer_group_is_recreated() -> anyhow::Result<()> {
         2,
         "the replayed first event was not executed again"
     );
+    // Recreated from `0`: the first entry was read again (and recognised), not
+    // skipped by a group starting at `$`.
+    eventually(WAIT, || async {
+        let info: redis::streams::StreamInfoGroupsReply = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(h.stream())
+            .query_async(&mut h.keys.conn().await?)
+            .await?;
+        Ok(info
+            .groups
+            .iter()
+            .any(|g| g.name == "rule-engine" && g.entries_read == Some(2) && g.pending == 0))
+    })
+    .await?;
     Ok(())
 }
 
@@ -874,7 +931,7 @@ async fn live_dry_run_backtest_and_cooldown_api_agree_with_the_worker() -> anyho
         .json()
         .await?;
     let id = Uuid::parse_str(rule["id"].as_str().unwrap_or_default())?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    h.wait_rules_loaded(1).await?;
 
     // The worker executes the first donation of u1 and suppresses the next two.
     for _ in 0..3 {
@@ -947,4 +1004,65 @@ async fn live_dry_run_backtest_and_cooldown_api_agree_with_the_worker() -> anyho
     eventually(WAIT, || async { Ok(h.counters(id).await?.1 == 2) }).await?;
     assert!(api.terminate().await?.success());
     Ok(())
+}
+
+#[tokio::test]
+async fn editing_one_rule_leaves_its_neighbours_firing() -> anyhow::Result<()> {
+    let mut h = Harness::new("w-neighbours").await?;
+    let out = h.out();
+    let marked = |mark: &str| {
+        json!({"name": mark, "trigger_config": {"event_types": ["donation.received"]},
+            "actions": [{"type": "publish", "stream": out, "payload": {"rule": mark}}]})
+    };
+    let a = h.add_rule(marked("a")).await?;
+    h.add_rule(marked("b")).await?;
+    h.add_rule(marked("c")).await?;
+    h.start_worker(&[]).await?;
+    h.wait_rules_loaded(3).await?;
+    h.send("donation.received", json!({})).await?;
+    eventually(WAIT, || async { Ok(published_marks(&h).await?.len() == 3) }).await?;
+    // Disable the first: the two others keep firing.
+    h.sql(&format!(
+        "UPDATE rules SET enabled = false, version = version + 1 WHERE id = '{a}'"
+    ))
+    .await?;
+    h.wait_rules_loaded(2).await?;
+    h.send("donation.received", json!({})).await?;
+    eventually(WAIT, || async { Ok(published_marks(&h).await?.len() == 5) }).await?;
+    // Edit it to listen to another type only, enabled: still the two others.
+    h.sql(&format!(
+        "UPDATE rules SET enabled = true, version = version + 1, \
+         trigger_config = jsonb_set(trigger_config, '{{event_types}}', '[\"raid\"]') WHERE id = '{a}'"
+    ))
+    .await?;
+    h.wait_rules_loaded(3).await?;
+    h.send("donation.received", json!({})).await?;
+    eventually(WAIT, || async {
+        Ok(h.pending_and_lag().await? == (0, Some(0)))
+    })
+    .await?;
+    eventually(WAIT, || async { Ok(published_marks(&h).await?.len() == 7) }).await?;
+    assert_eq!(
+        published_marks(&h).await?,
+        vec!["a", "b", "b", "b", "c", "c", "c"]
+    );
+    Ok(())
+}
+
+/// The `rule` mark of every payload published to the harness's output stream, sorted.
+async fn published_marks(h: &Harness) -> anyhow::Result<Vec<String>> {
+    let mut marks: Vec<String> = h
+        .read_stream(&h.out())
+        .await?
+        .into_iter()
+        .filter_map(|(_, fields)| {
+            fields
+                .into_iter()
+                .find(|(k, _)| k == "payload")
+                .and_then(|(_, v)| serde_json::from_str::<serde_json::Value>(&v).ok())
+                .and_then(|p| p["rule"].as_str().map(str::to_owned))
+        })
+        .collect();
+    marks.sort();
+    Ok(marks)
 }

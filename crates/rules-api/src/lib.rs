@@ -71,7 +71,7 @@ pub fn app(
     for origin in &api.cors_origins {
         cors = cors.allowed_origin(origin);
     }
-    let (app, openapi) = App::new()
+    let (app, mut openapi) = App::new()
         .into_utoipa_app()
         .openapi(openapi::ApiDoc::openapi())
         .app_data(web::Data::new(state))
@@ -110,6 +110,7 @@ pub fn app(
                 ),
         )
         .split_for_parts();
+    utoipa::Modify::modify(&openapi::CommonErrors, &mut openapi);
     let known = web::Data::new(unmatched::KnownRoutes::of(&openapi));
     app.app_data(known)
         .service(metrics::scrape)

@@ -1,7 +1,10 @@
 //! The OpenAPI document: paths are collected from the handlers registered through
-//! utoipa-actix-web; this adds the title, the security scheme and the schemas.
+//! utoipa-actix-web; this adds the title, the security scheme, the schemas the
+//! derive does not reach, and the error responses every `/api` operation can give.
 
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
@@ -10,6 +13,7 @@ use utoipa::{Modify, OpenApi};
         title = "rule-engine API",
         description = "Rules of livestream events: CRUD, history, analytics and dry runs. See docs/contract.md in the repository."
     ),
+    components(schemas(rules_core::Leaf)),
     modifiers(&BearerAuth),
     tags(
         (name = "rules", description = "Rules and dry runs"),
@@ -28,5 +32,78 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// The errors any `/api` operation may answer, documented on each (unless the
+/// operation already describes them): 401 and 503 everywhere; with a body also 400,
+/// 413, 415 and 422; 500 for anything else. Applied once the routes have added
+/// their paths ([`crate::app`]).
+pub struct CommonErrors;
+
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/api") {
+                continue;
+            }
+            for operation in [
+                item.get.as_mut(),
+                item.post.as_mut(),
+                item.put.as_mut(),
+                item.patch.as_mut(),
+                item.delete.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let mut errors = vec![
+                    ("401", "Missing or wrong API key"),
+                    ("503", "PostgreSQL or Redis unavailable"),
+                    (
+                        "500",
+                        "Internal error (the cause is logged, never returned)",
+                    ),
+                ];
+                let has_query = operation
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .any(|p| p.parameter_in == utoipa::openapi::path::ParameterIn::Query);
+                if has_query && operation.request_body.is_none() {
+                    errors.push(("400", "A bad or unknown query parameter"));
+                }
+                if operation.request_body.is_some() {
+                    errors.extend([
+                        ("400", "Malformed JSON (a key twice in one object included)"),
+                        ("413", "Body over the limit"),
+                        ("415", "Not a JSON body of the accepted type"),
+                        ("422", "Every validation problem, by path"),
+                    ]);
+                }
+                add_errors(operation, &errors);
+            }
+        }
+    }
+}
+
+fn add_errors(operation: &mut Operation, errors: &[(&str, &str)]) {
+    for (status, description) in errors {
+        if operation.responses.responses.contains_key(*status) {
+            continue;
+        }
+        let response = ResponseBuilder::new()
+            .description(*description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        operation
+            .responses
+            .responses
+            .insert((*status).to_owned(), response.into());
     }
 }

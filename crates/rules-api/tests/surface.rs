@@ -45,6 +45,31 @@ async fn openapi_describes_every_route_and_matches_the_snapshot() {
         );
     }
     assert!(doc["components"]["schemas"]["RuleSpec"].is_object());
+    // Every reference resolves (a fuzzer reading the document depends on it).
+    let text = doc.to_string();
+    for reference in text.split("\"#/components/schemas/").skip(1) {
+        let name = reference.split('"').next().unwrap_or_default();
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "#/components/schemas/{name} is referenced but not defined"
+        );
+    }
+    // Every /api operation documents the errors it can give.
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("item") {
+            let responses = &operation["responses"];
+            if path.starts_with("/api") {
+                for status in ["401", "500", "503"] {
+                    assert!(responses[status].is_object(), "{method} {path}: {status}");
+                }
+            }
+            if operation["requestBody"].is_object() {
+                for status in ["400", "413", "415", "422"] {
+                    assert!(responses[status].is_object(), "{method} {path}: {status}");
+                }
+            }
+        }
+    }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 
     let pretty = serde_json::to_string_pretty(&doc).expect("serializes") + "\n";

@@ -191,4 +191,16 @@ mod tests {
             assert!(FieldPath::parse(good).is_ok(), "{good} should be accepted");
         }
     }
+
+    #[test]
+    fn at_most_32_segments() {
+        let path = |n: usize| {
+            let mut parts = vec!["data".to_owned()];
+            parts.extend((1..n).map(|i| format!("k{i}")));
+            parts.join(".")
+        };
+        assert!(FieldPath::parse(&path(MAX_PATH_SEGMENTS)).is_ok());
+        let err = FieldPath::parse(&path(MAX_PATH_SEGMENTS + 1)).expect_err("too deep");
+        assert!(err.contains("more than 32 segments"), "{err}");
+    }
 }

@@ -235,6 +235,14 @@ mod tests {
         );
         assert_eq!(sim.decide(&at(&r, &b, "3", 5_000)), Decision::Execute);
         assert_eq!(sim.decide(&at(&r, &a3, "4", 10_000)), Decision::Execute);
+        // That execution started a new cooldown: 5 s later is inside it.
+        let a4 = event(json!("a"));
+        assert_eq!(
+            sim.decide(&at(&r, &a4, "5", 15_000)),
+            Decision::Suppressed {
+                remaining_ms: 5_000
+            }
+        );
         // Its own redelivery gets its decision again; another entry is a duplicate.
         assert_eq!(sim.decide(&at(&r, &a1, "1", 0)), Decision::Execute);
         assert_eq!(

@@ -242,6 +242,22 @@ fn starts_and_ends_with() {
         d.clone()
     ));
     assert!(!leaf("data.m", "ends_with", json!("Arg"), d.clone()));
+    // Contained, not at the end: false, with and without ignore_case.
+    assert!(!leaf("data.m", "ends_with", json!("Command"), d.clone()));
+    assert!(!leaf_ic(
+        "data.m",
+        "ends_with",
+        json!("COMMAND"),
+        true,
+        d.clone()
+    ));
+    assert!(!leaf_ic(
+        "data.m",
+        "starts_with",
+        json!("ARG"),
+        true,
+        d.clone()
+    ));
     assert!(!leaf("data.n", "starts_with", json!("5"), d));
 }
 
@@ -557,4 +573,40 @@ fn cooldown_and_threshold_keys() {
     let plain = rule_with(json!(["t"]), None);
     assert_eq!(plain.cooldown_scope(&e), Scope::WholeRule);
     assert_eq!(plain.threshold_group(&e), Scope::WholeRule);
+}
+
+#[test]
+fn unequal_arrays_and_objects_of_one_size_differ() {
+    let d = json!({"arr": [1, 2], "obj": {"a": 1}});
+    assert!(leaf("data.arr", "eq", json!([1, 2]), d.clone()));
+    assert!(!leaf("data.arr", "eq", json!([1, 3]), d.clone()));
+    assert!(
+        !leaf("data.arr", "eq", json!([2, 1]), d.clone()),
+        "order matters"
+    );
+    assert!(leaf("data.obj", "eq", json!({"a": 1}), d.clone()));
+    assert!(!leaf("data.obj", "eq", json!({"a": 2}), d.clone()));
+    assert!(!leaf("data.obj", "eq", json!({"b": 1}), d.clone()));
+    assert!(leaf("data.obj", "ne", json!({"b": 1}), d));
+}
+
+#[test]
+fn the_trace_names_each_leafs_field() {
+    let rule = rule_with(
+        json!(["t"]),
+        Some(json!({"all": [
+            {"field": "data.amount", "op": "gte", "value": 10},
+            {"field": "data.user.name", "op": "exists", "value": true}
+        ]})),
+    );
+    let trace = rule.evaluate_traced(&event("t", json!({"amount": 50})));
+    let fields: Vec<Value> = trace
+        .trace
+        .iter()
+        .map(|node| serde_json::to_value(node).expect("json")["field"].clone())
+        .collect();
+    assert_eq!(
+        fields,
+        vec![Value::Null, json!("data.amount"), json!("data.user.name")]
+    );
 }

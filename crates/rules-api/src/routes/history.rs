@@ -25,6 +25,7 @@ pub struct ExecutionsQuery {
     /// Executed before (RFC 3339).
     pub to: Option<DateTime<Utc>>,
     /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

@@ -33,6 +33,7 @@ pub struct ListQuery {
     /// Only rules that receive this event type (listing it, or `"*"`).
     pub event_type: Option<String>,
     /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
