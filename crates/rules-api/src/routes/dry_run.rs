@@ -171,11 +171,7 @@ fn prepare(
     let mut errors = crate::request::unknown_fields(&request.unknown);
     let version_given = stored.is_some() || request.rule.get("version").is_some();
     let compiled = match stored {
-        Some(rule) if request.rule.is_null() => Ok(rule),
-        Some(_) => Err(vec![FieldError {
-            path: "rule".into(),
-            message: "give either `rule` or `rule_id`".into(),
-        }]),
+        Some(rule) => Ok(rule),
         None => crate::draft::compile(&request.rule),
     };
     let rule = match compiled {
@@ -267,6 +263,7 @@ fn prepare(
     responses(
         (status = 200, description = "Whether it matches, the trace and the rendered actions", body = DryRunResponse),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 404, description = "`rule_id` names no rule", body = ErrorBody),
         (status = 422, description = "The rule or the event is invalid", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -278,6 +275,13 @@ pub async fn dry_run(
 ) -> Result<HttpResponse, ApiError> {
     let request: DryRunRequest = crate::request::parse(body.into_inner().0)?;
     let stored = match request.rule_id {
+        // Both given is the request's mistake, told before any lookup.
+        Some(_) if !request.rule.is_null() => {
+            return Err(ApiError::Validation(vec![FieldError {
+                path: "rule".into(),
+                message: "give either `rule` or `rule_id`".into(),
+            }]))
+        }
         Some(id) => Some(state.find_rule(id).await?.compile()?),
         None => None,
     };
