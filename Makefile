@@ -7,7 +7,7 @@ export REDIS_URL ?= redis://127.0.0.1:6379/0
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: help prereqs ci tour-check fresh-check services build migrate run test check-deploy fmt fmt-check lint bench bench-worker bench-api clean-test-dbs
+.PHONY: help prereqs ci tour-check fresh-check fuzz-api services build migrate run test check-deploy fmt fmt-check lint bench bench-worker bench-api clean-test-dbs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ tour-check: ## run the README's quick tour against a running `make run` and comp
 
 fresh-check: ## on a new minimal Debian root without network: make run, the tour, make test
 	scripts/fresh-check.sh
+
+fuzz-api: services build ## schemathesis against the OpenAPI document (FUZZ_EXAMPLES per operation, default 100)
+	scripts/fuzz-api.sh
 
 fmt: ## format the code
 	$(CARGO) fmt --all
