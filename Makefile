@@ -7,7 +7,7 @@ export REDIS_URL ?= redis://127.0.0.1:6379/0
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: help prereqs ci tour-check fresh-check fuzz-api services build migrate run test check-deploy fmt fmt-check lint bench bench-worker bench-api clean-test-dbs
+.PHONY: help prereqs ci tour-check fresh-check fuzz-api mutants services build migrate run test check-deploy fmt fmt-check lint bench bench-worker bench-api clean-test-dbs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -47,6 +47,13 @@ fresh-check: ## on a new minimal Debian root without network: make run, the tour
 
 fuzz-api: services build ## schemathesis against the OpenAPI document (FUZZ_EXAMPLES per operation, default 100)
 	scripts/fuzz-api.sh
+
+# Not with CARGO_TARGET_DIR: cargo-mutants builds a copy of the tree, and a shared
+# target directory would hand it the unmutated build (same package, fresh artifacts).
+mutants: ## cargo-mutants on the pure matching, path and gate-simulation code (MUTANTS_FILES to narrow it)
+	@command -v cargo-mutants >/dev/null || $(CARGO) install --locked cargo-mutants
+	env -u CARGO_TARGET_DIR $(CARGO) mutants -p rules-core --test-tool nextest --timeout 120 -o $(TARGET_DIR)/mutants \
+		$(foreach f,$(or $(MUTANTS_FILES),crates/rules-core/src/index.rs crates/rules-core/src/simulate.rs crates/rules-core/src/path.rs crates/rules-core/src/condition.rs),--file $(f))
 
 fmt: ## format the code
 	$(CARGO) fmt --all

@@ -203,4 +203,12 @@ mod tests {
         let err = FieldPath::parse(&path(MAX_PATH_SEGMENTS + 1)).expect_err("too deep");
         assert!(err.contains("more than 32 segments"), "{err}");
     }
+
+    #[test]
+    fn at_most_256_bytes() {
+        let path = |len: usize| format!("data.{}", "k".repeat(len - "data.".len()));
+        assert!(FieldPath::parse(&path(MAX_PATH_LEN)).is_ok());
+        let err = FieldPath::parse(&path(MAX_PATH_LEN + 1)).expect_err("too long");
+        assert!(err.contains("longer than 256 bytes"), "{err}");
+    }
 }

@@ -147,8 +147,8 @@ impl Simulation {
             forget_up_to(state, at);
         }
         let cooldown = i64::from(rule.rule().spec.cooldown_seconds) * 1000;
-        let mut take = cooldown > 0;
         if cooldown > 0 {
+            let mut take = true;
             let scope = (id, rule.cooldown_scope(event));
             if let Some(running) = self.cooldowns.get(&scope) {
                 let end = running.start + cooldown;
@@ -349,5 +349,38 @@ mod tests {
                 Decision::BelowThreshold { count: 1 }
             );
         }
+    }
+
+    #[test]
+    fn window_and_firing_boundaries() {
+        let r = rule(
+            json!({"trigger_config": {"event_types": ["t"], "threshold": {"count": 2, "window_seconds": 10}}}),
+        );
+        let mut sim = Simulation::new();
+        let e: Vec<Event> = (0..6).map(|_| event(json!("x"))).collect();
+        // Exactly a window apart: the first is out of the second's window (t - w, t].
+        assert_eq!(
+            sim.decide(&at(&r, &e[0], "0", 0)),
+            Decision::BelowThreshold { count: 1 }
+        );
+        assert_eq!(
+            sim.decide(&at(&r, &e[1], "1", 10_000)),
+            Decision::BelowThreshold { count: 1 }
+        );
+        assert_eq!(sim.decide(&at(&r, &e[2], "2", 15_000)), Decision::Execute);
+        // At the firing's own time, after it: counts toward the next firing.
+        assert_eq!(
+            sim.decide(&at(&r, &e[3], "3", 15_000)),
+            Decision::BelowThreshold { count: 1 }
+        );
+        // Exactly a window behind the newest: counts alone.
+        assert_eq!(
+            sim.decide(&at(&r, &e[4], "4", 25_000)),
+            Decision::BelowThreshold { count: 1 }
+        );
+        assert_eq!(
+            sim.decide(&at(&r, &e[5], "5", 15_000)),
+            Decision::BelowThreshold { count: 1 }
+        );
     }
 }

@@ -72,7 +72,10 @@ fn changing_one_rule_keeps_its_neighbours() {
         .map(|_| rule(LS, json!(["donation.received", "cheer"]), None))
         .collect();
     let anys: Vec<Arc<CompiledRule>> = (0..3).map(|_| rule(LS, json!(["*"]), None)).collect();
+    assert!(RuleIndex::new().is_empty());
     let mut index = RuleIndex::from_rules(rules.iter().chain(&anys).cloned());
+    assert!(!index.is_empty());
+    assert_eq!(ids(index.iter()).len(), 7, "iter holds every rule");
     let e = event(LS, "cheer", json!({}));
     assert_eq!(ids(index.matching(&e)).len(), 7);
 
