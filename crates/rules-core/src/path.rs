@@ -205,6 +205,11 @@ mod tests {
     }
 
     #[test]
+    fn displays_as_written() {
+        assert_eq!(path("data.items.0.sku").to_string(), "data.items.0.sku");
+    }
+
+    #[test]
     fn at_most_256_bytes() {
         let path = |len: usize| format!("data.{}", "k".repeat(len - "data.".len()));
         assert!(FieldPath::parse(&path(MAX_PATH_LEN)).is_ok());
