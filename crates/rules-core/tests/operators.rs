@@ -259,6 +259,18 @@ fn starts_and_ends_with() {
         d.clone()
     ));
     assert!(!leaf("data.n", "starts_with", json!("5"), d));
+    // Case matters without ignore_case, and only then, at either end.
+    let upper = json!({"m": "ARG !Command ARG"});
+    assert!(!leaf("data.m", "ends_with", json!("arg"), upper.clone()));
+    assert!(leaf_ic(
+        "data.m",
+        "ends_with",
+        json!("arg"),
+        true,
+        upper.clone()
+    ));
+    assert!(!leaf("data.m", "starts_with", json!("arg"), upper.clone()));
+    assert!(leaf_ic("data.m", "starts_with", json!("arg"), true, upper));
 }
 
 #[test]
