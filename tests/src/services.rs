@@ -92,3 +92,130 @@ impl Drop for OwnRedis {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A PostgreSQL cluster of the test's own (`initdb` + `pg_ctl` from Debian's
+/// `/usr/lib/postgresql/<version>/bin`, as the `postgres` user when the test runs as
+/// root), in a temporary directory on a free port, trust authentication; stopped and
+/// removed when dropped. Restarted, stopped and started by the test, never the
+/// machine's own server.
+pub struct OwnPostgres {
+    pub port: u16,
+    dir: PathBuf,
+    bin: PathBuf,
+    /// uid and gid to run as (the `postgres` user when the test is root).
+    user: Option<(u32, u32)>,
+}
+
+impl OwnPostgres {
+    pub fn start() -> anyhow::Result<Self> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .context("PostgreSQL binaries in /usr/lib/postgresql (make services installs them)")?
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|p| p.join("pg_ctl").exists())
+            .max()
+            .context("no /usr/lib/postgresql/<version>/bin/pg_ctl")?;
+        let port = free_port()?;
+        let dir = std::env::temp_dir().join(format!("rules-e2e-pg-{port}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let user = if id(&["-u"])? == 0 {
+            let uid = id(&["-u", "postgres"])?;
+            let gid = id(&["-g", "postgres"])?;
+            let status = Command::new("chown")
+                .arg(format!("{uid}:{gid}"))
+                .arg(&dir)
+                .status()?;
+            anyhow::ensure!(status.success(), "chown {}", dir.display());
+            Some((uid, gid))
+        } else {
+            None
+        };
+        let pg = Self {
+            port,
+            dir,
+            bin,
+            user,
+        };
+        pg.run(
+            "initdb",
+            &[
+                "-D",
+                "data",
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+        )?;
+        pg.start_server()?;
+        Ok(pg)
+    }
+
+    /// The URL of database `name` on it.
+    pub fn url(&self, name: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> anyhow::Result<()> {
+        use std::os::unix::process::CommandExt as _;
+        let mut cmd = Command::new(self.bin.join(program));
+        cmd.args(args)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some((uid, gid)) = self.user {
+            cmd.uid(uid).gid(gid);
+        }
+        let out = cmd.output().with_context(|| format!("run {program}"))?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{program} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    pub fn start_server(&self) -> anyhow::Result<()> {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        self.run(
+            "pg_ctl",
+            &[
+                "-D", "data", "-l", "log", "-w", "-t", "30", "-o", &options, "start",
+            ],
+        )
+    }
+
+    /// Stops it: `immediate` is a crash (no checkpoint, connections cut), `fast` an
+    /// orderly stop.
+    pub fn stop(&self, mode: &str) -> anyhow::Result<()> {
+        self.run("pg_ctl", &["-D", "data", "-m", mode, "-w", "stop"])
+    }
+
+    /// A crash and a start again.
+    pub fn restart(&self) -> anyhow::Result<()> {
+        self.stop("immediate")?;
+        self.start_server()
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let _ = self.stop("immediate");
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `id <args>` as a number.
+fn id(args: &[&str]) -> anyhow::Result<u32> {
+    let out = Command::new("id").args(args).output().context("run id")?;
+    anyhow::ensure!(out.status.success(), "id {args:?} failed");
+    Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
+}
