@@ -1,5 +1,6 @@
 //! PostgreSQL faults during a drain, on a cluster of the test's own (never the
-//! machine's): a crash and restart, then a stop of a few seconds. The worker waits
+//! machine's): a crash and restart, every connection terminated, then a stop of a
+//! few seconds. The worker waits
 //! them out; every event is executed and published exactly once, nothing stays
 //! pending, and a rule created after the outage takes effect.
 
@@ -12,7 +13,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(90);
-const EVENTS: usize = 2_000;
+const EVENTS: usize = 3_000;
 
 async fn add_rule(url: &str, mut body: serde_json::Value) -> anyhow::Result<Uuid> {
     body["livestream_id"] = json!(LS);
@@ -77,14 +78,29 @@ async fn a_drain_survives_a_postgres_crash_and_a_stop() -> anyhow::Result<()> {
     .await?;
     let before_crash = executions(&url).await?;
     pg.restart()?;
+    // Every connection of the worker cut (`pg_terminate_backend`), as an operator or
+    // a failover would.
+    eventually(WAIT, || async {
+        Ok(executions(&url).await.unwrap_or(0) > before_crash + 50)
+    })
+    .await?;
+    let before_terminate = executions(&url).await?;
+    let mut admin = AsyncPgConnection::establish(&url).await?;
+    diesel::sql_query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'",
+    )
+    .execute(&mut admin)
+    .await?;
+    drop(admin);
     // Then an orderly stop for a few seconds.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let before_stop = executions(&url).await?;
     pg.stop("fast")?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     pg.start_server()?;
     eprintln!(
-        "faults: crash after {before_crash}, stop after {before_stop} of {EVENTS} executions"
+        "faults: crash after {before_crash}, connections cut after {before_terminate}, stop after {before_stop} of {EVENTS} executions"
     );
     assert!(
         before_stop < EVENTS as i64,
