@@ -119,26 +119,13 @@ impl Harness {
 
     /// Stores a rule directly (as the API would) and returns its id. The worker picks
     /// it up through the change notification.
-    pub async fn add_rule(&self, mut body: Value) -> anyhow::Result<Uuid> {
-        if body.get("livestream_id").is_none() {
-            body["livestream_id"] = json!(LS);
-        }
-        let spec = rules_core::parse_rule_spec(&body).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let now = chrono::Utc::now();
-        let rule = rules_core::Rule {
-            id: Uuid::now_v7(),
-            spec,
-            version: 1,
-            created_at: now,
-            updated_at: now,
-        };
-        let mut conn = self.db.conn().await?;
-        rules_store::db::rules::insert(
-            &mut conn,
-            &rules_store::db::rules::RuleRow::from_rule(&rule),
-        )
-        .await?;
-        Ok(rule.id)
+    pub async fn add_rule(&self, body: Value) -> anyhow::Result<Uuid> {
+        insert_rule(&mut self.db.conn().await?, body).await
+    }
+
+    /// Rows of `table` (of one rule, when given) in the test database.
+    pub async fn count(&self, table: &str, rule_id: Option<Uuid>) -> anyhow::Result<i64> {
+        count_rows(&mut self.db.conn().await?, table, rule_id).await
     }
 
     /// Sends an event in the JSON form; returns its id.
@@ -284,6 +271,49 @@ impl Drop for Harness {
             }
         }
     }
+}
+
+/// Stores a rule (livestream [`LS`] unless the body names one) through `conn`, as the
+/// API would; returns its id.
+pub async fn insert_rule(
+    conn: &mut diesel_async::AsyncPgConnection,
+    mut body: Value,
+) -> anyhow::Result<Uuid> {
+    if body.get("livestream_id").is_none() {
+        body["livestream_id"] = json!(LS);
+    }
+    let spec = rules_core::parse_rule_spec(&body).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let now = chrono::Utc::now();
+    let rule = rules_core::Rule {
+        id: Uuid::now_v7(),
+        spec,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    rules_store::db::rules::insert(conn, &rules_store::db::rules::RuleRow::from_rule(&rule))
+        .await?;
+    Ok(rule.id)
+}
+
+/// Rows of `table` (of one rule, when given) through `conn`.
+pub async fn count_rows(
+    conn: &mut diesel_async::AsyncPgConnection,
+    table: &str,
+    rule_id: Option<Uuid>,
+) -> anyhow::Result<i64> {
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let row: N = diesel::sql_query(format!(
+        "SELECT count(*) AS n FROM {table} WHERE $1::uuid IS NULL OR rule_id = $1"
+    ))
+    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Uuid>, _>(rule_id)
+    .get_result(conn)
+    .await?;
+    Ok(row.n)
 }
 
 /// Polls `check` until it returns true or `limit` passes.

@@ -37,20 +37,29 @@ fn quick() -> Vec<(&'static str, String)> {
 }
 
 async fn count(h: &Harness, table: &str, rule_id: Uuid) -> anyhow::Result<i64> {
-    #[derive(diesel::QueryableByName)]
-    struct N {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    use diesel_async::RunQueryDsl;
-    let mut conn = h.db.conn().await?;
-    let row: N = diesel::sql_query(format!(
-        "SELECT count(*) AS n FROM {table} WHERE rule_id = $1"
+    h.count(table, Some(rule_id)).await
+}
+
+/// Everything the replay test compares: executions, suppressions, threshold counts,
+/// both rules' counters, published entries.
+type Recorded = (
+    usize,
+    i64,
+    i64,
+    (i64, i64, i64, i64, i64),
+    (i64, i64, i64, i64, i64),
+    usize,
+);
+
+async fn recorded(h: &Harness, cooldown: Uuid, threshold: Uuid) -> anyhow::Result<Recorded> {
+    Ok((
+        h.executions(None).await?.len(),
+        count(h, "rule_suppressions", cooldown).await?,
+        count(h, "rule_threshold_counts", threshold).await?,
+        h.counters(cooldown).await?,
+        h.counters(threshold).await?,
+        h.read_stream(&h.out()).await?.len(),
     ))
-    .bind::<diesel::sql_types::Uuid, _>(rule_id)
-    .get_result(&mut conn)
-    .await?;
-    Ok(row.n)
 }
 
 async fn drained(h: &Harness) -> anyhow::Result<()> {
@@ -196,14 +205,7 @@ async fn late_duplicates_and_a_replay_from_zero_change_nothing() -> anyhow::Resu
         ids.push(h.send("donation.received", data.clone()).await?);
     }
     drained(&h).await?;
-    let before = (
-        h.executions(None).await?.len(),
-        count(&h, "rule_suppressions", cooldown).await?,
-        count(&h, "rule_threshold_counts", threshold).await?,
-        h.counters(cooldown).await?,
-        h.counters(threshold).await?,
-        h.read_stream(&out).await?.len(),
-    );
+    let before = recorded(&h, cooldown, threshold).await?;
     assert_eq!(
         before.0, 2,
         "the cooldown rule's first, the threshold's second"
@@ -236,14 +238,7 @@ async fn late_duplicates_and_a_replay_from_zero_change_nothing() -> anyhow::Resu
     })
     .await?;
     drained(&h).await?;
-    let after = (
-        h.executions(None).await?.len(),
-        count(&h, "rule_suppressions", cooldown).await?,
-        count(&h, "rule_threshold_counts", threshold).await?,
-        h.counters(cooldown).await?,
-        h.counters(threshold).await?,
-        h.read_stream(&out).await?.len(),
-    );
+    let after = recorded(&h, cooldown, threshold).await?;
     assert_eq!(
         after, before,
         "nothing executed, counted or published again"

@@ -6,7 +6,7 @@
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use rules_e2e::services::OwnPostgres;
-use rules_e2e::worker::{eventually, publish_rule, Harness, LS};
+use rules_e2e::worker::{count_rows, eventually, insert_rule, publish_rule, Harness};
 use serde_json::json;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -15,39 +15,17 @@ use uuid::Uuid;
 const WAIT: Duration = Duration::from_secs(90);
 const EVENTS: usize = 3_000;
 
-async fn add_rule(url: &str, mut body: serde_json::Value) -> anyhow::Result<Uuid> {
-    body["livestream_id"] = json!(LS);
-    let spec = rules_core::parse_rule_spec(&body).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let now = chrono::Utc::now();
-    let rule = rules_core::Rule {
-        id: Uuid::now_v7(),
-        spec,
-        version: 1,
-        created_at: now,
-        updated_at: now,
-    };
-    let mut conn = AsyncPgConnection::establish(url).await?;
-    rules_store::db::rules::insert(
-        &mut conn,
-        &rules_store::db::rules::RuleRow::from_rule(&rule),
-    )
-    .await?;
-    Ok(rule.id)
+async fn add_rule(url: &str, body: serde_json::Value) -> anyhow::Result<Uuid> {
+    insert_rule(&mut AsyncPgConnection::establish(url).await?, body).await
 }
 
 async fn executions(url: &str) -> anyhow::Result<i64> {
-    #[derive(diesel::QueryableByName)]
-    struct N {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let mut conn = AsyncPgConnection::establish(url).await?;
-    Ok(
-        diesel::sql_query("SELECT count(*) AS n FROM rule_executions")
-            .get_result::<N>(&mut conn)
-            .await?
-            .n,
+    count_rows(
+        &mut AsyncPgConnection::establish(url).await?,
+        "rule_executions",
+        None,
     )
+    .await
 }
 
 #[tokio::test]

@@ -73,11 +73,7 @@ fn now() -> chrono::DateTime<Utc> {
 #[utoipa::path(
     tag = "rules",
     request_body(content = RuleSpec, description = "The rule (docs/contract.md §2); server fields are ignored",
-        example = json!({"livestream_id": "0e2a9c1b-0000-4000-8000-00000000abcd", "name": "Big donation alert",
-        "trigger_config": {"event_types": ["donation.received"],
-            "condition": {"field": "data.amount", "op": "gte", "value": 10}},
-        "actions": [{"type": "log", "message": "{{ event.data.user.name }} gave {{ event.data.amount }}"}],
-        "cooldown_seconds": 60, "cooldown_key": "data.user.id"})),
+        example = rule_example),
     responses(
         (status = 201, description = "Created; `Location` names it", body = Rule),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
@@ -231,6 +227,15 @@ fn check(pre: &Precondition, current: i32) -> Result<(), ApiError> {
     }
 }
 
+/// The rule the OpenAPI document shows as the body of a create and a replace.
+fn rule_example() -> Value {
+    serde_json::json!({"livestream_id": "0e2a9c1b-0000-4000-8000-00000000abcd", "name": "Big donation alert",
+        "trigger_config": {"event_types": ["donation.received"],
+            "condition": {"field": "data.amount", "op": "gte", "value": 10}},
+        "actions": [{"type": "log", "message": "{{ event.data.user.name }} gave {{ event.data.amount }}"}],
+        "cooldown_seconds": 60, "cooldown_key": "data.user.id"})
+}
+
 /// Writes `spec` over rule `current` if it is still at its version.
 async fn store_replacement(
     state: &AppState,
@@ -299,11 +304,7 @@ async fn extend_cooldowns(state: &AppState, rule: &RuleRow) {
         ("If-Match" = Option<String>, Header, description = "The version the change is based on, e.g. `\"3\"`"),
     ),
     request_body(content = RuleSpec, description = "The whole rule; `version` in the body also guards the change",
-        example = json!({"livestream_id": "0e2a9c1b-0000-4000-8000-00000000abcd", "name": "Big donation alert",
-        "trigger_config": {"event_types": ["donation.received"],
-            "condition": {"field": "data.amount", "op": "gte", "value": 10}},
-        "actions": [{"type": "log", "message": "{{ event.data.user.name }} gave {{ event.data.amount }}"}],
-        "cooldown_seconds": 60, "cooldown_key": "data.user.id"})),
+        example = rule_example),
     responses(
         (status = 200, description = "Replaced", body = Rule),
         (status = 404, description = "No such rule", body = ErrorBody),
