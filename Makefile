@@ -7,7 +7,7 @@ export REDIS_URL ?= redis://127.0.0.1:6379/0
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: help prereqs ci tour-check fresh-check fuzz-api mutants services build migrate run test check-deploy fmt fmt-check lint bench bench-worker bench-api clean-test-dbs
+.PHONY: help prereqs ci tour-check fresh-check fuzz-api chaos chaos-ci mutants services build migrate run test check-deploy fmt fmt-check lint bench bench-worker bench-api clean-test-dbs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -47,6 +47,13 @@ fresh-check: ## on a new minimal Debian root without network: make run, the tour
 
 fuzz-api: services build ## schemathesis against the OpenAPI document (FUZZ_EXAMPLES per operation, default 100)
 	scripts/fuzz-api.sh
+
+chaos: services ## the fault suite, every scenario at full size (own PostgreSQL and Redis, release binaries; CHAOS_ARGS)
+	$(CARGO) build --release -p rules-api -p rules-worker -p rules-e2e --bins
+	$(TARGET_DIR)/release/rules-chaos $(CHAOS_ARGS)
+
+chaos-ci: services build ## the fault scenarios CI runs, smaller, on the debug binaries
+	$(TARGET_DIR)/debug/rules-chaos --ci $(CHAOS_ARGS)
 
 # Not with CARGO_TARGET_DIR: cargo-mutants builds a copy of the tree, and a shared
 # target directory would hand it the unmutated build (same package, fresh artifacts).

@@ -7,7 +7,9 @@
 //! sharing state. The template's name carries a hash of the migrations, so editing a
 //! migration makes a fresh one. Its creation is serialised by an advisory lock.
 
+pub mod chaos;
 pub mod receiver;
+mod reset_front;
 pub mod services;
 pub mod worker;
 
@@ -291,13 +293,17 @@ pub fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-/// Path of a workspace binary built by `cargo build` (the Makefile builds them first).
+/// Path of a workspace binary built by `cargo build` (the Makefile builds them first):
+/// beside the running executable (`rules-chaos` in `target/<profile>/`), or one level
+/// up from it (a test in `target/<profile>/deps/`).
 pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    // target/<profile>/deps/<test> → target/<profile>/<name>
-    let dir = exe
+    let beside = exe.parent().context("executable has no directory")?;
+    if beside.join(name).is_file() {
+        return Ok(beside.join(name));
+    }
+    let dir = beside
         .parent()
-        .and_then(Path::parent)
         .context("test executable has no target directory")?;
     let path = dir.join(name);
     if !path.is_file() {
@@ -336,6 +342,27 @@ impl Process {
         args: &[&str],
         env: &[(&str, String)],
     ) -> anyhow::Result<Self> {
+        Self::spawn(name, args, env, Stdio::piped(), Stdio::piped())
+    }
+
+    /// Starts binary `name` writing its output to the file `log` (appended), for a
+    /// process that runs long enough to fill a pipe nobody reads.
+    pub fn start_logged(name: &str, env: &[(&str, String)], log: &Path) -> anyhow::Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("open {}", log.display()))?;
+        Self::spawn(name, &[], env, file.try_clone()?.into(), file.into())
+    }
+
+    fn spawn(
+        name: &str,
+        args: &[&str],
+        env: &[(&str, String)],
+        stdout: Stdio,
+        stderr: Stdio,
+    ) -> anyhow::Result<Self> {
         let mut cmd = Command::new(binary(name)?);
         cmd.args(args)
             .env_clear()
@@ -343,8 +370,8 @@ impl Process {
             .env("RULES__LOG__FORMAT", "json")
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(stdout)
+            .stderr(stderr)
             .kill_on_drop(true);
         Ok(Self {
             child: cmd.spawn().with_context(|| format!("start {name}"))?,

@@ -14,6 +14,9 @@ pub struct OwnRedis {
     pub port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// Whether the next start appends every write to its AOF (otherwise it only
+    /// loads `dump.rdb`, if there is one).
+    append_only: bool,
 }
 
 impl OwnRedis {
@@ -30,6 +33,7 @@ impl OwnRedis {
             port,
             dir,
             child: None,
+            append_only: true,
         };
         redis.spawn()?;
         Ok(redis)
@@ -42,14 +46,8 @@ impl OwnRedis {
     fn spawn(&mut self) -> anyhow::Result<()> {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-            ])
+            .args(["--save", "", "--appendfsync", "always"])
+            .args(["--appendonly", if self.append_only { "yes" } else { "no" }])
             .arg("--dir")
             .arg(&self.dir)
             .stdin(Stdio::null())
@@ -83,6 +81,71 @@ impl OwnRedis {
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.kill()?;
         self.spawn()
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Waits (bounded) for a server asked to stop (`SHUTDOWN`) to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + limit;
+        if let Some(child) = self.child.as_mut() {
+            while child.try_wait()?.is_none() {
+                anyhow::ensure!(Instant::now() < deadline, "redis-server still running");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        self.child = None;
+        Ok(())
+    }
+
+    /// Starts it again if it is not running (after a `SHUTDOWN`), from its files.
+    pub fn start_again(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.child.is_none(), "redis-server is running");
+        self.spawn()
+    }
+
+    /// Kills it and starts it empty: what a server without persistence comes back as.
+    pub fn restart_empty(&mut self) -> anyhow::Result<()> {
+        self.kill()?;
+        self.clear_dir()?;
+        self.spawn()
+    }
+
+    /// Copies the current data set (a synchronous `SAVE`) to `to`.
+    pub fn snapshot(&self, to: &std::path::Path) -> anyhow::Result<()> {
+        let client = redis::Client::open(self.url())?;
+        let mut conn = client.get_connection()?;
+        redis::cmd("SAVE").query::<()>(&mut conn)?;
+        std::fs::copy(self.dir.join("dump.rdb"), to).context("copy dump.rdb")?;
+        Ok(())
+    }
+
+    /// Kills it and starts it from the older snapshot `from` (a restore from backup),
+    /// appending to a fresh AOF from then on.
+    pub fn restore(&mut self, from: &std::path::Path) -> anyhow::Result<()> {
+        self.kill()?;
+        self.clear_dir()?;
+        std::fs::copy(from, self.dir.join("dump.rdb")).context("restore dump.rdb")?;
+        self.append_only = false;
+        self.spawn()?;
+        self.append_only = true;
+        let client = redis::Client::open(self.url())?;
+        let mut conn = client.get_connection()?;
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("appendonly")
+            .arg("yes")
+            .query::<()>(&mut conn)?;
+        Ok(())
+    }
+
+    fn clear_dir(&self) -> anyhow::Result<()> {
+        std::fs::remove_dir_all(&self.dir)?;
+        std::fs::create_dir_all(&self.dir)?;
+        Ok(())
     }
 }
 

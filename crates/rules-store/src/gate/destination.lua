@@ -4,7 +4,8 @@
 --       3 cool-off ms; 4 requests per second (0: unlimited); 5 the failure's cause
 -- acquire returns {verdict, wait_ms, last_error}: verdict 1 go, 2 go as the probe
 -- after a cool-off, 0 circuit open (fail fast; last_error is the last real cause),
--- 3 rate limited (retry after wait_ms). failure returns {1 if it opened the
+-- 3 rate limited (retry after wait_ms), 4 another call is probing (ask again within
+-- wait_ms: the probe's answer closes or reopens the breaker). failure returns {1 if it opened the
 -- breaker now else 0, 0, ""}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -22,7 +23,7 @@ if mode == 'acquire' then
     end
     -- Cool-off over: exactly one call probes the destination.
     if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', cooloff) then
-      return {0, cooloff, cause}
+      return {4, math.max(redis.call('PTTL', KEYS[2]), 1), cause}
     end
     verdict = 2
   end

@@ -34,6 +34,10 @@ pub enum Permit {
     },
     /// Over the rate: try again after this many milliseconds.
     Wait(u64),
+    /// The cool-off is over and another call is probing the destination: ask again
+    /// (its answer closes or reopens the breaker within this many milliseconds). A
+    /// call arriving then waits instead of failing for arriving at that moment.
+    Probing(u64),
 }
 
 /// A call's outcome as the breaker counts it.
@@ -79,6 +83,7 @@ pub async fn acquire<C: redis::aio::ConnectionLike + Send>(
         1 => Permit::Go,
         2 => Permit::Probe,
         3 => Permit::Wait(u64::try_from(wait).unwrap_or(1000).max(1)),
+        4 => Permit::Probing(u64::try_from(wait).unwrap_or(1000).max(1)),
         _ => Permit::Open {
             last_error: (!cause.is_empty()).then_some(cause),
         },

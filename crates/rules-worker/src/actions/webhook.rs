@@ -25,6 +25,8 @@ use super::destination::{check_literal, GlobalOnlyResolver, Unreachable};
 const BASE_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often a call waiting for another call's probe of a destination asks again.
+const PROBE_POLL_MS: u64 = 50;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookSetupError {
@@ -203,6 +205,21 @@ impl WebhookClient {
                             return fail(
                                 attempt - 1,
                                 format!("rate_limited: {host} is over its call rate"),
+                            );
+                        }
+                        tokio::time::sleep_until(until).await;
+                    }
+                    Permit::Probing(ms) => {
+                        // Asked again soon: the probe's answer usually comes well
+                        // before its flag would expire.
+                        let until = tokio::time::Instant::now()
+                            + Duration::from_millis(ms.min(PROBE_POLL_MS));
+                        if until > deadline {
+                            return fail(
+                                attempt - 1,
+                                format!(
+                                    "circuit_open: {host} is being probed after failing repeatedly; no answer within the timeout"
+                                ),
                             );
                         }
                         tokio::time::sleep_until(until).await;

@@ -1,0 +1,7 @@
+#![no_main]
+//! cargo fuzz target `event`: see `bodies.rs`.
+
+#[path = "../bodies.rs"]
+mod bodies;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bodies::event(data));
