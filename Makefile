@@ -7,7 +7,7 @@ export REDIS_URL ?= redis://127.0.0.1:6379/0
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: help prereqs ci tour-check fresh-check fuzz-api chaos chaos-ci mutants services build migrate run test check-deploy fmt fmt-check lint bench bench-worker bench-api clean-test-dbs
+.PHONY: help prereqs ci tour-check fresh-check fuzz-api fuzz chaos chaos-ci mutants services build migrate run test check-deploy fmt fmt-check lint bench bench-worker bench-api clean-test-dbs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -47,6 +47,16 @@ fresh-check: ## on a new minimal Debian root without network: make run, the tour
 
 fuzz-api: services build ## schemathesis against the OpenAPI document (FUZZ_EXAMPLES per operation, default 100)
 	scripts/fuzz-api.sh
+
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := rule event template
+fuzz: ## cargo fuzz on rules-core: rule JSON, stream fields, templates (FUZZ_SECONDS each, default 60)
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
+	cd crates/rules-core/fuzz && for t in $(FUZZ_TARGETS); do \
+		mkdir -p corpus/$$t && \
+		CARGO_TARGET_DIR=$(abspath $(TARGET_DIR))/fuzz $(CARGO) fuzz run --sanitizer none -O $$t corpus/$$t seeds/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 || exit 1; \
+	done
 
 chaos: services ## the fault suite, every scenario at full size (own PostgreSQL and Redis, release binaries; CHAOS_ARGS)
 	$(CARGO) build --release -p rules-api -p rules-worker -p rules-e2e --bins

@@ -111,10 +111,14 @@ pub fn app(
         )
         .split_for_parts();
     utoipa::Modify::modify(&openapi::CommonErrors, &mut openapi);
+    utoipa::Modify::modify(&openapi::RuleLinks, &mut openapi);
     let known = web::Data::new(unmatched::KnownRoutes::of(&openapi));
     app.app_data(known)
         .service(metrics::scrape)
-        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi))
+        .service(
+            SwaggerUi::new("/docs/{_:.*}")
+                .external_url_unchecked("/openapi.json", openapi::served(&openapi)),
+        )
         .default_service(web::to(unmatched::unmatched))
         .wrap(from_fn(body_deadline::enforce))
         .wrap(from_fn(metrics::record))

@@ -107,3 +107,88 @@ fn add_errors(operation: &mut Operation, errors: &[(&str, &str)]) {
             .insert((*status).to_owned(), response.into());
     }
 }
+
+/// Links from a created or replaced rule to what can be done with it (its `id` from
+/// the response body): what lets a client, or schemathesis' stateful phase, walk
+/// create → read, change, delete, history, cooldowns.
+pub struct RuleLinks;
+
+impl Modify for RuleLinks {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::link::LinkBuilder;
+        use utoipa::openapi::RefOr;
+        const TARGETS: [(&str, &str); 8] = [
+            ("GetRule", "get_rule"),
+            ("ReplaceRule", "replace_rule"),
+            ("PatchRule", "patch_rule"),
+            ("DeleteRule", "delete_rule"),
+            ("ListExecutions", "list_executions"),
+            ("Analytics", "analytics"),
+            ("ListCooldowns", "list_cooldowns"),
+            ("ClearCooldowns", "clear_cooldowns"),
+        ];
+        let sources = [("/api/rules", "201"), ("/api/rules/{id}", "200")];
+        for (path, status) in sources {
+            let Some(item) = openapi.paths.paths.get_mut(path) else {
+                continue;
+            };
+            let operation = if path == "/api/rules" {
+                item.post.as_mut()
+            } else {
+                item.put.as_mut()
+            };
+            let Some(RefOr::T(response)) =
+                operation.and_then(|o| o.responses.responses.get_mut(status))
+            else {
+                continue;
+            };
+            for (name, operation_id) in TARGETS {
+                let link = LinkBuilder::new()
+                    .operation_id(operation_id)
+                    .parameter("id", "$response.body#/id")
+                    .build();
+                response.links.insert(name.to_owned(), RefOr::T(link));
+            }
+        }
+    }
+}
+
+/// The document as served. utoipa 5.5 writes a link's fields as they are named in
+/// Rust (`operation_id`, `operation_ref`, `request_body`); OpenAPI spells them
+/// `operationId`, `operationRef`, `requestBody` (schemathesis refuses the others).
+/// Renamed here, in every response's `links`.
+pub fn served(openapi: &utoipa::openapi::OpenApi) -> serde_json::Value {
+    let mut doc = serde_json::to_value(openapi).expect("the OpenAPI document serializes");
+    let operations = doc["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(serde_json::Value::as_object_mut)
+        .flat_map(|item| item.values_mut());
+    for operation in operations {
+        let responses = operation["responses"]
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|r| r.values_mut());
+        for response in responses {
+            let links = response
+                .get_mut("links")
+                .and_then(serde_json::Value::as_object_mut)
+                .into_iter()
+                .flat_map(|l| l.values_mut())
+                .filter_map(serde_json::Value::as_object_mut);
+            for link in links {
+                for (from, to) in [
+                    ("operation_id", "operationId"),
+                    ("operation_ref", "operationRef"),
+                    ("request_body", "requestBody"),
+                ] {
+                    if let Some(value) = link.remove(from) {
+                        link.insert(to.to_owned(), value);
+                    }
+                }
+            }
+        }
+    }
+    doc
+}

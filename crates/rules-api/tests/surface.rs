@@ -71,6 +71,23 @@ async fn openapi_describes_every_route_and_matches_the_snapshot() {
         }
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    // A created rule links to what can be done with it, by operations that exist.
+    let operation_ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .flat_map(|item| item.as_object().expect("item").values())
+        .filter_map(|op| op["operationId"].as_str())
+        .collect();
+    let links = doc["paths"]["/api/rules"]["post"]["responses"]["201"]["links"]
+        .as_object()
+        .expect("the created rule's links");
+    assert!(links.len() >= 8, "{links:?}");
+    for (name, link) in links {
+        let target = link["operationId"].as_str().unwrap_or_default();
+        assert!(operation_ids.contains(&target), "{name} links to {target}");
+        assert_eq!(link["parameters"]["id"], "$response.body#/id", "{name}");
+    }
 
     let pretty = serde_json::to_string_pretty(&doc).expect("serializes") + "\n";
     if std::env::var("UPDATE_OPENAPI_SNAPSHOT").is_ok() {

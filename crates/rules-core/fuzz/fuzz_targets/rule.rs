@@ -1,6 +1,8 @@
 #![no_main]
 //! cargo fuzz target `rule`: see `bodies.rs`.
 
+// Each target uses one of the bodies.
+#[allow(dead_code)]
 #[path = "../bodies.rs"]
 mod bodies;
 
