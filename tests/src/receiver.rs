@@ -70,7 +70,9 @@ pub struct Receiver {
 impl Receiver {
     /// Starts on a free loopback port; `script` are the first statuses it answers.
     pub fn start(script: &[u16]) -> anyhow::Result<Self> {
-        Self::serve(script, std::net::TcpListener::bind("127.0.0.1:0")?)
+        let receiver = Self::serve(script, std::net::TcpListener::bind("127.0.0.1:0")?)?;
+        forget_destination(receiver.port);
+        Ok(receiver)
     }
 
     /// Starts behind a TCP front of its own on a free port, so that
@@ -141,8 +143,25 @@ impl Receiver {
     }
 }
 
+/// Deletes the shared Redis' breaker, probe and rate keys of `127.0.0.1:<port>`: a
+/// later test's receiver may get the same port and must not inherit an open circuit.
+fn forget_destination(port: u16) {
+    let pattern = format!("re:dest:{{127.0.0.1:{port}}}:*");
+    let url = crate::redis_url();
+    let _ = std::thread::spawn(move || -> redis::RedisResult<()> {
+        let mut conn = redis::Client::open(url)?.get_connection()?;
+        let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query(&mut conn)?;
+        if !keys.is_empty() {
+            redis::cmd("DEL").arg(keys).query::<()>(&mut conn)?;
+        }
+        Ok(())
+    })
+    .join();
+}
+
 impl Drop for Receiver {
     fn drop(&mut self) {
+        forget_destination(self.port);
         let handle = self.handle.clone();
         std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(handle.stop(false));

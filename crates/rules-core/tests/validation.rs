@@ -566,3 +566,82 @@ fn nul_characters_are_refused_at_their_path() {
         "U+0000",
     );
 }
+
+// Gaps found by `make mutants`: messages that name what was wrong, and templates in
+// text places rendered as text.
+
+#[test]
+fn a_wrong_type_is_named_in_the_message() {
+    assert_error(
+        |b| b["name"] = json!(5),
+        "name",
+        "must be a string, not a number",
+    );
+    assert_error(
+        |b| b["trigger_config"] = json!([]),
+        "trigger_config",
+        "must be an object, not an array",
+    );
+}
+
+#[test]
+fn a_whole_number_out_of_range_says_the_range() {
+    assert_error(
+        |b| b["cooldown_seconds"] = json!(limits::MAX_COOLDOWN_SECONDS + 1),
+        "cooldown_seconds",
+        "must be between 0 and 604800",
+    );
+    assert_error(
+        |b| b["cooldown_seconds"] = json!(1.5),
+        "cooldown_seconds",
+        "must be a whole number between 0 and 604800",
+    );
+    assert_error(
+        |b| b["cooldown_seconds"] = json!(-1),
+        "cooldown_seconds",
+        "must be a whole number between 0 and 604800",
+    );
+}
+
+#[test]
+fn a_template_that_does_not_compile_says_where() {
+    assert_error(
+        |b| b["actions"][0]["payload"]["text"] = json!("{{ event.data.amount "),
+        "actions[0].payload.text",
+        "(line 1)",
+    );
+}
+
+#[test]
+fn templates_in_text_places_render_as_text() {
+    let rule = rules_core::CompiledRule::from_json(
+        uuid::Uuid::nil(),
+        1,
+        &json!({
+            "livestream_id": "0e2a9c1b-0000-4000-8000-00000000abcd", "name": "t",
+            "trigger_config": {"event_types": ["donation.received"]},
+            "actions": [
+                {"type": "log", "message": "{{ event.data.user.name }}"},
+                {"type": "publish", "stream": "overlay:alerts",
+                 "payload": {"two": "{{ event.data.user.name }}{{ event.data.amount }}",
+                             "typed": "{{ event.data.amount }}"}}
+            ]
+        }),
+    )
+    .expect("valid rule");
+    let event = rules_core::Event::from_value(
+        &json!({"id": "5f0c1d2e-0000-4000-8000-000000000001", "type": "donation.received",
+                "livestream_id": "0e2a9c1b-0000-4000-8000-00000000abcd",
+                "data": {"amount": 10, "user": {"name": "Alice"}}}),
+        None,
+    )
+    .expect("event");
+    let rendered: Vec<Value> = rule
+        .render_actions(&event)
+        .into_iter()
+        .map(|a| serde_json::to_value(a.expect("renders")).expect("json"))
+        .collect();
+    assert_eq!(rendered[0]["message"], "Alice", "{rendered:?}");
+    assert_eq!(rendered[1]["payload"]["two"], "Alice10", "{rendered:?}");
+    assert_eq!(rendered[1]["payload"]["typed"], 10, "{rendered:?}");
+}
