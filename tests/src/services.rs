@@ -47,6 +47,8 @@ impl OwnRedis {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendfsync", "always"])
+            // DEBUG RELOAD: a test can make it load its data again, as after a restart.
+            .args(["--enable-debug-command", "local"])
             .args(["--appendonly", if self.append_only { "yes" } else { "no" }])
             .arg("--dir")
             .arg(&self.dir)

@@ -408,3 +408,68 @@ async fn a_takeover_claims_every_idle_entry_in_one_round() -> anyhow::Result<()>
     .await?;
     Ok(())
 }
+
+/// A Redis that is loading its data (after a restart) answers every command with
+/// LOADING. The gate must fail the whole round trip then, so the batch is retried,
+/// not record each pair as failed (found by `make chaos`, redis-kill-9: 100
+/// executions recorded `failed` while the restarted server loaded its AOF).
+#[tokio::test]
+async fn a_redis_still_loading_fails_the_gate_round_trip_not_the_pairs() -> anyhow::Result<()> {
+    use rules_core::simulate::Pending;
+    let redis = rules_e2e::services::OwnRedis::start()?;
+    let client = redis::Client::open(redis.url())?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    // Enough keys, each loaded slowly, for the load to last a few seconds.
+    for chunk in 0..20 {
+        let mut pipe = redis::pipe();
+        for i in 0..5_000 {
+            pipe.cmd("SET").arg(format!("k{chunk}:{i}")).arg(i).ignore();
+        }
+        pipe.query_async::<()>(&mut conn).await?;
+    }
+    // Loaded slowly, answering other clients (LOADING) every KiB loaded.
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("key-load-delay")
+        .arg(50)
+        .arg("loading-process-events-interval-bytes")
+        .arg(1024)
+        .query_async::<()>(&mut conn)
+        .await?;
+    let url = redis.url();
+    let reload = std::thread::spawn(move || -> redis::RedisResult<()> {
+        let mut c = redis::Client::open(url)?.get_connection()?;
+        redis::cmd("DEBUG").arg("RELOAD").query::<()>(&mut c)
+    });
+    let probe = client.get_multiplexed_async_connection().await?;
+    eventually(WAIT, || {
+        let mut probe = probe.clone();
+        async move {
+            let info: redis::RedisResult<String> = redis::cmd("INFO")
+                .arg("persistence")
+                .query_async(&mut probe)
+                .await;
+            Ok(info.is_ok_and(|i| i.contains("loading:1")))
+        }
+    })
+    .await?;
+    let rule = rules_core::CompiledRule::from_json(
+        uuid::Uuid::now_v7(),
+        1,
+        &publish_rule("out", json!({"livestream_id": rules_e2e::worker::LS})),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let event = rules_core::Event::from_value(
+        &json!({"id": uuid::Uuid::new_v4(), "type": "donation.received",
+                "livestream_id": rules_e2e::worker::LS, "data": {"amount": 10}}),
+        None,
+    )?;
+    let pairs = [Pending::new(&rule, &event, "s:1-0", 0)];
+    let mut gate_conn = client.get_multiplexed_async_connection().await?;
+    let answer = rules_store::gate::decide(&mut gate_conn, &pairs, 60_000).await;
+    let loading = matches!(&answer, Err(e) if e.to_string().contains("loading"));
+    assert!(loading, "the round trip fails while loading: {answer:?}");
+    drop(redis);
+    let _ = reload.join();
+    Ok(())
+}

@@ -24,7 +24,8 @@ static GATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("gate.
 pub use rules_core::simulate::Pending as Pair;
 
 /// What the gate answered for one pair: its decision, or the error of that pair's
-/// script alone (a key of the wrong type, say), which fails that pair only.
+/// script alone (a key of the wrong type, say), which fails that pair only. An error
+/// the server would give any command (loading, failover) fails the whole round trip.
 pub type PairOutcome = Result<Decision, RedisError>;
 
 /// Decides every pair in one pipelined round trip, in order; each decision is
@@ -117,6 +118,15 @@ where
         // After a Redis restart the script cache is empty: load it and try once more.
         GATE.prepare_invoke().load_async(conn).await?;
         replies = pipe.query_async(conn).await?;
+    }
+    // A server that cannot run any script now (still loading its data after a
+    // restart, a failover under way, a connection cut mid-reply) fails the round
+    // trip, to be retried: only an error of the pair's own script fails the pair.
+    if let Some(Err(e)) = replies
+        .iter()
+        .find(|r| matches!(r, Err(e) if !matches!(e.retry_method(), redis::RetryMethod::NoRetry)))
+    {
+        return Err(RedisError::Command(e.clone()));
     }
     if replies.len() != pairs.len() {
         return Err(RedisError::Reply {
