@@ -67,10 +67,14 @@ chaos-ci: services build ## the fault scenarios CI runs, smaller, on the debug b
 
 # Not with CARGO_TARGET_DIR: cargo-mutants builds a copy of the tree, and a shared
 # target directory would hand it the unmutated build (same package, fresh artifacts).
-mutants: ## cargo-mutants on the pure matching, path and gate-simulation code (MUTANTS_FILES to narrow it)
+MUTANTS_CORE ?= index simulate path condition validate template compiled event
+MUTANTS_STORE ?= gate/mod gate/destination
+mutants: ## cargo-mutants on rules-core's matching code and the gate's Rust side (MUTANTS_CORE, MUTANTS_STORE: files without .rs)
 	@command -v cargo-mutants >/dev/null || $(CARGO) install --locked cargo-mutants
-	env -u CARGO_TARGET_DIR $(CARGO) mutants -p rules-core --test-tool nextest --timeout 120 -o $(TARGET_DIR)/mutants \
-		$(foreach f,$(or $(MUTANTS_FILES),crates/rules-core/src/index.rs crates/rules-core/src/simulate.rs crates/rules-core/src/path.rs crates/rules-core/src/condition.rs),--file $(f))
+	$(if $(strip $(MUTANTS_CORE)),env -u CARGO_TARGET_DIR $(CARGO) mutants -p rules-core --test-tool nextest --timeout 120 -o $(TARGET_DIR)/mutants \
+		$(foreach f,$(MUTANTS_CORE),--file crates/rules-core/src/$(f).rs))
+	$(if $(strip $(MUTANTS_STORE)),env -u CARGO_TARGET_DIR $(CARGO) mutants -p rules-store --test-tool nextest --timeout 300 -o $(TARGET_DIR)/mutants-store \
+		$(foreach f,$(MUTANTS_STORE),--file crates/rules-store/src/$(f).rs))
 
 fmt: ## format the code
 	$(CARGO) fmt --all

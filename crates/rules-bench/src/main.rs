@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+mod cpu;
 mod run;
 mod slow;
 
@@ -70,6 +71,8 @@ enum Command {
         source: Source,
         #[command(flatten)]
         worker: run::WorkerArgs,
+        #[command(flatten)]
+        shape: run::DrainShape,
     },
     /// Event-to-execution latency at a steady rate.
     Latency {
@@ -115,7 +118,11 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Match { source, batch } => match_only(&source, batch),
-        Command::Drain { source, worker } => run::drain(&source, &worker).await,
+        Command::Drain {
+            source,
+            worker,
+            shape,
+        } => run::drain(&source, &worker, &shape).await,
         Command::Latency {
             source,
             worker,

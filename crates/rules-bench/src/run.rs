@@ -36,6 +36,19 @@ pub struct WorkerArgs {
     worker_env: Vec<String>,
 }
 
+/// What the drain runs against beyond the workload itself.
+#[derive(clap::Args, Clone)]
+pub struct DrainShape {
+    /// Executions written into the log before the drain (generated in PostgreSQL,
+    /// over the run's rules): the drain on a grown database.
+    #[arg(long, default_value_t = 0)]
+    grow_executions: u64,
+    /// Share of the events (0–1) made to fire: each livestream gets a rule matching
+    /// any event with `data.bench_fire`, set on that share of events, evenly spread.
+    #[arg(long)]
+    fire_rate: Option<f64>,
+}
+
 struct Setup {
     admin_url: String,
     db_name: String,
@@ -206,7 +219,72 @@ impl Setup {
     }
 }
 
+/// Adds a rule per livestream matching any event with `data.bench_fire`, and sets it
+/// on `rate` of the events, evenly spread.
+fn make_fire(rules: &mut Vec<(Uuid, Value)>, events: &mut [Event], rate: f64) {
+    let livestreams: std::collections::BTreeSet<String> = rules
+        .iter()
+        .filter_map(|(_, r)| r["livestream_id"].as_str().map(str::to_owned))
+        .collect();
+    for ls in livestreams {
+        rules.push((
+            Uuid::new_v4(),
+            json!({"livestream_id": ls, "name": "bench fire",
+                   "trigger_config": {"event_types": ["*"],
+                                      "condition": {"field": "data.bench_fire", "op": "eq", "value": true}},
+                   "actions": [{"type": "log", "message": "fire"}]}),
+        ));
+    }
+    for (i, event) in events.iter_mut().enumerate() {
+        let fires = (i as f64 * rate).floor() != ((i + 1) as f64 * rate).floor();
+        if fires {
+            let mut data = event.data().clone();
+            data["bench_fire"] = json!(true);
+            *event = Event::new(
+                event.id,
+                event.event_type(),
+                event.livestream_id,
+                event.occurred_at,
+                data,
+            );
+        }
+    }
+}
+
 impl Setup {
+    /// Writes `n` executions of the run's rules into the log (in PostgreSQL, a
+    /// million per statement), as a database that has been running for a while
+    /// holds; then ANALYZE, as autovacuum would have.
+    async fn grow_executions(&self, n: u64) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let mut conn = AsyncPgConnection::establish(&self.db_url).await?;
+        let mut left = n;
+        while left > 0 {
+            let chunk = left.min(1_000_000);
+            diesel::sql_query(
+                "WITH r AS (SELECT array_agg(id) AS ids, array_agg(livestream_id) AS ls, \
+                                   count(*)::int AS n FROM rules) \
+                 INSERT INTO rule_executions \
+                   (id, rule_id, event_id, livestream_id, executed_at, status, duration_ms, result) \
+                 SELECT gen_random_uuid(), r.ids[1 + g % r.n], gen_random_uuid(), r.ls[1 + g % r.n], \
+                        now() - (g % 604800) * interval '1 second', 'succeeded', 3, '{\"actions\": []}' \
+                 FROM generate_series(1, $1) AS g, r",
+            )
+            .bind::<diesel::sql_types::Integer, _>(i32::try_from(chunk)?)
+            .execute(&mut conn)
+            .await?;
+            left -= chunk;
+        }
+        diesel::sql_query("ANALYZE rule_executions")
+            .execute(&mut conn)
+            .await?;
+        eprintln!(
+            "grew the execution log by {n} rows in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
     /// Deletes the gate's keys of this run's rules (`re:{<rule id>}:…`: decisions,
     /// cooldowns, thresholds): they would otherwise stay in the shared Redis for an
     /// hour, millions of them after a few runs.
@@ -263,9 +341,19 @@ async fn stop(mut child: Child) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn drain(source: &Source, args: &WorkerArgs) -> anyhow::Result<()> {
-    let (rules, events) = load(source)?;
+pub async fn drain(source: &Source, args: &WorkerArgs, shape: &DrainShape) -> anyhow::Result<()> {
+    let (mut rules, mut events) = load(source)?;
+    if let Some(rate) = shape.fire_rate {
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&rate),
+            "--fire-rate is a share, 0 to 1"
+        );
+        make_fire(&mut rules, &mut events, rate);
+    }
     let setup = Setup::new(args, &rules).await?;
+    if shape.grow_executions > 0 {
+        setup.grow_executions(shape.grow_executions).await?;
+    }
     let started = Instant::now();
     setup.xadd(&events).await?;
     eprintln!(
@@ -276,10 +364,14 @@ pub async fn drain(source: &Source, args: &WorkerArgs) -> anyhow::Result<()> {
     let worker = setup.start_worker(args)?;
     let spawned = Instant::now();
     let mut first_read: Option<Instant> = None;
+    let mut redis = setup.redis.clone();
+    let redis_pid = crate::cpu::redis_pid(&mut redis).await;
+    let mut cpu_before = None;
     loop {
         let (lag, pending, read) = setup.progress().await?;
         if first_read.is_none() && read > 0 {
             first_read = Some(Instant::now());
+            cpu_before = Some(crate::cpu::sample(worker.id(), redis_pid));
         }
         if read >= events.len() && lag == 0 && pending == 0 {
             break;
@@ -290,11 +382,18 @@ pub async fn drain(source: &Source, args: &WorkerArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let done = Instant::now();
+    let cpu_after = crate::cpu::sample(worker.id(), redis_pid);
     let from_first = done - first_read.unwrap_or(spawned);
-    let executions = setup.executions().await?;
+    let executions = setup.executions().await? - shape.grow_executions as i64;
     println!("drained {} events in {:.2}s: {:.0} events/s (from the first read; {:.2}s from process start)",
         events.len(), from_first.as_secs_f64(), rate(events.len(), from_first), (done - spawned).as_secs_f64());
-    println!("executions recorded: {executions}");
+    println!(
+        "executions recorded: {executions} ({:.1}% of events fired)",
+        executions as f64 * 100.0 / events.len().max(1) as f64
+    );
+    if let Some(before) = cpu_before {
+        println!("{}", crate::cpu::per_event(before, cpu_after, events.len()));
+    }
     stop(worker).await?;
     setup.teardown().await
 }

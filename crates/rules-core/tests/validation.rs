@@ -645,3 +645,54 @@ fn templates_in_text_places_render_as_text() {
     assert_eq!(rendered[1]["payload"]["two"], "Alice10", "{rendered:?}");
     assert_eq!(rendered[1]["payload"]["typed"], 10, "{rendered:?}");
 }
+
+#[test]
+fn the_depth_limit_counts_all_and_any_as_it_counts_not() {
+    let mut node = json!({"field": "data.x", "op": "exists", "value": true});
+    for i in 1..=limits::MAX_DEPTH {
+        node = if i % 2 == 0 {
+            json!({ "all": [node] })
+        } else {
+            json!({ "any": [node] })
+        };
+    }
+    let errors = errors_after(|r| r["trigger_config"]["condition"] = node);
+    assert!(
+        errors.iter().any(|e| e.message.contains("deeper than 10")),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn a_leaf_without_its_operator_says_so() {
+    assert_error(
+        |b| b["trigger_config"]["condition"] = json!({"field": "data.amount", "value": 10}),
+        "trigger_config.condition.op",
+        "required",
+    );
+}
+
+#[test]
+fn a_webhook_address_carries_no_user_name_either() {
+    assert_error(
+        |b| b["actions"][1]["url"] = json!("https://bot@bot.example.com/hooks"),
+        "actions[1].url",
+        "must not carry credentials",
+    );
+}
+
+#[test]
+fn a_webhook_may_have_32_headers_not_more() {
+    let headers = |n: usize| -> Value {
+        (0..n)
+            .map(|i| (format!("X-H{i}"), json!("v")))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    assert!(errors_after(|b| b["actions"][1]["headers"] = headers(limits::MAX_HEADERS)).is_empty());
+    assert_error(
+        |b| b["actions"][1]["headers"] = headers(limits::MAX_HEADERS + 1),
+        "actions[1].headers",
+        "more than 32 headers",
+    );
+}

@@ -32,7 +32,8 @@ struct Cli {
     /// Seconds a receiver misbehaves.
     #[arg(long)]
     receiver_fault_seconds: Option<u64>,
-    /// Where logs, snapshots and the report go (default: a new temporary directory).
+    /// Where logs, snapshots and the report go, kept (default: a new temporary
+    /// directory, removed when every scenario passed).
     #[arg(long)]
     out: Option<PathBuf>,
 }
@@ -64,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
             10
         })),
     };
+    let keep = cli.out.is_some();
     let dir = cli.out.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("rules-chaos-{}", std::process::id()))
     });
