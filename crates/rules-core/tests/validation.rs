@@ -622,6 +622,7 @@ fn templates_in_text_places_render_as_text() {
             "trigger_config": {"event_types": ["donation.received"]},
             "actions": [
                 {"type": "log", "message": "{{ event.data.user.name }}"},
+                {"type": "log", "message": "{{ event.data.list }}"},
                 {"type": "publish", "stream": "overlay:alerts",
                  "payload": {"two": "{{ event.data.user.name }}{{ event.data.amount }}",
                              "typed": "{{ event.data.amount }}"}}
@@ -632,7 +633,7 @@ fn templates_in_text_places_render_as_text() {
     let event = rules_core::Event::from_value(
         &json!({"id": "5f0c1d2e-0000-4000-8000-000000000001", "type": "donation.received",
                 "livestream_id": "0e2a9c1b-0000-4000-8000-00000000abcd",
-                "data": {"amount": 10, "user": {"name": "Alice"}}}),
+                "data": {"amount": 10, "user": {"name": "Alice"}, "list": [1, 2]}}),
         None,
     )
     .expect("event");
@@ -642,8 +643,10 @@ fn templates_in_text_places_render_as_text() {
         .map(|a| serde_json::to_value(a.expect("renders")).expect("json"))
         .collect();
     assert_eq!(rendered[0]["message"], "Alice", "{rendered:?}");
-    assert_eq!(rendered[1]["payload"]["two"], "Alice10", "{rendered:?}");
-    assert_eq!(rendered[1]["payload"]["typed"], 10, "{rendered:?}");
+    // A list in a text place is written as JSON text.
+    assert_eq!(rendered[1]["message"], "[1,2]", "{rendered:?}");
+    assert_eq!(rendered[2]["payload"]["two"], "Alice10", "{rendered:?}");
+    assert_eq!(rendered[2]["payload"]["typed"], 10, "{rendered:?}");
 }
 
 #[test]

@@ -109,19 +109,27 @@ async fn main() -> anyhow::Result<()> {
         .filter(|r| !r.passed())
         .map(|r| r.scenario.as_str())
         .collect();
+    // Servers and receivers stopped before their logs are removed.
+    drop(cluster);
     if failed.is_empty() {
-        eprintln!(
-            "rules-chaos: {} scenarios passed; report in {}",
-            rows.len(),
-            dir.display()
-        );
+        if keep {
+            eprintln!(
+                "rules-chaos: {} scenarios passed; report in {}",
+                rows.len(),
+                dir.display()
+            );
+        } else {
+            std::fs::remove_dir_all(&dir)?;
+            eprintln!("rules-chaos: {} scenarios passed", rows.len());
+        }
         Ok(())
     } else {
         anyhow::bail!(
-            "{} of {} scenarios failed: {}",
+            "{} of {} scenarios failed: {}; logs and report in {}",
             failed.len(),
             rows.len(),
-            failed.join(", ")
+            failed.join(", "),
+            dir.display()
         )
     }
 }
