@@ -115,9 +115,12 @@ pub fn app(
     let known = web::Data::new(unmatched::KnownRoutes::of(&openapi));
     app.app_data(known)
         .service(metrics::scrape)
+        .app_data(web::Data::new(openapi::Document(web::Bytes::from(
+            openapi::served(&openapi),
+        ))))
+        .route("/openapi.json", web::get().to(openapi::document))
         .service(
-            SwaggerUi::new("/docs/{_:.*}")
-                .external_url_unchecked("/openapi.json", openapi::served(&openapi)),
+            SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/openapi.json")),
         )
         .default_service(web::to(unmatched::unmatched))
         .wrap(from_fn(body_deadline::enforce))

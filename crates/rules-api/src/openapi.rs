@@ -153,42 +153,22 @@ impl Modify for RuleLinks {
     }
 }
 
-/// The document as served. utoipa 5.5 writes a link's fields as they are named in
-/// Rust (`operation_id`, `operation_ref`, `request_body`); OpenAPI spells them
-/// `operationId`, `operationRef`, `requestBody` (schemathesis refuses the others).
-/// Renamed here, in every response's `links`.
-pub fn served(openapi: &utoipa::openapi::OpenApi) -> serde_json::Value {
-    let mut doc = serde_json::to_value(openapi).expect("the OpenAPI document serializes");
-    let operations = doc["paths"]
-        .as_object_mut()
-        .into_iter()
-        .flat_map(|paths| paths.values_mut())
-        .filter_map(serde_json::Value::as_object_mut)
-        .flat_map(|item| item.values_mut());
-    for operation in operations {
-        let responses = operation["responses"]
-            .as_object_mut()
-            .into_iter()
-            .flat_map(|r| r.values_mut());
-        for response in responses {
-            let links = response
-                .get_mut("links")
-                .and_then(serde_json::Value::as_object_mut)
-                .into_iter()
-                .flat_map(|l| l.values_mut())
-                .filter_map(serde_json::Value::as_object_mut);
-            for link in links {
-                for (from, to) in [
-                    ("operation_id", "operationId"),
-                    ("operation_ref", "operationRef"),
-                    ("request_body", "requestBody"),
-                ] {
-                    if let Some(value) = link.remove(from) {
-                        link.insert(to.to_owned(), value);
-                    }
-                }
-            }
-        }
-    }
-    doc
+/// The document as served, rendered once: utoipa 5.5 writes a link's target as
+/// `operation_id`, where OpenAPI spells it `operationId` (schemathesis refuses the
+/// other). No schema of ours has a property of that name, so the key is renamed in
+/// the text, which keeps utoipa's field order (`openapi` first).
+pub fn served(openapi: &utoipa::openapi::OpenApi) -> String {
+    serde_json::to_string(openapi)
+        .expect("the OpenAPI document serializes")
+        .replace("\"operation_id\":", "\"operationId\":")
+}
+
+/// The rendered document, shared by the app's workers.
+pub struct Document(pub actix_web::web::Bytes);
+
+/// `GET /openapi.json`.
+pub async fn document(doc: actix_web::web::Data<Document>) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type("application/json")
+        .body(doc.0.clone())
 }

@@ -15,6 +15,17 @@ async fn openapi_describes_every_route_and_matches_the_snapshot() {
     let api = start().await;
     let (status, _, doc) = send(&api.service, TestRequest::get().uri("/openapi.json")).await;
     assert_eq!(status, 200);
+    // Served in utoipa's field order, `openapi` first (the README's tour shows it).
+    let raw = actix_web::test::call_and_read_body(
+        &api.service,
+        TestRequest::get().uri("/openapi.json").to_request(),
+    )
+    .await;
+    assert!(
+        raw.starts_with(br#"{"openapi":"3.1"#),
+        "{:?}",
+        &raw[..40.min(raw.len())]
+    );
     assert!(
         doc["openapi"]
             .as_str()

@@ -699,3 +699,12 @@ fn a_webhook_may_have_32_headers_not_more() {
         "more than 32 headers",
     );
 }
+
+#[test]
+fn a_webhook_address_without_a_host_is_refused() {
+    assert_error(
+        |b| b["actions"][1]["url"] = json!("http://"),
+        "actions[1].url",
+        "is not a valid URL: empty host",
+    );
+}
