@@ -20,6 +20,21 @@ pub struct Allowances {
     pub dead_letters: usize,
 }
 
+impl Allowances {
+    /// Redis loses data by design in the scenario.
+    pub const BROKER_LOSS: Self = Self {
+        broker_loss: true,
+        failed: false,
+        dead_letters: 0,
+    };
+    /// The destination fails executions in the scenario.
+    pub const FAILED: Self = Self {
+        broker_loss: false,
+        failed: true,
+        dead_letters: 0,
+    };
+}
+
 pub struct Row {
     pub scenario: String,
     /// What was done, in a line.

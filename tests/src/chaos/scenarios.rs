@@ -273,6 +273,16 @@ async fn drain_until_a_quarter(
     name: &str,
     workers: usize,
 ) -> anyhow::Result<Run> {
+    drain_until(cluster, name, workers, 4).await
+}
+
+/// The same, waiting until `1 / part` of the backlog is decided.
+async fn drain_until(
+    cluster: &mut Cluster,
+    name: &str,
+    workers: usize,
+    part: i64,
+) -> anyhow::Result<Run> {
     let mut run = Run::begin(cluster, name, vec![Run::main_rule(cluster, name)]).await?;
     let n = cluster.scale.backlog;
     // Small batches: the drain lasts long enough for the fault to land inside it.
@@ -284,7 +294,7 @@ async fn drain_until_a_quarter(
     for i in 0..workers {
         run.stage.start_worker(&format!("w{i}")).await?;
     }
-    run.stage.wait_decided(n as i64 / 4, LONG).await?;
+    run.stage.wait_decided(n as i64 / part, LONG).await?;
     run.strikes_mid_drain(n).await?;
     Ok(run)
 }
@@ -538,27 +548,12 @@ async fn redis_restart_empty(cluster: &mut Cluster, name: &str) -> anyhow::Resul
     run.stage
         .send_backlog(cluster.scale.backlog / 4, 50)
         .await?;
-    run.finish(
-        cluster,
-        Allowances {
-            broker_loss: true,
-            ..Allowances::default()
-        },
-    )
-    .await
+    run.finish(cluster, Allowances::BROKER_LOSS).await
 }
 
 async fn redis_older_snapshot(cluster: &mut Cluster, name: &str) -> anyhow::Result<Row> {
-    let mut run = Run::begin(cluster, name, vec![Run::main_rule(cluster, name)]).await?;
+    let mut run = drain_until(cluster, name, 2, 8).await?;
     let n = cluster.scale.backlog;
-    run.stage
-        .worker_env
-        .push(("RULES__WORKER__BATCH_SIZE", "20".into()));
-    run.stage.send_backlog(n, 50).await?;
-    run.started = Instant::now();
-    run.stage.start_worker("w0").await?;
-    run.stage.start_worker("w1").await?;
-    run.stage.wait_decided(n as i64 / 8, LONG).await?;
     let snapshot = cluster.dir.join(format!("{name}.rdb"));
     cluster.redis.snapshot(&snapshot)?;
     run.stage.wait_decided(n as i64 / 2, LONG).await?;
@@ -570,14 +565,7 @@ async fn redis_older_snapshot(cluster: &mut Cluster, name: &str) -> anyhow::Resu
     redis_back(cluster, &mut run).await?;
     run.fault_ends();
     run.stage.send_backlog(n / 4, 50).await?;
-    run.finish(
-        cluster,
-        Allowances {
-            broker_loss: true,
-            ..Allowances::default()
-        },
-    )
-    .await
+    run.finish(cluster, Allowances::BROKER_LOSS).await
 }
 
 async fn redis_group_destroyed(cluster: &mut Cluster, name: &str) -> anyhow::Result<Row> {
@@ -624,15 +612,7 @@ async fn receiver_fault(
     let back = first_success_after(&mut run).await?;
     // From then on every new event reaches the destination.
     run.must_succeed = run.stage.send_backlog(50, 50).await?;
-    let mut row = run
-        .finish(
-            cluster,
-            Allowances {
-                failed: true,
-                ..Allowances::default()
-            },
-        )
-        .await?;
+    let mut row = run.finish(cluster, Allowances::FAILED).await?;
     row.recovery = Some(back);
     Ok(row)
 }
