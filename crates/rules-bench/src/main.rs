@@ -64,6 +64,11 @@ enum Command {
         /// Events matched per round (a worker batch); rounds repeat over all events.
         #[arg(long, default_value_t = 1_000)]
         batch: usize,
+        /// Writes, per event, the rules it matched: one line per event, the 0-based
+        /// positions of the rules (in the rules file, or as generated) separated by
+        /// spaces, ascending; for comparing results with another matcher's.
+        #[arg(long)]
+        write_matches: Option<PathBuf>,
     },
     /// Drain rate of a backlog through one worker (needs DATABASE_URL, REDIS_URL and a built rules-worker).
     Drain {
@@ -117,7 +122,11 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Match { source, batch } => match_only(&source, batch),
+        Command::Match {
+            source,
+            batch,
+            write_matches,
+        } => match_only(&source, batch, write_matches.as_deref()),
         Command::Drain {
             source,
             worker,
@@ -240,7 +249,51 @@ pub fn index_of(rules: &[(Uuid, Value)]) -> anyhow::Result<RuleIndex> {
     Ok(RuleIndex::from_rules(compiled))
 }
 
-fn match_only(source: &Source, batch: usize) -> anyhow::Result<()> {
+/// The events file's lines as read (not re-serialised), when one is given: what the
+/// "including the parse" figure parses.
+fn event_lines(source: &Source) -> anyhow::Result<Option<Vec<String>>> {
+    let Some(path) = &source.events else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    Ok(Some(
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect(),
+    ))
+}
+
+/// One line per event: the positions of the rules it matched, ascending.
+fn write_matches(
+    path: &Path,
+    rules: &[(Uuid, Value)],
+    index: &RuleIndex,
+    events: &[Event],
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let position: std::collections::HashMap<Uuid, usize> = rules
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| (*id, i))
+        .collect();
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(path).with_context(|| format!("create {}", path.display()))?,
+    );
+    for event in events {
+        let mut matched: Vec<usize> = index
+            .matching(event)
+            .filter_map(|r| position.get(&r.id()).copied())
+            .collect();
+        matched.sort_unstable();
+        let line: Vec<String> = matched.iter().map(usize::to_string).collect();
+        writeln!(out, "{}", line.join(" "))?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn match_only(source: &Source, batch: usize, matches_to: Option<&Path>) -> anyhow::Result<()> {
     let (rules, events) = load(source)?;
     let before = rss_kb();
     let index = index_of(&rules)?;
@@ -249,10 +302,14 @@ fn match_only(source: &Source, batch: usize) -> anyhow::Result<()> {
         index.len(),
         (rss_kb().saturating_sub(before)) as f64 / 1024.0
     );
-    let entries: Vec<String> = events
-        .iter()
-        .map(|e| serde_json::to_string(e).unwrap_or_default())
-        .collect();
+    // The lines as read when a file is given; generated events as serialised once.
+    let entries: Vec<String> = match event_lines(source)? {
+        Some(lines) => lines,
+        None => events
+            .iter()
+            .map(|e| serde_json::to_string(e).unwrap_or_default())
+            .collect(),
+    };
     let batch = batch.max(1);
     let rounds = (2_000_000 / events.len().max(1)).max(1);
     println!(
@@ -296,6 +353,10 @@ fn match_only(source: &Source, batch: usize) -> anyhow::Result<()> {
     );
     println!("parsed events:          {parsed:>12.0} events/s (one core)");
     println!("including entry parse:  {with_parsing:>12.0} events/s (one core)");
+    if let Some(path) = matches_to {
+        write_matches(path, &rules, &index, &events)?;
+        println!("matches per event written to {}", path.display());
+    }
     if matches != matches_parsing {
         bail!("parsed and unparsed runs disagree: {matches} vs {matches_parsing}");
     }
