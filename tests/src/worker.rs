@@ -1,6 +1,7 @@
 //! A running `rules-worker` over a test database and test streams, with helpers to
 //! add rules, send events and wait for outcomes.
 
+use anyhow::Context as _;
 use diesel_async::RunQueryDsl;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ pub const LS: &str = "0e2a9c1b-0000-4000-8000-00000000abcd";
 
 /// A rule publishing to `out` for donations of 10 or more, with `extra` top-level keys.
 pub fn publish_rule(out: &str, extra: serde_json::Value) -> serde_json::Value {
-    let mut rule = json!({
+    let rule = json!({
         "name": "alert",
         "trigger_config": {"event_types": ["donation.received"],
                            "condition": {"field": "data.amount", "op": "gte", "value": 10}},
@@ -20,12 +21,31 @@ pub fn publish_rule(out: &str, extra: serde_json::Value) -> serde_json::Value {
                      "payload": {"text": "{{ event.data.user.name }} donated {{ event.data.amount }}!",
                                  "amount": "{{ event.data.amount }}"}}]
     });
-    if let (Some(r), Some(e)) = (rule.as_object_mut(), extra.as_object()) {
-        for (k, v) in e {
-            r.insert(k.clone(), v.clone());
-        }
+    with_keys(rule, extra)
+}
+
+/// `rule` with the top-level keys of `extra` set (replacing any of the same name).
+pub fn with_keys(mut rule: Value, extra: Value) -> Value {
+    if let (Some(r), Value::Object(e)) = (rule.as_object_mut(), extra) {
+        r.extend(e);
     }
     rule
+}
+
+/// Waits until the workers serving health on `ports` each have `n` rules in their
+/// index (a rule change arrives asynchronously: poll, never sleep).
+pub async fn wait_rules_loaded(ports: &[u16], n: u64, limit: Duration) -> anyhow::Result<()> {
+    let client = crate::http_client();
+    for port in ports {
+        let url = format!("http://127.0.0.1:{port}/health/ready");
+        eventually(limit, || async {
+            let body: Value = client.get(&url).send().await?.json().await?;
+            Ok(body["rules_loaded"].as_u64() == Some(n))
+        })
+        .await
+        .with_context(|| format!("the worker on port {port} did not load {n} rules"))?;
+    }
+    Ok(())
 }
 
 pub struct Harness {
@@ -105,16 +125,7 @@ impl Harness {
     /// Waits until every worker has `n` rules in its index (a rule change arrives
     /// asynchronously: poll, never sleep).
     pub async fn wait_rules_loaded(&self, n: u64) -> anyhow::Result<()> {
-        let client = crate::http_client();
-        for port in &self.http_ports {
-            let url = format!("http://127.0.0.1:{port}/health/ready");
-            eventually(Duration::from_secs(15), || async {
-                let body: Value = client.get(&url).send().await?.json().await?;
-                Ok(body["rules_loaded"].as_u64() == Some(n))
-            })
-            .await?;
-        }
-        Ok(())
+        wait_rules_loaded(&self.http_ports, n, Duration::from_secs(15)).await
     }
 
     /// Stores a rule directly (as the API would) and returns its id. The worker picks

@@ -211,15 +211,8 @@ impl Run {
             }
         }
         if !self.must_succeed.is_empty() {
-            let main = self
-                .stage
-                .rules
-                .iter()
-                .find(|r| r.rule().spec.name == "alert");
-            let ok = match main {
-                Some(rule) => self.stage.succeeded(rule.id(), &self.must_succeed).await?,
-                None => 0,
-            };
+            let main = self.stage.rule_named("alert")?;
+            let ok = self.stage.succeeded(main, &self.must_succeed).await?;
             let n = self.must_succeed.len();
             if ok == n as i64 {
                 self.notes.push(format!(
@@ -394,31 +387,10 @@ async fn kill_during_slow_threshold(cluster: &mut Cluster, name: &str) -> anyhow
     run.finish(cluster, Allowances::default()).await
 }
 
-/// Waits until every running worker has `n` rules loaded.
-async fn wait_loaded(stage: &Stage, n: u64) -> anyhow::Result<()> {
-    let client = crate::http_client();
-    for worker in stage.workers.iter().filter(|w| w.process.is_some()) {
-        let url = format!("http://127.0.0.1:{}/health/ready", worker.port);
-        crate::worker::eventually(LONG, || async {
-            let body: serde_json::Value = client.get(&url).send().await?.json().await?;
-            Ok(body["rules_loaded"].as_u64() == Some(n))
-        })
-        .await
-        .with_context(|| format!("worker {} did not load {n} rules", worker.consumer))?;
-    }
-    Ok(())
-}
-
 /// After a PostgreSQL fault: a rule created and the main rule disabled through the
 /// api take effect on the next events. Returns the note, or fails.
 async fn rules_change_after(cluster: &Cluster, run: &mut Run) -> anyhow::Result<()> {
-    let main = run
-        .stage
-        .rules
-        .iter()
-        .find(|r| r.rule().spec.name == "alert")
-        .map(|r| r.id())
-        .context("no main rule")?;
+    let main = run.stage.rule_named("alert")?;
     let after_path = format!("/{}/after", run.stage.name);
     let created = Instant::now();
     let after = run
@@ -432,10 +404,10 @@ async fn rules_change_after(cluster: &Cluster, run: &mut Run) -> anyhow::Result<
     // Each change reaches every worker (polled through their health ports): the new
     // rule first, then the disabled one.
     let rules = run.stage.rules.len() as u64;
-    wait_loaded(&run.stage, rules).await?;
+    run.stage.wait_rules_loaded(rules, LONG).await?;
     let arrived = created.elapsed();
     run.stage.disable_rule(main).await?;
-    wait_loaded(&run.stage, rules - 1).await?;
+    run.stage.wait_rules_loaded(rules - 1, LONG).await?;
     let ids = run.stage.send_backlog(20, 5).await?;
     run.stage.wait_settled(LONG).await?;
     let mut conn = AsyncPgConnection::establish(&run.stage.db_url).await?;
@@ -621,13 +593,7 @@ async fn receiver_fault(
 /// time since the fault ended.
 async fn first_success_after(run: &mut Run) -> anyhow::Result<Duration> {
     let end = run.fault_end.context("the fault has not ended")?;
-    let main = run
-        .stage
-        .rules
-        .iter()
-        .find(|r| r.rule().spec.name == "alert")
-        .map(|r| r.id())
-        .context("no main rule")?;
+    let main = run.stage.rule_named("alert")?;
     loop {
         anyhow::ensure!(end.elapsed() < LONG, "no call succeeded after the fault");
         let id = run.stage.send_one(0).await?;

@@ -189,18 +189,13 @@ impl Stage {
 
     /// A webhook rule calling `url` for every donation, the event id in the body.
     pub fn webhook_rule(name: &str, url: &str, extra: Value) -> Value {
-        let mut rule = json!({
+        let rule = json!({
             "name": name,
             "trigger_config": {"event_types": ["donation.received"]},
             "actions": [{"type": "webhook", "url": url, "timeout_ms": 2000,
                          "body": {"event": "{{ event.id }}", "sent_ms": "{{ event.data.sent_ms }}"}}]
         });
-        if let (Some(r), Some(e)) = (rule.as_object_mut(), extra.as_object()) {
-            for (k, v) in e {
-                r.insert(k.clone(), v.clone());
-            }
-        }
-        rule
+        crate::worker::with_keys(rule, extra)
     }
 
     /// Starts a worker under `consumer` and waits until it is ready and has loaded
@@ -241,13 +236,28 @@ impl Stage {
         let ready = format!("http://127.0.0.1:{port}/health/ready");
         wait_http_ok(&ready, Duration::from_secs(30)).await?;
         let rules = self.rules.len() as u64;
-        crate::worker::eventually(Duration::from_secs(15), || async {
-            let body: Value = http_client().get(&ready).send().await?.json().await?;
-            Ok(body["rules_loaded"].as_u64() == Some(rules))
-        })
-        .await
-        .with_context(|| format!("worker {consumer} did not load {rules} rules"))?;
+        crate::worker::wait_rules_loaded(&[port], rules, Duration::from_secs(15)).await?;
         Ok(self.workers.len() - 1)
+    }
+
+    /// Waits until every running worker has `n` rules loaded.
+    pub async fn wait_rules_loaded(&self, n: u64, limit: Duration) -> anyhow::Result<()> {
+        let ports: Vec<u16> = self
+            .workers
+            .iter()
+            .filter(|w| w.process.is_some())
+            .map(|w| w.port)
+            .collect();
+        crate::worker::wait_rules_loaded(&ports, n, limit).await
+    }
+
+    /// The id of the rule named `name` (the scenario's main rule is `alert`).
+    pub fn rule_named(&self, name: &str) -> anyhow::Result<Uuid> {
+        self.rules
+            .iter()
+            .find(|r| r.rule().spec.name == name)
+            .map(|r| r.id())
+            .with_context(|| format!("no rule named {name}"))
     }
 
     /// SIGKILL to worker `i`, as a crash or an OOM kill would.
