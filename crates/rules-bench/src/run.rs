@@ -138,6 +138,11 @@ impl Setup {
     }
 
     fn start_worker(&self, args: &WorkerArgs) -> anyhow::Result<Child> {
+        Ok(self.start_worker_on_port(args)?.0)
+    }
+
+    /// Starts the worker; returns it and its HTTP port (health, `/metrics`).
+    fn start_worker_on_port(&self, args: &WorkerArgs) -> anyhow::Result<(Child, u16)> {
         let bin = match &args.worker_bin {
             Some(b) => b.clone(),
             None => std::env::current_exe()?.with_file_name("rules-worker"),
@@ -161,7 +166,7 @@ impl Setup {
             let (k, v) = kv.split_once('=').context("--worker-env takes KEY=VALUE")?;
             cmd.env(k, v);
         }
-        Ok(cmd.spawn()?)
+        Ok((cmd.spawn()?, port))
     }
 
     /// (lag, pending, entries read) of the group.
@@ -361,7 +366,7 @@ pub async fn drain(source: &Source, args: &WorkerArgs, shape: &DrainShape) -> an
         events.len(),
         started.elapsed().as_secs_f64()
     );
-    let worker = setup.start_worker(args)?;
+    let (worker, port) = setup.start_worker_on_port(args)?;
     let spawned = Instant::now();
     let mut first_read: Option<Instant> = None;
     let mut redis = setup.redis.clone();
@@ -394,8 +399,55 @@ pub async fn drain(source: &Source, args: &WorkerArgs, shape: &DrainShape) -> an
     if let Some(before) = cpu_before {
         println!("{}", crate::cpu::per_event(before, cpu_after, events.len()));
     }
+    match stage_times(port).await {
+        Ok(line) => println!("{line}"),
+        Err(e) => eprintln!("batch stage times unavailable: {e:#}"),
+    }
     stop(worker).await?;
     setup.teardown().await
+}
+
+/// The worker's mean time per batch in each stage (`batch_stage_seconds` from its
+/// `/metrics`), in the order a batch goes through them.
+async fn stage_times(port: u16) -> anyhow::Result<String> {
+    const STAGES: [&str; 8] = [
+        "parse",
+        "match",
+        "skip_recorded",
+        "admit",
+        "gate",
+        "dispatch",
+        "record",
+        "ack",
+    ];
+    // reqwest is built without a TLS provider of its own (the workspace picks ring).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    let value = |name: &str, stage: &str| -> Option<f64> {
+        let prefix = format!("{name}{{stage=\"{stage}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    let mut parts = Vec::new();
+    for stage in STAGES {
+        let (Some(sum), Some(count)) = (
+            value("batch_stage_seconds_sum", stage),
+            value("batch_stage_seconds_count", stage),
+        ) else {
+            continue;
+        };
+        parts.push(format!(
+            "{stage} {:.2} ms ×{count}",
+            sum * 1000.0 / count.max(1.0)
+        ));
+    }
+    anyhow::ensure!(!parts.is_empty(), "no batch_stage_seconds in /metrics");
+    Ok(format!("mean per batch (×times): {}", parts.join(", ")))
 }
 
 /// A slow destination for `latency`: a share of the events go to a livestream of

@@ -53,6 +53,49 @@ pub fn build_pool(settings: &RedisSettings) -> Result<RedisPool, RedisError> {
     Ok(config.create_pool(Some(Runtime::Tokio1))?)
 }
 
+/// One multiplexed connection of the pool, shared by every caller of [`Self::get`]
+/// until one of them [`Self::forget`]s it (after an I/O error): commands that many
+/// tasks issue at once (the publishes of a batch's executions) then go out together
+/// in one write and come back in one read, where a connection each would cost a
+/// round trip and a system call each. A forgotten connection goes back to the pool,
+/// which checks it before handing it out again.
+pub struct SharedConnection {
+    pool: RedisPool,
+    current: std::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
+}
+
+impl SharedConnection {
+    pub fn new(pool: RedisPool) -> Self {
+        Self {
+            pool,
+            current: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The shared connection, taken from the pool when there is none.
+    pub async fn get(&self) -> Result<redis::aio::MultiplexedConnection, RedisError> {
+        if let Some(conn) = self.lock().as_ref() {
+            return Ok(conn.clone());
+        }
+        let pooled = self.pool.get().await?;
+        let conn = (*pooled).clone();
+        *self.lock() = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Stops sharing the current connection: the next [`Self::get`] takes another.
+    pub fn forget(&self) {
+        *self.lock() = None;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<redis::aio::MultiplexedConnection>> {
+        // Holding an optional handle: a panic elsewhere cannot leave it inconsistent.
+        self.current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// A round trip to Redis: start-up checks and readiness probes.
 pub async fn ping(pool: &RedisPool) -> Result<(), RedisError> {
     let mut conn = pool.get().await?;

@@ -72,7 +72,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let consumer = consumer_name(worker.consumer.as_deref());
     let executor = Executor {
         webhooks: WebhookClient::new(&settings.webhook, redis.clone())?,
-        redis: redis.clone(),
+        publisher: Arc::new(rules_store::redis::SharedConnection::new(redis.clone())),
         publish_maxlen: worker.publish_maxlen,
         publish_max_attempts: worker.publish_max_attempts,
         publish_policy: worker.publish_policy(),

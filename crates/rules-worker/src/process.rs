@@ -2,6 +2,11 @@
 //! lanes), gate, dispatch. The gate decides on event time (`rules_core::clock`).
 //! Each is a function below, in that order; the actions run off the read path and
 //! every entry's outcome goes to the recorder.
+//!
+//! The stages run as two halves that overlap: while one batch is at the gate (a
+//! Redis round trip) the next is parsed, matched and checked against PostgreSQL.
+//! Batches reach the gate one at a time and in the order they were read, so the
+//! cooldown and threshold state changes in stream order, as with one half.
 
 use rules_core::{CompiledRule, Event, RuleIndex};
 use rules_store::db::record::{self, CountRow, Decided, SuppressionRow};
@@ -20,6 +25,9 @@ use crate::context::Context;
 use crate::dead_letter;
 use crate::pipeline::{bounded, retry_step, Done, Entry};
 
+/// Batches prepared ahead of the gate: one at the gate, one waiting.
+const PREPARED_AHEAD: usize = 1;
+
 /// Processes batches in order until the readers close the channel.
 pub async fn process_batches(
     ctx: Arc<Context>,
@@ -28,9 +36,24 @@ pub async fn process_batches(
     tracker: TaskTracker,
     token: CancellationToken,
 ) {
-    while let Some(batch) = batches.recv().await {
-        process_batch(&ctx, batch, &done, &tracker, &token).await;
-    }
+    let (prepared_tx, mut prepared_rx) = mpsc::channel::<Prepared>(PREPARED_AHEAD);
+    let first_half = async {
+        while let Some(batch) = batches.recv().await {
+            let Some(prepared) = prepare(&ctx, batch, &done, &token).await else {
+                continue;
+            };
+            if prepared_tx.send(prepared).await.is_err() {
+                break;
+            }
+        }
+        drop(prepared_tx);
+    };
+    let second_half = async {
+        while let Some(prepared) = prepared_rx.recv().await {
+            gate_and_dispatch(&ctx, prepared, &done, &tracker, &token).await;
+        }
+    };
+    tokio::join!(first_half, second_half);
     tracing::info!("processor stopped");
 }
 
@@ -40,28 +63,66 @@ struct Match {
     rule: Arc<CompiledRule>,
 }
 
-/// The stages of one batch. A stage answers `None` only when the worker is shutting
-/// down with a service away: the batch's entries then stay pending for redelivery.
-async fn process_batch(
-    ctx: &Arc<Context>,
+/// A batch through the first half: its readable entries and the pairs still open.
+struct Prepared {
+    readable: Vec<(Entry, Event)>,
+    open: Vec<Match>,
+    read_at: Instant,
+}
+
+/// Records the time spent in one stage of a batch (`batch_stage_seconds`); returns
+/// now, the start of the next.
+pub(crate) fn stage_done(stage: &'static str, since: Instant) -> Instant {
+    let now = Instant::now();
+    metrics::histogram!("batch_stage_seconds", "stage" => stage)
+        .record(now.duration_since(since).as_secs_f64());
+    now
+}
+
+/// The first half: parse, match, skip recorded, admit. `None` only when the worker
+/// is shutting down with a service away: the batch's entries then stay pending.
+async fn prepare(
+    ctx: &Context,
     batch: Vec<Entry>,
+    done: &mpsc::Sender<Done>,
+    token: &CancellationToken,
+) -> Option<Prepared> {
+    let read_at = Instant::now();
+    let readable = parse(ctx, batch, done, read_at, token).await?;
+    let at = stage_done("parse", read_at);
+    let matches = match_rules(&ctx.rules.snapshot(), &readable);
+    let at = stage_done("match", at);
+    let open = skip_recorded(ctx, &readable, matches, token).await?;
+    let at = stage_done("skip_recorded", at);
+    let (readable, open) = admit(ctx, readable, open);
+    stage_done("admit", at);
+    Some(Prepared {
+        readable,
+        open,
+        read_at,
+    })
+}
+
+/// The second half, one batch at a time in read order: gate, dispatch.
+async fn gate_and_dispatch(
+    ctx: &Arc<Context>,
+    prepared: Prepared,
     done: &mpsc::Sender<Done>,
     tracker: &TaskTracker,
     token: &CancellationToken,
 ) {
-    let read_at = Instant::now();
-    let Some(readable) = parse(ctx, batch, done, read_at, token).await else {
-        return;
-    };
-    let matches = match_rules(&ctx.rules.snapshot(), &readable);
-    let Some(open) = skip_recorded(ctx, &readable, matches, token).await else {
-        return;
-    };
-    let (readable, open) = admit(ctx, readable, open);
+    let Prepared {
+        readable,
+        open,
+        read_at,
+    } = prepared;
+    let at = Instant::now();
     let Some(decisions) = decide(ctx, &readable, &open, token).await else {
         return;
     };
+    let at = stage_done("gate", at);
     dispatch(ctx, readable, open, decisions, done, tracker, read_at).await;
+    stage_done("dispatch", at);
 }
 
 /// Parse: every entry becomes an event, or goes to the dead-letter stream with the

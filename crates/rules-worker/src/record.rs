@@ -43,6 +43,7 @@ async fn commit(ctx: &Context, mut batch: Vec<Done>, token: &CancellationToken) 
     for d in &mut batch {
         decided.append(std::mem::take(&mut d.decided));
     }
+    let started = std::time::Instant::now();
     let recorded = retry_step(token, "record", || async {
         let mut conn = ctx.db.get().await?;
         record_batch(&mut conn, &decided).await
@@ -52,6 +53,7 @@ async fn commit(ctx: &Context, mut batch: Vec<Done>, token: &CancellationToken) 
         // Shutting down with the database away: leave the entries pending.
         return;
     }
+    let committed = crate::process::stage_done("record", started);
     let mut by_stream: BTreeMap<&str, Vec<EntryId>> = BTreeMap::new();
     for d in &batch {
         by_stream
@@ -70,6 +72,7 @@ async fn commit(ctx: &Context, mut batch: Vec<Done>, token: &CancellationToken) 
     })
     .await;
     if acked.is_some() {
+        crate::process::stage_done("ack", committed);
         metrics::counter!("events_acked_total").increment(batch.len() as u64);
         for d in &batch {
             metrics::histogram!("event_latency_seconds").record(d.read_at.elapsed().as_secs_f64());

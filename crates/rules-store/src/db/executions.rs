@@ -78,22 +78,44 @@ pub async fn list_for_rule(
         .await?)
 }
 
-/// Records executions in one multi-row statement; a row whose `(rule_id, event_id)`
-/// is already recorded is skipped. Returns the ids actually inserted.
+/// Records executions in one statement; a row whose `(rule_id, event_id)` is
+/// already recorded is skipped. Returns the ids actually inserted.
+///
+/// The rows travel as one array per column (`unnest`), so the statement's text is
+/// the same for any number of rows: PostgreSQL parses and plans it once per
+/// connection, where a multi-row `VALUES` list is a new statement for every size.
 pub async fn insert_new(
     conn: &mut AsyncPgConnection,
     rows: &[ExecutionRow],
 ) -> Result<Vec<Uuid>, DbError> {
+    use diesel::sql_types::{Array, Int4, Jsonb, Text, Timestamptz, Uuid as SqlUuid};
+    #[derive(QueryableByName)]
+    struct Inserted {
+        #[diesel(sql_type = SqlUuid)]
+        id: Uuid,
+    }
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(diesel::insert_into(rule_executions::table)
-        .values(rows)
-        .on_conflict((rule_executions::rule_id, rule_executions::event_id))
-        .do_nothing()
-        .returning(rule_executions::id)
-        .get_results(conn)
-        .await?)
+    let column = |f: fn(&ExecutionRow) -> Uuid| rows.iter().map(f).collect::<Vec<Uuid>>();
+    let inserted: Vec<Inserted> = diesel::sql_query(
+        "INSERT INTO rule_executions \
+           (id, rule_id, event_id, livestream_id, executed_at, status, duration_ms, result) \
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], \
+           $5::timestamptz[], $6::text[], $7::int4[], $8::jsonb[]) \
+         ON CONFLICT (rule_id, event_id) DO NOTHING RETURNING id",
+    )
+    .bind::<Array<SqlUuid>, _>(column(|r| r.id))
+    .bind::<Array<SqlUuid>, _>(column(|r| r.rule_id))
+    .bind::<Array<SqlUuid>, _>(column(|r| r.event_id))
+    .bind::<Array<SqlUuid>, _>(column(|r| r.livestream_id))
+    .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.executed_at).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|r| r.status.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Int4>, _>(rows.iter().map(|r| r.duration_ms).collect::<Vec<_>>())
+    .bind::<Array<Jsonb>, _>(rows.iter().map(|r| &r.result).collect::<Vec<_>>())
+    .load(conn)
+    .await?;
+    Ok(inserted.into_iter().map(|r| r.id).collect())
 }
 
 /// Whether any execution or counter was ever recorded for `rule_id` (a deleted rule's

@@ -122,32 +122,27 @@ pub async fn record_batch(
             .await?
             .into_iter()
             .collect();
-        let new_suppressions: HashSet<(Uuid, Uuid)> = if suppressions.is_empty() {
-            HashSet::new()
-        } else {
-            diesel::insert_into(rule_suppressions::table)
-                .values(suppressions)
-                .on_conflict((rule_suppressions::rule_id, rule_suppressions::event_id))
-                .do_nothing()
-                .returning((rule_suppressions::rule_id, rule_suppressions::event_id))
-                .get_results::<(Uuid, Uuid)>(conn)
-                .await?
-                .into_iter()
-                .collect()
-        };
-        let new_counts = if counts.is_empty() {
-            0
-        } else {
-            diesel::insert_into(rule_threshold_counts::table)
-                .values(counts)
-                .on_conflict((
-                    rule_threshold_counts::rule_id,
-                    rule_threshold_counts::event_id,
-                ))
-                .do_nothing()
-                .execute(conn)
-                .await?
-        };
+        let new_suppressions: HashSet<(Uuid, Uuid)> = insert_pairs(
+            conn,
+            "INSERT INTO rule_suppressions (rule_id, event_id, suppressed_at) \
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) \
+             ON CONFLICT (rule_id, event_id) DO NOTHING RETURNING rule_id, event_id",
+            suppressions
+                .iter()
+                .map(|s| (s.rule_id, s.event_id, s.suppressed_at)),
+        )
+        .await?
+        .into_iter()
+        .collect();
+        let new_counts = insert_pairs(
+            conn,
+            "INSERT INTO rule_threshold_counts (rule_id, event_id, counted_at) \
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) \
+             ON CONFLICT (rule_id, event_id) DO NOTHING RETURNING rule_id, event_id",
+            counts.iter().map(|c| (c.rule_id, c.event_id, c.counted_at)),
+        )
+        .await?
+        .len();
         let executed: Vec<&ExecutionRow> = executions
             .iter()
             .filter(|e| new_executions.contains(&e.id))
@@ -164,6 +159,36 @@ pub async fn record_batch(
         })
     })
     .await
+}
+
+/// Inserts (rule, event, time) rows with `sql` (an `INSERT ... SELECT FROM
+/// unnest($1, $2, $3) ... RETURNING rule_id, event_id`: one statement text for any
+/// number of rows); returns the pairs actually inserted.
+async fn insert_pairs(
+    conn: &mut AsyncPgConnection,
+    sql: &'static str,
+    rows: impl Iterator<Item = (Uuid, Uuid, DateTime<Utc>)>,
+) -> Result<Vec<(Uuid, Uuid)>, DbError> {
+    use diesel::sql_types::{Array, Timestamptz, Uuid as SqlUuid};
+    let (mut rules, mut events, mut times) = (Vec::new(), Vec::new(), Vec::new());
+    for (rule, event, time) in rows {
+        rules.push(rule);
+        events.push(event);
+        times.push(time);
+    }
+    if rules.is_empty() {
+        return Ok(Vec::new());
+    }
+    let inserted: Vec<PairRow> = diesel::sql_query(sql)
+        .bind::<Array<SqlUuid>, _>(rules)
+        .bind::<Array<SqlUuid>, _>(events)
+        .bind::<Array<Timestamptz>, _>(times)
+        .load(conn)
+        .await?;
+    Ok(inserted
+        .into_iter()
+        .map(|p| (p.rule_id, p.event_id))
+        .collect())
 }
 
 fn minute(t: DateTime<Utc>) -> DateTime<Utc> {

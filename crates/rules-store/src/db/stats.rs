@@ -7,7 +7,6 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::upsert::excluded;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -53,45 +52,57 @@ impl StatsRow {
 
 /// Adds counters to their minutes, creating rows as needed, in one statement.
 /// Rows for the same (rule, minute) must be merged by the caller first.
+///
+/// The rows travel as one array per column (`unnest`), one statement text for any
+/// number of rows; a histogram, an array itself, as its text (`{1,0,2}`).
 pub async fn add(conn: &mut AsyncPgConnection, rows: &[StatsRow]) -> Result<(), DbError> {
+    use diesel::sql_types::{Array, Int8, Nullable, Text, Timestamptz, Uuid as SqlUuid};
     if rows.is_empty() {
         return Ok(());
     }
-    diesel::insert_into(stats::table)
-        .values(rows)
-        .on_conflict((stats::rule_id, stats::bucket_start))
-        .do_update()
-        .set((
-            stats::matched.eq(stats::matched + excluded(stats::matched)),
-            stats::executed.eq(stats::executed + excluded(stats::executed)),
-            stats::suppressed_by_cooldown
-                .eq(stats::suppressed_by_cooldown + excluded(stats::suppressed_by_cooldown)),
-            stats::succeeded.eq(stats::succeeded + excluded(stats::succeeded)),
-            stats::failed.eq(stats::failed + excluded(stats::failed)),
-            stats::skipped.eq(stats::skipped + excluded(stats::skipped)),
-            stats::duration_ms_sum.eq(stats::duration_ms_sum + excluded(stats::duration_ms_sum)),
-            stats::duration_histogram.eq(histogram_add_sql(
-                stats::duration_histogram,
-                excluded(stats::duration_histogram),
-            )),
-            stats::last_executed_at.eq(greatest_sql(
-                stats::last_executed_at,
-                excluded(stats::last_executed_at),
-            )),
-        ))
-        .execute(conn)
-        .await?;
+    let counter = |f: fn(&StatsRow) -> i64| rows.iter().map(f).collect::<Vec<i64>>();
+    let histograms: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let items: Vec<String> = r.duration_histogram.iter().map(i64::to_string).collect();
+            format!("{{{}}}", items.join(","))
+        })
+        .collect();
+    diesel::sql_query(
+        "INSERT INTO rule_stats_minute AS s (rule_id, bucket_start, matched, executed, \
+           suppressed_by_cooldown, succeeded, failed, duration_ms_sum, duration_histogram, \
+           last_executed_at, skipped) \
+         SELECT r, b, m, e, c, ok, f, d, h::int8[], l, k FROM unnest($1::uuid[], \
+           $2::timestamptz[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], $7::int8[], \
+           $8::int8[], $9::text[], $10::timestamptz[], $11::int8[]) \
+           AS t(r, b, m, e, c, ok, f, d, h, l, k) \
+         ON CONFLICT (rule_id, bucket_start) DO UPDATE SET \
+           matched = s.matched + excluded.matched, \
+           executed = s.executed + excluded.executed, \
+           suppressed_by_cooldown = s.suppressed_by_cooldown + excluded.suppressed_by_cooldown, \
+           succeeded = s.succeeded + excluded.succeeded, \
+           failed = s.failed + excluded.failed, \
+           skipped = s.skipped + excluded.skipped, \
+           duration_ms_sum = s.duration_ms_sum + excluded.duration_ms_sum, \
+           duration_histogram = histogram_add(s.duration_histogram, excluded.duration_histogram), \
+           last_executed_at = greatest(s.last_executed_at, excluded.last_executed_at)",
+    )
+    .bind::<Array<SqlUuid>, _>(rows.iter().map(|r| r.rule_id).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.bucket_start).collect::<Vec<_>>())
+    .bind::<Array<Int8>, _>(counter(|r| r.matched))
+    .bind::<Array<Int8>, _>(counter(|r| r.executed))
+    .bind::<Array<Int8>, _>(counter(|r| r.suppressed_by_cooldown))
+    .bind::<Array<Int8>, _>(counter(|r| r.succeeded))
+    .bind::<Array<Int8>, _>(counter(|r| r.failed))
+    .bind::<Array<Int8>, _>(counter(|r| r.duration_ms_sum))
+    .bind::<Array<Text>, _>(histograms)
+    .bind::<Array<Nullable<Timestamptz>>, _>(
+        rows.iter().map(|r| r.last_executed_at).collect::<Vec<_>>(),
+    )
+    .bind::<Array<Int8>, _>(counter(|r| r.skipped))
+    .execute(conn)
+    .await?;
     Ok(())
-}
-
-diesel::define_sql_function! {
-    #[sql_name = "histogram_add"]
-    fn histogram_add_sql(a: diesel::sql_types::Array<diesel::sql_types::Int8>, b: diesel::sql_types::Array<diesel::sql_types::Int8>) -> diesel::sql_types::Array<diesel::sql_types::Int8>;
-}
-
-diesel::define_sql_function! {
-    #[sql_name = "greatest"]
-    fn greatest_sql(a: diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>, b: diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>) -> diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>;
 }
 
 /// A rule's minutes in `[from, to)`, oldest first.

@@ -6,7 +6,7 @@ pub mod webhook;
 
 use rules_core::{CompiledRule, Event, LogLevel, RenderedActionKind, Status};
 use rules_store::db::executions::ExecutionRow;
-use rules_store::redis::{RedisError, RedisPool};
+use rules_store::redis::{RedisError, SharedConnection};
 use rules_store::streams::{self, StreamError};
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -125,7 +125,8 @@ pub fn failed_before_running(rule: &CompiledRule, event: &Event, error: &str) ->
 #[derive(Clone)]
 pub struct Executor {
     pub webhooks: WebhookClient,
-    pub redis: RedisPool,
+    /// Publishes share one connection, so a batch's go out together.
+    pub publisher: std::sync::Arc<SharedConnection>,
     pub publish_maxlen: u64,
     pub publish_max_attempts: u32,
     pub publish_policy: rules_core::PublishPolicy,
@@ -276,8 +277,8 @@ impl Executor {
         let mut delays = rules_store::backoff::delays(PUBLISH_RETRY_MIN, PUBLISH_RETRY_MAX);
         loop {
             outcome.attempts += 1;
-            let (error, transient) = match self.redis.get().await {
-                Err(e) => (StreamError::Redis(RedisError::from(e)), true),
+            let (error, transient) = match self.publisher.get().await {
+                Err(e) => (StreamError::Redis(e), true),
                 Ok(mut conn) => {
                     match streams::add(&mut conn, stream, self.publish_maxlen, &fields).await {
                         Ok(id) => {
@@ -294,6 +295,9 @@ impl Executor {
                     }
                 }
             };
+            if transient {
+                self.publisher.forget();
+            }
             if !transient || outcome.attempts >= self.publish_max_attempts {
                 outcome.result = Err(PublishError::Failed {
                     stream: stream.to_owned(),
