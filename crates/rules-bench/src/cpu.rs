@@ -5,12 +5,41 @@
 
 use std::path::Path;
 
-/// Clock ticks of user and system time, per process group.
+/// Clock ticks of user and system time, per process group; and the machine's.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Sample {
     pub worker: u64,
     pub redis: u64,
     pub postgres: u64,
+    pub machine: Machine,
+}
+
+/// The machine's clock ticks (`cpu` line of `/proc/stat`): all, idle (with iowait)
+/// and stolen by the hypervisor, so a run on a busy host shows as one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Machine {
+    pub total: u64,
+    pub idle: u64,
+    pub steal: u64,
+}
+
+/// The `cpu ` line of `/proc/stat`: user nice system idle iowait irq softirq steal.
+fn machine(stat: &str) -> Option<Machine> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let values: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    let [user, nice, system, idle, iowait, irq, softirq, steal] = values[..] else {
+        return None;
+    };
+    Some(Machine {
+        total: user + nice + system + idle + iowait + irq + softirq + steal,
+        idle: idle + iowait,
+        steal,
+    })
 }
 
 /// utime + stime of `/proc/<pid>/stat`, in clock ticks.
@@ -48,6 +77,10 @@ pub fn sample(worker: Option<u32>, redis: Option<u32>) -> Sample {
         worker: worker.map_or(0, of_pid),
         redis: redis.map_or(0, of_pid),
         postgres: postgres(),
+        machine: std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|s| machine(&s))
+            .unwrap_or_default(),
     }
 }
 
@@ -76,15 +109,29 @@ pub fn per_event(before: Sample, after: Sample, events: usize) -> String {
         us(before.redis, after.redis),
         us(before.postgres, after.postgres),
     );
+    let (m0, m1) = (before.machine, after.machine);
+    let total = m1.total.saturating_sub(m0.total).max(1) as f64;
+    let share = |a: u64, b: u64| b.saturating_sub(a) as f64 * 100.0 / total;
     format!(
-        "CPU per event: worker {w:.1} µs, Redis {r:.1} µs, PostgreSQL {p:.1} µs (total {:.1} µs)",
-        w + r + p
+        "CPU per event: worker {w:.1} µs, Redis {r:.1} µs, PostgreSQL {p:.1} µs (total {:.1} µs); \
+         machine idle {:.0}%, stolen by the host {:.1}%",
+        w + r + p,
+        share(m0.idle, m1.idle),
+        share(m0.steal, m1.steal),
     )
 }
 
 #[cfg(test)]
 mod tests {
-    use super::ticks;
+    use super::{machine, ticks};
+
+    #[test]
+    fn the_machine_line_gives_total_idle_and_steal() {
+        let stat = "cpu  100 5 20 300 10 1 2 7 0 0\ncpu0 50 2 10 150 5 0 1 3 0 0\n";
+        let m = machine(stat).expect("cpu line");
+        assert_eq!((m.total, m.idle, m.steal), (445, 310, 7));
+        assert!(machine("intr 1 2 3\n").is_none());
+    }
 
     #[test]
     fn utime_and_stime_are_read_after_a_command_with_spaces() {

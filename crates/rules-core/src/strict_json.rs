@@ -72,11 +72,18 @@ impl<'de> Visitor<'de> for StrictVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if object.contains_key(&key) {
-                return Err(de::Error::custom(format_args!("duplicate key `{key}`")));
+            match object.entry(key) {
+                serde_json::map::Entry::Occupied(seen) => {
+                    return Err(de::Error::custom(format_args!(
+                        "duplicate key `{}`",
+                        seen.key()
+                    )));
+                }
+                serde_json::map::Entry::Vacant(slot) => {
+                    let Strict(value) = map.next_value()?;
+                    slot.insert(value);
+                }
             }
-            let Strict(value) = map.next_value()?;
-            object.insert(key, value);
         }
         Ok(Value::Object(object))
     }

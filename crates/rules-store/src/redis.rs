@@ -57,8 +57,9 @@ pub fn build_pool(settings: &RedisSettings) -> Result<RedisPool, RedisError> {
 /// until one of them [`Self::forget`]s it (after an I/O error): commands that many
 /// tasks issue at once (the publishes of a batch's executions) then go out together
 /// in one write and come back in one read, where a connection each would cost a
-/// round trip and a system call each. A forgotten connection goes back to the pool,
-/// which checks it before handing it out again.
+/// round trip and a system call each. After a forget the next caller takes one
+/// from the pool again, which checks an idle connection (PING) before handing it
+/// out and replaces a dead one.
 pub struct SharedConnection {
     pool: RedisPool,
     current: std::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,

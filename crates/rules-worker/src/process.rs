@@ -288,7 +288,11 @@ async fn decide(
     if open.is_empty() {
         return Some(Vec::new());
     }
-    let tokens: Vec<String> = readable.iter().map(|(e, _)| e.token()).collect();
+    // Tokens only of the entries with a pair at the gate (a few in a batch).
+    let mut tokens: Vec<Option<String>> = (0..readable.len()).map(|_| None).collect();
+    for m in open {
+        tokens[m.entry].get_or_insert_with(|| readable[m.entry].0.token());
+    }
     let now_ms = chrono::Utc::now().timestamp_millis();
     let pairs: Vec<Pair<'_>> = open
         .iter()
@@ -298,7 +302,7 @@ async fn decide(
             Pair {
                 rule: &m.rule,
                 event,
-                token: &tokens[m.entry],
+                token: tokens[m.entry].as_deref().unwrap_or_default(),
                 at_ms,
                 stale: m.rule.all_actions_stale(at_ms, now_ms),
             }

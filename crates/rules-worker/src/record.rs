@@ -24,16 +24,19 @@ pub async fn record_loop(
     mut done: mpsc::Receiver<Done>,
     token: CancellationToken,
 ) {
-    while let Some(first) = done.recv().await {
-        let mut batch = vec![first];
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    // Whatever is already waiting is taken at once (no timer per entry); then more is
+    // waited for until the gather window closes or the batch is full.
+    while done.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let deadline = tokio::time::Instant::now() + GATHER;
         while batch.len() < MAX_BATCH {
-            match tokio::time::timeout_at(deadline, done.recv()).await {
-                Ok(Some(d)) => batch.push(d),
+            let room = MAX_BATCH - batch.len();
+            match tokio::time::timeout_at(deadline, done.recv_many(&mut batch, room)).await {
+                Ok(n) if n > 0 => {}
                 _ => break,
             }
         }
-        commit(&ctx, batch, &token).await;
+        commit(&ctx, std::mem::take(&mut batch), &token).await;
     }
     tracing::info!("recorder stopped");
 }
