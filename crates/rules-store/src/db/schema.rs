@@ -18,7 +18,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    rule_executions (id) {
+    rule_executions (rule_id, event_id) {
         id -> Uuid,
         rule_id -> Uuid,
         event_id -> Uuid,

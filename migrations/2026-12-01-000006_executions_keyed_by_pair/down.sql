@@ -1,0 +1,2 @@
+ALTER TABLE rule_executions REPLICA IDENTITY DEFAULT;
+ALTER TABLE rule_executions ADD PRIMARY KEY (id);
