@@ -32,7 +32,7 @@ const PREPARED_AHEAD: usize = 1;
 pub async fn process_batches(
     ctx: Arc<Context>,
     mut batches: mpsc::Receiver<Vec<Entry>>,
-    done: mpsc::Sender<Done>,
+    done: mpsc::Sender<Vec<Done>>,
     tracker: TaskTracker,
     token: CancellationToken,
 ) {
@@ -84,7 +84,7 @@ pub(crate) fn stage_done(stage: &'static str, since: Instant) -> Instant {
 async fn prepare(
     ctx: &Context,
     batch: Vec<Entry>,
-    done: &mpsc::Sender<Done>,
+    done: &mpsc::Sender<Vec<Done>>,
     token: &CancellationToken,
 ) -> Option<Prepared> {
     let read_at = Instant::now();
@@ -107,7 +107,7 @@ async fn prepare(
 async fn gate_and_dispatch(
     ctx: &Arc<Context>,
     prepared: Prepared,
-    done: &mpsc::Sender<Done>,
+    done: &mpsc::Sender<Vec<Done>>,
     tracker: &TaskTracker,
     token: &CancellationToken,
 ) {
@@ -130,12 +130,13 @@ async fn gate_and_dispatch(
 async fn parse(
     ctx: &Context,
     batch: Vec<Entry>,
-    done: &mpsc::Sender<Done>,
+    done: &mpsc::Sender<Vec<Done>>,
     read_at: Instant,
     token: &CancellationToken,
 ) -> Option<Vec<(Entry, Event)>> {
     let mut readable = Vec::with_capacity(batch.len());
     let mut letters: Vec<(Entry, String)> = Vec::new();
+    let mut acks: Vec<Done> = Vec::new();
     for entry in batch {
         if entry.deliveries > ctx.settings.max_deliveries {
             let reason = format!(
@@ -153,7 +154,7 @@ async fn parse(
             Body::Malformed(why) => Err(bounded(why)),
             Body::Deleted => {
                 // Deleted while pending: nothing to run, only to acknowledge.
-                let _ = done.send(Done::ack_only(entry, read_at)).await;
+                acks.push(Done::ack_only(entry, read_at));
                 continue;
             }
         };
@@ -167,8 +168,11 @@ async fn parse(
         metrics::counter!("events_dead_lettered_total").increment(letters.len() as u64);
         for (entry, reason) in letters {
             tracing::warn!(stream = %entry.stream, id = %entry.id, %reason, "entry dead-lettered");
-            let _ = done.send(Done::ack_only(entry, read_at)).await;
+            acks.push(Done::ack_only(entry, read_at));
         }
+    }
+    if !acks.is_empty() {
+        let _ = done.send(acks).await;
     }
     Some(readable)
 }
@@ -341,7 +345,7 @@ async fn dispatch(
     readable: Vec<(Entry, Event)>,
     open: Vec<Match>,
     decisions: Vec<PairOutcome>,
-    done: &mpsc::Sender<Done>,
+    done: &mpsc::Sender<Vec<Done>>,
     tracker: &TaskTracker,
     read_at: Instant,
 ) {
@@ -388,19 +392,20 @@ async fn dispatch(
             Decision::Duplicate => {}
         }
     }
+    // Entries with nothing to run go to the recorder together, each entry with
+    // executions when its actions are done.
+    let mut finished = Vec::new();
     for ((entry, event), planned) in readable.into_iter().zip(per_entry) {
         let PerEntry {
             to_run,
             mut decided,
         } = planned;
         if to_run.is_empty() {
-            let _ = done
-                .send(Done {
-                    entry,
-                    decided,
-                    read_at,
-                })
-                .await;
+            finished.push(Done {
+                entry,
+                decided,
+                read_at,
+            });
             continue;
         }
         let at_ms = event_time_ms(&entry, &event);
@@ -414,12 +419,15 @@ async fn dispatch(
                 .executions
                 .extend(futures_util::future::join_all(runs).await);
             let _ = done
-                .send(Done {
+                .send(vec![Done {
                     entry,
                     decided,
                     read_at,
-                })
+                }])
                 .await;
         });
+    }
+    if !finished.is_empty() {
+        let _ = done.send(finished).await;
     }
 }

@@ -14,29 +14,35 @@ use tokio_util::sync::CancellationToken;
 use crate::context::Context;
 use crate::pipeline::{retry_step, Done};
 
-/// Most entries committed together.
+/// Entries committed together: a commit closes once it holds this many (it may hold
+/// up to one processed batch more).
 const MAX_BATCH: usize = 2_000;
 /// How long a commit waits to gather more finished entries.
 const GATHER: Duration = Duration::from_millis(5);
 
+/// Commits finished entries until the processor and every action task are gone.
+/// They arrive in groups (a batch's entries with nothing to run together, each
+/// entry with executions alone).
 pub async fn record_loop(
     ctx: Arc<Context>,
-    mut done: mpsc::Receiver<Done>,
+    mut done: mpsc::Receiver<Vec<Done>>,
     token: CancellationToken,
 ) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    // Whatever is already waiting is taken at once (no timer per entry); then more is
-    // waited for until the gather window closes or the batch is full.
-    while done.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    let mut groups: Vec<Vec<Done>> = Vec::new();
+    // Whatever is already waiting is taken at once (no timer per group); then more
+    // is waited for until the gather window closes or the commit is full.
+    while done.recv_many(&mut groups, MAX_BATCH).await > 0 {
         let deadline = tokio::time::Instant::now() + GATHER;
-        while batch.len() < MAX_BATCH {
-            let room = MAX_BATCH - batch.len();
-            match tokio::time::timeout_at(deadline, done.recv_many(&mut batch, room)).await {
-                Ok(n) if n > 0 => {}
+        let mut entries: usize = groups.iter().map(Vec::len).sum();
+        while entries < MAX_BATCH {
+            let before = groups.len();
+            match tokio::time::timeout_at(deadline, done.recv_many(&mut groups, MAX_BATCH)).await {
+                Ok(n) if n > 0 => entries += groups[before..].iter().map(Vec::len).sum::<usize>(),
                 _ => break,
             }
         }
-        commit(&ctx, std::mem::take(&mut batch), &token).await;
+        let batch: Vec<Done> = groups.drain(..).flatten().collect();
+        commit(&ctx, batch, &token).await;
     }
     tracing::info!("recorder stopped");
 }
