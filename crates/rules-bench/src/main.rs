@@ -99,6 +99,11 @@ enum Command {
         /// Percent of the events sent to that livestream.
         #[arg(long, default_value_t = 50)]
         slow_share: u64,
+        /// Also write a backlog of this many events to a second stream the same
+        /// worker reads, just before the paced events start: the latency printed is
+        /// the paced events' while the backlog drains beside them.
+        #[arg(long, default_value_t = 0)]
+        drain_backlog: usize,
     },
     /// Writes generated (or given) events to a stream, for a backtest or a manual test.
     Fill {
@@ -139,12 +144,19 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             slow_ms,
             slow_share,
+            drain_backlog,
         } => {
             let slow = slow_ms.map(|ms| run::Slow {
                 delay: std::time::Duration::from_millis(ms),
                 share_percent: slow_share.min(100),
             });
-            run::latency(&source, &worker, rate, seconds, slow).await
+            let load = run::Load {
+                per_second: rate,
+                seconds,
+                slow,
+                backlog: drain_backlog,
+            };
+            run::latency(&source, &worker, &load).await
         }
         Command::Rss { source, worker } => run::rss(&source, &worker).await,
         Command::Fill {

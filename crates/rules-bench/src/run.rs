@@ -457,22 +457,47 @@ pub struct Slow {
     pub share_percent: u64,
 }
 
-pub async fn latency(
-    source: &Source,
-    args: &WorkerArgs,
-    per_second: u64,
-    seconds: u64,
-    slow: Option<Slow>,
-) -> anyhow::Result<()> {
+/// What `latency` sends: a steady rate for a while, optionally a slow destination
+/// for a share of it and a backlog draining beside it.
+pub struct Load {
+    pub per_second: u64,
+    pub seconds: u64,
+    pub slow: Option<Slow>,
+    /// Events written to a second stream of the worker's just before the pacing.
+    pub backlog: usize,
+}
+
+pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> anyhow::Result<()> {
+    let Load {
+        per_second,
+        seconds,
+        ref slow,
+        backlog,
+    } = *load_spec;
     let (rules, events) = load(source)?;
     if events.is_empty() {
         bail!("no events");
     }
     let setup = Setup::new(args, &rules).await?;
+    // The backlog's stream, read by the same worker; its group exists before the
+    // entries are written so the worker reads them all.
+    let backlog_stream = format!("{}:backlog", setup.stream);
+    let mut args_with_backlog;
+    let mut args = args;
+    if backlog > 0 {
+        let mut r = setup.redis.clone();
+        streams::ensure_group(&mut r, &backlog_stream, "rule-engine", "$").await?;
+        args_with_backlog = args.clone();
+        args_with_backlog.worker_env.push(format!(
+            "RULES__WORKER__STREAMS={},{backlog_stream}",
+            setup.stream
+        ));
+        args = &args_with_backlog;
+    }
     let slow_livestream = Uuid::new_v4();
     let mut args_with_slow;
     let mut worker_args = args;
-    if let Some(slow) = &slow {
+    if let Some(slow) = slow {
         let port = crate::slow::start(slow.delay).await?;
         setup
             .add_rule(json!({
@@ -503,6 +528,35 @@ pub async fn latency(
         .get_multiplexed_async_connection()
         .await?;
     let out = setup.out.clone();
+    // The backlog's events, whose outputs are not the paced events' latency.
+    let backlog_events: std::collections::HashSet<Vec<u8>> = if backlog > 0 {
+        let backlog_batch: Vec<Event> = (0..backlog)
+            .map(|i| {
+                let e = &events[i % events.len()];
+                Event::new(
+                    Uuid::new_v4(),
+                    e.event_type(),
+                    e.livestream_id,
+                    chrono::Utc::now(),
+                    e.data().clone(),
+                )
+            })
+            .collect();
+        let ids = backlog_batch
+            .iter()
+            .map(|e| e.id.to_string().into_bytes())
+            .collect();
+        let started = Instant::now();
+        let mut r = setup.redis.clone();
+        streams::add_all(&mut r, &backlog_stream, &as_entries(&backlog_batch)?).await?;
+        eprintln!(
+            "backlog of {backlog} events written to a second stream in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+        ids
+    } else {
+        std::collections::HashSet::new()
+    };
     let collect = tokio::spawn(async move {
         let mut latencies: Vec<u64> = Vec::new();
         let mut last = streams::ReadAfter::Now;
@@ -515,6 +569,16 @@ pub async fn latency(
                 let now = chrono::Utc::now();
                 for entry in entries {
                     last = streams::ReadAfter::Id(entry.id);
+                    let field = |name: &[u8]| match &entry.body {
+                        streams::Body::Fields(fields) => fields
+                            .iter()
+                            .find(|(k, _)| k == name)
+                            .map(|(_, v)| v.clone()),
+                        _ => None,
+                    };
+                    if field(b"event_id").is_some_and(|id| backlog_events.contains(&id)) {
+                        continue;
+                    }
                     let payload = match &entry.body {
                         streams::Body::Fields(fields) => fields
                             .iter()
@@ -594,8 +658,36 @@ pub async fn latency(
         pct(0.99),
         pct(1.0)
     );
+    if backlog > 0 {
+        let mut r = setup.redis.clone();
+        let left = backlog_lag(&mut r, &backlog_stream).await.unwrap_or(0);
+        println!(
+            "backlog: {} of {backlog} events read by the end of the run",
+            backlog.saturating_sub(left)
+        );
+    }
     stop(worker).await?;
+    let mut r = setup.redis.clone();
+    let _: () = redis::cmd("DEL")
+        .arg(&backlog_stream)
+        .query_async(&mut r)
+        .await?;
     setup.teardown().await
+}
+
+/// Entries of `stream` its group has not read yet.
+async fn backlog_lag(conn: &mut MultiplexedConnection, stream: &str) -> anyhow::Result<usize> {
+    let info: redis::streams::StreamInfoGroupsReply = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(stream)
+        .query_async(conn)
+        .await?;
+    Ok(info
+        .groups
+        .into_iter()
+        .next()
+        .and_then(|g| g.lag)
+        .unwrap_or(0))
 }
 
 pub async fn rss(source: &Source, args: &WorkerArgs) -> anyhow::Result<()> {
