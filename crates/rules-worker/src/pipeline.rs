@@ -177,6 +177,15 @@ impl Drop for Ticket {
     }
 }
 
+/// Records the time spent in one stage of a batch (`batch_stage_seconds`); returns
+/// now, the start of the next.
+pub fn stage_done(stage: &'static str, since: Instant) -> Instant {
+    let now = Instant::now();
+    metrics::histogram!("batch_stage_seconds", "stage" => stage)
+        .record(now.duration_since(since).as_secs_f64());
+    now
+}
+
 /// Longest error or reason kept in a record, dead letter or log line, in bytes:
 /// they name a field and a problem, never carry a payload.
 const MAX_REASON_BYTES: usize = 512;

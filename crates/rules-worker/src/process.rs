@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::actions;
 use crate::context::Context;
 use crate::dead_letter;
-use crate::pipeline::{bounded, retry_step, Done, Entry};
+use crate::pipeline::{bounded, retry_step, stage_done, Done, Entry};
 
 /// Batches prepared ahead of the gate: one at the gate, one waiting.
 const PREPARED_AHEAD: usize = 1;
@@ -68,15 +68,6 @@ struct Prepared {
     readable: Vec<(Entry, Event)>,
     open: Vec<Match>,
     read_at: Instant,
-}
-
-/// Records the time spent in one stage of a batch (`batch_stage_seconds`); returns
-/// now, the start of the next.
-pub(crate) fn stage_done(stage: &'static str, since: Instant) -> Instant {
-    let now = Instant::now();
-    metrics::histogram!("batch_stage_seconds", "stage" => stage)
-        .record(now.duration_since(since).as_secs_f64());
-    now
 }
 
 /// The first half: parse, match, skip recorded, admit. `None` only when the worker

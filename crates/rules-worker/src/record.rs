@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
-use crate::pipeline::{retry_step, Done};
+use crate::pipeline::{retry_step, stage_done, Done};
 
 /// Entries committed together: a commit closes once it holds this many (it may hold
 /// up to one processed batch more).
@@ -62,7 +62,7 @@ async fn commit(ctx: &Context, mut batch: Vec<Done>, token: &CancellationToken) 
         // Shutting down with the database away: leave the entries pending.
         return;
     }
-    let committed = crate::process::stage_done("record", started);
+    let committed = stage_done("record", started);
     let mut by_stream: BTreeMap<&str, Vec<EntryId>> = BTreeMap::new();
     for d in &batch {
         by_stream
@@ -81,7 +81,7 @@ async fn commit(ctx: &Context, mut batch: Vec<Done>, token: &CancellationToken) 
     })
     .await;
     if acked.is_some() {
-        crate::process::stage_done("ack", committed);
+        stage_done("ack", committed);
         metrics::counter!("events_acked_total").increment(batch.len() as u64);
         for d in &batch {
             metrics::histogram!("event_latency_seconds").record(d.read_at.elapsed().as_secs_f64());
