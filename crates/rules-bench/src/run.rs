@@ -169,24 +169,9 @@ impl Setup {
         Ok((cmd.spawn()?, port))
     }
 
-    /// (lag, pending, entries read) of the group.
+    /// (lag, pending, entries read) of the group on the bench's stream.
     async fn progress(&self) -> anyhow::Result<(usize, usize, usize)> {
-        let mut r = self.redis.clone();
-        let info: redis::streams::StreamInfoGroupsReply = redis::cmd("XINFO")
-            .arg("GROUPS")
-            .arg(&self.stream)
-            .query_async(&mut r)
-            .await?;
-        let group = info
-            .groups
-            .into_iter()
-            .next()
-            .context("no consumer group")?;
-        Ok((
-            group.lag.unwrap_or(0),
-            group.pending,
-            group.entries_read.unwrap_or(0),
-        ))
+        group_progress(&mut self.redis.clone(), &self.stream).await
     }
 
     async fn executions(&self) -> anyhow::Result<i64> {
@@ -450,6 +435,17 @@ async fn stage_times(port: u16) -> anyhow::Result<String> {
     Ok(format!("mean per batch (×times): {}", parts.join(", ")))
 }
 
+/// `event` again under a new id, for `livestream`, at `at`.
+fn fresh_copy(event: &Event, livestream: Uuid, at: chrono::DateTime<chrono::Utc>) -> Event {
+    Event::new(
+        Uuid::new_v4(),
+        event.event_type(),
+        livestream,
+        at,
+        event.data().clone(),
+    )
+}
+
 /// A slow destination for `latency`: a share of the events go to a livestream of
 /// its own whose rule calls a webhook answering after `delay`.
 pub struct Slow {
@@ -482,21 +478,16 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
     // The backlog's stream, read by the same worker; its group exists before the
     // entries are written so the worker reads them all.
     let backlog_stream = format!("{}:backlog", setup.stream);
-    let mut args_with_backlog;
-    let mut args = args;
+    let mut worker_args = args.clone();
     if backlog > 0 {
         let mut r = setup.redis.clone();
         streams::ensure_group(&mut r, &backlog_stream, "rule-engine", "$").await?;
-        args_with_backlog = args.clone();
-        args_with_backlog.worker_env.push(format!(
+        worker_args.worker_env.push(format!(
             "RULES__WORKER__STREAMS={},{backlog_stream}",
             setup.stream
         ));
-        args = &args_with_backlog;
     }
     let slow_livestream = Uuid::new_v4();
-    let mut args_with_slow;
-    let mut worker_args = args;
     if let Some(slow) = slow {
         let port = crate::slow::start(slow.delay).await?;
         setup
@@ -507,19 +498,17 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
                              "timeout_ms": 30000}]
             }))
             .await?;
-        args_with_slow = args.clone();
         // Loopback is the slow destination's address (the old name works for older workers).
-        args_with_slow
+        worker_args
             .worker_env
             .push("RULES__WORKER__WEBHOOK_ALLOW_PRIVATE=true".into());
-        worker_args = &args_with_slow;
         eprintln!(
             "slow destination: {} ms per call, {}% of the events",
             slow.delay.as_millis(),
             slow.share_percent
         );
     }
-    let worker = setup.start_worker(worker_args)?;
+    let worker = setup.start_worker(&worker_args)?;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // Reader: every published output carries its event's time. It blocks, so it
@@ -530,16 +519,11 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
     let out = setup.out.clone();
     // The backlog's events, whose outputs are not the paced events' latency.
     let backlog_events: std::collections::HashSet<Vec<u8>> = if backlog > 0 {
+        let now = chrono::Utc::now();
         let backlog_batch: Vec<Event> = (0..backlog)
             .map(|i| {
                 let e = &events[i % events.len()];
-                Event::new(
-                    Uuid::new_v4(),
-                    e.event_type(),
-                    e.livestream_id,
-                    chrono::Utc::now(),
-                    e.data().clone(),
-                )
+                fresh_copy(e, e.livestream_id, now)
             })
             .collect();
         let ids = backlog_batch
@@ -573,21 +557,14 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
                         streams::Body::Fields(fields) => fields
                             .iter()
                             .find(|(k, _)| k == name)
-                            .map(|(_, v)| v.clone()),
+                            .map(|(_, v)| v.as_slice()),
                         _ => None,
                     };
-                    if field(b"event_id").is_some_and(|id| backlog_events.contains(&id)) {
+                    if field(b"event_id").is_some_and(|id| backlog_events.contains(id)) {
                         continue;
                     }
-                    let payload = match &entry.body {
-                        streams::Body::Fields(fields) => fields
-                            .iter()
-                            .find(|(k, _)| k == b"payload")
-                            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-                            .unwrap_or_default(),
-                        _ => String::new(),
-                    };
-                    let at = serde_json::from_str::<Value>(&payload).ok().and_then(|p| {
+                    let payload = field(b"payload").unwrap_or_default();
+                    let at = serde_json::from_slice::<Value>(payload).ok().and_then(|p| {
                         p["at"]
                             .as_str()
                             .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
@@ -622,17 +599,12 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
                 let to_slow = slow
                     .as_ref()
                     .is_some_and(|s| (i as u64 % 100) < s.share_percent);
-                Event::new(
-                    Uuid::new_v4(),
-                    e.event_type(),
-                    if to_slow {
-                        slow_livestream
-                    } else {
-                        e.livestream_id
-                    },
-                    now,
-                    e.data().clone(),
-                )
+                let livestream = if to_slow {
+                    slow_livestream
+                } else {
+                    e.livestream_id
+                };
+                fresh_copy(e, livestream, now)
             })
             .collect();
         setup.xadd(&batch).await?;
@@ -659,12 +631,13 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
         pct(1.0)
     );
     if backlog > 0 {
-        let mut r = setup.redis.clone();
-        let left = backlog_lag(&mut r, &backlog_stream).await.unwrap_or(0);
-        println!(
-            "backlog: {} of {backlog} events read by the end of the run",
-            backlog.saturating_sub(left)
-        );
+        match group_progress(&mut setup.redis.clone(), &backlog_stream).await {
+            Ok((left, _, _)) => println!(
+                "backlog: {} of {backlog} events read by the end of the run",
+                backlog.saturating_sub(left)
+            ),
+            Err(e) => eprintln!("backlog progress unavailable: {e:#}"),
+        }
     }
     stop(worker).await?;
     let mut r = setup.redis.clone();
@@ -675,19 +648,26 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
     setup.teardown().await
 }
 
-/// Entries of `stream` its group has not read yet.
-async fn backlog_lag(conn: &mut MultiplexedConnection, stream: &str) -> anyhow::Result<usize> {
+/// (lag, pending, entries read) of the consumer group on `stream`.
+async fn group_progress(
+    conn: &mut MultiplexedConnection,
+    stream: &str,
+) -> anyhow::Result<(usize, usize, usize)> {
     let info: redis::streams::StreamInfoGroupsReply = redis::cmd("XINFO")
         .arg("GROUPS")
         .arg(stream)
         .query_async(conn)
         .await?;
-    Ok(info
+    let group = info
         .groups
         .into_iter()
         .next()
-        .and_then(|g| g.lag)
-        .unwrap_or(0))
+        .context("no consumer group")?;
+    Ok((
+        group.lag.unwrap_or(0),
+        group.pending,
+        group.entries_read.unwrap_or(0),
+    ))
 }
 
 pub async fn rss(source: &Source, args: &WorkerArgs) -> anyhow::Result<()> {

@@ -284,7 +284,7 @@ async fn decide(
         return Some(Vec::new());
     }
     // Tokens only of the entries with a pair at the gate (a few in a batch).
-    let mut tokens: Vec<Option<String>> = (0..readable.len()).map(|_| None).collect();
+    let mut tokens: Vec<Option<String>> = vec![None; readable.len()];
     for m in open {
         tokens[m.entry].get_or_insert_with(|| readable[m.entry].0.token());
     }
