@@ -1,5 +1,6 @@
 //! The worker binary end to end: real PostgreSQL, Redis, webhook receiver.
 
+use anyhow::Context;
 use rules_e2e::receiver::Receiver;
 use rules_e2e::worker::{eventually, publish_rule, Harness, LS};
 use serde_json::json;
@@ -796,14 +797,16 @@ async fn a_failing_destination_opens_its_circuit_for_every_worker() -> anyhow::R
     ];
     h.start_worker(&settings).await?;
     h.start_worker(&settings).await?;
-    for _ in 0..6 {
+    for sent in 1..=6 {
         h.send("follow", json!({})).await?;
-        // One at a time, so the order of outcomes is the order of calls.
-        let sent = h.executions(Some(rule)).await?.len();
+        // One at a time, so the order of outcomes is the order of calls. The
+        // count to wait for is known before sending: counting after the send
+        // raced a fast worker and then waited for an execution never coming.
         eventually(WAIT, || async {
-            Ok(h.executions(Some(rule)).await?.len() > sent)
+            Ok(h.executions(Some(rule)).await?.len() >= sent)
         })
-        .await?;
+        .await
+        .with_context(|| format!("execution {sent} of 6 not recorded"))?;
     }
     let executions = h.executions(Some(rule)).await?;
     let errors: Vec<String> = executions
