@@ -17,6 +17,7 @@ use anyhow::{bail, Context};
 use diesel::sql_types::{BigInt, Text};
 use diesel::QueryableByName;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use rules_store::db::PgTarget;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -158,7 +159,8 @@ async fn ensure_template() -> anyhow::Result<String> {
             diesel::sql_query(format!("CREATE DATABASE \"{building}\""))
                 .execute(&mut admin)
                 .await?;
-            rules_store::db::migrations::run_pending(&url_for(&building)?).await?;
+            rules_store::db::migrations::run_pending(&PgTarget::new(&url_for(&building)?, None)?)
+                .await?;
             // Renamed only once complete, so a crash never leaves a half-built template.
             diesel::sql_query(format!(
                 "ALTER DATABASE \"{building}\" RENAME TO \"{name}\""

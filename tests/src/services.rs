@@ -169,10 +169,23 @@ pub struct OwnPostgres {
     bin: PathBuf,
     /// uid and gid to run as (the `postgres` user when the test is root).
     user: Option<(u32, u32)>,
+    /// Whether the server was given a certificate (`ssl=on`).
+    tls: bool,
 }
 
 impl OwnPostgres {
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(None)
+    }
+
+    /// A cluster serving TLS with the given certificate chain and key (PEM), and
+    /// plain connections too (trust authentication either way): the client's
+    /// `sslmode` decides.
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> anyhow::Result<Self> {
+        Self::start_with(Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> anyhow::Result<Self> {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .context("PostgreSQL binaries in /usr/lib/postgresql (make services installs them)")?
             .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
@@ -199,6 +212,7 @@ impl OwnPostgres {
             dir,
             bin,
             user,
+            tls: tls.is_some(),
         };
         pg.run(
             "initdb",
@@ -214,8 +228,25 @@ impl OwnPostgres {
                 "--no-sync",
             ],
         )?;
+        if let Some((cert, key)) = tls {
+            pg.write_owned("data/server.crt", cert, 0o644)?;
+            // PostgreSQL refuses a key others can read.
+            pg.write_owned("data/server.key", key, 0o600)?;
+        }
         pg.start_server()?;
         Ok(pg)
+    }
+
+    /// Writes a file in the cluster's directory, owned by the server's user.
+    fn write_owned(&self, relative: &str, text: &str, mode: u32) -> anyhow::Result<()> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = self.dir.join(relative);
+        std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
+        if let Some((uid, gid)) = self.user {
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid))?;
+        }
+        Ok(())
     }
 
     /// The URL of database `name` on it.
@@ -245,11 +276,14 @@ impl OwnPostgres {
 
     /// Starts the server and waits until it accepts connections.
     pub fn start_server(&self) -> anyhow::Result<()> {
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
             self.port,
             self.dir.display()
         );
+        if self.tls {
+            options.push_str(" -c ssl=on");
+        }
         self.run(
             "pg_ctl",
             &[

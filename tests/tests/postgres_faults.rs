@@ -7,6 +7,7 @@
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use rules_e2e::services::OwnPostgres;
 use rules_e2e::worker::{count_rows, eventually, insert_rule, publish_rule, Harness};
+use rules_store::db::PgTarget;
 use serde_json::json;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -32,7 +33,7 @@ async fn executions(url: &str) -> anyhow::Result<i64> {
 async fn a_drain_survives_a_postgres_crash_and_a_stop() -> anyhow::Result<()> {
     let pg = OwnPostgres::start()?;
     let url = pg.url("postgres");
-    rules_store::db::migrations::run_pending(&url).await?;
+    rules_store::db::migrations::run_pending(&PgTarget::new(&url, None)?).await?;
     let mut h = Harness::new("pg-faults").await?;
     add_rule(&url, publish_rule(&h.out(), json!({}))).await?;
     h.create_group().await?;

@@ -36,10 +36,10 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load()?;
-    let url = &settings.database.url;
+    let target = rules_store::db::target(&settings.database)?;
     let status = cli.status || matches!(cli.command, Some(Command::Status));
     if status {
-        let status = migrations::status(url).await?;
+        let status = migrations::status(&target).await?;
         for name in &status.applied {
             println!("applied  {name}");
         }
@@ -52,7 +52,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             status.pending.len()
         );
     } else {
-        let applied = migrations::run_pending(url).await?;
+        let applied = migrations::run_pending(&target).await?;
         for name in &applied {
             println!("applied  {name}");
         }

@@ -135,6 +135,10 @@ pub struct DatabaseSettings {
     pub acquire_timeout_ms: u64,
     /// How long opening a new connection may take.
     pub connect_timeout_ms: u64,
+    /// PEM file of the CA certificates that sign the server's certificate, for
+    /// `sslmode=verify-ca` / `verify-full` (or `require`, which then checks the chain).
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -405,6 +409,7 @@ impl Settings {
             &self.redis.url,
             &["redis", "rediss", "redis+unix", "unix"],
         )?;
+        crate::db::target(&self.database).map_err(|e| ConfigError::setting("database.url", e))?;
         check_positive("database.pool_size", self.database.pool_size)?;
         check_positive("redis.pool_size", self.redis.pool_size)?;
         check_positive(

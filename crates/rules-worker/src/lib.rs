@@ -42,6 +42,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let started = Arc::new(http::Started::default());
     let http = http::start(worker.http_bind, Arc::clone(&started))?;
     let pools = rules_store::Pools::build(&settings)?;
+    let database = rules_store::db::target(&settings.database)?;
     let limit = Duration::from_secs(worker.startup_timeout_seconds);
     let up = tokio::select! {
         _ = token.cancelled() => {
@@ -97,7 +98,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         rules::keep_current(
             rules,
             db,
-            settings.database.url.clone(),
+            database,
             Duration::from_secs(worker.reconcile_seconds),
             token.clone(),
         ),

@@ -7,10 +7,11 @@
 //! listening connection was down.
 
 use arc_swap::ArcSwap;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use futures_util::StreamExt;
 use rules_core::{CompiledRule, RuleIndex};
 use rules_store::db::rules::{self as store, CHANGE_CHANNEL};
+use rules_store::db::PgTarget;
 use rules_store::db::{DbError, PgPool};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -118,7 +119,7 @@ fn changed_id(payload: &str) -> Option<Uuid> {
 pub async fn keep_current(
     rules: Arc<Rules>,
     db: PgPool,
-    database_url: String,
+    database: PgTarget,
     every: Duration,
     token: CancellationToken,
 ) {
@@ -133,7 +134,7 @@ pub async fn keep_current(
         // (Re)connect the listening connection; every reconnect reconciles, since
         // notifications sent while it was down are lost.
         if listener.is_none() {
-            match connect_listener(&database_url).await {
+            match connect_listener(&database).await {
                 Ok(conn) => {
                     listener = Some(conn);
                     delays = reconnect_delays();
@@ -207,9 +208,9 @@ pub async fn keep_current(
 }
 
 async fn connect_listener(
-    database_url: &str,
+    database: &PgTarget,
 ) -> Result<AsyncPgConnection, diesel::ConnectionError> {
-    let mut conn = AsyncPgConnection::establish(database_url).await?;
+    let mut conn = database.connect().await?;
     diesel::sql_query(format!("LISTEN {CHANGE_CHANNEL}"))
         .execute(&mut conn)
         .await

@@ -6,6 +6,7 @@ use anyhow::Context as _;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use redis::aio::MultiplexedConnection;
 use rules_core::CompiledRule;
+use rules_store::db::PgTarget;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -61,7 +62,7 @@ impl Stage {
             .execute(&mut admin)
             .await?;
         let db_url = cluster.pg.url(&db);
-        rules_store::db::migrations::run_pending(&db_url).await?;
+        rules_store::db::migrations::run_pending(&PgTarget::new(&db_url, None)?).await?;
         let log_dir = cluster.dir.join(name);
         std::fs::create_dir_all(&log_dir)?;
         let api_port = free_port()?;

@@ -6,10 +6,11 @@
 //! before diesel reads what is pending, so the second one waits, then finds nothing
 //! to do. Each migration runs in its own transaction.
 
-use diesel::Connection;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::AsyncPgConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use super::connect::PgTarget;
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
 
@@ -36,8 +37,8 @@ pub struct MigrationStatus {
 type SyncPg = AsyncConnectionWrapper<AsyncPgConnection>;
 
 /// Applies every pending migration; returns the names of those it applied.
-pub async fn run_pending(database_url: &str) -> Result<Vec<String>, MigrationError> {
-    blocking(database_url, |conn| {
+pub async fn run_pending(target: &PgTarget) -> Result<Vec<String>, MigrationError> {
+    blocking(target, |conn| {
         with_lock(conn, |conn| {
             conn.run_pending_migrations(MIGRATIONS)
                 .map(|versions| {
@@ -54,8 +55,8 @@ pub async fn run_pending(database_url: &str) -> Result<Vec<String>, MigrationErr
 
 /// Lists applied and pending migrations without changing the schema (beyond
 /// diesel's bookkeeping table, created empty when absent).
-pub async fn status(database_url: &str) -> Result<MigrationStatus, MigrationError> {
-    blocking(database_url, |conn| {
+pub async fn status(target: &PgTarget) -> Result<MigrationStatus, MigrationError> {
+    blocking(target, |conn| {
         with_lock(conn, |conn| {
             let fail = |e: Box<dyn std::error::Error + Send + Sync>| {
                 MigrationError::Migration(one_line(&e.to_string()))
@@ -80,18 +81,16 @@ pub async fn status(database_url: &str) -> Result<MigrationStatus, MigrationErro
 }
 
 async fn blocking<T: Send + 'static>(
-    database_url: &str,
+    target: &PgTarget,
     work: impl FnOnce(&mut SyncPg) -> Result<T, MigrationError> + Send + 'static,
 ) -> Result<T, MigrationError> {
-    let url = database_url.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let mut conn = SyncPg::establish(&url).map_err(|e| {
-            MigrationError::Connect(format!("{} ({})", one_line(&e.to_string()), target(&url)))
-        })?;
-        work(&mut conn)
-    })
-    .await
-    .map_err(|e| MigrationError::Task(e.to_string()))?
+    let conn = target
+        .connect()
+        .await
+        .map_err(|e| MigrationError::Connect(one_line(&e.to_string())))?;
+    tokio::task::spawn_blocking(move || work(&mut SyncPg::from(conn)))
+        .await
+        .map_err(|e| MigrationError::Task(e.to_string()))?
 }
 
 fn with_lock<T>(
@@ -126,19 +125,6 @@ fn migration_name(version: &str) -> String {
             })
         })
         .unwrap_or_else(|| version.to_owned())
-}
-
-/// `host:port/database` of a URL, without credentials, for error messages.
-fn target(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(u) => format!(
-            "{}:{}{}",
-            u.host_str().unwrap_or("localhost"),
-            u.port().unwrap_or(5432),
-            u.path()
-        ),
-        Err(_) => "database.url".to_owned(),
-    }
 }
 
 fn one_line(text: &str) -> String {

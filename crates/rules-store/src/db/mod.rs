@@ -1,5 +1,6 @@
 //! PostgreSQL access: the pool, the schema and the migrations.
 
+pub mod connect;
 pub mod executions;
 pub mod migrations;
 pub mod raw_json;
@@ -11,9 +12,11 @@ pub mod stats;
 use diesel_async::pooled_connection::deadpool::Pool;
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::AsyncPgConnection;
+use futures_util::FutureExt;
 use std::time::Duration;
 
 use crate::config::DatabaseSettings;
+pub use connect::{PgTarget, SslMode, TlsSetupError};
 
 pub type PgPool = Pool<AsyncPgConnection>;
 pub type PgConn = deadpool::managed::Object<AsyncDieselConnectionManager<AsyncPgConnection>>;
@@ -29,6 +32,8 @@ pub enum DbError {
     Pool(PoolError),
     #[error("database pool configuration: {0}")]
     Build(deadpool::managed::BuildError),
+    #[error("database.url: {0}")]
+    Target(#[from] TlsSetupError),
     #[error("database: {0}")]
     Query(#[from] diesel::result::Error),
 }
@@ -45,11 +50,23 @@ impl From<deadpool::managed::BuildError> for DbError {
     }
 }
 
-/// Builds the connection pool; connections open lazily, bounded by the configured timeouts.
+/// Where `database.url` and `database.ca_file` say to connect, and how.
+pub fn target(settings: &DatabaseSettings) -> Result<PgTarget, TlsSetupError> {
+    PgTarget::new(&settings.url, settings.ca_file.as_deref())
+}
+
+/// Builds the connection pool; connections open lazily, bounded by the configured
+/// timeouts, each through [`PgTarget::connect`] (TLS as the URL's `sslmode` says).
 pub fn build_pool(settings: &DatabaseSettings) -> Result<PgPool, DbError> {
+    let target = std::sync::Arc::new(target(settings)?);
+    let mut config = ManagerConfig::default();
+    config.custom_setup = Box::new(move |_url| {
+        let target = std::sync::Arc::clone(&target);
+        async move { target.connect().await }.boxed()
+    });
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
         settings.url.clone(),
-        ManagerConfig::default(),
+        config,
     );
     Pool::builder(manager)
         .max_size(settings.pool_size)
