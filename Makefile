@@ -94,6 +94,7 @@ bench: ## criterion benchmarks of the matcher
 bench-worker: services ## drain rate, latency and memory of a real worker (rules-bench)
 	$(CARGO) build --release -p rules-bench -p rules-worker
 	$(TARGET_DIR)/release/rules-bench drain --event-count 1000000
+	$(TARGET_DIR)/release/rules-bench drain --event-count 1000000 --workers 1,2,4
 	$(TARGET_DIR)/release/rules-bench latency --rate 5000 --seconds 30
 	$(TARGET_DIR)/release/rules-bench rss --rule-count 100000 --livestreams 10000
 

@@ -72,9 +72,10 @@ fn postgres() -> u64 {
         .sum()
 }
 
-pub fn sample(worker: Option<u32>, redis: Option<u32>) -> Sample {
+/// CPU so far of the workers (summed), the Redis server and PostgreSQL.
+pub fn sample(workers: &[Option<u32>], redis: Option<u32>) -> Sample {
     Sample {
-        worker: worker.map_or(0, of_pid),
+        worker: workers.iter().flatten().copied().map(of_pid).sum(),
         redis: redis.map_or(0, of_pid),
         postgres: postgres(),
         machine: std::fs::read_to_string("/proc/stat")
@@ -96,29 +97,51 @@ pub async fn redis_pid(conn: &mut redis::aio::MultiplexedConnection) -> Option<u
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// CPU per event of each process group, and the machine's idle and stolen share.
+#[derive(Debug, Clone, Copy)]
+pub struct PerEvent {
+    /// All workers together.
+    pub worker_us: f64,
+    pub redis_us: f64,
+    pub postgres_us: f64,
+    pub idle_percent: f64,
+    pub stolen_percent: f64,
+}
+
 /// "worker X µs, Redis Y µs, PostgreSQL Z µs (total T µs) of CPU per event".
-pub fn per_event(before: Sample, after: Sample, events: usize) -> String {
+impl std::fmt::Display for PerEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "CPU per event: worker {:.1} µs, Redis {:.1} µs, PostgreSQL {:.1} µs (total {:.1} µs); \
+             machine idle {:.0}%, stolen by the host {:.1}%",
+            self.worker_us,
+            self.redis_us,
+            self.postgres_us,
+            self.worker_us + self.redis_us + self.postgres_us,
+            self.idle_percent,
+            self.stolen_percent,
+        )
+    }
+}
+
+pub fn per_event(before: Sample, after: Sample, events: usize) -> PerEvent {
     let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
         .ok()
         .flatten()
         .filter(|hz| *hz > 0)
         .unwrap_or(100) as f64;
     let us = |a: u64, b: u64| (b.saturating_sub(a)) as f64 / hz * 1e6 / events.max(1) as f64;
-    let (w, r, p) = (
-        us(before.worker, after.worker),
-        us(before.redis, after.redis),
-        us(before.postgres, after.postgres),
-    );
     let (m0, m1) = (before.machine, after.machine);
     let total = m1.total.saturating_sub(m0.total).max(1) as f64;
     let share = |a: u64, b: u64| b.saturating_sub(a) as f64 * 100.0 / total;
-    format!(
-        "CPU per event: worker {w:.1} µs, Redis {r:.1} µs, PostgreSQL {p:.1} µs (total {:.1} µs); \
-         machine idle {:.0}%, stolen by the host {:.1}%",
-        w + r + p,
-        share(m0.idle, m1.idle),
-        share(m0.steal, m1.steal),
-    )
+    PerEvent {
+        worker_us: us(before.worker, after.worker),
+        redis_us: us(before.redis, after.redis),
+        postgres_us: us(before.postgres, after.postgres),
+        idle_percent: share(m0.idle, m1.idle),
+        stolen_percent: share(m0.steal, m1.steal),
+    }
 }
 
 #[cfg(test)]

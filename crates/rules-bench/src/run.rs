@@ -7,6 +7,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use redis::aio::MultiplexedConnection;
 use rules_core::Event;
 use rules_store::db::rules::{insert_many, RuleRow};
+use rules_store::db::PgTarget;
 use rules_store::streams;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -47,6 +48,11 @@ pub struct DrainShape {
     /// any event with `data.bench_fire`, set on that share of events, evenly spread.
     #[arg(long)]
     fire_rate: Option<f64>,
+    /// Worker processes draining the backlog together (one consumer group); a list
+    /// (`1,2,4`) runs one drain per count, each on a fresh database and stream, and
+    /// ends with the scale-out table.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    workers: Vec<usize>,
 }
 
 struct Setup {
@@ -72,7 +78,7 @@ impl Setup {
         diesel::sql_query(format!("CREATE DATABASE \"{db_name}\""))
             .execute(&mut conn)
             .await?;
-        rules_store::db::migrations::run_pending(db.as_str()).await?;
+        rules_store::db::migrations::run_pending(&PgTarget::new(db.as_str(), None)?).await?;
         let prefix = format!("bench:{}", Uuid::new_v4().simple());
         let out = format!("{prefix}:out");
         let now = chrono::Utc::now();
@@ -183,6 +189,23 @@ impl Setup {
         let mut conn = AsyncPgConnection::establish(&self.db_url).await?;
         Ok(
             diesel::sql_query("SELECT count(*) AS n FROM rule_executions")
+                .get_result::<N>(&mut conn)
+                .await?
+                .n,
+        )
+    }
+
+    /// The server's WAL position in bytes (`pg_current_wal_lsn`): two readings give
+    /// what was written to the log between them, by every database of the server.
+    async fn wal_bytes(&self) -> anyhow::Result<i64> {
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = AsyncPgConnection::establish(&self.db_url).await?;
+        Ok(
+            diesel::sql_query("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::int8 AS n")
                 .get_result::<N>(&mut conn)
                 .await?
                 .n,
@@ -331,6 +354,13 @@ async fn stop(mut child: Child) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What one drain measured.
+struct Drained {
+    workers: usize,
+    events_per_second: f64,
+    cpu: Option<crate::cpu::PerEvent>,
+}
+
 pub async fn drain(source: &Source, args: &WorkerArgs, shape: &DrainShape) -> anyhow::Result<()> {
     let (mut rules, mut events) = load(source)?;
     if let Some(rate) = shape.fire_rate {
@@ -340,28 +370,62 @@ pub async fn drain(source: &Source, args: &WorkerArgs, shape: &DrainShape) -> an
         );
         make_fire(&mut rules, &mut events, rate);
     }
-    let setup = Setup::new(args, &rules).await?;
+    anyhow::ensure!(
+        !shape.workers.is_empty() && shape.workers.iter().all(|n| *n > 0),
+        "--workers takes counts of at least 1"
+    );
+    let mut results = Vec::with_capacity(shape.workers.len());
+    for &workers in &shape.workers {
+        if shape.workers.len() > 1 {
+            println!("--- {workers} worker(s)");
+        }
+        results.push(drain_with(&rules, &events, args, shape, workers).await?);
+    }
+    if results.len() > 1 {
+        print_scale_out(&results);
+    }
+    Ok(())
+}
+
+/// One drain of `events` by `workers` worker processes, on a fresh database and stream.
+async fn drain_with(
+    rules: &[(Uuid, Value)],
+    events: &[Event],
+    args: &WorkerArgs,
+    shape: &DrainShape,
+    workers: usize,
+) -> anyhow::Result<Drained> {
+    let setup = Setup::new(args, rules).await?;
     if shape.grow_executions > 0 {
         setup.grow_executions(shape.grow_executions).await?;
     }
     let started = Instant::now();
-    setup.xadd(&events).await?;
+    setup.xadd(events).await?;
     eprintln!(
         "backlog of {} events written in {:.1}s",
         events.len(),
         started.elapsed().as_secs_f64()
     );
-    let (worker, port) = setup.start_worker_on_port(args)?;
+    let mut children = Vec::with_capacity(workers);
+    let mut ports = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let (child, port) = setup.start_worker_on_port(args)?;
+        children.push(child);
+        ports.push(port);
+    }
+    let pids: Vec<Option<u32>> = children.iter().map(Child::id).collect();
     let spawned = Instant::now();
     let mut first_read: Option<Instant> = None;
     let mut redis = setup.redis.clone();
     let redis_pid = crate::cpu::redis_pid(&mut redis).await;
     let mut cpu_before = None;
+    let mut wal_before = None;
     loop {
         let (lag, pending, read) = setup.progress().await?;
         if first_read.is_none() && read > 0 {
             first_read = Some(Instant::now());
-            cpu_before = Some(crate::cpu::sample(worker.id(), redis_pid));
+            cpu_before = Some(crate::cpu::sample(&pids, redis_pid));
+            wal_before = setup.wal_bytes().await.ok();
         }
         if read >= events.len() && lag == 0 && pending == 0 {
             break;
@@ -372,29 +436,94 @@ pub async fn drain(source: &Source, args: &WorkerArgs, shape: &DrainShape) -> an
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let done = Instant::now();
-    let cpu_after = crate::cpu::sample(worker.id(), redis_pid);
+    let cpu_after = crate::cpu::sample(&pids, redis_pid);
     let from_first = done - first_read.unwrap_or(spawned);
     let executions = setup.executions().await? - shape.grow_executions as i64;
+    let events_per_second = rate(events.len(), from_first);
     println!("drained {} events in {:.2}s: {:.0} events/s (from the first read; {:.2}s from process start)",
-        events.len(), from_first.as_secs_f64(), rate(events.len(), from_first), (done - spawned).as_secs_f64());
+        events.len(), from_first.as_secs_f64(), events_per_second, (done - spawned).as_secs_f64());
     println!(
         "executions recorded: {executions} ({:.1}% of events fired)",
         executions as f64 * 100.0 / events.len().max(1) as f64
     );
-    if let Some(before) = cpu_before {
-        println!("{}", crate::cpu::per_event(before, cpu_after, events.len()));
+    let cpu = cpu_before.map(|before| crate::cpu::per_event(before, cpu_after, events.len()));
+    if let Some(cpu) = &cpu {
+        println!("{cpu}");
     }
-    match stage_times(port).await {
+    if let (Some(before), Ok(after)) = (wal_before, setup.wal_bytes().await) {
+        let bytes = (after - before).max(0) as f64;
+        println!(
+            "PostgreSQL WAL written: {:.1} MiB, {:.0} bytes per event, {:.0} per execution",
+            bytes / (1 << 20) as f64,
+            bytes / events.len().max(1) as f64,
+            bytes / executions.max(1) as f64
+        );
+    }
+    match stage_times(&ports).await {
         Ok(line) => println!("{line}"),
         Err(e) => eprintln!("batch stage times unavailable: {e:#}"),
     }
-    stop(worker).await?;
-    setup.teardown().await
+    for child in children {
+        stop(child).await?;
+    }
+    setup.teardown().await?;
+    Ok(Drained {
+        workers,
+        events_per_second,
+        cpu,
+    })
+}
+
+/// The scale-out table: per worker count (repeats allowed: `1,2,4,1,2,4`), the
+/// (lower) median run's events/s and CPU, against one worker's.
+fn print_scale_out(results: &[Drained]) {
+    let mut counts: Vec<usize> = results.iter().map(|r| r.workers).collect();
+    counts.sort_unstable();
+    counts.dedup();
+    let median = |workers: usize| -> Option<(&Drained, Vec<f64>)> {
+        let mut runs: Vec<&Drained> = results.iter().filter(|r| r.workers == workers).collect();
+        runs.sort_by(|a, b| a.events_per_second.total_cmp(&b.events_per_second));
+        let all = runs.iter().map(|r| r.events_per_second).collect();
+        // The lower median: with two runs, the slower one.
+        runs.get(runs.len().saturating_sub(1) / 2)
+            .map(|m| (*m, all))
+    };
+    let one = median(1).map(|(m, _)| m.events_per_second);
+    println!(
+        "workers | events/s (lower median) | × one worker | CPU µs/event: workers, Redis, PostgreSQL | machine idle | runs"
+    );
+    for workers in counts {
+        let Some((m, all)) = median(workers) else {
+            continue;
+        };
+        let speedup = one.map_or_else(
+            || "-".to_owned(),
+            |o| format!("{:.2}", m.events_per_second / o.max(1e-9)),
+        );
+        let (cpu, idle) = m.cpu.as_ref().map_or_else(
+            || ("-".to_owned(), "-".to_owned()),
+            |c| {
+                (
+                    format!(
+                        "{:.1}, {:.1}, {:.1}",
+                        c.worker_us, c.redis_us, c.postgres_us
+                    ),
+                    format!("{:.0}%", c.idle_percent),
+                )
+            },
+        );
+        let runs: Vec<String> = all.iter().map(|r| format!("{r:.0}")).collect();
+        println!(
+            "{workers:>7} | {:>17.0} | {speedup:>12} | {cpu} | {idle} | {}",
+            m.events_per_second,
+            runs.join(", ")
+        );
+    }
 }
 
 /// The worker's mean time per batch in each stage (`batch_stage_seconds` from its
 /// `/metrics`), in the order a batch goes through them.
-async fn stage_times(port: u16) -> anyhow::Result<String> {
+async fn stage_times(ports: &[u16]) -> anyhow::Result<String> {
     const STAGES: [&str; 8] = [
         "parse",
         "match",
@@ -407,16 +536,27 @@ async fn stage_times(port: u16) -> anyhow::Result<String> {
     ];
     // reqwest is built without a TLS provider of its own (the workspace picks ring).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await?
-        .error_for_status()?
-        .text()
-        .await?;
+    let mut texts = Vec::with_capacity(ports.len());
+    for port in ports {
+        texts.push(
+            reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+                .await?
+                .error_for_status()?
+                .text()
+                .await?,
+        );
+    }
+    // Summed over the workers: the mean is over every batch of every worker.
     let value = |name: &str, stage: &str| -> Option<f64> {
         let prefix = format!("{name}{{stage=\"{stage}\"}} ");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&prefix))
-            .and_then(|v| v.trim().parse().ok())
+        texts
+            .iter()
+            .map(|text| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&prefix))
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+            })
+            .sum()
     };
     let mut parts = Vec::new();
     for stage in STAGES {
