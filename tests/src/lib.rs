@@ -134,9 +134,14 @@ struct Count {
     n: i64,
 }
 
-/// Creates the migrated template database once per migration set.
+/// Creates the migrated template database once per migration set and UTC day (the
+/// decision log's partitions are made relative to the day of the migration).
 async fn ensure_template() -> anyhow::Result<String> {
-    let name = format!("rules_test_template_{:016x}", migrations_hash()?);
+    let name = format!(
+        "rules_test_template_{:016x}_{}",
+        migrations_hash()?,
+        chrono::Utc::now().format("%Y%m%d")
+    );
     let mut admin = admin_conn().await?;
     diesel::sql_query("SELECT pg_advisory_lock($1)")
         .bind::<BigInt, _>(TEMPLATE_LOCK)

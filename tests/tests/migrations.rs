@@ -31,7 +31,10 @@ async fn migrate(db: &TestDb, args: &[&str]) -> anyhow::Result<(bool, String, St
 async fn tables(db: &TestDb) -> anyhow::Result<Vec<String>> {
     let mut conn = db.conn().await?;
     Ok(diesel::sql_query(
-        "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename",
+        // Tables, not the decision log's partitions (one per day).
+        "SELECT c.relname::text AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition \
+         ORDER BY c.relname",
     )
     .load::<Name>(&mut conn)
     .await?

@@ -89,8 +89,13 @@ async fn executions_are_unique_per_rule_and_event() -> anyhow::Result<()> {
                 rule_executions::status.eq("succeeded"),
                 rule_executions::duration_ms.eq(12),
                 rule_executions::result.eq(json!({"actions": []})),
+                rule_executions::event_day.eq(Utc::now().date_naive()),
             ))
-            .on_conflict((rule_executions::rule_id, rule_executions::event_id))
+            .on_conflict((
+                rule_executions::rule_id,
+                rule_executions::event_id,
+                rule_executions::event_day,
+            ))
             .do_nothing()
     };
     assert_eq!(insert(Uuid::new_v4()).execute(&mut conn).await?, 1);
@@ -100,7 +105,7 @@ async fn executions_are_unique_per_rule_and_event() -> anyhow::Result<()> {
         "the second delivery records nothing"
     );
     let bad_status = diesel::sql_query(
-        "INSERT INTO rule_executions VALUES (gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), now(), 'maybe', 1, '{}')",
+        "INSERT INTO rule_executions VALUES (gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), now(), 'maybe', 1, '{}', current_date)",
     )
     .execute(&mut conn)
     .await;

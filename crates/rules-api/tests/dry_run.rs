@@ -331,6 +331,7 @@ async fn live_dry_run_answers_as_the_worker_would() {
                 rule_id: uuid::Uuid::parse_str(&id).expect("uuid"),
                 event_id: uuid::Uuid::parse_str(decided["id"].as_str().expect("id")).expect("uuid"),
                 suppressed_at: chrono::Utc::now(),
+                event_day: chrono::Utc::now().date_naive(),
             }],
             ..Decided::default()
         },

@@ -20,6 +20,7 @@ fn execution(rule_id: Uuid, at: DateTime<Utc>, status: &str) -> ExecutionRow {
         status: status.into(),
         duration_ms: 12,
         result: json!({"actions": [{"type": "publish", "status": status, "duration_ms": 12}]}),
+        event_day: at.date_naive(),
     }
 }
 

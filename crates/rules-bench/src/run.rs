@@ -271,6 +271,10 @@ impl Setup {
     async fn grow_executions(&self, n: u64) -> anyhow::Result<()> {
         let started = Instant::now();
         let mut conn = AsyncPgConnection::establish(&self.db_url).await?;
+        // The grown rows span the last seven days: their days' partitions first.
+        diesel::sql_query("SELECT count(*) FROM rules_maintain_log(30, 7, current_date - 8)")
+            .execute(&mut conn)
+            .await?;
         let mut left = n;
         while left > 0 {
             let chunk = left.min(1_000_000);
@@ -278,10 +282,12 @@ impl Setup {
                 "WITH r AS (SELECT array_agg(id) AS ids, array_agg(livestream_id) AS ls, \
                                    count(*)::int AS n FROM rules) \
                  INSERT INTO rule_executions \
-                   (id, rule_id, event_id, livestream_id, executed_at, status, duration_ms, result) \
+                   (id, rule_id, event_id, livestream_id, executed_at, status, duration_ms, result, \
+                    event_day) \
                  SELECT gen_random_uuid(), r.ids[1 + g % r.n], gen_random_uuid(), r.ls[1 + g % r.n], \
-                        now() - (g % 604800) * interval '1 second', 'succeeded', 3, '{\"actions\": []}' \
-                 FROM generate_series(1, $1) AS g, r",
+                        t.at, 'succeeded', 3, '{\"actions\": []}', (t.at AT TIME ZONE 'UTC')::date \
+                 FROM generate_series(1, $1) AS g, r, \
+                      LATERAL (SELECT now() - (g % 604800) * interval '1 second' AS at) AS t",
             )
             .bind::<diesel::sql_types::Integer, _>(i32::try_from(chunk)?)
             .execute(&mut conn)

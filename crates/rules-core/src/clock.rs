@@ -20,6 +20,12 @@ pub fn event_time_ms(occurred_at: DateTime<Utc>, entry_time: DateTime<Utc>) -> i
         .clamp(entry.saturating_sub(MAX_EVENT_AGE_MS), entry)
 }
 
+/// The UTC day of an event time (ms since the epoch): what the decision log is
+/// partitioned by, the same for every delivery of the event.
+pub fn day_of_ms(ms: i64) -> chrono::NaiveDate {
+    from_ms(ms).date_naive()
+}
+
 /// An instant in ms since the epoch as a time (the epoch itself when out of range).
 pub fn from_ms(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()

@@ -1,7 +1,9 @@
 //! rules-migrate: applies the embedded migrations to `database.url`.
 //!
 //! `rules-migrate` applies what is pending; `rules-migrate status` (or `--status`)
-//! lists applied and pending migrations. Safe to run from several places at once.
+//! lists applied and pending migrations; `rules-migrate maintain` makes the decision
+//! log's partitions ahead and drops the expired ones (`retention.*`; a CronJob, and
+//! the workers do it hourly too). Safe to run from several places at once.
 //! Exits non-zero with one line on stderr when the database is unreachable or a
 //! migration fails.
 
@@ -26,6 +28,8 @@ enum Command {
     Run,
     /// List applied and pending migrations.
     Status,
+    /// Make the decision log's partitions ahead and drop the expired ones.
+    Maintain,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -38,7 +42,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load()?;
     let target = rules_store::db::target(&settings.database)?;
     let status = cli.status || matches!(cli.command, Some(Command::Status));
-    if status {
+    if matches!(cli.command, Some(Command::Maintain)) {
+        use rules_store::db::retention::{maintain, PartitionChange};
+        let mut conn = target.connect().await?;
+        let changes = maintain(&mut conn, settings.retention, None).await?;
+        for change in &changes {
+            match change {
+                PartitionChange::Created(name) => println!("created  {name}"),
+                PartitionChange::Dropped(name) => println!("dropped  {name}"),
+            }
+        }
+        println!(
+            "decision log: {} partition(s) changed; {} day(s) kept, {} ahead",
+            changes.len(),
+            settings.retention.executions_days,
+            settings.retention.partitions_ahead_days
+        );
+    } else if status {
         let status = migrations::status(&target).await?;
         for name in &status.applied {
             println!("applied  {name}");

@@ -118,6 +118,7 @@ pub struct Settings {
     pub api: ApiSettings,
     pub worker: WorkerSettings,
     pub webhook: WebhookSettings,
+    pub retention: RetentionSettings,
     /// What loading found worth a warning (deprecated names); binaries log these
     /// once logging is set up.
     #[serde(skip)]
@@ -139,6 +140,17 @@ pub struct DatabaseSettings {
     /// `sslmode=verify-ca` / `verify-full` (or `require`, which then checks the chain).
     #[serde(default)]
     pub ca_file: Option<std::path::PathBuf>,
+}
+
+/// How long the decision log keeps a day, and how far ahead its days are made.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Days of executions, suppressions and threshold counts kept (whole UTC days
+    /// before today); a redelivery or replay is recognised as long as its day is kept.
+    pub executions_days: u32,
+    /// Days ahead whose partitions exist before they are written to.
+    pub partitions_ahead_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -411,6 +423,11 @@ impl Settings {
         )?;
         crate::db::target(&self.database).map_err(|e| ConfigError::setting("database.url", e))?;
         check_positive("database.pool_size", self.database.pool_size)?;
+        check_positive("retention.executions_days", self.retention.executions_days)?;
+        check_positive(
+            "retention.partitions_ahead_days",
+            self.retention.partitions_ahead_days,
+        )?;
         check_positive("redis.pool_size", self.redis.pool_size)?;
         check_positive(
             "database.acquire_timeout_ms",

@@ -14,6 +14,7 @@ pub mod consume;
 pub mod context;
 pub mod dead_letter;
 pub mod http;
+pub mod log_days;
 pub mod pipeline;
 pub mod process;
 pub mod record;
@@ -97,11 +98,18 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         &token,
         rules::keep_current(
             rules,
-            db,
+            db.clone(),
             database,
             Duration::from_secs(worker.reconcile_seconds),
             token.clone(),
         ),
+    );
+
+    let log_days = supervise(
+        &ctx,
+        "decision log maintainer",
+        &token,
+        log_days::keep_log_days(db, settings.retention, token.clone()),
     );
 
     let (batch_tx, batch_rx) = mpsc::channel(4);
@@ -169,7 +177,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         work_token.cancel();
     }
     work_token.cancel();
-    let _ = tokio::join!(keeper, heartbeat);
+    let _ = tokio::join!(keeper, heartbeat, log_days);
     http.stop(true).await;
     if let Some(task) = ctx.failed_task() {
         anyhow::bail!("essential task '{task}' stopped; exiting so the worker is restarted");

@@ -196,9 +196,12 @@ async fn skip_recorded(
     if matches.is_empty() {
         return Some(matches);
     }
-    let keys: Vec<(Uuid, Uuid)> = matches
+    let keys: Vec<record::DecisionKey> = matches
         .iter()
-        .map(|m| (m.rule.id(), readable[m.entry].1.id))
+        .map(|m| {
+            let (entry, event) = &readable[m.entry];
+            (m.rule.id(), event.id, event_day(entry, event))
+        })
         .collect();
     let recorded: HashSet<(Uuid, Uuid)> =
         retry_step(token, "check recorded executions", || async {
@@ -321,6 +324,11 @@ fn event_time_ms(entry: &Entry, event: &Event) -> i64 {
     rules_core::clock::event_time_ms(event.occurred_at, written)
 }
 
+/// The day of the entry's event time: the decision log's partition of its rows.
+fn event_day(entry: &Entry, event: &Event) -> chrono::NaiveDate {
+    rules_core::clock::day_of_ms(event_time_ms(entry, event))
+}
+
 /// What one entry's pairs came to at the gate: the rules to run, and what is
 /// decided already (suppressions, threshold counts, pairs that failed at the gate).
 #[derive(Default)]
@@ -350,13 +358,14 @@ async fn dispatch(
                 // fails, recorded with the cause; the rest of the batch goes on.
                 tracing::warn!(rule_id = %m.rule.id(), event_id = %readable[m.entry].1.id, error = %e, "gate failed for one pair");
                 metrics::counter!("gate_pair_failures_total").increment(1);
-                let event = &readable[m.entry].1;
+                let (entry, event) = &readable[m.entry];
                 per_entry[m.entry]
                     .decided
                     .executions
                     .push(actions::failed_before_running(
                         &m.rule,
                         event,
+                        event_day(entry, event),
                         &format!("gate: {e}"),
                     ));
                 continue;
@@ -365,7 +374,8 @@ async fn dispatch(
         if let Some(counter) = decision.counter() {
             metrics::counter!(counter).increment(1);
         }
-        let (rule_id, event_id) = (m.rule.id(), readable[m.entry].1.id);
+        let (entry, event) = &readable[m.entry];
+        let (rule_id, event_id, day) = (m.rule.id(), event.id, event_day(entry, event));
         let planned = &mut per_entry[m.entry];
         match decision {
             Decision::Execute | Decision::Skip => planned.to_run.push(m.rule),
@@ -373,11 +383,13 @@ async fn dispatch(
                 rule_id,
                 event_id,
                 suppressed_at: now,
+                event_day: day,
             }),
             Decision::BelowThreshold { .. } => planned.decided.counts.push(CountRow {
                 rule_id,
                 event_id,
                 counted_at: now,
+                event_day: day,
             }),
             // Another entry brought this event first: that entry records it.
             Decision::Duplicate => {}

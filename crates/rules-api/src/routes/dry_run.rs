@@ -107,7 +107,15 @@ async fn live_state(state: &AppState, prepared: &Prepared) -> Result<LiveState, 
     let (stored, recorded) = {
         let mut conn = state.db().await?;
         let stored = rules_db::find(&mut conn, rule.id()).await?;
-        let recorded = record::already_decided(&mut conn, &[(rule.id(), event.id)]).await?;
+        // The worker's day of this event's time is that of its entry's clock; the
+        // entry is not known here, so both days it can be are looked up.
+        let at_ms = rules_core::clock::event_time_ms(event.occurred_at, Utc::now());
+        let days = [
+            rules_core::clock::day_of_ms(event.occurred_at.timestamp_millis()),
+            rules_core::clock::day_of_ms(at_ms),
+        ];
+        let keys = days.map(|day| (rule.id(), event.id, day));
+        let recorded = record::already_decided(&mut conn, &keys).await?;
         (stored, !recorded.is_empty())
     };
     let loaded = stored.as_ref().is_some_and(|row| {

@@ -1,6 +1,6 @@
 //! The execution log: one row per (rule, event) that ran its actions.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::Value;
@@ -21,6 +21,8 @@ pub struct ExecutionRow {
     pub status: String,
     pub duration_ms: i32,
     pub result: Value,
+    /// The UTC day of the event's time (`rules_core::clock::day_of_ms`): the partition.
+    pub event_day: NaiveDate,
 }
 
 /// Filters of a rule's execution history.
@@ -78,8 +80,8 @@ pub async fn list_for_rule(
         .await?)
 }
 
-/// Records executions in one statement; a row whose `(rule_id, event_id)` is
-/// already recorded is skipped. Returns the ids actually inserted.
+/// Records executions in one statement; a row whose `(rule_id, event_id,
+/// event_day)` is already recorded is skipped. Returns the ids actually inserted.
 ///
 /// The rows travel as one array per column (`unnest`), so the statement's text is
 /// the same for any number of rows: PostgreSQL parses and plans it once per
@@ -88,7 +90,7 @@ pub async fn insert_new(
     conn: &mut AsyncPgConnection,
     rows: &[ExecutionRow],
 ) -> Result<Vec<Uuid>, DbError> {
-    use diesel::sql_types::{Array, Int4, Jsonb, Text, Timestamptz, Uuid as SqlUuid};
+    use diesel::sql_types::{Array, Date, Int4, Jsonb, Text, Timestamptz, Uuid as SqlUuid};
     #[derive(QueryableByName)]
     struct Inserted {
         #[diesel(sql_type = SqlUuid)]
@@ -100,10 +102,11 @@ pub async fn insert_new(
     let column = |f: fn(&ExecutionRow) -> Uuid| rows.iter().map(f).collect::<Vec<Uuid>>();
     let inserted: Vec<Inserted> = diesel::sql_query(
         "INSERT INTO rule_executions \
-           (id, rule_id, event_id, livestream_id, executed_at, status, duration_ms, result) \
+           (id, rule_id, event_id, livestream_id, executed_at, status, duration_ms, result, \
+            event_day) \
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], \
-           $5::timestamptz[], $6::text[], $7::int4[], $8::jsonb[]) \
-         ON CONFLICT (rule_id, event_id) DO NOTHING RETURNING id",
+           $5::timestamptz[], $6::text[], $7::int4[], $8::jsonb[], $9::date[]) \
+         ON CONFLICT (rule_id, event_id, event_day) DO NOTHING RETURNING id",
     )
     .bind::<Array<SqlUuid>, _>(column(|r| r.id))
     .bind::<Array<SqlUuid>, _>(column(|r| r.rule_id))
@@ -113,6 +116,7 @@ pub async fn insert_new(
     .bind::<Array<Text>, _>(rows.iter().map(|r| r.status.as_str()).collect::<Vec<_>>())
     .bind::<Array<Int4>, _>(rows.iter().map(|r| r.duration_ms).collect::<Vec<_>>())
     .bind::<Array<Jsonb>, _>(rows.iter().map(|r| &r.result).collect::<Vec<_>>())
+    .bind::<Array<Date>, _>(rows.iter().map(|r| r.event_day).collect::<Vec<_>>())
     .load(conn)
     .await?;
     Ok(inserted.into_iter().map(|r| r.id).collect())

@@ -5,6 +5,7 @@ pub mod executions;
 pub mod migrations;
 pub mod raw_json;
 pub mod record;
+pub mod retention;
 pub mod rules;
 pub mod schema;
 pub mod stats;

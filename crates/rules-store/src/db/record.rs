@@ -9,7 +9,7 @@
 //! RETURNING`), so a redelivered event is never counted twice, and `matched =
 //! executed + suppressed_by_cooldown + skipped` holds by construction.
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, DurationRound, NaiveDate, TimeDelta, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use std::collections::{HashMap, HashSet};
@@ -27,6 +27,7 @@ pub struct SuppressionRow {
     pub rule_id: Uuid,
     pub event_id: Uuid,
     pub suppressed_at: DateTime<Utc>,
+    pub event_day: NaiveDate,
 }
 
 /// A match that counted toward a threshold without firing it.
@@ -36,6 +37,7 @@ pub struct CountRow {
     pub rule_id: Uuid,
     pub event_id: Uuid,
     pub counted_at: DateTime<Utc>,
+    pub event_day: NaiveDate,
 }
 
 /// Everything a batch decided, to record together.
@@ -74,30 +76,57 @@ struct PairRow {
     event_id: Uuid,
 }
 
-/// The (rule, event) pairs among `pairs` already decided and recorded (executed,
+/// The event day of the rows recorded before the log was partitioned (migration
+/// 000007): they live in the `<table>_legacy` partitions until retention drops
+/// them, and every lookup probes this day too (the SQL of [`already_decided`]
+/// spells it as a literal, so PostgreSQL prunes it at planning when there is none).
+pub const LEGACY_EVENT_DAY: NaiveDate = match NaiveDate::from_ymd_opt(1970, 1, 1) {
+    Some(day) => day,
+    None => NaiveDate::MIN,
+};
+
+/// A (rule, event) pair and the day of the event's time: the decision log's key.
+pub type DecisionKey = (Uuid, Uuid, NaiveDate);
+
+/// The (rule, event) pairs among `keys` already decided and recorded (executed,
 /// skipped, suppressed or counted toward a threshold), in one pairwise query: each
-/// pair is one index probe per table, however many rules and events the batch has.
+/// key is one index probe in its day's partition of each table (PostgreSQL picks
+/// the partition per key as it runs), and one in the legacy partition, a branch
+/// pruned at planning when there is none.
 pub async fn already_decided(
     conn: &mut AsyncPgConnection,
-    pairs: &[(Uuid, Uuid)],
+    keys: &[DecisionKey],
 ) -> Result<HashSet<(Uuid, Uuid)>, DbError> {
-    if pairs.is_empty() {
+    use diesel::sql_types::{Array, Date, Uuid as SqlUuid};
+    if keys.is_empty() {
         return Ok(HashSet::new());
     }
-    let rule_ids: Vec<Uuid> = pairs.iter().map(|p| p.0).collect();
-    let event_ids: Vec<Uuid> = pairs.iter().map(|p| p.1).collect();
+    let rule_ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+    let event_ids: Vec<Uuid> = keys.iter().map(|k| k.1).collect();
+    let days: Vec<NaiveDate> = keys.iter().map(|k| k.2).collect();
     // Joins on the unique keys (index-only probes); an `EXISTS` form let the planner
     // take the executions' (rule_id, executed_at) index and filter a rule's history.
     let found: Vec<PairRow> = diesel::sql_query(
-        "WITH p(rule_id, event_id) AS (SELECT * FROM unnest($1::uuid[], $2::uuid[])) \
-         SELECT x.rule_id, x.event_id FROM p JOIN rule_executions x USING (rule_id, event_id) \
+        "WITH p(rule_id, event_id, event_day) AS \
+           (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::date[])) \
+         SELECT x.rule_id, x.event_id FROM p JOIN rule_executions x USING (rule_id, event_id, event_day) \
          UNION ALL \
-         SELECT s.rule_id, s.event_id FROM p JOIN rule_suppressions s USING (rule_id, event_id) \
+         SELECT s.rule_id, s.event_id FROM p JOIN rule_suppressions s USING (rule_id, event_id, event_day) \
          UNION ALL \
-         SELECT c.rule_id, c.event_id FROM p JOIN rule_threshold_counts c USING (rule_id, event_id)",
+         SELECT c.rule_id, c.event_id FROM p JOIN rule_threshold_counts c USING (rule_id, event_id, event_day) \
+         UNION ALL \
+         SELECT x.rule_id, x.event_id FROM p JOIN rule_executions x \
+           ON x.rule_id = p.rule_id AND x.event_id = p.event_id AND x.event_day = DATE '1970-01-01' \
+         UNION ALL \
+         SELECT s.rule_id, s.event_id FROM p JOIN rule_suppressions s \
+           ON s.rule_id = p.rule_id AND s.event_id = p.event_id AND s.event_day = DATE '1970-01-01' \
+         UNION ALL \
+         SELECT c.rule_id, c.event_id FROM p JOIN rule_threshold_counts c \
+           ON c.rule_id = p.rule_id AND c.event_id = p.event_id AND c.event_day = DATE '1970-01-01'",
     )
-    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(&rule_ids)
-    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(&event_ids)
+    .bind::<Array<SqlUuid>, _>(&rule_ids)
+    .bind::<Array<SqlUuid>, _>(&event_ids)
+    .bind::<Array<Date>, _>(&days)
     .load(conn)
     .await?;
     Ok(found.into_iter().map(|p| (p.rule_id, p.event_id)).collect())
@@ -124,22 +153,24 @@ pub async fn record_batch(
             .collect();
         let new_suppressions: HashSet<(Uuid, Uuid)> = insert_pairs(
             conn,
-            "INSERT INTO rule_suppressions (rule_id, event_id, suppressed_at) \
-             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) \
-             ON CONFLICT (rule_id, event_id) DO NOTHING RETURNING rule_id, event_id",
+            "INSERT INTO rule_suppressions (rule_id, event_id, suppressed_at, event_day) \
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::date[]) \
+             ON CONFLICT (rule_id, event_id, event_day) DO NOTHING RETURNING rule_id, event_id",
             suppressions
                 .iter()
-                .map(|s| (s.rule_id, s.event_id, s.suppressed_at)),
+                .map(|s| (s.rule_id, s.event_id, s.suppressed_at, s.event_day)),
         )
         .await?
         .into_iter()
         .collect();
         let new_counts = insert_pairs(
             conn,
-            "INSERT INTO rule_threshold_counts (rule_id, event_id, counted_at) \
-             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) \
-             ON CONFLICT (rule_id, event_id) DO NOTHING RETURNING rule_id, event_id",
-            counts.iter().map(|c| (c.rule_id, c.event_id, c.counted_at)),
+            "INSERT INTO rule_threshold_counts (rule_id, event_id, counted_at, event_day) \
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::date[]) \
+             ON CONFLICT (rule_id, event_id, event_day) DO NOTHING RETURNING rule_id, event_id",
+            counts
+                .iter()
+                .map(|c| (c.rule_id, c.event_id, c.counted_at, c.event_day)),
         )
         .await?
         .len();
@@ -161,20 +192,22 @@ pub async fn record_batch(
     .await
 }
 
-/// Inserts (rule, event, time) rows with `sql` (an `INSERT ... SELECT FROM
-/// unnest($1, $2, $3) ... RETURNING rule_id, event_id`: one statement text for any
-/// number of rows); returns the pairs actually inserted.
+/// Inserts (rule, event, time, event day) rows with `sql` (an `INSERT ... SELECT
+/// FROM unnest($1, $2, $3, $4) ... RETURNING rule_id, event_id`: one statement text
+/// for any number of rows); returns the pairs actually inserted.
 async fn insert_pairs(
     conn: &mut AsyncPgConnection,
     sql: &'static str,
-    rows: impl Iterator<Item = (Uuid, Uuid, DateTime<Utc>)>,
+    rows: impl Iterator<Item = (Uuid, Uuid, DateTime<Utc>, NaiveDate)>,
 ) -> Result<Vec<(Uuid, Uuid)>, DbError> {
-    use diesel::sql_types::{Array, Timestamptz, Uuid as SqlUuid};
-    let (mut rules, mut events, mut times) = (Vec::new(), Vec::new(), Vec::new());
-    for (rule, event, time) in rows {
+    use diesel::sql_types::{Array, Date, Timestamptz, Uuid as SqlUuid};
+    let (mut rules, mut events, mut times, mut days) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (rule, event, time, day) in rows {
         rules.push(rule);
         events.push(event);
         times.push(time);
+        days.push(day);
     }
     if rules.is_empty() {
         return Ok(Vec::new());
@@ -183,6 +216,7 @@ async fn insert_pairs(
         .bind::<Array<SqlUuid>, _>(rules)
         .bind::<Array<SqlUuid>, _>(events)
         .bind::<Array<Timestamptz>, _>(times)
+        .bind::<Array<Date>, _>(days)
         .load(conn)
         .await?;
     Ok(inserted

@@ -18,7 +18,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    rule_executions (rule_id, event_id) {
+    rule_executions (rule_id, event_id, event_day) {
         id -> Uuid,
         rule_id -> Uuid,
         event_id -> Uuid,
@@ -27,6 +27,7 @@ diesel::table! {
         status -> Text,
         duration_ms -> Int4,
         result -> Jsonb,
+        event_day -> Date,
     }
 }
 
@@ -47,18 +48,20 @@ diesel::table! {
 }
 
 diesel::table! {
-    rule_suppressions (rule_id, event_id) {
+    rule_suppressions (rule_id, event_id, event_day) {
         rule_id -> Uuid,
         event_id -> Uuid,
         suppressed_at -> Timestamptz,
+        event_day -> Date,
     }
 }
 
 diesel::table! {
-    rule_threshold_counts (rule_id, event_id) {
+    rule_threshold_counts (rule_id, event_id, event_day) {
         rule_id -> Uuid,
         event_id -> Uuid,
         counted_at -> Timestamptz,
+        event_day -> Date,
     }
 }
 

@@ -103,12 +103,18 @@ pub async fn run(
         status: status.as_str().to_owned(),
         duration_ms: i32::try_from(outcome.duration_ms).unwrap_or(i32::MAX),
         result: serde_json::json!({ "actions": outcome.actions }),
+        event_day: rules_core::clock::day_of_ms(at_ms),
     }
 }
 
 /// The record of a pair that failed before any action could run (its gate script
 /// failed): `failed`, no actions, the cause.
-pub fn failed_before_running(rule: &CompiledRule, event: &Event, error: &str) -> ExecutionRow {
+pub fn failed_before_running(
+    rule: &CompiledRule,
+    event: &Event,
+    event_day: chrono::NaiveDate,
+    error: &str,
+) -> ExecutionRow {
     metrics::counter!("executions_total", "status" => Status::Failed.as_str()).increment(1);
     ExecutionRow {
         id: rules_core::execution_id(rule.id(), event.id),
@@ -119,6 +125,7 @@ pub fn failed_before_running(rule: &CompiledRule, event: &Event, error: &str) ->
         status: Status::Failed.as_str().to_owned(),
         duration_ms: 0,
         result: serde_json::json!({ "actions": [], "error": crate::pipeline::bounded(error) }),
+        event_day,
     }
 }
 

@@ -1,0 +1,279 @@
+//! The decision log partitioned by event day (migration 000007): rows recorded
+//! before it stay recognised, new days get their own partitions, retention drops
+//! whole days, and the worker and `rules-migrate maintain` keep the days ahead.
+
+use chrono::{NaiveDate, TimeDelta, Utc};
+use diesel::sql_types::{BigInt, Text};
+use diesel::QueryableByName;
+use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use rules_e2e::worker::{eventually, Harness};
+use rules_e2e::{Process, TestDb};
+use rules_store::config::RetentionSettings;
+use rules_store::db::executions::ExecutionRow;
+use rules_store::db::record::{already_decided, record_batch, Decided, LEGACY_EVENT_DAY};
+use rules_store::db::retention::{maintain, PartitionChange};
+use rules_store::db::PgTarget;
+use std::time::Duration;
+use uuid::Uuid;
+
+#[derive(QueryableByName)]
+struct Name {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+const SETTINGS: RetentionSettings = RetentionSettings {
+    executions_days: 30,
+    partitions_ahead_days: 7,
+};
+
+fn today() -> NaiveDate {
+    Utc::now().date_naive()
+}
+
+async fn partitions(conn: &mut AsyncPgConnection, parent: &str) -> anyhow::Result<Vec<String>> {
+    Ok(diesel::sql_query(format!(
+        "SELECT inhrelid::regclass::text AS name FROM pg_inherits \
+         WHERE inhparent = '{parent}'::regclass ORDER BY 1"
+    ))
+    .load::<Name>(conn)
+    .await?
+    .into_iter()
+    .map(|n| n.name)
+    .collect())
+}
+
+fn execution(rule_id: Uuid, event_id: Uuid, day: NaiveDate) -> ExecutionRow {
+    ExecutionRow {
+        id: rules_core::execution_id(rule_id, event_id),
+        rule_id,
+        event_id,
+        livestream_id: Uuid::new_v4(),
+        executed_at: Utc::now(),
+        status: "succeeded".into(),
+        duration_ms: 3,
+        result: serde_json::json!({"actions": []}),
+        event_day: day,
+    }
+}
+
+/// Applies the repository's migrations older than 000007 by their SQL, with
+/// diesel's bookkeeping, as a database deployed before it would be.
+async fn migrate_to_000006(conn: &mut AsyncPgConnection) -> anyhow::Result<()> {
+    conn.batch_execute(
+        "CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL, \
+         run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+    )
+    .await?;
+    let root = rules_e2e::workspace_root().join("migrations");
+    let mut dirs: Vec<_> = std::fs::read_dir(&root)?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.as_str() < "2026-12-01-000007")
+        .collect();
+    dirs.sort();
+    assert_eq!(dirs.len(), 6, "{dirs:?}");
+    for dir in dirs {
+        conn.batch_execute(&std::fs::read_to_string(root.join(&dir).join("up.sql"))?)
+            .await?;
+        let version: String = dir
+            .split('_')
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        conn.batch_execute(&format!(
+            "INSERT INTO __diesel_schema_migrations (version) VALUES ('{version}')"
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn decisions_recorded_before_the_partitioning_stay_recognised() -> anyhow::Result<()> {
+    let db = TestDb::empty().await?;
+    let mut conn = db.conn().await?;
+    migrate_to_000006(&mut conn).await?;
+    // One decision of each kind, recorded by the previous version.
+    let (executed, suppressed, counted) = (
+        (Uuid::new_v4(), Uuid::new_v4()),
+        (Uuid::new_v4(), Uuid::new_v4()),
+        (Uuid::new_v4(), Uuid::new_v4()),
+    );
+    conn.batch_execute(&format!(
+        "INSERT INTO rule_executions VALUES ('{}', '{}', '{}', '{}', now(), 'succeeded', 1, '{{}}'); \
+         INSERT INTO rule_suppressions VALUES ('{}', '{}', now()); \
+         INSERT INTO rule_threshold_counts VALUES ('{}', '{}', now());",
+        Uuid::new_v4(),
+        executed.0,
+        executed.1,
+        Uuid::new_v4(),
+        suppressed.0,
+        suppressed.1,
+        counted.0,
+        counted.1,
+    ))
+    .await?;
+
+    let applied = rules_store::db::migrations::run_pending(&PgTarget::new(&db.url, None)?).await?;
+    assert_eq!(applied.len(), 1, "{applied:?}");
+
+    // The worker looks them up by the day of the event's time, whatever it is.
+    let day = today() - TimeDelta::days(1);
+    let keys: Vec<_> = [executed, suppressed, counted]
+        .iter()
+        .map(|&(rule, event)| (rule, event, day))
+        .collect();
+    let found = already_decided(&mut conn, &keys).await?;
+    assert_eq!(
+        found.len(),
+        3,
+        "every decision recorded before is recognised"
+    );
+    let fresh = (Uuid::new_v4(), Uuid::new_v4(), day);
+    assert!(already_decided(&mut conn, &[fresh]).await?.is_empty());
+
+    // They are the legacy partition's, with the legacy day; the days ahead exist.
+    let legacy: Count = diesel::sql_query(format!(
+        "SELECT count(*) AS n FROM rule_executions_legacy WHERE event_day = '{LEGACY_EVENT_DAY}'"
+    ))
+    .get_result(&mut conn)
+    .await?;
+    assert_eq!(legacy.n, 1);
+    let parts = partitions(&mut conn, "rule_executions").await?;
+    let tomorrow = today() + TimeDelta::days(1);
+    let ahead = format!("rule_executions_{}", tomorrow.format("%Y%m%d"));
+    assert!(parts.contains(&ahead), "{parts:?}");
+    // The legacy partition holds the days before the migration's; today on are new.
+    assert_eq!(parts.len(), 1 + 8, "{parts:?}");
+    assert!(
+        parts.contains(&"rule_executions_legacy".to_owned()),
+        "{parts:?}"
+    );
+
+    // A new decision for tomorrow lands in tomorrow's partition, once.
+    let rule = Uuid::new_v4();
+    let event = Uuid::new_v4();
+    let batch = Decided {
+        executions: vec![execution(rule, event, tomorrow)],
+        ..Decided::default()
+    };
+    assert_eq!(record_batch(&mut conn, &batch).await?.executions, 1);
+    assert_eq!(record_batch(&mut conn, &batch).await?.executions, 0);
+    let home: Name = diesel::sql_query(format!(
+        "SELECT tableoid::regclass::text AS name FROM rule_executions WHERE event_id = '{event}'"
+    ))
+    .get_result(&mut conn)
+    .await?;
+    assert_eq!(home.name, ahead);
+    assert_eq!(
+        already_decided(&mut conn, &[(rule, event, tomorrow)])
+            .await?
+            .len(),
+        1
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn retention_drops_whole_days_and_makes_the_days_ahead() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let mut conn = db.conn().await?;
+    let (rule, event) = (Uuid::new_v4(), Uuid::new_v4());
+    let batch = Decided {
+        executions: vec![execution(rule, event, today())],
+        ..Decided::default()
+    };
+    record_batch(&mut conn, &batch).await?;
+    // Run on the day the migration ran: nothing to drop, the days ahead are there.
+    assert!(maintain(&mut conn, SETTINGS, None).await?.is_empty());
+
+    // 40 days later: every partition of the first days is older than 30 days.
+    let later = today() + TimeDelta::days(40);
+    let changes = maintain(&mut conn, SETTINGS, Some(later)).await?;
+    let dropped: Vec<&String> = changes
+        .iter()
+        .filter_map(|c| match c {
+            PartitionChange::Dropped(name) => Some(name),
+            PartitionChange::Created(_) => None,
+        })
+        .collect();
+    // A fresh database has no legacy partition: yesterday to seven days ahead.
+    let first_day = format!("rule_executions_{}", today().format("%Y%m%d"));
+    assert!(dropped.contains(&&first_day), "{changes:?}");
+    assert_eq!(
+        dropped.len(),
+        3 * 9,
+        "nine days of three tables: {changes:?}"
+    );
+    let gone: Count = diesel::sql_query("SELECT count(*) AS n FROM rule_executions")
+        .get_result(&mut conn)
+        .await?;
+    assert_eq!(gone.n, 0, "the expired day's rows went with its partition");
+    let parts = partitions(&mut conn, "rule_suppressions").await?;
+    let expected: Vec<String> = (-1..=7)
+        .map(|d| {
+            format!(
+                "rule_suppressions_{}",
+                (later + TimeDelta::days(d)).format("%Y%m%d")
+            )
+        })
+        .collect();
+    assert_eq!(parts, expected);
+    // Again, and from two connections at once: nothing more to do, no error.
+    let mut other = db.conn().await?;
+    let (a, b) = tokio::join!(
+        maintain(&mut conn, SETTINGS, Some(later)),
+        maintain(&mut other, SETTINGS, Some(later))
+    );
+    assert!(a?.is_empty() && b?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_worker_and_rules_migrate_maintain_keep_the_days_ahead() -> anyhow::Result<()> {
+    let mut h = Harness::new("log-days").await?;
+    let last = today() + TimeDelta::days(7);
+    let last_name = format!("rule_executions_{}", last.format("%Y%m%d"));
+    h.sql(&format!("DROP TABLE {last_name}")).await?;
+    h.start_worker(&[]).await?;
+    let mut conn = h.db.conn().await?;
+    eventually(Duration::from_secs(15), || async {
+        let mut conn = h.db.conn().await?;
+        Ok(partitions(&mut conn, "rule_executions")
+            .await?
+            .contains(&last_name))
+    })
+    .await?;
+
+    // A longer look ahead through rules-migrate maintain.
+    let mut migrate = Process::start_with_args(
+        "rules-migrate",
+        &["maintain"],
+        &[
+            ("DATABASE_URL", h.db.url.clone()),
+            ("RULES__RETENTION__PARTITIONS_AHEAD_DAYS", "9".into()),
+        ],
+    )?;
+    let status = migrate.wait(Duration::from_secs(30)).await?;
+    let (out, err) = migrate.output().await?;
+    assert!(status.success(), "{out}{err}");
+    let ninth = format!(
+        "rule_executions_{}",
+        (today() + TimeDelta::days(9)).format("%Y%m%d")
+    );
+    assert!(out.contains(&format!("created  {ninth}")), "{out}");
+    assert!(out.contains("6 partition(s) changed"), "{out}");
+    assert!(partitions(&mut conn, "rule_executions")
+        .await?
+        .contains(&ninth));
+    Ok(())
+}
