@@ -128,10 +128,18 @@ async fn admin_conn() -> anyhow::Result<AsyncPgConnection> {
         })
 }
 
+/// A row of one bigint `n` (`SELECT count(*) AS n ...`).
 #[derive(QueryableByName)]
-struct Count {
+pub struct Count {
     #[diesel(sql_type = BigInt)]
-    n: i64,
+    pub n: i64,
+}
+
+/// A row of one text `name`.
+#[derive(QueryableByName)]
+pub struct Name {
+    #[diesel(sql_type = Text)]
+    pub name: String,
 }
 
 /// Creates the migrated template database once per migration set and UTC day (the

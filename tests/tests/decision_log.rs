@@ -3,11 +3,9 @@
 //! whole days, and the worker and `rules-migrate maintain` keep the days ahead.
 
 use chrono::{NaiveDate, TimeDelta, Utc};
-use diesel::sql_types::{BigInt, Text};
-use diesel::QueryableByName;
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use rules_e2e::worker::{eventually, Harness};
-use rules_e2e::{Process, TestDb};
+use rules_e2e::{Count, Name, Process, TestDb};
 use rules_store::config::RetentionSettings;
 use rules_store::db::executions::ExecutionRow;
 use rules_store::db::record::{already_decided, record_batch, Decided, LEGACY_EVENT_DAY};
@@ -15,18 +13,6 @@ use rules_store::db::retention::{maintain, PartitionChange};
 use rules_store::db::PgTarget;
 use std::time::Duration;
 use uuid::Uuid;
-
-#[derive(QueryableByName)]
-struct Name {
-    #[diesel(sql_type = Text)]
-    name: String,
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
 
 const SETTINGS: RetentionSettings = RetentionSettings {
     executions_days: 30,

@@ -1,23 +1,9 @@
 //! rules-migrate against a real PostgreSQL: applies, is idempotent, is safe to run
 //! concurrently, reports status, and fails cleanly.
 
-use diesel::sql_types::{BigInt, Text};
-use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
-use rules_e2e::{Process, TestDb};
+use rules_e2e::{Count, Name, Process, TestDb};
 use std::time::Duration;
-
-#[derive(QueryableByName)]
-struct Name {
-    #[diesel(sql_type = Text)]
-    name: String,
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
 
 async fn migrate(db: &TestDb, args: &[&str]) -> anyhow::Result<(bool, String, String)> {
     let mut env = vec![("DATABASE_URL", db.url.clone())];

@@ -6,7 +6,7 @@ use anyhow::Context;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rules_e2e::services::OwnPostgres;
-use rules_e2e::{free_port, wait_http_ok, Process, RedisKeys};
+use rules_e2e::{free_port, wait_http_ok, Count, Process, RedisKeys};
 use rules_store::db::PgTarget;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -221,11 +221,6 @@ async fn the_binaries_run_over_verified_tls_and_refuse_an_unverified_server() ->
     .context("worker ready over TLS")?;
     // Every session the server holds for this cluster's database is encrypted.
     let mut admin = connect(&url, Some(&pki.ca)).await?;
-    #[derive(diesel::QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
     let plain: Count = diesel::sql_query(
         "SELECT count(*) AS n FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
          WHERE a.backend_type = 'client backend' AND NOT s.ssl",

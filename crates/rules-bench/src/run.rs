@@ -181,35 +181,26 @@ impl Setup {
     }
 
     async fn executions(&self) -> anyhow::Result<i64> {
-        #[derive(diesel::QueryableByName)]
-        struct N {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        let mut conn = AsyncPgConnection::establish(&self.db_url).await?;
-        Ok(
-            diesel::sql_query("SELECT count(*) AS n FROM rule_executions")
-                .get_result::<N>(&mut conn)
-                .await?
-                .n,
-        )
+        self.scalar("SELECT count(*) AS n FROM rule_executions")
+            .await
     }
 
     /// The server's WAL position in bytes (`pg_current_wal_lsn`): two readings give
     /// what was written to the log between them, by every database of the server.
     async fn wal_bytes(&self) -> anyhow::Result<i64> {
+        self.scalar("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::int8 AS n")
+            .await
+    }
+
+    /// The bigint `n` of a one-row query on the bench's database.
+    async fn scalar(&self, sql: &str) -> anyhow::Result<i64> {
         #[derive(diesel::QueryableByName)]
         struct N {
             #[diesel(sql_type = diesel::sql_types::BigInt)]
             n: i64,
         }
         let mut conn = AsyncPgConnection::establish(&self.db_url).await?;
-        Ok(
-            diesel::sql_query("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::int8 AS n")
-                .get_result::<N>(&mut conn)
-                .await?
-                .n,
-        )
+        Ok(diesel::sql_query(sql).get_result::<N>(&mut conn).await?.n)
     }
 
     async fn teardown(self) -> anyhow::Result<()> {

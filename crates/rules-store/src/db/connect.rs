@@ -233,11 +233,13 @@ fn client_config(mode: SslMode, ca: Option<&Path>) -> Result<ClientConfig, TlsSe
     let verifier: Arc<dyn ServerCertVerifier> = match (mode, roots) {
         (SslMode::VerifyCa | SslMode::VerifyFull, None) => return Err(TlsSetupError::NoCa(mode)),
         (SslMode::VerifyFull, Some(roots)) => webpki(roots, &provider, ca)?,
-        (SslMode::VerifyCa | SslMode::Require, Some(roots)) => Arc::new(ChainOnly {
-            inner: webpki(roots, &provider, ca)?,
+        (SslMode::VerifyCa | SslMode::Require, Some(roots)) => Arc::new(Verifier {
+            check: Check::ChainOnly(webpki(roots, &provider, ca)?),
+            provider: Arc::clone(&provider),
         }),
         // prefer and require without a CA: encrypted, the certificate taken as offered.
-        (_, _) => Arc::new(Unverified {
+        (_, _) => Arc::new(Verifier {
+            check: Check::Nothing,
             provider: Arc::clone(&provider),
         }),
     };
@@ -283,15 +285,27 @@ fn read_roots(path: &Path) -> Result<RootCertStore, TlsSetupError> {
     Ok(roots)
 }
 
-/// `verify-ca`: the chain must verify; the name in the certificate is not compared
-/// with the host (webpki checks the chain before the name, so a name mismatch means
-/// the chain verified).
+/// What a connection checks of the server's certificate, beyond what webpki's
+/// `verify-full` does (used as is).
 #[derive(Debug)]
-struct ChainOnly {
-    inner: Arc<WebPkiServerVerifier>,
+enum Check {
+    /// `verify-ca` (and `require` with a CA): the chain must verify; the name is not
+    /// compared with the host (webpki checks the chain before the name, so a name
+    /// mismatch means the chain verified).
+    ChainOnly(Arc<WebPkiServerVerifier>),
+    /// `prefer` and `require` without a CA: the certificate taken as offered.
+    Nothing,
 }
 
-impl ServerCertVerifier for ChainOnly {
+/// A verifier for [`Check`]; the handshake's signatures are always verified (the
+/// session is bound to the key the server presented).
+#[derive(Debug)]
+struct Verifier {
+    check: Check,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -300,13 +314,11 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
+        let Check::ChainOnly(webpki) = &self.check else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -320,7 +332,8 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        verify_tls12_signature(message, cert, dss, algorithms)
     }
 
     fn verify_tls13_signature(
@@ -329,59 +342,8 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// `prefer` and `require` without a CA: the certificate is not checked, the
-/// handshake's signatures are (the session is bound to the key it presented).
-#[derive(Debug)]
-struct Unverified {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for Unverified {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        let algorithms = &self.provider.signature_verification_algorithms;
+        verify_tls13_signature(message, cert, dss, algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
