@@ -263,3 +263,30 @@ async fn the_worker_and_rules_migrate_maintain_keep_the_days_ahead() -> anyhow::
         .contains(&ninth));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_day_without_its_partition_is_made_when_the_recorder_meets_it() -> anyhow::Result<()> {
+    let mut h = Harness::new("log-day-missing").await?;
+    let rule = h
+        .add_rule(rules_e2e::worker::publish_rule(
+            &h.out(),
+            serde_json::json!({}),
+        ))
+        .await?;
+    h.start_worker(&[]).await?;
+    h.wait_rules_loaded(1).await?;
+    // Today's partition gone behind the worker's back (its next hourly run is far).
+    let today_part = format!("rule_executions_{}", today().format("%Y%m%d"));
+    h.sql(&format!("DROP TABLE {today_part}")).await?;
+    h.send("donation.received", serde_json::json!({"amount": 10}))
+        .await?;
+    eventually(Duration::from_secs(15), || async {
+        Ok(h.executions(Some(rule)).await?.len() == 1)
+    })
+    .await?;
+    let mut conn = h.db.conn().await?;
+    assert!(partitions(&mut conn, "rule_executions")
+        .await?
+        .contains(&today_part));
+    Ok(())
+}

@@ -1,6 +1,6 @@
 //! What every part of the worker shares.
 
-use rules_store::config::WorkerSettings;
+use rules_store::config::{RetentionSettings, WorkerSettings};
 use rules_store::db::PgPool;
 use rules_store::redis::RedisPool;
 use std::sync::Arc;
@@ -11,6 +11,8 @@ use crate::rules::Rules;
 
 pub struct Context {
     pub settings: WorkerSettings,
+    /// The decision log's days (`retention.*`).
+    pub retention: RetentionSettings,
     pub db: PgPool,
     pub redis: RedisPool,
     pub rules: Arc<Rules>,

@@ -83,6 +83,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         in_flight: pipeline::InFlight::new(worker.max_in_flight),
         lanes: pipeline::Lanes::new(worker.max_in_flight_per_destination),
         settings: worker.clone(),
+        retention: settings.retention,
         db: db.clone(),
         redis,
         rules: Arc::clone(&rules),

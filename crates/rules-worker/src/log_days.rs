@@ -1,6 +1,6 @@
-//! Keeps the decision log's days: at start and every hour, the partitions of the
-//! days ahead are made and the expired ones dropped
-//! (`rules_store::db::retention`). A failed run is logged and counted, and the next
+//! Keeps the decision log's days: at start and every hour (and at once when the
+//! recorder meets a day without its partition), the partitions of the days ahead
+//! are made and the expired ones dropped (`rules_store::db::retention`). A failed run is logged and counted, and the next
 //! one tries again: the days ahead (`retention.partitions_ahead_days`) outlast many
 //! failed hours.
 
@@ -23,7 +23,8 @@ pub async fn keep_log_days(db: PgPool, settings: RetentionSettings, token: Cance
     }
 }
 
-async fn maintain_once(db: &PgPool, settings: RetentionSettings) {
+/// One run of the maintenance; its outcome is logged (and a failure counted).
+pub async fn maintain_once(db: &PgPool, settings: RetentionSettings) {
     let result = async {
         let mut conn = db.get().await?;
         retention::maintain(&mut conn, settings, None).await

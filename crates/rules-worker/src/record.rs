@@ -4,6 +4,7 @@
 //! redelivered, and recording is idempotent.
 
 use rules_store::db::record::{record_batch, Decided};
+use rules_store::db::DbError;
 use rules_store::streams::{self, EntryId};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -55,7 +56,13 @@ async fn commit(ctx: &Context, mut batch: Vec<Done>, token: &CancellationToken) 
     let started = std::time::Instant::now();
     let recorded = retry_step(token, "record", || async {
         let mut conn = ctx.db.get().await?;
-        record_batch(&mut conn, &decided).await
+        let result = record_batch(&mut conn, &decided).await;
+        if result.as_ref().is_err_and(DbError::is_missing_partition) {
+            // A day without its partition: make the days now, not at the next hour;
+            // the retry then finds them.
+            crate::log_days::maintain_once(&ctx.db, ctx.retention).await;
+        }
+        result
     })
     .await;
     if recorded.is_none() {

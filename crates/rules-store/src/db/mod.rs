@@ -39,6 +39,16 @@ pub enum DbError {
     Query(#[from] diesel::result::Error),
 }
 
+impl DbError {
+    /// PostgreSQL found no partition of the decision log for a row's day (its days
+    /// ahead not made: maintenance failed for longer than they last, or a partition
+    /// was dropped by hand).
+    pub fn is_missing_partition(&self) -> bool {
+        matches!(self, DbError::Query(diesel::result::Error::DatabaseError(_, info))
+            if info.message().starts_with("no partition of relation"))
+    }
+}
+
 impl From<PoolError> for DbError {
     fn from(e: PoolError) -> Self {
         Self::Pool(e)
