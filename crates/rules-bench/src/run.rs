@@ -44,6 +44,10 @@ pub struct DrainShape {
     /// over the run's rules): the drain on a grown database.
     #[arg(long, default_value_t = 0)]
     grow_executions: u64,
+    /// Days the grown executions are spread over, back from now (each day its
+    /// partition of the decision log): today's partition holds its share only.
+    #[arg(long, default_value_t = 7)]
+    grow_days: u32,
     /// Share of the events (0–1) made to fire: each livestream gets a rule matching
     /// any event with `data.bench_fire`, set on that share of events, evenly spread.
     #[arg(long)]
@@ -259,13 +263,18 @@ impl Setup {
     /// Writes `n` executions of the run's rules into the log (in PostgreSQL, a
     /// million per statement), as a database that has been running for a while
     /// holds; then ANALYZE, as autovacuum would have.
-    async fn grow_executions(&self, n: u64) -> anyhow::Result<()> {
+    async fn grow_executions(&self, n: u64, days: u32) -> anyhow::Result<()> {
         let started = Instant::now();
         let mut conn = AsyncPgConnection::establish(&self.db_url).await?;
-        // The grown rows span the last seven days: their days' partitions first.
-        diesel::sql_query("SELECT count(*) FROM rules_maintain_log(30, 7, current_date - 8)")
-            .execute(&mut conn)
-            .await?;
+        // The grown rows span the last `days` days: their days' partitions first
+        // (made as of the day before the first, up to tomorrow; nothing dropped).
+        let days = i32::try_from(days.max(1))?;
+        diesel::sql_query(
+            "SELECT count(*) FROM rules_maintain_log($1 + 30, $1 + 2, current_date - $1 - 1)",
+        )
+        .bind::<diesel::sql_types::Integer, _>(days)
+        .execute(&mut conn)
+        .await?;
         let mut left = n;
         while left > 0 {
             let chunk = left.min(1_000_000);
@@ -278,9 +287,10 @@ impl Setup {
                  SELECT gen_random_uuid(), r.ids[1 + g % r.n], gen_random_uuid(), r.ls[1 + g % r.n], \
                         t.at, 'succeeded', 3, '{\"actions\": []}', (t.at AT TIME ZONE 'UTC')::date \
                  FROM generate_series(1, $1) AS g, r, \
-                      LATERAL (SELECT now() - (g % 604800) * interval '1 second' AS at) AS t",
+                      LATERAL (SELECT now() - (g % ($2 * 86400)) * interval '1 second' AS at) AS t",
             )
             .bind::<diesel::sql_types::Integer, _>(i32::try_from(chunk)?)
+            .bind::<diesel::sql_types::Integer, _>(days)
             .execute(&mut conn)
             .await?;
             left -= chunk;
@@ -289,7 +299,7 @@ impl Setup {
             .execute(&mut conn)
             .await?;
         eprintln!(
-            "grew the execution log by {n} rows in {:.1}s",
+            "grew the execution log by {n} rows over {days} days in {:.1}s",
             started.elapsed().as_secs_f64()
         );
         Ok(())
@@ -394,7 +404,9 @@ async fn drain_with(
 ) -> anyhow::Result<Drained> {
     let setup = Setup::new(args, rules).await?;
     if shape.grow_executions > 0 {
-        setup.grow_executions(shape.grow_executions).await?;
+        setup
+            .grow_executions(shape.grow_executions, shape.grow_days)
+            .await?;
     }
     let started = Instant::now();
     setup.xadd(events).await?;

@@ -118,19 +118,22 @@ impl PgTarget {
         let mut parsed = url::Url::parse(url).map_err(|e| TlsSetupError::Url(e.to_string()))?;
         let mut mode = SslMode::Prefer;
         let mut root_cert: Option<PathBuf> = None;
-        let mut kept: Vec<(String, String)> = Vec::new();
-        for (key, value) in parsed.query_pairs() {
+        // The other options pass through as written: re-encoding them would turn
+        // `%20` into `+`, which tokio-postgres (like libpq) takes literally.
+        let mut kept: Vec<&str> = Vec::new();
+        let query = parsed.query().unwrap_or_default().to_owned();
+        for segment in query.split('&').filter(|s| !s.is_empty()) {
+            let Some((key, value)) = url::form_urlencoded::parse(segment.as_bytes()).next() else {
+                continue;
+            };
             match key.as_ref() {
                 "sslmode" => mode = SslMode::parse(&value)?,
                 "sslrootcert" => root_cert = Some(PathBuf::from(value.as_ref())),
-                _ => kept.push((key.into_owned(), value.into_owned())),
+                _ => kept.push(segment),
             }
         }
-        if kept.is_empty() {
-            parsed.set_query(None);
-        } else {
-            parsed.query_pairs_mut().clear().extend_pairs(kept);
-        }
+        let kept = kept.join("&");
+        parsed.set_query((!kept.is_empty()).then_some(kept.as_str()));
         let ca = match (root_cert, ca_file) {
             (Some(url), Some(setting)) if url != setting => {
                 return Err(TlsSetupError::TwoCas {
@@ -367,6 +370,16 @@ mod tests {
         assert_eq!(t.mode(), SslMode::Require);
         assert_eq!(t.shown(), "db.example:6543/rules_db");
         assert_eq!(t.config.get_application_name(), Some("w"));
+        // Options keep their encoding (a space as %20, never re-encoded as `+`).
+        let t = PgTarget::new(
+            "postgres://h/db?options=-c%20plan_cache_mode%3Dforce_generic_plan&sslmode=disable",
+            None,
+        )
+        .expect("parses");
+        assert_eq!(
+            t.config.get_options(),
+            Some("-c plan_cache_mode=force_generic_plan")
+        );
         assert_eq!(
             PgTarget::new("postgres://h/db", None)
                 .expect("parses")
