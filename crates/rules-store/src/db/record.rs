@@ -78,12 +78,41 @@ struct PairRow {
 
 /// The event day of the rows recorded before the log was partitioned (migration
 /// 000007): they live in the `<table>_legacy` partitions until retention drops
-/// them, and every lookup probes this day too (the SQL of [`already_decided`]
-/// spells it as a literal, so PostgreSQL prunes it at planning when there is none).
+/// them, and every lookup probes this day too.
 pub const LEGACY_EVENT_DAY: NaiveDate = match NaiveDate::from_ymd_opt(1970, 1, 1) {
     Some(day) => day,
     None => NaiveDate::MIN,
 };
+
+/// The lookup of [`already_decided`]: per table, a join on the unique key by the
+/// key's own day, and one on the legacy day, written as a literal (from
+/// [`LEGACY_EVENT_DAY`]) so PostgreSQL prunes it at planning when no legacy
+/// partition is left. Joins on the unique keys (index-only probes); an `EXISTS`
+/// form let the planner take the executions' (rule_id, executed_at) index and
+/// filter a rule's history.
+static ALREADY_DECIDED_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    const TABLES: [&str; 3] = [
+        "rule_executions",
+        "rule_suppressions",
+        "rule_threshold_counts",
+    ];
+    let by_day = TABLES.iter().map(|t| {
+        format!(
+            "SELECT t.rule_id, t.event_id FROM p JOIN {t} t USING (rule_id, event_id, event_day)"
+        )
+    });
+    let legacy = TABLES.iter().map(|t| {
+        format!(
+            "SELECT t.rule_id, t.event_id FROM p JOIN {t} t ON t.rule_id = p.rule_id \
+             AND t.event_id = p.event_id AND t.event_day = DATE '{LEGACY_EVENT_DAY}'"
+        )
+    });
+    format!(
+        "WITH p(rule_id, event_id, event_day) AS \
+           (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::date[])) {}",
+        by_day.chain(legacy).collect::<Vec<_>>().join(" UNION ALL ")
+    )
+});
 
 /// A (rule, event) pair and the day of the event's time: the decision log's key.
 pub type DecisionKey = (Uuid, Uuid, NaiveDate);
@@ -104,31 +133,12 @@ pub async fn already_decided(
     let rule_ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
     let event_ids: Vec<Uuid> = keys.iter().map(|k| k.1).collect();
     let days: Vec<NaiveDate> = keys.iter().map(|k| k.2).collect();
-    // Joins on the unique keys (index-only probes); an `EXISTS` form let the planner
-    // take the executions' (rule_id, executed_at) index and filter a rule's history.
-    let found: Vec<PairRow> = diesel::sql_query(
-        "WITH p(rule_id, event_id, event_day) AS \
-           (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::date[])) \
-         SELECT x.rule_id, x.event_id FROM p JOIN rule_executions x USING (rule_id, event_id, event_day) \
-         UNION ALL \
-         SELECT s.rule_id, s.event_id FROM p JOIN rule_suppressions s USING (rule_id, event_id, event_day) \
-         UNION ALL \
-         SELECT c.rule_id, c.event_id FROM p JOIN rule_threshold_counts c USING (rule_id, event_id, event_day) \
-         UNION ALL \
-         SELECT x.rule_id, x.event_id FROM p JOIN rule_executions x \
-           ON x.rule_id = p.rule_id AND x.event_id = p.event_id AND x.event_day = DATE '1970-01-01' \
-         UNION ALL \
-         SELECT s.rule_id, s.event_id FROM p JOIN rule_suppressions s \
-           ON s.rule_id = p.rule_id AND s.event_id = p.event_id AND s.event_day = DATE '1970-01-01' \
-         UNION ALL \
-         SELECT c.rule_id, c.event_id FROM p JOIN rule_threshold_counts c \
-           ON c.rule_id = p.rule_id AND c.event_id = p.event_id AND c.event_day = DATE '1970-01-01'",
-    )
-    .bind::<Array<SqlUuid>, _>(&rule_ids)
-    .bind::<Array<SqlUuid>, _>(&event_ids)
-    .bind::<Array<Date>, _>(&days)
-    .load(conn)
-    .await?;
+    let found: Vec<PairRow> = diesel::sql_query(ALREADY_DECIDED_SQL.as_str())
+        .bind::<Array<SqlUuid>, _>(&rule_ids)
+        .bind::<Array<SqlUuid>, _>(&event_ids)
+        .bind::<Array<Date>, _>(&days)
+        .load(conn)
+        .await?;
     Ok(found.into_iter().map(|p| (p.rule_id, p.event_id)).collect())
 }
 
