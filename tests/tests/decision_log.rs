@@ -170,6 +170,62 @@ async fn decisions_recorded_before_the_partitioning_stay_recognised() -> anyhow:
 }
 
 #[tokio::test]
+async fn one_lookup_finds_the_decisions_of_every_day_of_its_batch() -> anyhow::Result<()> {
+    use rules_store::db::record::{CountRow, SuppressionRow};
+    let db = TestDb::migrated().await?;
+    let mut conn = db.conn().await?;
+    let days = [
+        today() - TimeDelta::days(1),
+        today(),
+        today() + TimeDelta::days(1),
+        today() + TimeDelta::days(2),
+    ];
+    // Per day, one decision of each kind.
+    let mut batch = Decided::default();
+    let mut recorded = Vec::new();
+    for &day in &days {
+        let keys = [0, 1, 2].map(|_| (Uuid::new_v4(), Uuid::new_v4(), day));
+        batch.executions.push(execution(keys[0].0, keys[0].1, day));
+        batch.suppressions.push(SuppressionRow {
+            rule_id: keys[1].0,
+            event_id: keys[1].1,
+            suppressed_at: Utc::now(),
+            event_day: day,
+        });
+        batch.counts.push(CountRow {
+            rule_id: keys[2].0,
+            event_id: keys[2].1,
+            counted_at: Utc::now(),
+            event_day: day,
+        });
+        recorded.extend(keys);
+    }
+    record_batch(&mut conn, &batch).await?;
+
+    // Asked in one batch, mixed with pairs never decided and with recorded pairs
+    // asked at another day than theirs (the day is part of the key).
+    let fresh: Vec<_> = days
+        .iter()
+        .map(|&day| (Uuid::new_v4(), Uuid::new_v4(), day))
+        .collect();
+    let elsewhere: Vec<_> = recorded
+        .iter()
+        .take(3)
+        .map(|&(rule, event, day)| (rule, event, day + TimeDelta::days(3)))
+        .collect();
+    let mut asked: Vec<_> = recorded.iter().rev().copied().collect();
+    asked.extend(&fresh);
+    asked.extend(&elsewhere);
+    let found = already_decided(&mut conn, &asked).await?;
+    let expected: std::collections::HashSet<(Uuid, Uuid)> = recorded
+        .iter()
+        .map(|&(rule, event, _)| (rule, event))
+        .collect();
+    assert_eq!(found, expected);
+    Ok(())
+}
+
+#[tokio::test]
 async fn retention_drops_whole_days_and_makes_the_days_ahead() -> anyhow::Result<()> {
     let db = TestDb::migrated().await?;
     let mut conn = db.conn().await?;
