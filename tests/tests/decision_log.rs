@@ -17,6 +17,8 @@ use uuid::Uuid;
 const SETTINGS: RetentionSettings = RetentionSettings {
     executions_days: 30,
     partitions_ahead_days: 7,
+    stats_minutes_days: 7,
+    stats_days: 400,
 };
 
 fn today() -> NaiveDate {
@@ -110,7 +112,10 @@ async fn decisions_recorded_before_the_partitioning_stay_recognised() -> anyhow:
     .await?;
 
     let applied = rules_store::db::migrations::run_pending(&PgTarget::new(&db.url, None)?).await?;
-    assert_eq!(applied.len(), 1, "{applied:?}");
+    assert_eq!(
+        applied[0], "2026-12-01-000007_decision_log_by_event_day",
+        "{applied:?}"
+    );
 
     // The worker looks them up by the day of the event's time, whatever it is.
     let day = today() - TimeDelta::days(1);
@@ -286,14 +291,30 @@ async fn the_worker_and_rules_migrate_maintain_keep_the_days_ahead() -> anyhow::
     let last = today() + TimeDelta::days(7);
     let last_name = format!("rule_executions_{}", last.format("%Y%m%d"));
     h.sql(&format!("DROP TABLE {last_name}")).await?;
+    // Analytics minutes: one 8 days old (rolled up by the worker), one 6 days old
+    // (kept), one 10 days old (rolled up by rules-migrate maintain, told to keep
+    // minutes for 9 days).
+    let rule = Uuid::new_v4();
+    h.sql(&format!(
+        "INSERT INTO rule_stats_minute (rule_id, bucket_start, matched, executed, succeeded) \
+         SELECT '{rule}', date_trunc('minute', now() - make_interval(days => d)), 1, 1, 1 \
+         FROM unnest(ARRAY[6, 8]) AS d"
+    ))
+    .await?;
     h.start_worker(&[]).await?;
     let mut conn = h.db.conn().await?;
     eventually(Duration::from_secs(15), || async {
         let mut conn = h.db.conn().await?;
         Ok(partitions(&mut conn, "rule_executions")
             .await?
-            .contains(&last_name))
+            .contains(&last_name)
+            && stats_rows(&mut conn, rule).await? == (1, 1))
     })
+    .await?;
+    h.sql(&format!(
+        "INSERT INTO rule_stats_minute (rule_id, bucket_start, matched, executed, succeeded) \
+         VALUES ('{rule}', date_trunc('minute', now() - interval '10 days'), 1, 1, 1)"
+    ))
     .await?;
 
     // A longer look ahead through rules-migrate maintain.
@@ -303,6 +324,7 @@ async fn the_worker_and_rules_migrate_maintain_keep_the_days_ahead() -> anyhow::
         &[
             ("DATABASE_URL", h.db.url.clone()),
             ("RULES__RETENTION__PARTITIONS_AHEAD_DAYS", "9".into()),
+            ("RULES__RETENTION__STATS_MINUTES_DAYS", "9".into()),
         ],
     )?;
     let status = migrate.wait(Duration::from_secs(30)).await?;
@@ -317,7 +339,24 @@ async fn the_worker_and_rules_migrate_maintain_keep_the_days_ahead() -> anyhow::
     assert!(partitions(&mut conn, "rule_executions")
         .await?
         .contains(&ninth));
+    assert!(
+        out.contains("analytics: 1 minute row(s) rolled up into quarter hours"),
+        "{out}"
+    );
+    assert_eq!(stats_rows(&mut conn, rule).await?, (1, 2));
     Ok(())
+}
+
+/// A rule's analytics rows: minutes, quarter hours.
+async fn stats_rows(conn: &mut AsyncPgConnection, rule: Uuid) -> anyhow::Result<(i64, i64)> {
+    let count = |table: &str| format!("SELECT count(*) AS n FROM {table} WHERE rule_id = '{rule}'");
+    let minutes: Count = diesel::sql_query(count("rule_stats_minute"))
+        .get_result(conn)
+        .await?;
+    let quarters: Count = diesel::sql_query(count("rule_stats_quarter"))
+        .get_result(conn)
+        .await?;
+    Ok((minutes.n, quarters.n))
 }
 
 #[tokio::test]

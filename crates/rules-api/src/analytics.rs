@@ -110,6 +110,29 @@ pub fn range(
     Ok((from, to))
 }
 
+/// Minute buckets reach back `minutes_days` (`retention.stats_minutes_days`): older
+/// minutes are rolled up into quarter hours, which hour and day buckets sum as they
+/// summed the minutes, but which cannot be split into minutes again.
+pub fn check_minutes_kept(
+    from: DateTime<Utc>,
+    bucket: Bucket,
+    now: DateTime<Utc>,
+    minutes_days: u32,
+) -> Result<(), ApiError> {
+    let horizon = now - TimeDelta::days(i64::from(minutes_days));
+    if bucket == Bucket::Minute && from < horizon {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            format!(
+                "minute buckets reach back {minutes_days} days (retention.stats_minutes_days), to {}; \
+                 older counters are kept per quarter hour: ask for `bucket=hour` or `bucket=day`",
+                horizon.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The time zone a `tz` parameter names (default UTC).
 pub fn time_zone(name: Option<&str>) -> Result<Tz, ApiError> {
     match name {

@@ -21,6 +21,8 @@ pub struct AppState {
     pub publish_policy: std::sync::Arc<rules_core::PublishPolicy>,
     /// `webhook.allow_private`: whether an IP-literal webhook URL may be non-global.
     pub allow_private_webhooks: bool,
+    /// `retention.stats_minutes_days`: how far back minute buckets can be asked for.
+    pub stats_minutes_days: u32,
 }
 
 impl AppState {
@@ -39,6 +41,7 @@ impl AppState {
             max_event_bytes: settings.worker.max_event_bytes,
             publish_policy: std::sync::Arc::new(settings.worker.publish_policy()),
             allow_private_webhooks: settings.webhook.allow_private,
+            stats_minutes_days: settings.retention.stats_minutes_days,
         }
     }
 }

@@ -324,3 +324,166 @@ async fn analytics_days_follow_the_streamers_time_zone() {
         .unwrap_or("")
         .contains("tz"));
 }
+
+/// The analytics a rule has over `query` (after `?`).
+async fn analytics_of<S, B>(service: &S, rule_id: Uuid, query: &str) -> (u16, Value)
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    let (status, _, body) = send(
+        service,
+        TestRequest::get()
+            .uri(&format!("/api/rules/{rule_id}/analytics?{query}"))
+            .insert_header(auth()),
+    )
+    .await;
+    (status, body)
+}
+
+#[actix_web::test]
+async fn rolled_up_counters_answer_as_the_minutes_did() {
+    use rules_store::config::RetentionSettings;
+    use rules_store::db::retention::roll_up_stats;
+    let api = start().await;
+    let rule = create(&api.service, rule_body("rollup")).await;
+    let rule_id = Uuid::parse_str(rule["id"].as_str().expect("id")).expect("uuid");
+    let settings = RetentionSettings {
+        stats_minutes_days: 7,
+        stats_days: 400,
+        ..api.settings.retention
+    };
+    // Two days of minutes, ten to nine days ago, every 7 minutes (so minutes fall
+    // on both sides of every quarter, half hour and hour), with durations spread
+    // over the histogram.
+    let first = Utc::now()
+        .duration_trunc(TimeDelta::days(1))
+        .expect("trunc")
+        - Duration::days(10);
+    let rows: Vec<StatsRow> = (0..2 * 24 * 60 / 7)
+        .map(|i| {
+            let executed = 1 + i % 4;
+            let ms = [1, 4, 30, 700][usize::try_from(i % 4).expect("index")];
+            minute(
+                rule_id,
+                first + Duration::minutes(7 * i),
+                executed,
+                i % 2,
+                i % 3,
+                ms,
+            )
+        })
+        .collect();
+    let mut conn = api.db.conn().await.expect("conn");
+    stats::add(&mut conn, &rows).await.expect("add");
+    let from = (first - Duration::hours(12)).format("%Y-%m-%dT%H:%M:%SZ");
+    let to = (first + Duration::days(3)).format("%Y-%m-%dT%H:%M:%SZ");
+    // Hour and day buckets in time zones a whole hour, a half and three quarters
+    // off UTC, and totals over a range whose ends are inside UTC hours.
+    let queries: Vec<String> = ["UTC", "Europe/Berlin", "Asia/Kolkata", "Asia/Kathmandu"]
+        .iter()
+        .flat_map(|tz| {
+            ["hour", "day"].map(|bucket| format!("from={from}&to={to}&bucket={bucket}&tz={tz}"))
+        })
+        .chain([format!(
+            "from={}&to={}&bucket=day",
+            (first + Duration::minutes(45)).format("%Y-%m-%dT%H:%M:%SZ"),
+            (first + Duration::hours(30) + Duration::minutes(15)).format("%Y-%m-%dT%H:%M:%SZ")
+        )])
+        .collect();
+    let mut before = Vec::new();
+    for q in &queries {
+        let (status, body) = analytics_of(&api.service, rule_id, q).await;
+        assert_eq!(status, 200, "{q}: {body}");
+        assert!(body["executed"].as_i64().unwrap_or(0) > 0, "{q}: {body}");
+        before.push(body);
+    }
+    // Minute buckets that far back are refused, saying why (whether rolled up yet
+    // or not: the answer does not depend on when the roll-up ran).
+    let minute_query = format!("from={from}&to={to}&bucket=minute");
+    let (status, body) = analytics_of(&api.service, rule_id, &minute_query).await;
+    assert_eq!(status, 400, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("retention.stats_minutes_days"),
+        "{message}"
+    );
+    let recent = format!("from={}&bucket=minute", since_days(6));
+    assert_eq!(analytics_of(&api.service, rule_id, &recent).await.0, 200);
+
+    let done = roll_up_stats(&mut conn, settings, None)
+        .await
+        .expect("roll up");
+    assert_eq!(done.minutes_rolled_up, rows.len() as i64);
+    assert_eq!(done.quarters_expired, 0);
+    let (minutes_left, quarters) = table_sizes(&mut conn, rule_id).await;
+    assert_eq!(minutes_left, 0);
+    assert!(quarters > 0 && quarters < rows.len() as i64, "{quarters}");
+
+    for (q, expected) in queries.iter().zip(&before) {
+        let (status, body) = analytics_of(&api.service, rule_id, q).await;
+        assert_eq!(status, 200, "{q}: {body}");
+        assert_eq!(&body, expected, "{q}: the answer changed with the roll-up");
+    }
+    // A minute written late, into a quarter already rolled up, is added to it.
+    stats::add(
+        &mut conn,
+        &[minute(rule_id, first + Duration::minutes(1), 5, 0, 0, 1)],
+    )
+    .await
+    .expect("add");
+    let q = &queries[0];
+    let expected = before[0]["executed"].as_i64().unwrap_or(0) + 5;
+    assert_eq!(
+        analytics_of(&api.service, rule_id, q).await.1["executed"],
+        expected
+    );
+    let done = roll_up_stats(&mut conn, settings, None)
+        .await
+        .expect("roll up");
+    assert_eq!(done.minutes_rolled_up, 1);
+    assert_eq!(
+        analytics_of(&api.service, rule_id, q).await.1["executed"],
+        expected
+    );
+    assert_eq!(table_sizes(&mut conn, rule_id).await, (0, quarters));
+
+    // 400 days on, the quarters are gone.
+    let later = Utc::now() + Duration::days(400);
+    let done = roll_up_stats(&mut conn, settings, Some(later))
+        .await
+        .expect("roll up");
+    assert_eq!(done.quarters_expired, quarters);
+    assert_eq!(table_sizes(&mut conn, rule_id).await, (0, 0));
+}
+
+/// `days` days ago, as a query parameter.
+fn since_days(days: i64) -> String {
+    (Utc::now() - Duration::days(days))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// A rule's minute rows and quarter-hour rows.
+async fn table_sizes(conn: &mut diesel_async::AsyncPgConnection, rule_id: Uuid) -> (i64, i64) {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use rules_store::db::schema::{rule_stats_minute as m, rule_stats_quarter as q};
+    let minutes = m::table
+        .filter(m::rule_id.eq(rule_id))
+        .count()
+        .get_result(conn)
+        .await
+        .expect("count");
+    let quarters = q::table
+        .filter(q::rule_id.eq(rule_id))
+        .count()
+        .get_result(conn)
+        .await
+        .expect("count");
+    (minutes, quarters)
+}

@@ -2,8 +2,9 @@
 //!
 //! `rules-migrate` applies what is pending; `rules-migrate status` (or `--status`)
 //! lists applied and pending migrations; `rules-migrate maintain` makes the decision
-//! log's partitions ahead and drops the expired ones (`retention.*`; a CronJob, and
-//! the workers do it hourly too). Safe to run from several places at once.
+//! log's partitions ahead and drops the expired ones, and rolls the analytics
+//! minutes up into quarter hours (`retention.*`; a CronJob, and the workers do it
+//! hourly too). Safe to run from several places at once.
 //! Exits non-zero with one line on stderr when the database is unreachable or a
 //! migration fails.
 
@@ -28,7 +29,8 @@ enum Command {
     Run,
     /// List applied and pending migrations.
     Status,
-    /// Make the decision log's partitions ahead and drop the expired ones.
+    /// Make the decision log's partitions ahead and drop the expired ones; roll the
+    /// analytics minutes up into quarter hours and delete the expired ones.
     Maintain,
 }
 
@@ -43,7 +45,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let target = rules_store::db::target(&settings.database)?;
     let status = cli.status || matches!(cli.command, Some(Command::Status));
     if matches!(cli.command, Some(Command::Maintain)) {
-        use rules_store::db::retention::{maintain, PartitionChange};
+        use rules_store::db::retention::{maintain, roll_up_stats, PartitionChange};
         let mut conn = target.connect().await?;
         let changes = maintain(&mut conn, settings.retention, None).await?;
         for change in &changes {
@@ -57,6 +59,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             changes.len(),
             settings.retention.executions_days,
             settings.retention.partitions_ahead_days
+        );
+        let rolled = roll_up_stats(&mut conn, settings.retention, None).await?;
+        println!(
+            "analytics: {} minute row(s) rolled up into quarter hours, {} quarter hour(s) expired; \
+             minutes kept {} day(s), counters {}",
+            rolled.minutes_rolled_up,
+            rolled.quarters_expired,
+            settings.retention.stats_minutes_days,
+            settings.retention.stats_days
         );
     } else if status {
         let status = migrations::status(&target).await?;

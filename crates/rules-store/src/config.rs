@@ -142,7 +142,8 @@ pub struct DatabaseSettings {
     pub ca_file: Option<std::path::PathBuf>,
 }
 
-/// How long the decision log keeps a day, and how far ahead its days are made.
+/// How long the decision log keeps a day, how far ahead its days are made, and how
+/// long analytics counters are kept per minute and in all.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionSettings {
@@ -151,6 +152,12 @@ pub struct RetentionSettings {
     pub executions_days: u32,
     /// Days ahead whose partitions exist before they are written to.
     pub partitions_ahead_days: u32,
+    /// Days analytics counters are kept per minute; older minutes are rolled up into
+    /// quarter hours (minute buckets can be asked for this far back).
+    pub stats_minutes_days: u32,
+    /// Days analytics counters are kept in all (as quarter hours past
+    /// `stats_minutes_days`); more than `stats_minutes_days`.
+    pub stats_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -428,6 +435,19 @@ impl Settings {
             "retention.partitions_ahead_days",
             self.retention.partitions_ahead_days,
         )?;
+        check_positive(
+            "retention.stats_minutes_days",
+            self.retention.stats_minutes_days,
+        )?;
+        if self.retention.stats_days <= self.retention.stats_minutes_days {
+            return Err(ConfigError::setting(
+                "retention.stats_days",
+                format!(
+                    "must be more than retention.stats_minutes_days ({})",
+                    self.retention.stats_minutes_days
+                ),
+            ));
+        }
         check_positive("redis.pool_size", self.redis.pool_size)?;
         check_positive(
             "database.acquire_timeout_ms",
@@ -695,6 +715,14 @@ mod tests {
             (
                 ("RULES__WORKER__DEDUPE_SECONDS", "200"),
                 "worker.claim_idle_ms × worker.max_deliveries",
+            ),
+            (
+                ("RULES__RETENTION__STATS_DAYS", "7"),
+                "retention.stats_days: must be more than retention.stats_minutes_days (7)",
+            ),
+            (
+                ("RULES__RETENTION__STATS_MINUTES_DAYS", "0"),
+                "retention.stats_minutes_days",
             ),
         ];
         for ((key, value), expected) in cases {

@@ -14,7 +14,7 @@ pub mod consume;
 pub mod context;
 pub mod dead_letter;
 pub mod http;
-pub mod log_days;
+pub mod maintenance;
 pub mod pipeline;
 pub mod process;
 pub mod record;
@@ -106,11 +106,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         ),
     );
 
-    let log_days = supervise(
+    let maintainer = supervise(
         &ctx,
-        "decision log maintainer",
+        "database maintainer",
         &token,
-        log_days::keep_log_days(db, settings.retention, token.clone()),
+        maintenance::keep_maintained(db, settings.retention, token.clone()),
     );
 
     let (batch_tx, batch_rx) = mpsc::channel(4);
@@ -178,7 +178,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         work_token.cancel();
     }
     work_token.cancel();
-    let _ = tokio::join!(keeper, heartbeat, log_days);
+    let _ = tokio::join!(keeper, heartbeat, maintainer);
     http.stop(true).await;
     if let Some(task) = ctx.failed_task() {
         anyhow::bail!("essential task '{task}' stopped; exiting so the worker is restarted");

@@ -60,7 +60,7 @@ async fn commit(ctx: &Context, mut batch: Vec<Done>, token: &CancellationToken) 
         if result.as_ref().is_err_and(DbError::is_missing_partition) {
             // A day without its partition: make the days now, not at the next hour;
             // the retry then finds them.
-            crate::log_days::maintain_once(&ctx.db, ctx.retention).await;
+            crate::maintenance::maintain_log_days(&ctx.db, ctx.retention).await;
         }
         result
     })

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::analytics::{aggregate, range, starts, time_zone, Analytics, Bucket};
+use crate::analytics::{
+    aggregate, check_minutes_kept, range, starts, time_zone, Analytics, Bucket,
+};
 use crate::error::{ApiError, ErrorBody};
 use crate::pagination;
 use crate::state::AppState;
@@ -61,7 +63,8 @@ pub struct AnalyticsQuery {
     pub from: Option<DateTime<Utc>>,
     /// End (RFC 3339, exclusive); default now.
     pub to: Option<DateTime<Utc>>,
-    /// `minute`, `hour` (default) or `day`.
+    /// `minute` (for the last `retention.stats_minutes_days` days), `hour` (default) or
+    /// `day`.
     pub bucket: Option<Bucket>,
     /// IANA time zone whose hours and midnights buckets start at (default `UTC`),
     /// e.g. `Europe/Berlin`.
@@ -143,7 +146,9 @@ fn execution(row: ExecutionRow) -> Execution {
     }
 }
 
-/// A rule's analytics over a range, from per-minute counters.
+/// A rule's analytics over a range, from its counters: per minute for the last
+/// `retention.stats_minutes_days` (minute buckets reach no further back), per quarter
+/// hour before.
 #[utoipa::path(
     tag = "history",
     params(("id" = Uuid, Path, description = "Rule id"), AnalyticsQuery),
@@ -163,7 +168,9 @@ pub async fn analytics(
     let id = *id;
     let bucket = query.bucket.unwrap_or(Bucket::Hour);
     let tz = time_zone(query.tz.as_deref())?;
-    let (from, to) = range(query.from, query.to, Utc::now())?;
+    let now = Utc::now();
+    let (from, to) = range(query.from, query.to, now)?;
+    check_minutes_kept(from, bucket, now, state.stats_minutes_days)?;
     // Before the database is asked: the range's buckets are within the limit.
     let starts = starts(from, to, bucket, tz)?;
     let mut conn = state.db().await?;

@@ -125,18 +125,15 @@ pub async fn insert_new(
 /// Whether any execution or counter was ever recorded for `rule_id` (a deleted rule's
 /// history stays readable).
 pub async fn has_history(conn: &mut AsyncPgConnection, rule_id: Uuid) -> Result<bool, DbError> {
-    use super::schema::rule_stats_minute;
-    let executions = diesel::select(diesel::dsl::exists(
-        rule_executions::table.filter(rule_executions::rule_id.eq(rule_id)),
-    ))
-    .get_result::<bool>(conn)
-    .await?;
-    if executions {
-        return Ok(true);
-    }
-    Ok(diesel::select(diesel::dsl::exists(
-        rule_stats_minute::table.filter(rule_stats_minute::rule_id.eq(rule_id)),
-    ))
+    use super::schema::{rule_stats_minute as minutes, rule_stats_quarter as quarters};
+    use diesel::dsl::exists;
+    Ok(diesel::select(
+        exists(rule_executions::table.filter(rule_executions::rule_id.eq(rule_id)))
+            .or(exists(minutes::table.filter(minutes::rule_id.eq(rule_id))))
+            .or(exists(
+                quarters::table.filter(quarters::rule_id.eq(rule_id)),
+            )),
+    )
     .get_result::<bool>(conn)
     .await?)
 }

@@ -8,8 +8,12 @@
 //! delete. The worker runs it at start and hourly, `rules-migrate maintain` on
 //! demand (a CronJob); runs from many places at once are serialised by an advisory
 //! lock inside the function.
+//!
+//! The same jobs keep the analytics counters small: `rules_roll_up_stats` (migration
+//! 000008) moves the minute rows older than `stats_minutes_days` into quarter hours
+//! and deletes the quarter hours older than `stats_days`.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use diesel::QueryableByName;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
@@ -39,13 +43,12 @@ pub async fn maintain(
     today: Option<NaiveDate>,
 ) -> Result<Vec<PartitionChange>, DbError> {
     use diesel::sql_types::{Date, Integer, Nullable};
-    let as_int = |days: u32| i32::try_from(days).unwrap_or(i32::MAX);
     let rows: Vec<Row> = diesel::sql_query(
         "SELECT action, partition_name FROM rules_maintain_log($1, $2, \
            coalesce($3, (now() AT TIME ZONE 'UTC')::date))",
     )
-    .bind::<Integer, _>(as_int(settings.executions_days))
-    .bind::<Integer, _>(as_int(settings.partitions_ahead_days))
+    .bind::<Integer, _>(days_param(settings.executions_days))
+    .bind::<Integer, _>(days_param(settings.partitions_ahead_days))
     .bind::<Nullable<Date>, _>(today)
     .load(conn)
     .await?;
@@ -56,4 +59,40 @@ pub async fn maintain(
             _ => PartitionChange::Created(r.partition_name),
         })
         .collect())
+}
+
+/// What one roll-up of the analytics counters did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, QueryableByName)]
+pub struct StatsRollUp {
+    /// Minute rows moved into their quarter hours.
+    #[diesel(sql_type = diesel::sql_types::Int8)]
+    pub minutes_rolled_up: i64,
+    /// Quarter hours deleted, older than `stats_days`.
+    #[diesel(sql_type = diesel::sql_types::Int8)]
+    pub quarters_expired: i64,
+}
+
+/// Rolls the minutes older than `settings.stats_minutes_days` up into quarter
+/// hours and deletes the quarter hours older than `settings.stats_days`, as of `at`
+/// when given, else the database's now.
+pub async fn roll_up_stats(
+    conn: &mut AsyncPgConnection,
+    settings: RetentionSettings,
+    at: Option<DateTime<Utc>>,
+) -> Result<StatsRollUp, DbError> {
+    use diesel::sql_types::{Integer, Nullable, Timestamptz};
+    Ok(diesel::sql_query(
+        "SELECT minutes_rolled_up, quarters_expired FROM rules_roll_up_stats($1, $2, \
+           coalesce($3, now()))",
+    )
+    .bind::<Integer, _>(days_param(settings.stats_minutes_days))
+    .bind::<Integer, _>(days_param(settings.stats_days))
+    .bind::<Nullable<Timestamptz>, _>(at)
+    .get_result(conn)
+    .await?)
+}
+
+/// A number of days as the SQL functions take it (an `int`).
+fn days_param(days: u32) -> i32 {
+    i32::try_from(days).unwrap_or(i32::MAX)
 }

@@ -1,4 +1,7 @@
-//! Per-rule, per-minute counters (`rule_stats_minute`) and their duration histograms.
+//! Per-rule, per-minute counters (`rule_stats_minute`) and their duration histograms;
+//! past `retention.stats_minutes_days` they are rolled up into quarter hours
+//! (`rule_stats_quarter`, `db::retention::roll_up_stats`), read together with the
+//! minutes.
 //!
 //! Fixed bucket bounds make per-minute rows summable, so a percentile over any range
 //! is read from counters instead of scanning the execution log. The estimate is the
@@ -11,6 +14,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::schema::rule_stats_minute as stats;
+use super::schema::rule_stats_quarter as quarters;
 use super::DbError;
 
 /// One minute of one rule's counters.
@@ -105,21 +109,28 @@ pub async fn add(conn: &mut AsyncPgConnection, rows: &[StatsRow]) -> Result<(), 
     Ok(())
 }
 
-/// A rule's minutes in `[from, to)`, oldest first.
+/// A rule's counters whose bucket starts in `[from, to)`, oldest first: its minutes
+/// and, older than `retention.stats_minutes_days`, its quarter hours, read in one
+/// statement (one snapshot: a roll-up running meanwhile shows every count once).
 pub async fn load_range(
     conn: &mut AsyncPgConnection,
     rule_id: Uuid,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<StatsRow>, DbError> {
-    Ok(stats::table
+    let minutes = stats::table
         .filter(stats::rule_id.eq(rule_id))
         .filter(stats::bucket_start.ge(from))
         .filter(stats::bucket_start.lt(to))
-        .order(stats::bucket_start.asc())
-        .select(StatsRow::as_select())
-        .load(conn)
-        .await?)
+        .select(stats::all_columns);
+    let rolled_up = quarters::table
+        .filter(quarters::rule_id.eq(rule_id))
+        .filter(quarters::bucket_start.ge(from))
+        .filter(quarters::bucket_start.lt(to))
+        .select(quarters::all_columns);
+    let mut rows: Vec<StatsRow> = minutes.union_all(rolled_up).load(conn).await?;
+    rows.sort_by_key(|r| r.bucket_start);
+    Ok(rows)
 }
 
 /// Upper bounds (inclusive, milliseconds) of each bucket; a last bucket holds the rest.

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Load benchmark of the history endpoints (executions and analytics) of rules-api
+# (release build) on a grown database: EXECUTIONS executions (default 50,000,000)
+# of RULES rules spread over the last DAYS days (default 90, so 90 daily partitions),
+# generated directly in PostgreSQL, and their analytics counters (minutes for the
+# last 7 days, the older ones rolled up into quarter hours by the roll-up itself,
+# which is timed). Each request kind is driven by wrk for DURATION seconds over
+# CONNECTIONS connections; prints requests/s and the latency distribution. Uses its
+# own database (rules_bench_history), dropped at the end (KEEP=1 keeps it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+EXECUTIONS=${EXECUTIONS:-50000000}
+DAYS=${DAYS:-90}
+RULES=${RULES:-10000}
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-4}
+PORT=${PORT:-18094}
+ADMIN_URL=${ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+BENCH_DB=rules_bench_history
+BENCH_URL=${ADMIN_URL%/*}/$BENCH_DB
+KEY=bench-key-0123456789abcdef
+WORK=$(mktemp -d)
+TARGET=${CARGO_TARGET_DIR:-target}
+
+scripts/services.sh >/dev/null
+command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+cargo build --release -q -p rules-api -p rules-migrate
+
+psql "$ADMIN_URL" -qc "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" -qc "CREATE DATABASE $BENCH_DB"
+cleanup() {
+  [[ -n ${api:-} ]] && { kill -TERM "$api" 2>/dev/null; wait "$api" 2>/dev/null || true; }
+  [[ ${KEEP:-0} == 1 ]] || psql "$ADMIN_URL" -qc "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)"
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+DATABASE_URL=$BENCH_URL "$TARGET/release/rules-migrate" >/dev/null
+
+seconds() { local t0=$1; echo "$(( $(date +%s) - t0 ))"; }
+t0=$(date +%s)
+psql "$BENCH_URL" -q -v ON_ERROR_STOP=1 <<SQL
+ALTER TABLE rules DISABLE TRIGGER rules_notify_change;
+INSERT INTO rules (id, livestream_id, name, trigger_config, actions, cooldown_seconds, created_at, updated_at)
+SELECT md5('rule' || i)::uuid, md5('ls' || (i % 1000))::uuid, 'rule ' || i,
+       '{"event_types": ["donation.received"]}', '[{"type": "log", "message": "hi"}]', 0, now(), now()
+FROM generate_series(1, $RULES) AS i;
+ALTER TABLE rules ENABLE TRIGGER rules_notify_change;
+-- The partitions of the last $DAYS days and tomorrow, none dropped.
+SELECT count(*) FROM rules_maintain_log($DAYS + 30, $DAYS + 2, current_date - $DAYS - 1);
+SQL
+echo "seeded $RULES rules and $(psql "$BENCH_URL" -Atc "SELECT count(*) FROM pg_inherits WHERE inhparent = 'rule_executions'::regclass") partitions of rule_executions in $(seconds "$t0")s"
+
+t0=$(date +%s)
+left=$EXECUTIONS
+while (( left > 0 )); do
+  chunk=$(( left < 1000000 ? left : 1000000 ))
+  # One execution in 20 failed; times spread evenly over the last $DAYS days.
+  psql "$BENCH_URL" -q -v ON_ERROR_STOP=1 <<SQL
+WITH r AS (SELECT array_agg(id ORDER BY id) AS ids, array_agg(livestream_id ORDER BY id) AS ls, count(*)::int AS n FROM rules)
+INSERT INTO rule_executions (id, rule_id, event_id, livestream_id, executed_at, status, duration_ms, result, event_day)
+SELECT gen_random_uuid(), r.ids[1 + g % r.n], gen_random_uuid(), r.ls[1 + g % r.n], t.at,
+       CASE WHEN g % 20 = 0 THEN 'failed' ELSE 'succeeded' END, 1 + g % 50,
+       '{"actions": [{"type": "log", "status": "succeeded", "duration_ms": 1}]}', (t.at AT TIME ZONE 'UTC')::date
+FROM generate_series($left - $chunk + 1, $left) AS g, r,
+     LATERAL (SELECT now() - (g::bigint * $DAYS * 86400 / $EXECUTIONS) * interval '1 second' AS at) AS t;
+SQL
+  left=$(( left - chunk ))
+done
+echo "wrote $EXECUTIONS executions over $DAYS days in $(seconds "$t0")s"
+
+t0=$(date +%s)
+psql "$BENCH_URL" -q -v ON_ERROR_STOP=1 <<'SQL'
+INSERT INTO rule_stats_minute (rule_id, bucket_start, matched, executed, succeeded, failed, duration_ms_sum, last_executed_at)
+SELECT rule_id, date_trunc('minute', executed_at), count(*), count(*), count(*) FILTER (WHERE status = 'succeeded'),
+       count(*) FILTER (WHERE status = 'failed'), sum(duration_ms), max(executed_at)
+FROM rule_executions GROUP BY 1, 2;
+SQL
+minutes=$(psql "$BENCH_URL" -Atc "SELECT count(*) FROM rule_stats_minute")
+echo "counted them into $minutes minute rows in $(seconds "$t0")s"
+t0=$(date +%s)
+rolled=$(psql "$BENCH_URL" -Atc "SELECT minutes_rolled_up FROM rules_roll_up_stats(7, 400)")
+echo "rolled $rolled minute rows older than 7 days up into $(psql "$BENCH_URL" -Atc "SELECT count(*) FROM rule_stats_quarter") quarter hours in $(seconds "$t0")s"
+psql "$BENCH_URL" -qc "VACUUM ANALYZE"
+psql "$BENCH_URL" -Atc "SELECT 'database size: ' || pg_size_pretty(pg_database_size(current_database()))"
+
+psql "$BENCH_URL" -Atc "SELECT '\"' || id || '\",' FROM rules ORDER BY random() LIMIT 2000" | { echo 'return {'; cat; echo '}'; } > "$WORK/ids.lua"
+since() { date -u -d "$1 days ago" +%Y-%m-%dT%H:%M:%SZ; }
+declare -A QUERY=(
+  [executions]="/executions?limit=50"
+  [executions_failed]="/executions?limit=50&status=failed"
+  [executions_a_month_back]="/executions?limit=50&to=$(since 30)"
+  [analytics_24h_hours]="/analytics"
+  [analytics_7d_hours]="/analytics?from=$(since 7)&bucket=hour&tz=Asia/Kolkata"
+  [analytics_90d_days]="/analytics?from=$(since 90)&bucket=day&tz=Europe/Berlin"
+)
+for name in "${!QUERY[@]}"; do
+  cat > "$WORK/$name.lua" <<LUA
+local ids = dofile("$WORK/ids.lua")
+wrk.headers["Authorization"] = "Bearer $KEY"
+request = function() return wrk.format("GET", "/api/rules/" .. ids[math.random(#ids)] .. "${QUERY[$name]}") end
+LUA
+done
+
+DATABASE_URL=$BENCH_URL RULES_API_KEYS=$KEY RULES__API__BIND=127.0.0.1:$PORT RULES__LOG__FILTER=warn \
+  RULES__DATABASE__POOL_SIZE=${POOL_SIZE:-8} "$TARGET/release/rules-api" > "$WORK/api.log" 2>&1 &
+api=$!
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/health/live" >/dev/null && break; sleep 0.1; done
+
+for name in executions executions_failed executions_a_month_back analytics_24h_hours analytics_7d_hours analytics_90d_days; do
+  echo "== $name (GET /api/rules/{id}${QUERY[$name]}): wrk -t2 -c$CONNECTIONS -d${DURATION}s"
+  wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$WORK/$name.lua" "http://127.0.0.1:$PORT" \
+    | grep -E 'Requests/sec|50%|90%|99%|Non-2xx|Socket errors'
+done
