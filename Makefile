@@ -7,7 +7,7 @@ export REDIS_URL ?= redis://127.0.0.1:6379/0
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: help prereqs ci tour-check fresh-check fuzz-api fuzz chaos chaos-ci mutants services build migrate run test check-deploy fmt fmt-check lint bench bench-worker bench-api bench-history clean-test-dbs
+.PHONY: help prereqs ci tour-check fresh-check fuzz-api fuzz chaos chaos-ci mutants services build migrate run test check-deploy fmt fmt-check lint bench bench-worker bench-api bench-history cluster cluster-stop clean-test-dbs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -100,6 +100,12 @@ bench-worker: services ## drain rate, latency and memory of a real worker (rules
 
 bench-api: services ## load benchmark of the API with 100,000 rules (wrk)
 	CONNECTIONS=6 DURATION=10 scripts/bench-api.sh
+
+cluster: prereqs ## a local Redis Cluster: 3 masters on 127.0.0.1:7000-7002 (MASTERS, REPLICAS, BASE_PORT, CLUSTER_DIR)
+	@scripts/cluster.sh start
+
+cluster-stop: ## stops the cluster `make cluster` started and removes its directory
+	@scripts/cluster.sh stop
 
 bench-history: services ## executions and analytics endpoints on 50M executions over 90 days (wrk)
 	scripts/bench-history.sh

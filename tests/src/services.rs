@@ -318,3 +318,67 @@ fn id(args: &[&str]) -> anyhow::Result<u32> {
     anyhow::ensure!(out.status.success(), "id {args:?} failed");
     Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
 }
+
+/// A Redis Cluster of the test's own: `scripts/cluster.sh` (the one that `make
+/// cluster` runs) with three masters on free loopback ports and a temporary
+/// directory; stopped and removed when dropped.
+pub struct OwnCluster {
+    pub base_port: u16,
+    dir: PathBuf,
+}
+
+impl OwnCluster {
+    pub const MASTERS: u16 = 3;
+
+    pub fn start() -> anyhow::Result<Self> {
+        let mut last_error = String::new();
+        for _ in 0..20 {
+            let base = free_port()?;
+            // Each node also listens on its port + 10000 (the cluster bus).
+            let ports = (0..Self::MASTERS).flat_map(|i| [base + i, base + i + 10_000]);
+            if base > 55_000 || !ports.into_iter().all(port_is_free) {
+                continue;
+            }
+            let cluster = Self {
+                base_port: base,
+                dir: std::env::temp_dir()
+                    .join(format!("rules-e2e-cluster-{base}-{}", std::process::id())),
+            };
+            let out = cluster.script("start")?;
+            if out.status.success() {
+                return Ok(cluster);
+            }
+            last_error = String::from_utf8_lossy(&out.stderr).into_owned();
+        }
+        anyhow::bail!("no Redis Cluster could be started: {last_error}")
+    }
+
+    /// The seed URLs, one per master.
+    pub fn urls(&self) -> Vec<String> {
+        (0..Self::MASTERS)
+            .map(|i| format!("redis://127.0.0.1:{}", self.base_port + i))
+            .collect()
+    }
+
+    fn script(&self, command: &str) -> anyhow::Result<std::process::Output> {
+        Command::new(crate::workspace_root().join("scripts/cluster.sh"))
+            .arg(command)
+            .env("BASE_PORT", self.base_port.to_string())
+            .env("MASTERS", Self::MASTERS.to_string())
+            .env("REPLICAS", "0")
+            .env("CLUSTER_DIR", &self.dir)
+            .stdin(Stdio::null())
+            .output()
+            .context("scripts/cluster.sh")
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = self.script("stop");
+    }
+}
+
+fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
