@@ -63,6 +63,20 @@ pub fn auth() -> (&'static str, String) {
     ("Authorization", format!("Bearer {KEY}"))
 }
 
+/// An authorized GET of `uri`: its status and JSON body.
+pub async fn get<S, B>(service: &S, uri: &str) -> (u16, Value)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let (status, _, body) = send(
+        service,
+        test::TestRequest::get().uri(uri).insert_header(auth()),
+    )
+    .await;
+    (status, body)
+}
+
 /// Sends a request; returns status, headers and the JSON body (Null when empty).
 pub async fn send<S, B>(
     service: &S,

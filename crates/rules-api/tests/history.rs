@@ -325,26 +325,6 @@ async fn analytics_days_follow_the_streamers_time_zone() {
         .contains("tz"));
 }
 
-/// The analytics a rule has over `query` (after `?`).
-async fn analytics_of<S, B>(service: &S, rule_id: Uuid, query: &str) -> (u16, Value)
-where
-    S: actix_web::dev::Service<
-        actix_http::Request,
-        Response = actix_web::dev::ServiceResponse<B>,
-        Error = actix_web::Error,
-    >,
-    B: actix_web::body::MessageBody,
-{
-    let (status, _, body) = send(
-        service,
-        TestRequest::get()
-            .uri(&format!("/api/rules/{rule_id}/analytics?{query}"))
-            .insert_header(auth()),
-    )
-    .await;
-    (status, body)
-}
-
 #[actix_web::test]
 async fn rolled_up_counters_answer_as_the_minutes_did() {
     use rules_store::config::RetentionSettings;
@@ -352,6 +332,7 @@ async fn rolled_up_counters_answer_as_the_minutes_did() {
     let api = start().await;
     let rule = create(&api.service, rule_body("rollup")).await;
     let rule_id = Uuid::parse_str(rule["id"].as_str().expect("id")).expect("uuid");
+    let analytics = |query: &str| format!("/api/rules/{rule_id}/analytics?{query}");
     let settings = RetentionSettings {
         stats_minutes_days: 7,
         stats_days: 400,
@@ -397,7 +378,7 @@ async fn rolled_up_counters_answer_as_the_minutes_did() {
         .collect();
     let mut before = Vec::new();
     for q in &queries {
-        let (status, body) = analytics_of(&api.service, rule_id, q).await;
+        let (status, body) = get(&api.service, &analytics(q)).await;
         assert_eq!(status, 200, "{q}: {body}");
         assert!(body["executed"].as_i64().unwrap_or(0) > 0, "{q}: {body}");
         before.push(body);
@@ -405,7 +386,7 @@ async fn rolled_up_counters_answer_as_the_minutes_did() {
     // Minute buckets that far back are refused, saying why (whether rolled up yet
     // or not: the answer does not depend on when the roll-up ran).
     let minute_query = format!("from={from}&to={to}&bucket=minute");
-    let (status, body) = analytics_of(&api.service, rule_id, &minute_query).await;
+    let (status, body) = get(&api.service, &analytics(&minute_query)).await;
     assert_eq!(status, 400, "{body}");
     let message = body["error"]["message"].as_str().unwrap_or("");
     assert!(
@@ -413,7 +394,7 @@ async fn rolled_up_counters_answer_as_the_minutes_did() {
         "{message}"
     );
     let recent = format!("from={}&bucket=minute", since_days(6));
-    assert_eq!(analytics_of(&api.service, rule_id, &recent).await.0, 200);
+    assert_eq!(get(&api.service, &analytics(&recent)).await.0, 200);
 
     let done = roll_up_stats(&mut conn, settings, None)
         .await
@@ -425,7 +406,7 @@ async fn rolled_up_counters_answer_as_the_minutes_did() {
     assert!(quarters > 0 && quarters < rows.len() as i64, "{quarters}");
 
     for (q, expected) in queries.iter().zip(&before) {
-        let (status, body) = analytics_of(&api.service, rule_id, q).await;
+        let (status, body) = get(&api.service, &analytics(q)).await;
         assert_eq!(status, 200, "{q}: {body}");
         assert_eq!(&body, expected, "{q}: the answer changed with the roll-up");
     }
@@ -439,7 +420,7 @@ async fn rolled_up_counters_answer_as_the_minutes_did() {
     let q = &queries[0];
     let expected = before[0]["executed"].as_i64().unwrap_or(0) + 5;
     assert_eq!(
-        analytics_of(&api.service, rule_id, q).await.1["executed"],
+        get(&api.service, &analytics(q)).await.1["executed"],
         expected
     );
     let done = roll_up_stats(&mut conn, settings, None)
@@ -447,7 +428,7 @@ async fn rolled_up_counters_answer_as_the_minutes_did() {
         .expect("roll up");
     assert_eq!(done.minutes_rolled_up, 1);
     assert_eq!(
-        analytics_of(&api.service, rule_id, q).await.1["executed"],
+        get(&api.service, &analytics(q)).await.1["executed"],
         expected
     );
     assert_eq!(table_sizes(&mut conn, rule_id).await, (0, quarters));

@@ -2,7 +2,6 @@
 
 mod common;
 
-use actix_web::test::TestRequest;
 use common::*;
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -16,14 +15,7 @@ where
     >,
     B: actix_web::body::MessageBody,
 {
-    let (status, _, body) = send(
-        service,
-        TestRequest::get()
-            .uri(&format!("/api/rules?{query}"))
-            .insert_header(auth()),
-    )
-    .await;
-    (status, body)
+    get(service, &format!("/api/rules?{query}")).await
 }
 
 fn ids(body: &Value) -> Vec<String> {
