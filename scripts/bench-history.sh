@@ -2,11 +2,16 @@
 # Load benchmark of the history endpoints (executions and analytics) of rules-api
 # (release build) on a grown database: EXECUTIONS executions (default 50,000,000)
 # of RULES rules spread over the last DAYS days (default 90, so 90 daily partitions),
-# generated directly in PostgreSQL, and their analytics counters (minutes for the
-# last 7 days, the older ones rolled up into quarter hours by the roll-up itself,
-# which is timed). Each request kind is driven by wrk for DURATION seconds over
-# CONNECTIONS connections; prints requests/s and the latency distribution. Uses its
-# own database (rules_bench_history), dropped at the end (KEEP=1 keeps it).
+# generated directly in PostgreSQL, and their analytics counters: quarter hours for
+# the days older than 8 days, minutes for the last 8, of which the oldest day is then
+# rolled up into quarter hours by the roll-up itself, timed (a day's worth; the
+# workers run it hourly, an hour's worth). Each request kind is driven by wrk for
+# DURATION seconds over CONNECTIONS connections; prints requests/s and the latency
+# distribution. Uses its own database (rules_bench_history), dropped at the end
+# (KEEP=1 keeps it; REUSE=1 measures again on a kept one, without generating).
+# Each kind is run twice: first on the caches as generation left them (cold: the
+# rule's index pages are read from disk, one descent per partition), then again
+# (warm: what a dashboard polling its rules sees).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,16 +32,18 @@ scripts/services.sh >/dev/null
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 cargo build --release -q -p rules-api -p rules-migrate
 
-psql "$ADMIN_URL" -qc "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" -qc "CREATE DATABASE $BENCH_DB"
 cleanup() {
   [[ -n ${api:-} ]] && { kill -TERM "$api" 2>/dev/null; wait "$api" 2>/dev/null || true; }
   [[ ${KEEP:-0} == 1 ]] || psql "$ADMIN_URL" -qc "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+seconds() { local t0=$1; echo "$(( $(date +%s) - t0 ))"; }
+
+generate() {
+psql "$ADMIN_URL" -qc "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" -qc "CREATE DATABASE $BENCH_DB"
 DATABASE_URL=$BENCH_URL "$TARGET/release/rules-migrate" >/dev/null
 
-seconds() { local t0=$1; echo "$(( $(date +%s) - t0 ))"; }
 t0=$(date +%s)
 psql "$BENCH_URL" -q -v ON_ERROR_STOP=1 <<SQL
 ALTER TABLE rules DISABLE TRIGGER rules_notify_change;
@@ -67,20 +74,37 @@ SQL
   left=$(( left - chunk ))
 done
 echo "wrote $EXECUTIONS executions over $DAYS days in $(seconds "$t0")s"
+}
 
+# The counters of the executions, as the recorder and the hourly roll-up leave
+# them: per quarter hour before the last 8 days, per minute in them.
+count() {
 t0=$(date +%s)
 psql "$BENCH_URL" -q -v ON_ERROR_STOP=1 <<'SQL'
+TRUNCATE rule_stats_minute, rule_stats_quarter;
+INSERT INTO rule_stats_quarter (rule_id, bucket_start, matched, executed, succeeded, failed, duration_ms_sum, last_executed_at)
+SELECT rule_id, date_bin('15 minutes', executed_at, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b, count(*), count(*),
+       count(*) FILTER (WHERE status = 'succeeded'), count(*) FILTER (WHERE status = 'failed'), sum(duration_ms), max(executed_at)
+FROM rule_executions WHERE executed_at < now() - interval '8 days' GROUP BY 1, 2 ORDER BY 1, 2;
 INSERT INTO rule_stats_minute (rule_id, bucket_start, matched, executed, succeeded, failed, duration_ms_sum, last_executed_at)
 SELECT rule_id, date_trunc('minute', executed_at), count(*), count(*), count(*) FILTER (WHERE status = 'succeeded'),
        count(*) FILTER (WHERE status = 'failed'), sum(duration_ms), max(executed_at)
-FROM rule_executions GROUP BY 1, 2;
+FROM rule_executions WHERE executed_at >= now() - interval '8 days' GROUP BY 1, 2 ORDER BY 1, 2;
 SQL
-minutes=$(psql "$BENCH_URL" -Atc "SELECT count(*) FROM rule_stats_minute")
-echo "counted them into $minutes minute rows in $(seconds "$t0")s"
+echo "counted them into $(psql "$BENCH_URL" -Atc "SELECT count(*) FROM rule_stats_quarter") quarter hours and $(psql "$BENCH_URL" -Atc "SELECT count(*) FROM rule_stats_minute") minutes in $(seconds "$t0")s"
 t0=$(date +%s)
 rolled=$(psql "$BENCH_URL" -Atc "SELECT minutes_rolled_up FROM rules_roll_up_stats(7, 400)")
-echo "rolled $rolled minute rows older than 7 days up into $(psql "$BENCH_URL" -Atc "SELECT count(*) FROM rule_stats_quarter") quarter hours in $(seconds "$t0")s"
+echo "the roll-up moved $rolled minute rows (the day older than 7 days) into quarter hours in $(seconds "$t0")s"
 psql "$BENCH_URL" -qc "VACUUM ANALYZE"
+}
+
+if [[ ${REUSE:-0} == 1 ]]; then
+  echo "measuring again on the kept $BENCH_DB"
+  DATABASE_URL=$BENCH_URL "$TARGET/release/rules-migrate" >/dev/null
+else
+  generate
+  count
+fi
 psql "$BENCH_URL" -Atc "SELECT 'database size: ' || pg_size_pretty(pg_database_size(current_database()))"
 
 psql "$BENCH_URL" -Atc "SELECT '\"' || id || '\",' FROM rules ORDER BY random() LIMIT 2000" | { echo 'return {'; cat; echo '}'; } > "$WORK/ids.lua"
@@ -106,8 +130,10 @@ DATABASE_URL=$BENCH_URL RULES_API_KEYS=$KEY RULES__API__BIND=127.0.0.1:$PORT RUL
 api=$!
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/health/live" >/dev/null && break; sleep 0.1; done
 
-for name in executions executions_failed executions_a_month_back analytics_24h_hours analytics_7d_hours analytics_90d_days; do
-  echo "== $name (GET /api/rules/{id}${QUERY[$name]}): wrk -t2 -c$CONNECTIONS -d${DURATION}s"
-  wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$WORK/$name.lua" "http://127.0.0.1:$PORT" \
-    | grep -E 'Requests/sec|50%|90%|99%|Non-2xx|Socket errors'
+for round in cold warm; do
+  for name in executions executions_failed executions_a_month_back analytics_24h_hours analytics_7d_hours analytics_90d_days; do
+    echo "== $round: $name (GET /api/rules/{id}${QUERY[$name]}): wrk -t2 -c$CONNECTIONS -d${DURATION}s"
+    wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$WORK/$name.lua" "http://127.0.0.1:$PORT" \
+      | grep -E 'Requests/sec|50%|90%|99%|Non-2xx|Socket errors'
+  done
 done
