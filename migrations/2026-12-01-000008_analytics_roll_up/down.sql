@@ -18,4 +18,5 @@ ON CONFLICT (rule_id, bucket_start) DO UPDATE SET
     last_executed_at = greatest(s.last_executed_at, excluded.last_executed_at);
 DROP FUNCTION rules_roll_up_stats(int, int, timestamptz);
 DROP AGGREGATE histogram_sum(BIGINT[]);
+DROP INDEX rule_stats_minute_time_idx;
 DROP TABLE rule_stats_quarter;
