@@ -101,7 +101,7 @@ const DECISION_TABLES: [&str; 3] = [
 /// partition is left. Joins on the unique keys (index-only probes); an `EXISTS`
 /// form let the planner take the executions' (rule_id, executed_at) index and
 /// filter a rule's history.
-fn already_decided_sql(days: usize) -> String {
+fn build_already_decided_sql(days: usize) -> String {
     let by_day = (0..days).flat_map(|d| {
         let (rules, events, day) = (3 * d + 3, 3 * d + 4, 3 * d + 5);
         DECISION_TABLES.iter().map(move |t| {
@@ -121,6 +121,17 @@ fn already_decided_sql(days: usize) -> String {
         )
     });
     by_day.chain(legacy).collect::<Vec<_>>().join(" UNION ALL ")
+}
+
+/// The lookup's text for `days` days, built once for the one or two days a live
+/// batch spans (the hot path), and on demand for a batch spanning more (a replay).
+fn already_decided_sql(days: usize) -> std::borrow::Cow<'static, str> {
+    static LIVE: std::sync::LazyLock<[String; 2]> =
+        std::sync::LazyLock::new(|| [build_already_decided_sql(1), build_already_decided_sql(2)]);
+    match days {
+        1 | 2 => std::borrow::Cow::Borrowed(LIVE[days - 1].as_str()),
+        _ => std::borrow::Cow::Owned(build_already_decided_sql(days)),
+    }
 }
 
 /// A (rule, event) pair and the day of the event's time: the decision log's key.
