@@ -12,7 +12,7 @@
 use chrono::{DateTime, DurationRound, NaiveDate, TimeDelta, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 use super::executions::{self, ExecutionRow};
@@ -84,64 +84,15 @@ pub const LEGACY_EVENT_DAY: NaiveDate = match NaiveDate::from_ymd_opt(1970, 1, 1
     None => NaiveDate::MIN,
 };
 
-/// The decision log's tables, in the order their branches appear in the lookup.
-const DECISION_TABLES: [&str; 3] = [
-    "rule_executions",
-    "rule_suppressions",
-    "rule_threshold_counts",
-];
-
-/// The lookup of [`already_decided`] for keys of `days` distinct days. Each day's
-/// keys are a pair of arrays and the day a scalar parameter (`$3`, `$6`, ...), so
-/// PostgreSQL prunes each branch to that day's partition of each table once, as it
-/// plans or starts the query, whatever the number of partitions kept (a day taken
-/// per key from an array, as before, made it pick the partition per probe, a cost
-/// that grew with the days kept). The legacy branches probe every key (`$1`, `$2`)
-/// at the legacy day, a literal from [`LEGACY_EVENT_DAY`] pruned away when no legacy
-/// partition is left. Joins on the unique keys (index-only probes); an `EXISTS`
-/// form let the planner take the executions' (rule_id, executed_at) index and
-/// filter a rule's history.
-fn build_already_decided_sql(days: usize) -> String {
-    let by_day = (0..days).flat_map(|d| {
-        let (rules, events, day) = (3 * d + 3, 3 * d + 4, 3 * d + 5);
-        DECISION_TABLES.iter().map(move |t| {
-            format!(
-                "SELECT t.rule_id, t.event_id \
-                 FROM unnest(${rules}::uuid[], ${events}::uuid[]) p(rule_id, event_id) \
-                 JOIN {t} t ON t.rule_id = p.rule_id AND t.event_id = p.event_id \
-                 AND t.event_day = ${day}::date"
-            )
-        })
-    });
-    let legacy = DECISION_TABLES.iter().map(|t| {
-        format!(
-            "SELECT t.rule_id, t.event_id FROM unnest($1::uuid[], $2::uuid[]) p(rule_id, event_id) \
-             JOIN {t} t ON t.rule_id = p.rule_id AND t.event_id = p.event_id \
-             AND t.event_day = DATE '{LEGACY_EVENT_DAY}'"
-        )
-    });
-    by_day.chain(legacy).collect::<Vec<_>>().join(" UNION ALL ")
-}
-
-/// The lookup's text for `days` days, built once for the one or two days a live
-/// batch spans (the hot path), and on demand for a batch spanning more (a replay).
-fn already_decided_sql(days: usize) -> std::borrow::Cow<'static, str> {
-    static LIVE: std::sync::LazyLock<[String; 2]> =
-        std::sync::LazyLock::new(|| [build_already_decided_sql(1), build_already_decided_sql(2)]);
-    match days {
-        1 | 2 => std::borrow::Cow::Borrowed(LIVE[days - 1].as_str()),
-        _ => std::borrow::Cow::Owned(build_already_decided_sql(days)),
-    }
-}
-
 /// A (rule, event) pair and the day of the event's time: the decision log's key.
 pub type DecisionKey = (Uuid, Uuid, NaiveDate);
 
 /// The (rule, event) pairs among `keys` already decided and recorded (executed,
-/// skipped, suppressed or counted toward a threshold), in one pairwise query: the
-/// keys grouped by day (a live batch has one, two around midnight), each key one
-/// index probe in its day's partition of each table and one in the legacy
-/// partition while there is one.
+/// skipped, suppressed or counted toward a threshold), in one query: the SQL
+/// function `rules_decided` (migration 000009) probes each key's day's partition of
+/// each table through its unique key, and the legacy partition while there is one,
+/// with every plan but index probes disabled (a day's partition without statistics
+/// yet, or a hash join's cost model, otherwise read the whole day per batch).
 pub async fn already_decided(
     conn: &mut AsyncPgConnection,
     keys: &[DecisionKey],
@@ -150,25 +101,13 @@ pub async fn already_decided(
     if keys.is_empty() {
         return Ok(HashSet::new());
     }
-    let mut by_day: BTreeMap<NaiveDate, (Vec<Uuid>, Vec<Uuid>)> = BTreeMap::new();
-    for &(rule, event, day) in keys {
-        let (rules, events) = by_day.entry(day).or_default();
-        rules.push(rule);
-        events.push(event);
-    }
-    let all_rules: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-    let all_events: Vec<Uuid> = keys.iter().map(|k| k.1).collect();
-    let mut query = diesel::sql_query(already_decided_sql(by_day.len()))
-        .into_boxed()
-        .bind::<Array<SqlUuid>, _>(all_rules)
-        .bind::<Array<SqlUuid>, _>(all_events);
-    for (day, (rules, events)) in by_day {
-        query = query
-            .bind::<Array<SqlUuid>, _>(rules)
-            .bind::<Array<SqlUuid>, _>(events)
-            .bind::<Date, _>(day);
-    }
-    let found: Vec<PairRow> = query.load(conn).await?;
+    let found: Vec<PairRow> =
+        diesel::sql_query("SELECT rule_id, event_id FROM rules_decided($1, $2, $3)")
+            .bind::<Array<SqlUuid>, _>(keys.iter().map(|k| k.0).collect::<Vec<_>>())
+            .bind::<Array<SqlUuid>, _>(keys.iter().map(|k| k.1).collect::<Vec<_>>())
+            .bind::<Array<Date>, _>(keys.iter().map(|k| k.2).collect::<Vec<_>>())
+            .load(conn)
+            .await?;
     Ok(found.into_iter().map(|p| (p.rule_id, p.event_id)).collect())
 }
 
