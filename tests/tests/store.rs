@@ -165,8 +165,50 @@ async fn minute_counters_add_up_and_keep_their_invariants() -> anyhow::Result<()
         .first(&mut conn)
         .await?;
     assert_eq!((matched, executed), (5, 4));
-    assert_eq!(hist, vec![1, 1, 2]);
+    // Sums are padded with zeros to the service's 16 buckets (migration 000010).
+    let mut expected = vec![1, 1, 2];
+    expected.resize(rules_store::db::stats::HISTOGRAM_LEN, 0);
+    assert_eq!(hist, expected);
     // matched = executed + suppressed is enforced by the table.
     assert!(upsert(5, 1, 1, 0, vec![]).execute(&mut conn).await.is_err());
+    Ok(())
+}
+
+/// The SQL `histogram_add` (the upsert's and the roll-up's) sums as the worker's
+/// Rust one does, for the service's 16-bucket histograms (inlined since migration
+/// 000010), shorter ones, and longer ones (the general form).
+#[tokio::test]
+async fn histogram_add_in_sql_sums_as_the_worker_does() -> anyhow::Result<()> {
+    use rules_store::db::stats::{histogram_add, HISTOGRAM_LEN};
+    #[derive(QueryableByName)]
+    struct Sum {
+        #[diesel(sql_type = diesel::sql_types::Array<diesel::sql_types::BigInt>)]
+        sum: Vec<i64>,
+    }
+    let db = TestDb::migrated().await?;
+    let mut conn = db.conn().await?;
+    let full: Vec<i64> = (1..=HISTOGRAM_LEN as i64).collect();
+    let long: Vec<i64> = (1..=HISTOGRAM_LEN as i64 + 3).collect();
+    for (a, b) in [
+        (vec![], vec![]),
+        (vec![], vec![0, 4]),
+        (full.clone(), vec![1]),
+        (full.clone(), full.clone()),
+        (long.clone(), full.clone()),
+        (vec![2], long.clone()),
+    ] {
+        let Sum { sum } = diesel::sql_query("SELECT histogram_add($1, $2) AS sum")
+            .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(&a)
+            .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(&b)
+            .get_result(&mut conn)
+            .await?;
+        let mut expected = a.clone();
+        histogram_add(&mut expected, &b);
+        let longest = a.len().max(b.len());
+        if longest <= HISTOGRAM_LEN {
+            expected.resize(HISTOGRAM_LEN, 0);
+        }
+        assert_eq!(sum, expected, "{a:?} + {b:?}");
+    }
     Ok(())
 }

@@ -138,7 +138,10 @@ pub const DURATION_BUCKETS_MS: [u32; 15] = [
     1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 30_000,
 ];
 
-/// Number of buckets, the open-ended one included.
+/// Number of buckets, the open-ended one included. The SQL `histogram_add`
+/// (migration 000010) sums histograms of up to this many buckets as an inlined
+/// expression: a change of this length needs a migration changing it too (longer
+/// ones take its general, slower form).
 pub const HISTOGRAM_LEN: usize = DURATION_BUCKETS_MS.len() + 1;
 
 /// Which bucket a duration falls in.
