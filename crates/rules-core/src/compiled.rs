@@ -414,7 +414,7 @@ impl CompiledRule {
         t: &TemplateSet,
         action: &CompiledAction,
         event: &Event,
-        ctx: &minijinja::Value,
+        ctx: &crate::template::Context<'_>,
         budget: &RenderBudget,
     ) -> Result<RenderedAction, RenderError> {
         let kind = match &action.kind {

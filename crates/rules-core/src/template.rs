@@ -186,7 +186,7 @@ impl TemplateSet {
     pub fn render_value(
         &self,
         template: &TemplateValue,
-        ctx: &minijinja::Value,
+        ctx: &Context<'_>,
         budget: &RenderBudget,
     ) -> Result<Value, RenderError> {
         Ok(match template {
@@ -219,7 +219,7 @@ impl TemplateSet {
     pub fn render_string(
         &self,
         template: &TemplateValue,
-        ctx: &minijinja::Value,
+        ctx: &Context<'_>,
         budget: &RenderBudget,
     ) -> Result<String, RenderError> {
         match self.render_value(template, ctx, budget)? {
@@ -231,7 +231,7 @@ impl TemplateSet {
     fn render(
         &self,
         name: &str,
-        ctx: &minijinja::Value,
+        ctx: &Context<'_>,
         budget: &RenderBudget,
     ) -> Result<String, RenderError> {
         let fail = |e: minijinja::Error| RenderError {
@@ -242,16 +242,36 @@ impl TemplateSet {
             .env
             .get_template(name)
             .map_err(fail)?
-            .render(ctx)
+            .render(ctx.value())
             .map_err(fail)?;
         budget.spend(out.len(), name)?;
         Ok(out)
     }
 }
 
-/// Builds the context templates are rendered in.
-pub(crate) fn context<E: Serialize, R: Serialize>(event: &E, rule: R) -> minijinja::Value {
-    minijinja::Value::from(Serde(TemplateContext { event, rule }))
+/// The context templates render in (`event` and `rule`), converted into
+/// minijinja's values when the first template renders: an execution whose actions
+/// hold no template (a fixed log message, a constant payload) never converts the
+/// event.
+pub(crate) struct Context<'a> {
+    build: Box<dyn Fn() -> minijinja::Value + 'a>,
+    value: std::cell::OnceCell<minijinja::Value>,
+}
+
+impl Context<'_> {
+    fn value(&self) -> &minijinja::Value {
+        self.value.get_or_init(|| (self.build)())
+    }
+}
+
+/// The context of one execution's templates.
+pub(crate) fn context<'a, E: Serialize, R: Serialize + 'a>(event: &'a E, rule: R) -> Context<'a> {
+    Context {
+        build: Box::new(move || {
+            minijinja::Value::from(Serde(TemplateContext { event, rule: &rule }))
+        }),
+        value: std::cell::OnceCell::new(),
+    }
 }
 
 fn has_template_syntax(s: &str) -> bool {
@@ -287,6 +307,40 @@ mod tests {
         let ctx = context(&event, json!({"id": "r1", "name": "Rule"}));
         set.render_value(&t, &ctx, &RenderBudget::new())
             .expect("renders")
+    }
+
+    /// An event that counts how often it is converted for templates.
+    struct Counted(std::cell::Cell<u32>);
+
+    impl Serialize for Counted {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            self.0.set(self.0.get() + 1);
+            json!({"data": {"n": 1}}).serialize(serializer)
+        }
+    }
+
+    #[test]
+    fn the_event_is_converted_once_and_only_for_a_template() {
+        let mut set = TemplateSet::new();
+        let constant = set
+            .add_value("a", &json!({"text": "fire"}))
+            .expect("compiles");
+        let templated = set
+            .add_value("b", &json!(["{{ event.data.n }}", "n={{ event.data.n }}"]))
+            .expect("compiles");
+        let event = Counted(std::cell::Cell::new(0));
+        let ctx = context(&event, json!({}));
+        let budget = RenderBudget::new();
+        assert_eq!(
+            set.render_value(&constant, &ctx, &budget),
+            Ok(json!({"text": "fire"}))
+        );
+        assert_eq!(event.0.get(), 0, "converted for a constant");
+        assert_eq!(
+            set.render_value(&templated, &ctx, &budget),
+            Ok(json!([1, "n=1"]))
+        );
+        assert_eq!(event.0.get(), 1);
     }
 
     #[test]
@@ -335,7 +389,8 @@ mod tests {
                 false,
             )
             .expect("compiles");
-        let ctx = context(&json!({}), json!({}));
+        let event = json!({});
+        let ctx = context(&event, json!({}));
         assert!(set.render_value(&t, &ctx, &RenderBudget::new()).is_err());
     }
 
@@ -357,7 +412,8 @@ mod tests {
             .add_value("body", &Value::Array(many))
             .expect("compiles");
         let text = "x".repeat(1_000);
-        let ctx = context(&json!({"data": {"text": text}}), json!({}));
+        let event = json!({"data": {"text": text}});
+        let ctx = context(&event, json!({}));
         let err = set
             .render_value(&t, &ctx, &RenderBudget::new())
             .expect_err("over the bound");
