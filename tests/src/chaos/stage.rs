@@ -124,14 +124,7 @@ impl Stage {
     /// A connection to the run's Redis, made again after it failed.
     pub async fn redis(&mut self) -> anyhow::Result<&mut MultiplexedConnection> {
         if self.redis.is_none() {
-            let client = redis::Client::open(self.redis_url.as_str())?;
-            let conn = tokio::time::timeout(
-                Duration::from_secs(2),
-                client.get_multiplexed_async_connection(),
-            )
-            .await
-            .context("connect to Redis: timed out")??;
-            self.redis = Some(conn);
+            self.redis = Some(harness_connection(&self.redis_url).await?);
         }
         self.redis.as_mut().context("no Redis connection")
     }
@@ -478,4 +471,46 @@ fn peak_rss_kib(process: &Process) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// The harness's own connection to a run's Redis: connecting gives up after 2 s (a
+/// Redis being restarted), but a reply may take up to 30 s. redis-rs gives up on a
+/// reply after 500 ms by default, which a pipeline of 500 XADDs to a Redis that
+/// fsyncs every write (the runs' `appendfsync always`) can take on a loaded machine:
+/// the harness then failed a run before its fault (CI, 2026-12-02: `timed out`).
+pub async fn harness_connection(url: &str) -> anyhow::Result<MultiplexedConnection> {
+    let client = redis::Client::open(url)?;
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(30)));
+    client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .context("connect to Redis")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reply slower than redis-rs's default 500 ms (a `DEBUG SLEEP` of the server
+    /// here) still reaches the harness.
+    #[tokio::test]
+    async fn the_harness_waits_for_a_slow_reply() -> anyhow::Result<()> {
+        let redis = crate::services::OwnRedis::start()?;
+        let mut conn = harness_connection(&redis.url()).await?;
+        let mut other = harness_connection(&redis.url()).await?;
+        let sleep = tokio::spawn(async move {
+            redis::cmd("DEBUG")
+                .arg("SLEEP")
+                .arg("0.8")
+                .query_async::<()>(&mut other)
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let pong: String = redis::cmd("PING").query_async(&mut conn).await?;
+        assert_eq!(pong, "PONG");
+        sleep.await??;
+        Ok(())
+    }
 }
