@@ -44,7 +44,7 @@ fn execution(rule_id: Uuid, event_id: Uuid, day: NaiveDate) -> ExecutionRow {
         event_id,
         livestream_id: Uuid::new_v4(),
         executed_at: Utc::now(),
-        status: "succeeded".into(),
+        status: rules_core::Status::Succeeded,
         duration_ms: 3,
         result: serde_json::json!({"actions": []}),
         event_day: day,

@@ -17,7 +17,7 @@ fn execution(rule_id: Uuid, at: DateTime<Utc>, status: &str) -> ExecutionRow {
         event_id: Uuid::new_v4(),
         livestream_id: Uuid::parse_str(LS).expect("uuid"),
         executed_at: at,
-        status: status.into(),
+        status: rules_core::Status::parse(status).expect("a status"),
         duration_ms: 12,
         result: json!({"actions": [{"type": "publish", "status": status, "duration_ms": 12}]}),
         event_day: at.date_naive(),

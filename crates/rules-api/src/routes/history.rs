@@ -101,17 +101,16 @@ pub async fn list_executions(
 ) -> Result<HttpResponse, ApiError> {
     let id = *id;
     let limit = pagination::limit(query.limit)?;
-    if let Some(status) = &query.status {
-        if !matches!(
-            rules_core::Status::parse(status),
-            Some(rules_core::Status::Succeeded | rules_core::Status::Failed)
-        ) {
+    let status = match query.status.as_deref().map(rules_core::Status::parse) {
+        None => None,
+        Some(Some(s @ (rules_core::Status::Succeeded | rules_core::Status::Failed))) => Some(s),
+        Some(_) => {
             return Err(ApiError::bad_request(
                 "bad_query",
                 "status must be `succeeded` or `failed`",
-            ));
+            ))
         }
-    }
+    };
     let after = query
         .cursor
         .as_deref()
@@ -119,7 +118,7 @@ pub async fn list_executions(
         .transpose()?
         .map(|(executed_at, id)| ExecutionCursor { executed_at, id });
     let filter = ExecutionFilter {
-        status: query.status.clone(),
+        status,
         from: query.from,
         to: query.to,
     };
@@ -140,7 +139,7 @@ fn execution(row: ExecutionRow) -> Execution {
         event_id: row.event_id,
         livestream_id: row.livestream_id,
         executed_at: row.executed_at,
-        status: row.status,
+        status: row.status.into(),
         duration_ms: row.duration_ms,
         result: row.result,
     }

@@ -17,8 +17,10 @@ pub struct ExecutionRow {
     pub event_id: Uuid,
     pub livestream_id: Uuid,
     pub executed_at: DateTime<Utc>,
-    /// `succeeded`, `failed` or `skipped` ([`rules_core::Status`]).
-    pub status: String,
+    /// Stored as its text (`succeeded`, `failed`, `skipped`; the table's `CHECK`
+    /// holds it to these).
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub status: rules_core::Status,
     pub duration_ms: i32,
     pub result: Value,
     /// The UTC day of the event's time (`rules_core::clock::day_of_ms`): the partition.
@@ -28,7 +30,7 @@ pub struct ExecutionRow {
 /// Filters of a rule's execution history.
 #[derive(Debug, Clone, Default)]
 pub struct ExecutionFilter {
-    pub status: Option<String>,
+    pub status: Option<rules_core::Status>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
 }
@@ -53,7 +55,7 @@ pub async fn list_for_rule(
         .select(ExecutionRow::as_select())
         .into_boxed();
     if let Some(status) = &filter.status {
-        query = query.filter(rule_executions::status.eq(status.clone()));
+        query = query.filter(rule_executions::status.eq(status.as_str()));
     }
     if let Some(from) = filter.from {
         query = query.filter(rule_executions::executed_at.ge(from));

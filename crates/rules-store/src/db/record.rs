@@ -218,13 +218,13 @@ fn minute_counters(executed: &[&ExecutionRow], suppressed: &[&SuppressionRow]) -
             .entry((e.rule_id, bucket_start))
             .or_insert_with(|| StatsRow::empty(e.rule_id, bucket_start));
         row.matched += 1;
-        match rules_core::Status::parse(&e.status) {
-            Some(rules_core::Status::Skipped) => {
+        match e.status {
+            rules_core::Status::Skipped => {
                 row.skipped += 1;
                 continue;
             }
-            Some(rules_core::Status::Failed) => row.failed += 1,
-            Some(rules_core::Status::Succeeded) | None => row.succeeded += 1,
+            rules_core::Status::Failed => row.failed += 1,
+            rules_core::Status::Succeeded => row.succeeded += 1,
         }
         row.executed += 1;
         let duration = u32::try_from(e.duration_ms.max(0)).unwrap_or(u32::MAX);
