@@ -473,3 +473,37 @@ async fn a_redis_still_loading_fails_the_gate_round_trip_not_the_pairs() -> anyh
     let _ = reload.join();
     Ok(())
 }
+
+/// A Redis that pauses for longer than the client's own 500 ms reply bound (an
+/// fsync of a large write; `DEBUG SLEEP` here) answers the service's pooled
+/// connections late, not never: the command waits, up to `redis.response_timeout_ms`,
+/// instead of failing (a retried batch, or a publish of unknown outcome).
+#[tokio::test]
+async fn a_pooled_command_waits_out_a_redis_pause() -> anyhow::Result<()> {
+    let redis = rules_e2e::services::OwnRedis::start()?;
+    let pool = rules_store::redis::build_pool(&rules_store::config::RedisSettings {
+        url: redis.url(),
+        pool_size: 2,
+        acquire_timeout_ms: 5_000,
+        connect_timeout_ms: 5_000,
+        response_timeout_ms: 5_000,
+    })?;
+    let mut conn = pool.get().await?;
+    let mut other = redis::Client::open(redis.url())?
+        .get_multiplexed_async_connection_with_config(
+            &redis::AsyncConnectionConfig::new().set_response_timeout(None),
+        )
+        .await?;
+    let pause = tokio::spawn(async move {
+        redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg("0.8")
+            .query_async::<()>(&mut other)
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let pong: String = redis::cmd("PING").query_async(&mut conn).await?;
+    assert_eq!(pong, "PONG");
+    pause.await??;
+    Ok(())
+}

@@ -168,6 +168,8 @@ pub struct RedisSettings {
     pub pool_size: usize,
     pub acquire_timeout_ms: u64,
     pub connect_timeout_ms: u64,
+    /// How long a reply may take before its command fails.
+    pub response_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -459,6 +461,7 @@ impl Settings {
         )?;
         check_positive("redis.acquire_timeout_ms", self.redis.acquire_timeout_ms)?;
         check_positive("redis.connect_timeout_ms", self.redis.connect_timeout_ms)?;
+        check_positive("redis.response_timeout_ms", self.redis.response_timeout_ms)?;
         check_positive("worker.max_event_bytes", self.worker.max_event_bytes)?;
         check_positive("api.body_limit_bytes", self.api.body_limit_bytes)?;
         for origin in &self.api.cors_origins {

@@ -3,7 +3,7 @@
 //! A blocking `XREADGROUP` must not hold a pooled connection (it would starve the
 //! pool for its whole BLOCK); the worker opens a dedicated connection for reading.
 
-use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
+use deadpool_redis::{Manager, Pool, PoolConfig, Runtime, Timeouts};
 use std::time::Duration;
 
 use crate::config::RedisSettings;
@@ -41,16 +41,27 @@ impl From<deadpool_redis::CreatePoolError> for RedisError {
     }
 }
 
+/// The pool of the process's Redis connections. Each connection is made with the
+/// settings' connect and reply bounds: redis-rs's own defaults (1 s to connect, 500
+/// ms for a reply) would fail a pipeline of a thousand gate scripts, or any command
+/// while Redis fsyncs a large write, and every such failure is a retried batch or a
+/// publish whose outcome is unknown.
 pub fn build_pool(settings: &RedisSettings) -> Result<RedisPool, RedisError> {
-    let mut config = Config::from_url(settings.url.clone());
+    let connection = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_millis(settings.connect_timeout_ms)))
+        .set_response_timeout(Some(Duration::from_millis(settings.response_timeout_ms)));
+    let manager = Manager::new_with_config(settings.url.as_str(), connection)?;
     let mut pool = PoolConfig::new(settings.pool_size);
     pool.timeouts = Timeouts {
         wait: Some(Duration::from_millis(settings.acquire_timeout_ms)),
         create: Some(Duration::from_millis(settings.connect_timeout_ms)),
         recycle: Some(Duration::from_millis(settings.connect_timeout_ms)),
     };
-    config.pool = Some(pool);
-    Ok(config.create_pool(Some(Runtime::Tokio1))?)
+    Pool::builder(manager)
+        .config(pool)
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(|e| RedisError::Build(deadpool_redis::CreatePoolError::Build(e)))
 }
 
 /// One multiplexed connection of the pool, shared by every caller of [`Self::get`]

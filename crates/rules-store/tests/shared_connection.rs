@@ -10,6 +10,7 @@ fn settings() -> RedisSettings {
         pool_size: 4,
         acquire_timeout_ms: 5_000,
         connect_timeout_ms: 5_000,
+        response_timeout_ms: 5_000,
     }
 }
 
