@@ -507,3 +507,55 @@ async fn a_pooled_command_waits_out_a_redis_pause() -> anyhow::Result<()> {
     pause.await??;
     Ok(())
 }
+
+/// Readiness answers within a probe's one-second timeout even when Redis does not
+/// answer at all (paused for 3 s here), naming Redis; the commands of the process
+/// meanwhile wait for it (`redis.response_timeout_ms`).
+#[tokio::test]
+async fn readiness_names_a_paused_redis_within_a_second() -> anyhow::Result<()> {
+    let db = rules_e2e::TestDb::migrated().await?;
+    let redis = rules_e2e::services::OwnRedis::start()?;
+    let pool = rules_store::redis::build_pool(&rules_store::config::RedisSettings {
+        url: redis.url(),
+        pool_size: 2,
+        acquire_timeout_ms: 5_000,
+        connect_timeout_ms: 5_000,
+        response_timeout_ms: 5_000,
+    })?;
+    let db_pool = rules_store::db::build_pool(&rules_store::config::DatabaseSettings {
+        url: db.url.clone(),
+        pool_size: 2,
+        acquire_timeout_ms: 5_000,
+        connect_timeout_ms: 5_000,
+        ca_file: None,
+    })?;
+    assert!(
+        rules_store::readiness(&db_pool, &pool).await.0,
+        "ready before the pause"
+    );
+    let mut other = redis::Client::open(redis.url())?
+        .get_multiplexed_async_connection_with_config(
+            &redis::AsyncConnectionConfig::new().set_response_timeout(None),
+        )
+        .await?;
+    let pause = tokio::spawn(async move {
+        redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg("3")
+            .query_async::<()>(&mut other)
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    let (ok, body) = rules_store::readiness(&db_pool, &pool).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!ok);
+    assert_eq!(body["checks"]["redis"]["status"], "failing", "{body}");
+    assert_eq!(body["checks"]["postgres"]["status"], "ok", "{body}");
+    pause.await??;
+    Ok(())
+}

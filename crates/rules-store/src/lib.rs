@@ -95,13 +95,29 @@ impl Pools {
     }
 }
 
-/// The readiness of a process that needs both services: whether both answer, and a
-/// body naming each check (`{"status", "checks": {"postgres", "redis"}}`), so a
-/// failing probe says which part fails.
+/// How long a readiness check waits for its service: under a probe's usual one-second
+/// timeout, so a service that does not answer (paused, or a pool waiting for a
+/// connection) makes the probe say which part, not time out.
+pub const READINESS_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(800);
+
+/// The readiness of a process that needs both services: whether both answer within
+/// [`READINESS_CHECK_TIMEOUT`], and a body naming each check (`{"status", "checks":
+/// {"postgres", "redis"}}`), so a failing probe says which part fails.
 pub async fn readiness(db: &db::PgPool, redis: &redis::RedisPool) -> (bool, serde_json::Value) {
     static POSTGRES_FAILING: AtomicBool = AtomicBool::new(false);
     static REDIS_FAILING: AtomicBool = AtomicBool::new(false);
-    let (db, redis) = tokio::join!(db::ping(db), redis::ping(redis));
+    async fn bounded<E: std::fmt::Display>(
+        check: impl std::future::Future<Output = Result<(), E>>,
+    ) -> Result<(), String> {
+        match tokio::time::timeout(READINESS_CHECK_TIMEOUT, check).await {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(_) => Err(format!(
+                "no answer within {} ms",
+                READINESS_CHECK_TIMEOUT.as_millis()
+            )),
+        }
+    }
+    let (db, redis) = tokio::join!(bounded(db::ping(db)), bounded(redis::ping(redis)));
     // Probes come every few seconds: log when a check changes, not on every call.
     let check = |name: &str, failing: &AtomicBool, r: Result<(), String>| match r {
         Ok(()) => {
@@ -121,8 +137,8 @@ pub async fn readiness(db: &db::PgPool, redis: &redis::RedisPool) -> (bool, serd
     let body = serde_json::json!({
         "status": if ok { "ok" } else { "failing" },
         "checks": {
-            "postgres": check("postgres", &POSTGRES_FAILING, db.map_err(|e| e.to_string())),
-            "redis": check("redis", &REDIS_FAILING, redis.map_err(|e| e.to_string())),
+            "postgres": check("postgres", &POSTGRES_FAILING, db),
+            "redis": check("redis", &REDIS_FAILING, redis),
         }
     });
     (ok, body)
