@@ -43,6 +43,29 @@ impl OwnRedis {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
+    /// Makes the server answer nothing for `seconds` (`DEBUG SLEEP`, as a long fsync
+    /// or a slow script would), from a connection of its own; returns once the pause
+    /// is under way, with the task that ends with it.
+    pub async fn pause(
+        &self,
+        seconds: f64,
+    ) -> anyhow::Result<tokio::task::JoinHandle<redis::RedisResult<()>>> {
+        let mut conn = redis::Client::open(self.url())?
+            .get_multiplexed_async_connection_with_config(
+                &redis::AsyncConnectionConfig::new().set_response_timeout(None),
+            )
+            .await?;
+        let pause = tokio::spawn(async move {
+            redis::cmd("DEBUG")
+                .arg("SLEEP")
+                .arg(seconds)
+                .query_async::<()>(&mut conn)
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok(pause)
+    }
+
     fn spawn(&mut self) -> anyhow::Result<()> {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])

@@ -474,6 +474,21 @@ async fn a_redis_still_loading_fails_the_gate_round_trip_not_the_pairs() -> anyh
     Ok(())
 }
 
+/// The service's Redis pool on a Redis of the test's own, with the default bounds.
+fn redis_pool(
+    redis: &rules_e2e::services::OwnRedis,
+) -> anyhow::Result<rules_store::redis::RedisPool> {
+    Ok(rules_store::redis::build_pool(
+        &rules_store::config::RedisSettings {
+            url: redis.url(),
+            pool_size: 2,
+            acquire_timeout_ms: 5_000,
+            connect_timeout_ms: 5_000,
+            response_timeout_ms: 5_000,
+        },
+    )?)
+}
+
 /// A Redis that pauses for longer than the client's own 500 ms reply bound (an
 /// fsync of a large write; `DEBUG SLEEP` here) answers the service's pooled
 /// connections late, not never: the command waits, up to `redis.response_timeout_ms`,
@@ -481,27 +496,9 @@ async fn a_redis_still_loading_fails_the_gate_round_trip_not_the_pairs() -> anyh
 #[tokio::test]
 async fn a_pooled_command_waits_out_a_redis_pause() -> anyhow::Result<()> {
     let redis = rules_e2e::services::OwnRedis::start()?;
-    let pool = rules_store::redis::build_pool(&rules_store::config::RedisSettings {
-        url: redis.url(),
-        pool_size: 2,
-        acquire_timeout_ms: 5_000,
-        connect_timeout_ms: 5_000,
-        response_timeout_ms: 5_000,
-    })?;
+    let pool = redis_pool(&redis)?;
     let mut conn = pool.get().await?;
-    let mut other = redis::Client::open(redis.url())?
-        .get_multiplexed_async_connection_with_config(
-            &redis::AsyncConnectionConfig::new().set_response_timeout(None),
-        )
-        .await?;
-    let pause = tokio::spawn(async move {
-        redis::cmd("DEBUG")
-            .arg("SLEEP")
-            .arg("0.8")
-            .query_async::<()>(&mut other)
-            .await
-    });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let pause = redis.pause(0.8).await?;
     let pong: String = redis::cmd("PING").query_async(&mut conn).await?;
     assert_eq!(pong, "PONG");
     pause.await??;
@@ -515,13 +512,7 @@ async fn a_pooled_command_waits_out_a_redis_pause() -> anyhow::Result<()> {
 async fn readiness_names_a_paused_redis_within_a_second() -> anyhow::Result<()> {
     let db = rules_e2e::TestDb::migrated().await?;
     let redis = rules_e2e::services::OwnRedis::start()?;
-    let pool = rules_store::redis::build_pool(&rules_store::config::RedisSettings {
-        url: redis.url(),
-        pool_size: 2,
-        acquire_timeout_ms: 5_000,
-        connect_timeout_ms: 5_000,
-        response_timeout_ms: 5_000,
-    })?;
+    let pool = redis_pool(&redis)?;
     let db_pool = rules_store::db::build_pool(&rules_store::config::DatabaseSettings {
         url: db.url.clone(),
         pool_size: 2,
@@ -533,19 +524,7 @@ async fn readiness_names_a_paused_redis_within_a_second() -> anyhow::Result<()> 
         rules_store::readiness(&db_pool, &pool).await.0,
         "ready before the pause"
     );
-    let mut other = redis::Client::open(redis.url())?
-        .get_multiplexed_async_connection_with_config(
-            &redis::AsyncConnectionConfig::new().set_response_timeout(None),
-        )
-        .await?;
-    let pause = tokio::spawn(async move {
-        redis::cmd("DEBUG")
-            .arg("SLEEP")
-            .arg("3")
-            .query_async::<()>(&mut other)
-            .await
-    });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let pause = redis.pause(3.0).await?;
     let started = std::time::Instant::now();
     let (ok, body) = rules_store::readiness(&db_pool, &pool).await;
     assert!(

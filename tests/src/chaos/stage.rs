@@ -499,18 +499,10 @@ mod tests {
     async fn the_harness_waits_for_a_slow_reply() -> anyhow::Result<()> {
         let redis = crate::services::OwnRedis::start()?;
         let mut conn = harness_connection(&redis.url()).await?;
-        let mut other = harness_connection(&redis.url()).await?;
-        let sleep = tokio::spawn(async move {
-            redis::cmd("DEBUG")
-                .arg("SLEEP")
-                .arg("0.8")
-                .query_async::<()>(&mut other)
-                .await
-        });
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let pause = redis.pause(0.8).await?;
         let pong: String = redis::cmd("PING").query_async(&mut conn).await?;
         assert_eq!(pong, "PONG");
-        sleep.await??;
+        pause.await??;
         Ok(())
     }
 }
