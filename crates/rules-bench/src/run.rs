@@ -662,8 +662,14 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
 
     // Reader: every published output carries its event's time. It blocks, so it
     // gets a connection of its own (a shared one would hold the producer's XADDs).
+    // Its replies (up to 10,000 entries) may take longer than redis-rs's default
+    // 500 ms on a loaded machine; a read that failed would be read again later and
+    // its entries counted late.
     let mut reader = redis::Client::open(args.redis_url.as_str())?
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(
+            &redis::AsyncConnectionConfig::new()
+                .set_response_timeout(Some(Duration::from_secs(30))),
+        )
         .await?;
     let out = setup.out.clone();
     // The backlog's events, whose outputs are not the paced events' latency.
@@ -692,12 +698,18 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
     };
     let collect = tokio::spawn(async move {
         let mut latencies: Vec<u64> = Vec::new();
+        let mut failed_reads = 0u64;
         let mut last = streams::ReadAfter::Now;
         let deadline = Instant::now() + Duration::from_secs(seconds + 5);
         while Instant::now() < deadline {
-            let entries = streams::read(&mut reader, &out, last, 10_000, 200)
-                .await
-                .unwrap_or_default();
+            let entries = match streams::read(&mut reader, &out, last, 10_000, 200).await {
+                Ok(entries) => entries,
+                Err(e) => {
+                    failed_reads += 1;
+                    eprintln!("reading the outputs failed (read again): {e}");
+                    Vec::new()
+                }
+            };
             {
                 let now = chrono::Utc::now();
                 for entry in entries {
@@ -729,7 +741,7 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
                 }
             }
         }
-        latencies
+        (latencies, failed_reads)
     });
 
     // Producer: a steady rate, in 10 ms ticks, each event stamped when sent.
@@ -759,7 +771,10 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
         setup.xadd(&batch).await?;
         sent += batch.len();
     }
-    let mut latencies = collect.await?;
+    let (mut latencies, failed_reads) = collect.await?;
+    if failed_reads > 0 {
+        println!("{failed_reads} reads of the outputs failed and were read again (their entries count late)");
+    }
     latencies.sort_unstable();
     let pct = |p: f64| {
         latencies
