@@ -50,11 +50,9 @@ impl OwnRedis {
         &self,
         seconds: f64,
     ) -> anyhow::Result<tokio::task::JoinHandle<redis::RedisResult<()>>> {
-        let mut conn = redis::Client::open(self.url())?
-            .get_multiplexed_async_connection_with_config(
-                &redis::AsyncConnectionConfig::new().set_response_timeout(None),
-            )
-            .await?;
+        let mut conn =
+            rules_store::redis::dedicated_connection(&self.url(), Duration::from_secs(1), None)
+                .await?;
         let pause = tokio::spawn(async move {
             redis::cmd("DEBUG")
                 .arg("SLEEP")

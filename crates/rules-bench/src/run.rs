@@ -665,12 +665,12 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
     // Its replies (up to 10,000 entries) may take longer than redis-rs's default
     // 500 ms on a loaded machine; a read that failed would be read again later and
     // its entries counted late.
-    let mut reader = redis::Client::open(args.redis_url.as_str())?
-        .get_multiplexed_async_connection_with_config(
-            &redis::AsyncConnectionConfig::new()
-                .set_response_timeout(Some(Duration::from_secs(30))),
-        )
-        .await?;
+    let mut reader = rules_store::redis::dedicated_connection(
+        &args.redis_url,
+        Duration::from_secs(1),
+        Some(Duration::from_secs(30)),
+    )
+    .await?;
     let out = setup.out.clone();
     // The backlog's events, whose outputs are not the paced events' latency.
     let backlog_events: std::collections::HashSet<Vec<u8>> = if backlog > 0 {

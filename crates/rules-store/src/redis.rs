@@ -64,6 +64,23 @@ pub fn build_pool(settings: &RedisSettings) -> Result<RedisPool, RedisError> {
         .map_err(|e| RedisError::Build(deadpool_redis::CreatePoolError::Build(e)))
 }
 
+/// A connection of its own (not pooled), for a caller whose commands must not share
+/// one: a blocking read, or a harness measuring the service. `reply` bounds how long
+/// a reply may take (`None`: no bound); redis-rs's own default, 500 ms, is too short
+/// for a blocking read or a large reply on a loaded machine.
+pub async fn dedicated_connection(
+    url: &str,
+    connect: Duration,
+    reply: Option<Duration>,
+) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(connect))
+        .set_response_timeout(reply);
+    redis::Client::open(url)?
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+}
+
 /// One multiplexed connection of the pool, shared by every caller of [`Self::get`]
 /// until one of them [`Self::forget`]s it (after an I/O error): commands that many
 /// tasks issue at once (the publishes of a batch's executions) then go out together

@@ -28,13 +28,13 @@ pub async fn reader_connection(
     redis_url: &str,
     block_ms: u64,
 ) -> redis::RedisResult<MultiplexedConnection> {
-    let client = redis::Client::open(redis_url)?;
-    let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(
-        Duration::from_millis(block_ms) + Duration::from_secs(10),
-    ));
-    client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
+    // Connecting within 1 s (redis-rs's default); a reply within the BLOCK and 10 s.
+    rules_store::redis::dedicated_connection(
+        redis_url,
+        Duration::from_secs(1),
+        Some(Duration::from_millis(block_ms) + Duration::from_secs(10)),
+    )
+    .await
 }
 
 fn stream_names(ctx: &Context) -> Vec<Arc<str>> {

@@ -479,14 +479,13 @@ fn peak_rss_kib(process: &Process) -> Option<u64> {
 /// fsyncs every write (the runs' `appendfsync always`) can take on a loaded machine:
 /// the harness then failed a run before its fault (CI, 2026-12-02: `timed out`).
 pub async fn harness_connection(url: &str) -> anyhow::Result<MultiplexedConnection> {
-    let client = redis::Client::open(url)?;
-    let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(30)));
-    client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
-        .context("connect to Redis")
+    rules_store::redis::dedicated_connection(
+        url,
+        Duration::from_secs(2),
+        Some(Duration::from_secs(30)),
+    )
+    .await
+    .context("connect to Redis")
 }
 
 #[cfg(test)]
