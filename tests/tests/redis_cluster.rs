@@ -4,14 +4,20 @@
 //! the destination breaker run on a cluster without a CROSSSLOT error, for rules
 //! whose keys live on different masters.
 
+use rules_core::shard::{shard_of, shard_stream};
 use rules_core::{CompiledRule, Event};
 use rules_e2e::services::OwnCluster;
+use rules_e2e::worker::{count_rows, eventually, insert_rule, publish_rule, wait_rules_loaded};
+use rules_e2e::{api_env, free_port, unique_prefix, wait_http_ok, Process, TestDb, TEST_KEY};
+use rules_store::config::RedisSettings;
 use rules_store::cooldowns::{self, Clear};
 use rules_store::gate::destination::{self, Outcome, Permit, Policy};
 use rules_store::gate::{decide, Decision, Pair};
 use rules_store::keys;
+use rules_store::redis::{build_pool, key_slot};
 use serde_json::json;
 use std::collections::HashSet;
+use std::time::Duration;
 use uuid::Uuid;
 
 const LS: &str = "0e2a9c1b-0000-4000-8000-00000000abcd";
@@ -142,5 +148,248 @@ async fn every_key_of_a_rule_or_a_destination_is_in_one_slot_and_works_on_a_clus
             Permit::Open { .. }
         ));
     }
+    Ok(())
+}
+
+fn cluster_settings(cluster: &OwnCluster) -> RedisSettings {
+    RedisSettings {
+        url: cluster.urls().join(","),
+        cluster: true,
+        pool_size: 2,
+        acquire_timeout_ms: 5_000,
+        connect_timeout_ms: 5_000,
+        response_timeout_ms: 5_000,
+    }
+}
+
+/// The gate decides a batch's pairs in one pipeline, and a batch holds rules whose
+/// keys are on different masters. redis-rs's cluster connection refuses such a
+/// pipeline (CROSSSLOT), so the worker could not gate a batch on a cluster; the
+/// service's own connection sends it as one pipeline per slot and puts the replies
+/// back in order.
+#[tokio::test]
+async fn a_batch_of_rules_on_every_master_is_gated_in_one_pipeline() -> anyhow::Result<()> {
+    let cluster = OwnCluster::start()?;
+    let pool = build_pool(&cluster_settings(&cluster))?;
+    let mut conn = pool.get().await?;
+
+    let mut rules = Vec::new();
+    let mut masters = HashSet::new();
+    while masters.len() < usize::from(OwnCluster::MASTERS) || rules.len() < 12 {
+        let rule = cooling_rule()?;
+        let key = keys::cooldown_index(rule.id());
+        // The slot the service computes is the one the cluster computes.
+        let slot = slot(&mut conn, &key).await?;
+        assert_eq!(i64::from(key_slot(key.as_bytes())), slot, "{key}");
+        masters.insert(slot * i64::from(OwnCluster::MASTERS) / 16_384);
+        rules.push(rule);
+    }
+    let round = |n: usize| -> anyhow::Result<(Vec<Event>, Vec<String>)> {
+        let events = rules
+            .iter()
+            .map(|_| event("alice"))
+            .collect::<Result<_, _>>()?;
+        let tokens = (0..rules.len()).map(|i| format!("s/{n}{i}-0")).collect();
+        Ok((events, tokens))
+    };
+    let (events, tokens) = round(1)?;
+    let first: Vec<Pair<'_>> = rules
+        .iter()
+        .zip(&events)
+        .zip(&tokens)
+        .map(|((r, e), t)| Pair::new(r, e, t, e.occurred_at.timestamp_millis()))
+        .collect();
+    // What the cluster client alone does with it.
+    let mut raw = redis::cluster::ClusterClient::new(cluster.urls())?
+        .get_async_connection()
+        .await?;
+    let refused = decide(&mut raw, &first, 60_000).await;
+    assert!(
+        matches!(&refused, Err(e) if e.to_string().to_lowercase().contains("slot")),
+        "{:?}",
+        refused.map(|r| r.len())
+    );
+
+    let decided = decide(&mut conn, &first, 60_000).await?;
+    assert_eq!(decided.len(), rules.len());
+    for outcome in decided {
+        assert_eq!(outcome?, Decision::BelowThreshold { count: 1 });
+    }
+    let (events, tokens) = round(2)?;
+    let second: Vec<Pair<'_>> = rules
+        .iter()
+        .zip(&events)
+        .zip(&tokens)
+        .map(|((r, e), t)| Pair::new(r, e, t, e.occurred_at.timestamp_millis()))
+        .collect();
+    for outcome in decide(&mut conn, &second, 60_000).await? {
+        assert_eq!(outcome?, Decision::Execute);
+    }
+    Ok(())
+}
+
+/// A worker on a cluster reads three shards of the input (`<base>:{0}` … `{2}`,
+/// each on the node serving its slot), gates rules whose keys are spread over the
+/// masters, publishes, records each execution once and acknowledges everything.
+#[tokio::test]
+async fn a_worker_on_a_cluster_drains_sharded_streams_exactly_once() -> anyhow::Result<()> {
+    let cluster = OwnCluster::start()?;
+    let db = TestDb::migrated().await?;
+    let prefix = unique_prefix("cluster");
+    let shards: Vec<String> = (0..3)
+        .map(|i| shard_stream(&format!("{prefix}:events"), i))
+        .collect();
+    let out = format!("{prefix}:out");
+    let livestreams: Vec<Uuid> = (0..6).map(|_| Uuid::new_v4()).collect();
+    let mut rule_ids = Vec::new();
+    for ls in &livestreams {
+        let body = publish_rule(
+            &out,
+            json!({"livestream_id": ls, "cooldown_seconds": 60, "cooldown_key": "data.user.name"}),
+        );
+        rule_ids.push(insert_rule(&mut db.conn().await?, body).await?);
+    }
+
+    let port = free_port()?;
+    let env = [
+        ("DATABASE_URL", db.url.clone()),
+        ("REDIS_URL", cluster.urls().join(",")),
+        ("RULES__REDIS__CLUSTER", "true".into()),
+        ("RULES__WORKER__STREAMS", shards.join(",")),
+        (
+            "RULES__WORKER__DEAD_LETTER_STREAM",
+            format!("{prefix}:dead"),
+        ),
+        ("RULES__WORKER__BLOCK_MS", "200".into()),
+        ("RULES__WORKER__HTTP_BIND", format!("127.0.0.1:{port}")),
+        ("RULES__WORKER__CONSUMER", "cluster-worker".into()),
+    ];
+    let _worker = Process::start("rules-worker", &env)?;
+    wait_http_ok(
+        &format!("http://127.0.0.1:{port}/health/ready"),
+        Duration::from_secs(20),
+    )
+    .await?;
+    wait_rules_loaded(&[port], 6, Duration::from_secs(15)).await?;
+
+    let mut conn = redis::cluster::ClusterClient::new(cluster.urls())?
+        .get_async_connection()
+        .await?;
+    let mut sent = 0;
+    for ls in &livestreams {
+        let stream = &shards[shard_of(*ls, 3) as usize];
+        let duplicate = Uuid::new_v4();
+        // alice twice (the second cooled down), bob once, and one entry twice.
+        for (id, user) in [
+            (Uuid::new_v4(), "alice"),
+            (Uuid::new_v4(), "alice"),
+            (duplicate, "bob"),
+            (duplicate, "bob"),
+        ] {
+            let event = json!({"id": id, "type": "donation.received", "livestream_id": ls,
+                               "data": {"amount": 20, "user": {"name": user}}});
+            let _: String = redis::cmd("XADD")
+                .arg(stream)
+                .arg("*")
+                .arg("event")
+                .arg(event.to_string())
+                .query_async(&mut conn)
+                .await?;
+            sent += 1;
+        }
+    }
+    assert_eq!(sent, 24);
+
+    let executed = || async { count_rows(&mut db.conn().await?, "rule_executions", None).await };
+    eventually(Duration::from_secs(20), || async {
+        Ok(executed().await? == 12)
+    })
+    .await?;
+    // Everything read is acknowledged, on every shard.
+    eventually(Duration::from_secs(20), || async {
+        let mut pending = 0;
+        for stream in &shards {
+            let summary: (i64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
+                .arg(stream)
+                .arg("rule-engine")
+                .query_async(&mut conn.clone())
+                .await?;
+            pending += summary.0;
+        }
+        Ok(pending == 0)
+    })
+    .await?;
+    assert_eq!(executed().await?, 12, "alice and bob once per livestream");
+    let published: usize = redis::cmd("XLEN").arg(&out).query_async(&mut conn).await?;
+    assert_eq!(published, 12);
+    let suppressed = count_rows(&mut db.conn().await?, "rule_suppressions", None).await?;
+    assert_eq!(suppressed, 6, "alice's second donation, per livestream");
+
+    // The API on the same cluster: a backtest reads every shard; a rule's cooldowns
+    // are listed and cleared.
+    let api_port = free_port()?;
+    let mut api = Process::start(
+        "rules-api",
+        &api_env(
+            &db.url,
+            api_port,
+            true,
+            &[
+                ("REDIS_URL", cluster.urls().join(",")),
+                ("RULES__REDIS__CLUSTER", "true".into()),
+                ("RULES__WORKER__STREAMS", shards.join(",")),
+            ],
+        ),
+    )?;
+    let base = format!("http://127.0.0.1:{api_port}/api/rules");
+    wait_http_ok(
+        &format!("http://127.0.0.1:{api_port}/health/ready"),
+        Duration::from_secs(20),
+    )
+    .await?;
+    let client = rules_e2e::http_client();
+    let bt: serde_json::Value = client
+        .post(format!("{base}/backtest"))
+        .bearer_auth(TEST_KEY)
+        .json(&json!({"rule_id": rule_ids[0]}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(bt["scanned"], 24, "every shard read: {bt}");
+    assert_eq!(bt["events"], 4, "{bt}");
+    let cooldowns = format!("{base}/{}/cooldowns", rule_ids[0]);
+    let listed: serde_json::Value = client
+        .get(&cooldowns)
+        .bearer_auth(TEST_KEY)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let mut keys: Vec<String> = listed["cooldowns"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c["key"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    keys.sort();
+    assert_eq!(keys, ["alice", "bob"], "{listed}");
+    let cleared = client
+        .delete(&cooldowns)
+        .bearer_auth(TEST_KEY)
+        .send()
+        .await?;
+    assert_eq!(cleared.status(), 204);
+    let listed: serde_json::Value = client
+        .get(&cooldowns)
+        .bearer_auth(TEST_KEY)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(listed["cooldowns"], json!([]), "{listed}");
+    assert!(api.terminate().await?.success());
     Ok(())
 }

@@ -481,6 +481,7 @@ fn redis_pool(
     Ok(rules_store::redis::build_pool(
         &rules_store::config::RedisSettings {
             url: redis.url(),
+            cluster: false,
             pool_size: 2,
             acquire_timeout_ms: 5_000,
             connect_timeout_ms: 5_000,

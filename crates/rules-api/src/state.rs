@@ -70,12 +70,8 @@ impl AppState {
     }
 
     /// A pooled Redis connection; Redis unreachable is a 503 (the cause is logged).
-    pub async fn redis(&self) -> Result<deadpool_redis::Connection, ApiError> {
-        Ok(self
-            .redis
-            .get()
-            .await
-            .map_err(rules_store::redis::RedisError::from)?)
+    pub async fn redis(&self) -> Result<rules_store::redis::RedisConnection, ApiError> {
+        Ok(self.redis.get().await?)
     }
 
     /// The stored rule, or 404.

@@ -20,6 +20,7 @@ pub mod model;
 pub mod path;
 mod problems;
 mod publish;
+pub mod shard;
 pub mod simulate;
 mod status;
 mod strict_json;

@@ -163,8 +163,10 @@ pub struct RetentionSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
-    /// `redis://host:port/db`
+    /// `redis://host:port/db`; with `cluster`, the seed nodes, comma-separated.
     pub url: String,
+    /// The servers are a Redis Cluster: the cluster client, routing by slot.
+    pub cluster: bool,
     pub pool_size: usize,
     pub acquire_timeout_ms: u64,
     pub connect_timeout_ms: u64,
@@ -425,11 +427,20 @@ impl Settings {
             &self.database.url,
             &["postgres", "postgresql"],
         )?;
-        check_url(
-            "redis.url",
-            &self.redis.url,
-            &["redis", "rediss", "redis+unix", "unix"],
-        )?;
+        let redis_urls = if self.redis.cluster {
+            crate::redis::cluster_seeds(&self.redis.url)
+        } else {
+            vec![self.redis.url.as_str()]
+        };
+        if redis_urls.is_empty() {
+            return Err(ConfigError::setting(
+                "redis.url",
+                "names no cluster node (seed URLs, comma-separated)",
+            ));
+        }
+        for url in redis_urls {
+            check_url("redis.url", url, &["redis", "rediss", "redis+unix", "unix"])?;
+        }
         crate::db::target(&self.database).map_err(|e| ConfigError::setting("database.url", e))?;
         check_positive("database.pool_size", self.database.pool_size)?;
         check_positive("retention.executions_days", self.retention.executions_days)?;

@@ -1,14 +1,31 @@
-//! Redis access: the shared connection pool.
+//! Redis access: the shared connection pool, on one Redis or on a Redis Cluster.
+//!
+//! `redis.cluster = false` (the default): one server, `redis.url`, through
+//! deadpool-redis's pool of multiplexed connections. `redis.cluster = true`:
+//! `redis.url` lists seed nodes (comma-separated) and each pooled connection is
+//! redis-rs's cluster client, which routes a command by its key's slot, follows
+//! `MOVED`/`ASK` during a slot migration and reconnects after a failover. Callers do
+//! not tell the two apart: both are a [`RedisConnection`] (pooled) or a [`Link`]
+//! (a handle of its own), and every command the service sends works on both.
+//!
+//! Every key the service writes carries a hash tag (see `keys`), so a script or a
+//! command never spans slots; a *pipeline* may (the gate decides a batch's pairs of
+//! many rules in one), and on a cluster [`Link`] sends it as one pipeline per slot,
+//! concurrently, with the replies put back in order. `CROSSSLOT` cannot come from
+//! the service's own commands by construction.
 //!
 //! A blocking `XREADGROUP` must not hold a pooled connection (it would starve the
 //! pool for its whole BLOCK); the worker opens a dedicated connection for reading.
 
-use deadpool_redis::{Manager, Pool, PoolConfig, Runtime, Timeouts};
+use deadpool::managed;
+use deadpool_redis::{Manager, PoolConfig, Runtime, Timeouts};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Value};
 use std::time::Duration;
 
 use crate::config::RedisSettings;
-
-pub type RedisPool = Pool;
 
 /// Redis errors. The pool's errors are kept whole (not as text); their message is
 /// shown inline, so they are not also reported as a source (which would print the
@@ -41,27 +58,114 @@ impl From<deadpool_redis::CreatePoolError> for RedisError {
     }
 }
 
+/// The process's pool of Redis connections: to one server or to a cluster.
+#[derive(Clone)]
+pub enum RedisPool {
+    Single(deadpool_redis::Pool),
+    Cluster(managed::Pool<ClusterManager>),
+}
+
+impl RedisPool {
+    /// A connection from the pool, back in it when dropped.
+    pub async fn get(&self) -> Result<RedisConnection, RedisError> {
+        Ok(match self {
+            Self::Single(pool) => RedisConnection::Single(pool.get().await?),
+            Self::Cluster(pool) => RedisConnection::Cluster(pool.get().await?),
+        })
+    }
+
+    /// Connections held, idle and awaited (the pool gauges).
+    pub fn status(&self) -> managed::Status {
+        match self {
+            Self::Single(pool) => pool.status(),
+            Self::Cluster(pool) => pool.status(),
+        }
+    }
+}
+
+/// Makes the pool's cluster connections: each one redis-rs's cluster client, with
+/// the settings' connect and reply bounds; an idle one is checked with a PING
+/// before it is handed out.
+pub struct ClusterManager {
+    client: ClusterClient,
+}
+
+impl managed::Manager for ClusterManager {
+    type Type = ClusterConnection;
+    type Error = redis::RedisError;
+
+    async fn create(&self) -> Result<ClusterConnection, redis::RedisError> {
+        self.client.get_async_connection().await
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut ClusterConnection,
+        _: &managed::Metrics,
+    ) -> managed::RecycleResult<redis::RedisError> {
+        let _: String = redis::cmd("PING").query_async(conn).await?;
+        Ok(())
+    }
+}
+
 /// The pool of the process's Redis connections. Each connection is made with the
 /// settings' connect and reply bounds: redis-rs's own defaults (1 s to connect, 500
 /// ms for a reply) would fail a pipeline of a thousand gate scripts, or any command
 /// while Redis fsyncs a large write, and every such failure is a retried batch or a
 /// publish whose outcome is unknown.
 pub fn build_pool(settings: &RedisSettings) -> Result<RedisPool, RedisError> {
-    let connection = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_millis(settings.connect_timeout_ms)))
-        .set_response_timeout(Some(Duration::from_millis(settings.response_timeout_ms)));
-    let manager = Manager::new_with_config(settings.url.as_str(), connection)?;
     let mut pool = PoolConfig::new(settings.pool_size);
     pool.timeouts = Timeouts {
         wait: Some(Duration::from_millis(settings.acquire_timeout_ms)),
         create: Some(Duration::from_millis(settings.connect_timeout_ms)),
         recycle: Some(Duration::from_millis(settings.connect_timeout_ms)),
     };
-    Pool::builder(manager)
-        .config(pool)
-        .runtime(Runtime::Tokio1)
-        .build()
-        .map_err(|e| RedisError::Build(deadpool_redis::CreatePoolError::Build(e)))
+    let built = if settings.cluster {
+        let manager = ClusterManager {
+            client: cluster_client(
+                settings,
+                Duration::from_millis(settings.connect_timeout_ms),
+                Some(Duration::from_millis(settings.response_timeout_ms)),
+            )?,
+        };
+        managed::Pool::builder(manager)
+            .config(pool)
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map(RedisPool::Cluster)
+    } else {
+        let connection = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(settings.connect_timeout_ms)))
+            .set_response_timeout(Some(Duration::from_millis(settings.response_timeout_ms)));
+        let manager = Manager::new_with_config(settings.url.as_str(), connection)?;
+        deadpool_redis::Pool::builder(manager)
+            .config(pool)
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map(RedisPool::Single)
+    };
+    built.map_err(|e| RedisError::Build(deadpool_redis::CreatePoolError::Build(e)))
+}
+
+/// The seed nodes of `redis.url` when it names a cluster: comma-separated URLs.
+pub fn cluster_seeds(url: &str) -> Vec<&str> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn cluster_client(
+    settings: &RedisSettings,
+    connect: Duration,
+    reply: Option<Duration>,
+) -> Result<ClusterClient, RedisError> {
+    let mut builder =
+        ClusterClientBuilder::new(cluster_seeds(&settings.url)).connection_timeout(connect);
+    if let Some(reply) = reply {
+        builder = builder.response_timeout(reply);
+    }
+    Ok(builder.build()?)
 }
 
 /// A connection of its own (not pooled), for a caller whose commands must not share
@@ -72,13 +176,216 @@ pub async fn dedicated_connection(
     url: &str,
     connect: Duration,
     reply: Option<Duration>,
-) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+) -> redis::RedisResult<MultiplexedConnection> {
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(connect))
         .set_response_timeout(reply);
     redis::Client::open(url)?
         .get_multiplexed_async_connection_with_config(&config)
         .await
+}
+
+/// [`dedicated_connection`] to the service's Redis as configured: on a cluster, a
+/// cluster client of its own (its connection to each node is its own too, so a
+/// blocking read holds up nobody else's commands).
+pub async fn dedicated(
+    settings: &RedisSettings,
+    connect: Duration,
+    reply: Option<Duration>,
+) -> Result<Link, RedisError> {
+    Ok(if settings.cluster {
+        let client = cluster_client(settings, connect, reply)?;
+        Link::Cluster(client.get_async_connection().await?)
+    } else {
+        Link::Single(dedicated_connection(&settings.url, connect, reply).await?)
+    })
+}
+
+/// A pooled connection; dropping it gives it back.
+pub enum RedisConnection {
+    Single(deadpool_redis::Connection),
+    Cluster(managed::Object<ClusterManager>),
+}
+
+impl RedisConnection {
+    /// A handle on the same connection that outlives this lease (multiplexed
+    /// connections are shared by cloning).
+    pub fn link(&self) -> Link {
+        match self {
+            Self::Single(conn) => Link::Single((**conn).clone()),
+            Self::Cluster(conn) => Link::Cluster((**conn).clone()),
+        }
+    }
+}
+
+impl ConnectionLike for RedisConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(conn) => conn.req_packed_command(cmd),
+            Self::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(conn) => cluster_pipeline(conn, pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(conn) => conn.get_db(),
+            Self::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+/// A multiplexed connection of its own, to one server or to a cluster.
+#[derive(Clone)]
+pub enum Link {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Link {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(conn) => conn.req_packed_command(cmd),
+            Self::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(conn) => cluster_pipeline(conn, pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(conn) => conn.get_db(),
+            Self::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+/// Sends a pipeline on a cluster: as it is when its commands share a slot (or it is
+/// a transaction, which must), otherwise as one pipeline per slot, concurrently,
+/// each to the node serving it, with the replies put back in the pipeline's order.
+fn cluster_pipeline<'a>(
+    conn: &'a mut ClusterConnection,
+    pipeline: &'a Pipeline,
+    offset: usize,
+    count: usize,
+) -> RedisFuture<'a, Vec<Value>> {
+    let groups = slot_groups(pipeline);
+    if pipeline.is_transaction() || groups.len() <= 1 {
+        return conn.req_packed_commands(pipeline, offset, count);
+    }
+    Box::pin(async move {
+        let commands: Vec<&Cmd> = pipeline.cmd_iter().collect();
+        let sends = groups.iter().map(|indices| {
+            let mut part = redis::pipe();
+            for &i in indices {
+                part.add_command(commands[i].clone());
+            }
+            let mut conn = conn.clone();
+            async move {
+                let len = part.len();
+                conn.req_packed_commands(&part, 0, len).await
+            }
+        });
+        let replies = futures_util::future::try_join_all(sends).await?;
+        let mut all = vec![Value::Nil; commands.len()];
+        for (indices, values) in groups.iter().zip(replies) {
+            if values.len() != indices.len() {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::Client,
+                    "pipeline split by slot",
+                    format!("{} replies for {} commands", values.len(), indices.len()),
+                )));
+            }
+            for (&i, value) in indices.iter().zip(values) {
+                all[i] = value;
+            }
+        }
+        Ok(all.into_iter().skip(offset).take(count).collect())
+    })
+}
+
+/// The pipeline's command positions grouped by the slot of each command's key, in
+/// the order the slots first appear; a command without a key joins the first group.
+fn slot_groups(pipeline: &Pipeline) -> Vec<Vec<usize>> {
+    let mut slots: Vec<Option<u16>> = Vec::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, cmd) in pipeline.cmd_iter().enumerate() {
+        let slot = command_key(cmd).map(key_slot);
+        match slots.iter().position(|s| *s == slot || slot.is_none()) {
+            Some(g) => groups[g].push(i),
+            None => {
+                slots.push(slot);
+                groups.push(vec![i]);
+            }
+        }
+    }
+    groups
+}
+
+/// The first key of a command: after the script and the key count for the script
+/// commands, else the first argument (every pipelined command the service sends).
+fn command_key(cmd: &Cmd) -> Option<&[u8]> {
+    let mut args = cmd.args_iter().map(|arg| match arg {
+        redis::Arg::Simple(bytes) => bytes,
+        _ => &[],
+    });
+    let name = args.next()?;
+    let scripted = [
+        &b"EVAL"[..],
+        b"EVALSHA",
+        b"EVAL_RO",
+        b"EVALSHA_RO",
+        b"FCALL",
+        b"FCALL_RO",
+    ]
+    .iter()
+    .any(|s| name.eq_ignore_ascii_case(s));
+    if scripted {
+        let _script = args.next()?;
+        let keys: usize = std::str::from_utf8(args.next()?).ok()?.parse().ok()?;
+        if keys == 0 {
+            return None;
+        }
+    }
+    args.next()
+}
+
+/// The cluster slot of a key (CLUSTER KEYSLOT): CRC16 of its hash tag, the text
+/// between the first `{` and the next `}` when that is not empty, else of the key.
+pub fn key_slot(key: &[u8]) -> u16 {
+    let tag = key
+        .iter()
+        .position(|&b| b == b'{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            rest.iter()
+                .position(|&b| b == b'}')
+                .filter(|&len| len > 0)
+                .map(|len| &rest[..len])
+        })
+        .unwrap_or(key);
+    crc16::State::<crc16::XMODEM>::calculate(tag) % 16384
 }
 
 /// One multiplexed connection of the pool, shared by every caller of [`Self::get`]
@@ -90,7 +397,7 @@ pub async fn dedicated_connection(
 /// out and replaces a dead one.
 pub struct SharedConnection {
     pool: RedisPool,
-    current: std::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
+    current: std::sync::Mutex<Option<Link>>,
 }
 
 impl SharedConnection {
@@ -102,12 +409,11 @@ impl SharedConnection {
     }
 
     /// The shared connection, taken from the pool when there is none.
-    pub async fn get(&self) -> Result<redis::aio::MultiplexedConnection, RedisError> {
+    pub async fn get(&self) -> Result<Link, RedisError> {
         if let Some(conn) = self.lock().as_ref() {
             return Ok(conn.clone());
         }
-        let pooled = self.pool.get().await?;
-        let conn = (*pooled).clone();
+        let conn = self.pool.get().await?.link();
         *self.lock() = Some(conn.clone());
         Ok(conn)
     }
@@ -117,7 +423,7 @@ impl SharedConnection {
         *self.lock() = None;
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<redis::aio::MultiplexedConnection>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Link>> {
         // Holding an optional handle: a panic elsewhere cannot leave it inconsistent.
         self.current
             .lock()
@@ -130,4 +436,40 @@ pub async fn ping(pool: &RedisPool) -> Result<(), RedisError> {
     let mut conn = pool.get().await?;
     let _: String = redis::cmd("PING").query_async(&mut conn).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_those_redis_computes() {
+        // Values from CLUSTER KEYSLOT (and the cluster specification's examples).
+        assert_eq!(key_slot(b"foo"), 12182);
+        assert_eq!(key_slot(b"bar"), 5061);
+        assert_eq!(key_slot(b"hello"), 866);
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+        assert_eq!(
+            key_slot(b"foo{}{bar}"),
+            crc16::State::<crc16::XMODEM>::calculate(b"foo{}{bar}") % 16384
+        );
+        assert_eq!(key_slot(b"foo{{bar}}zap"), key_slot(b"{bar"));
+        assert_eq!(key_slot(b"foo{bar}{zap}"), key_slot(b"bar"));
+    }
+
+    #[test]
+    fn a_pipeline_groups_by_the_slot_of_each_key() {
+        let mut pipe = redis::pipe();
+        pipe.cmd("XACK").arg("events:{0}").arg("g").arg("1-0");
+        pipe.cmd("EVALSHA")
+            .arg("abc")
+            .arg(2)
+            .arg("re:{r1}:d:x")
+            .arg("re:{r1}:cd:y");
+        pipe.cmd("XACK").arg("events:{0}").arg("g").arg("2-0");
+        pipe.cmd("EVALSHA").arg("abc").arg(0).arg("argument");
+        pipe.cmd("HMGET").arg("re:{r2}:cd:z").arg("s");
+        assert_eq!(slot_groups(&pipe), vec![vec![0, 2, 3], vec![1], vec![4]]);
+        assert_eq!(command_key(&redis::cmd("PING")), None);
+    }
 }

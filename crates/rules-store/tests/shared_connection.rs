@@ -7,6 +7,7 @@ use rules_store::redis::{build_pool, SharedConnection};
 fn settings() -> RedisSettings {
     RedisSettings {
         url: std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into()),
+        cluster: false,
         pool_size: 4,
         acquire_timeout_ms: 5_000,
         connect_timeout_ms: 5_000,
@@ -14,7 +15,7 @@ fn settings() -> RedisSettings {
     }
 }
 
-async fn client_id(conn: &mut redis::aio::MultiplexedConnection) -> i64 {
+async fn client_id(conn: &mut rules_store::redis::Link) -> i64 {
     redis::cmd("CLIENT")
         .arg("ID")
         .query_async(conn)

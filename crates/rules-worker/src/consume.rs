@@ -12,7 +12,8 @@
 //! delivery count) and never XDEL'd after acknowledgement (that would make the
 //! group's `lag` unknown, and autoscaling reads it).
 
-use redis::aio::MultiplexedConnection;
+use rules_store::config::RedisSettings;
+use rules_store::redis::Link;
 use rules_store::streams::{self, EntryId, ReadFrom, StreamError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,13 +25,13 @@ use crate::pipeline::Entry;
 use rules_store::backoff;
 
 /// A connection of the reader's own: a blocking XREADGROUP must not hold a pooled one.
-pub async fn reader_connection(
-    redis_url: &str,
+async fn reader_connection(
+    redis: &RedisSettings,
     block_ms: u64,
-) -> redis::RedisResult<MultiplexedConnection> {
+) -> Result<Link, rules_store::redis::RedisError> {
     // Connecting within 1 s (redis-rs's default); a reply within the BLOCK and 10 s.
-    rules_store::redis::dedicated_connection(
-        redis_url,
+    rules_store::redis::dedicated(
+        redis,
         Duration::from_secs(1),
         Some(Duration::from_millis(block_ms) + Duration::from_secs(10)),
     )
@@ -45,32 +46,54 @@ fn stream_names(ctx: &Context) -> Vec<Arc<str>> {
         .collect()
 }
 
-/// Reads new entries until cancelled, handing batches to the processor. Before the
-/// first read, resumes this consumer's own pending entries.
-pub async fn read_loop(
+/// Reads every input stream until cancelled: a reader per stream, each with its own
+/// connection, so a stream is one key per command (on a cluster each shard lives
+/// in its own slot, on whichever node serves it) and a quiet stream's blocking read
+/// never delays a busy one's.
+pub async fn read_loops(
     ctx: Arc<Context>,
-    redis_url: String,
+    redis: RedisSettings,
     batches: mpsc::Sender<Vec<Entry>>,
     token: CancellationToken,
 ) {
-    let streams = stream_names(&ctx);
-    let mut conn: Option<MultiplexedConnection> = None;
+    let readers = stream_names(&ctx).into_iter().map(|stream| {
+        read_loop(
+            Arc::clone(&ctx),
+            redis.clone(),
+            stream,
+            batches.clone(),
+            token.clone(),
+        )
+    });
+    futures_util::future::join_all(readers).await;
+}
+
+/// Reads new entries of one stream until cancelled, handing batches to the
+/// processor. Before the first read, resumes this consumer's own pending entries.
+async fn read_loop(
+    ctx: Arc<Context>,
+    redis: RedisSettings,
+    stream: Arc<str>,
+    batches: mpsc::Sender<Vec<Entry>>,
+    token: CancellationToken,
+) {
+    let mut conn: Option<Link> = None;
     let mut resumed = false;
     let mut delays = backoff::delays(Duration::from_millis(100), Duration::from_secs(6));
     while !token.is_cancelled() {
         let c = match conn.as_mut() {
             Some(c) => c,
-            None => match reader_connection(&redis_url, ctx.settings.block_ms).await {
+            None => match reader_connection(&redis, ctx.settings.block_ms).await {
                 Ok(c) => conn.insert(c),
                 Err(e) => {
-                    tracing::warn!(error = %e, "reader cannot connect to Redis; retrying");
+                    tracing::warn!(error = %e, stream = %stream, "reader cannot connect to Redis; retrying");
                     pause(&token, delays.next()).await;
                     continue;
                 }
             },
         };
         if !resumed {
-            match resume_own_pending(&ctx, &streams, &batches).await {
+            match resume_own_pending(&ctx, std::slice::from_ref(&stream), &batches).await {
                 Ok(()) => resumed = true,
                 Err(e) => {
                     tracing::warn!(error = %e, "reading own pending entries failed; retrying");
@@ -87,12 +110,11 @@ pub async fn read_loop(
                 None => break,
             },
         };
-        let keys: Vec<&str> = streams.iter().map(|s| &**s).collect();
         let reply = streams::read_group(
             c,
             &ctx.settings.group,
             &ctx.consumer,
-            &keys,
+            &[&*stream],
             ReadFrom::New,
             ctx.settings.batch_size,
             Some(ctx.settings.block_ms),
@@ -102,12 +124,7 @@ pub async fn read_loop(
             Ok(per_stream) => {
                 delays = backoff::delays(Duration::from_millis(100), Duration::from_secs(6));
                 let mut batch = Vec::new();
-                for (name, entries) in per_stream {
-                    let stream = streams
-                        .iter()
-                        .find(|s| ***s == *name)
-                        .cloned()
-                        .unwrap_or_else(|| Arc::from(name.as_str()));
+                for (_, entries) in per_stream {
                     batch.extend(entries.into_iter().map(|e| Entry::new(&stream, e, 1)));
                 }
                 metrics::counter!("events_read_total").increment(batch.len() as u64);
@@ -124,24 +141,22 @@ pub async fn read_loop(
                 // XGROUP DESTROY): recreate it deliberately from the stream's start,
                 // so nothing produced since is skipped; idempotency absorbs repeats.
                 tracing::warn!(
-                    "consumer group is gone; recreating it from the start of each stream"
+                    stream = %stream,
+                    "consumer group is gone; recreating it from the start of the stream"
                 );
                 metrics::counter!("consumer_group_recreated_total").increment(1);
-                for stream in &ctx.settings.streams {
-                    if let Err(e) = streams::ensure_group(c, stream, &ctx.settings.group, "0").await
-                    {
-                        tracing::warn!(error = %e, stream, "recreating the consumer group failed");
-                    }
+                if let Err(e) = streams::ensure_group(c, &stream, &ctx.settings.group, "0").await {
+                    tracing::warn!(error = %e, stream = %stream, "recreating the consumer group failed");
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "XREADGROUP failed; reconnecting");
+                tracing::warn!(error = %e, stream = %stream, "XREADGROUP failed; reconnecting");
                 conn = None;
                 pause(&token, delays.next()).await;
             }
         }
     }
-    tracing::info!("reader stopped");
+    tracing::info!(stream = %stream, "reader stopped");
 }
 
 async fn pause(token: &CancellationToken, delay: Option<Duration>) {
@@ -213,11 +228,7 @@ async fn take_pending(
     idle_ms: u64,
     after: Option<EntryId>,
 ) -> Result<(Vec<Entry>, Option<EntryId>), StreamError> {
-    let mut conn = ctx
-        .redis
-        .get()
-        .await
-        .map_err(rules_store::redis::RedisError::from)?;
+    let mut conn = ctx.redis.get().await?;
     let page = ctx.settings.batch_size;
     let pending = streams::pending(
         &mut conn,
@@ -348,11 +359,7 @@ async fn beat(ctx: &Context) -> Result<(), StreamError> {
     if held.is_empty() {
         return Ok(());
     }
-    let mut conn = ctx
-        .redis
-        .get()
-        .await
-        .map_err(rules_store::redis::RedisError::from)?;
+    let mut conn = ctx.redis.get().await?;
     for (stream, ids) in held {
         // Only what is still this consumer's: an entry another replica took over
         // (after a heartbeat failed for longer than claim_idle_ms) stays with it.
@@ -387,11 +394,7 @@ async fn beat(ctx: &Context) -> Result<(), StreamError> {
 /// Deletes consumers with nothing pending that have been idle ten claim periods.
 async fn prune_consumers(ctx: &Context, stream: &str) -> Result<(), StreamError> {
     use redis::AsyncCommands;
-    let mut conn = ctx
-        .redis
-        .get()
-        .await
-        .map_err(rules_store::redis::RedisError::from)?;
+    let mut conn = ctx.redis.get().await?;
     let consumers: redis::streams::StreamInfoConsumersReply =
         conn.xinfo_consumers(stream, &ctx.settings.group).await?;
     let limit = ctx.settings.claim_idle_ms.saturating_mul(10) as usize;

@@ -9,11 +9,7 @@ use crate::pipeline::Entry;
 
 /// Copies `letters` (entry, reason) to the dead-letter stream in one pipeline.
 pub async fn send(ctx: &Context, letters: &[(Entry, String)]) -> Result<(), StreamError> {
-    let mut conn = ctx
-        .redis
-        .get()
-        .await
-        .map_err(rules_store::redis::RedisError::from)?;
+    let mut conn = ctx.redis.get().await?;
     let letters: Vec<DeadLetter<'_>> = letters
         .iter()
         .map(|(entry, reason)| DeadLetter {

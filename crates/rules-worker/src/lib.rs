@@ -140,9 +140,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         &ctx,
         "reader",
         &token,
-        consume::read_loop(
+        consume::read_loops(
             Arc::clone(&ctx),
-            settings.redis.url.clone(),
+            settings.redis.clone(),
             batch_tx.clone(),
             token.clone(),
         ),

@@ -307,11 +307,7 @@ async fn decide(
         })
         .collect();
     retry_step(token, "gate", || async {
-        let mut conn = ctx
-            .redis
-            .get()
-            .await
-            .map_err(rules_store::redis::RedisError::from)?;
+        let mut conn = ctx.redis.get().await?;
         gate::decide(&mut conn, &pairs, ctx.settings.dedupe_seconds * 1000).await
     })
     .await

@@ -79,11 +79,7 @@ async fn commit(ctx: &Context, mut batch: Vec<Done>, token: &CancellationToken) 
     }
     let by_stream: Vec<(&str, Vec<EntryId>)> = by_stream.into_iter().collect();
     let acked = retry_step(token, "ack", || async {
-        let mut conn = ctx
-            .redis
-            .get()
-            .await
-            .map_err(rules_store::redis::RedisError::from)?;
+        let mut conn = ctx.redis.get().await?;
         streams::ack(&mut conn, &ctx.settings.group, &by_stream).await
     })
     .await;
