@@ -7,7 +7,7 @@ export REDIS_URL ?= redis://127.0.0.1:6379/0
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: help prereqs ci tour-check fresh-check fuzz-api fuzz chaos chaos-ci mutants services build migrate run test check-deploy fmt fmt-check lint bench bench-worker bench-api bench-history cluster cluster-stop clean-test-dbs
+.PHONY: help prereqs ci tour-check fresh-check fuzz-api fuzz chaos chaos-ci mutants services build migrate run test check-deploy fmt fmt-check lint bench bench-worker bench-api bench-history cluster cluster-stop test-cluster clean-test-dbs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -106,6 +106,9 @@ cluster: prereqs ## a local Redis Cluster: 3 masters on 127.0.0.1:7000-7002 (MAS
 
 cluster-stop: ## stops the cluster `make cluster` started and removes its directory
 	@scripts/cluster.sh stop
+
+test-cluster: services build ## the worker and api on a Redis Cluster of the tests' own (tests/tests/redis_cluster.rs; also part of make test)
+	$(CARGO) nextest run -p rules-e2e --test redis_cluster --no-fail-fast
 
 bench-history: services ## executions and analytics endpoints on 50M executions over 90 days (wrk)
 	scripts/bench-history.sh
