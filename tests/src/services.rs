@@ -345,23 +345,33 @@ fn id(args: &[&str]) -> anyhow::Result<u32> {
 /// directory; stopped and removed when dropped.
 pub struct OwnCluster {
     pub base_port: u16,
+    /// Replicas per master.
+    pub replicas: u16,
     dir: PathBuf,
 }
 
 impl OwnCluster {
     pub const MASTERS: u16 = 3;
 
+    /// Three masters, no replicas.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with_replicas(0)
+    }
+
+    /// Three masters with `replicas` replicas each (a failover needs one).
+    pub fn start_with_replicas(replicas: u16) -> anyhow::Result<Self> {
+        let nodes = Self::MASTERS * (1 + replicas);
         let mut last_error = String::new();
         for _ in 0..20 {
             let base = free_port()?;
             // Each node also listens on its port + 10000 (the cluster bus).
-            let ports = (0..Self::MASTERS).flat_map(|i| [base + i, base + i + 10_000]);
+            let ports = (0..nodes).flat_map(|i| [base + i, base + i + 10_000]);
             if base > 55_000 || !ports.into_iter().all(port_is_free) {
                 continue;
             }
             let cluster = Self {
                 base_port: base,
+                replicas,
                 dir: std::env::temp_dir()
                     .join(format!("rules-e2e-cluster-{base}-{}", std::process::id())),
             };
@@ -374,11 +384,62 @@ impl OwnCluster {
         anyhow::bail!("no Redis Cluster could be started: {last_error}")
     }
 
-    /// The seed URLs, one per master.
+    /// The seed URLs, one per node.
     pub fn urls(&self) -> Vec<String> {
-        (0..Self::MASTERS)
+        (0..Self::MASTERS * (1 + self.replicas))
             .map(|i| format!("redis://127.0.0.1:{}", self.base_port + i))
             .collect()
+    }
+
+    /// Fails over, gracefully (`CLUSTER FAILOVER` on its replica, which first
+    /// catches up), the master serving `key`'s slot; returns the new master's port.
+    pub async fn fail_over_master_of(&self, key: &str) -> anyhow::Result<u16> {
+        let slot = rules_store::redis::key_slot(key.as_bytes());
+        let mut any = self.node(self.base_port).await?;
+        let nodes: String = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query_async(&mut any)
+            .await?;
+        // <id> <ip:port@bus> <flags> <master id or -> <ping> <pong> <epoch> <link> <slots…>
+        let lines: Vec<Vec<&str>> = nodes.lines().map(|l| l.split(' ').collect()).collect();
+        let serves = |fields: &Vec<&str>| {
+            fields.iter().skip(8).any(|range| {
+                let mut bounds = range.split('-').filter_map(|b| b.parse::<u16>().ok());
+                match (bounds.next(), bounds.next()) {
+                    (Some(a), Some(b)) => (a..=b).contains(&slot),
+                    (Some(a), None) => a == slot,
+                    _ => false,
+                }
+            })
+        };
+        let master = lines
+            .iter()
+            .find(|f| f.len() > 8 && f[2].contains("master") && serves(f))
+            .with_context(|| format!("no master serves slot {slot}: {nodes}"))?;
+        let replica = lines
+            .iter()
+            .find(|f| f.len() > 3 && f[3] == master[0])
+            .with_context(|| format!("the master of slot {slot} has no replica: {nodes}"))?;
+        let port: u16 = replica[1]
+            .split(['@', ':'])
+            .nth(1)
+            .context("replica address")?
+            .parse()?;
+        let mut conn = self.node(port).await?;
+        let _: String = redis::cmd("CLUSTER")
+            .arg("FAILOVER")
+            .query_async(&mut conn)
+            .await?;
+        Ok(port)
+    }
+
+    async fn node(&self, port: u16) -> anyhow::Result<redis::aio::MultiplexedConnection> {
+        Ok(rules_store::redis::dedicated_connection(
+            &format!("redis://127.0.0.1:{port}"),
+            Duration::from_secs(1),
+            Some(Duration::from_secs(10)),
+        )
+        .await?)
     }
 
     fn script(&self, command: &str) -> anyhow::Result<std::process::Output> {
@@ -386,7 +447,7 @@ impl OwnCluster {
             .arg(command)
             .env("BASE_PORT", self.base_port.to_string())
             .env("MASTERS", Self::MASTERS.to_string())
-            .env("REPLICAS", "0")
+            .env("REPLICAS", self.replicas.to_string())
             .env("CLUSTER_DIR", &self.dir)
             .stdin(Stdio::null())
             .output()

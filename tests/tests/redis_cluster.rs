@@ -151,6 +151,62 @@ async fn every_key_of_a_rule_or_a_destination_is_in_one_slot_and_works_on_a_clus
     Ok(())
 }
 
+/// A worker on `cluster` reading `shards`, health on `port`; entries it leaves
+/// idle 2 s are claimed again.
+fn worker_env(
+    cluster: &OwnCluster,
+    db: &TestDb,
+    prefix: &str,
+    shards: &[String],
+    port: u16,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("DATABASE_URL", db.url.clone()),
+        ("REDIS_URL", cluster.urls().join(",")),
+        ("RULES__REDIS__CLUSTER", "true".into()),
+        ("RULES__WORKER__STREAMS", shards.join(",")),
+        (
+            "RULES__WORKER__DEAD_LETTER_STREAM",
+            format!("{prefix}:dead"),
+        ),
+        ("RULES__WORKER__BLOCK_MS", "200".into()),
+        ("RULES__WORKER__CLAIM_IDLE_MS", "2000".into()),
+        ("RULES__WORKER__HTTP_BIND", format!("127.0.0.1:{port}")),
+        ("RULES__WORKER__CONSUMER", format!("cluster-worker-{port}")),
+    ]
+}
+
+/// Entries read and not acknowledged, over every shard.
+async fn pending(
+    conn: &redis::cluster_async::ClusterConnection,
+    shards: &[String],
+) -> anyhow::Result<i64> {
+    let mut pending = 0;
+    for stream in shards {
+        let summary: (i64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
+            .arg(stream)
+            .arg("rule-engine")
+            .query_async(&mut conn.clone())
+            .await?;
+        pending += summary.0;
+    }
+    Ok(pending)
+}
+
+/// Rule i with event i, delivered as entry token i.
+fn pairs<'a>(
+    rules: &'a [CompiledRule],
+    events: &'a [Event],
+    tokens: &'a [String],
+) -> Vec<Pair<'a>> {
+    rules
+        .iter()
+        .zip(events)
+        .zip(tokens)
+        .map(|((r, e), t)| Pair::new(r, e, t, e.occurred_at.timestamp_millis()))
+        .collect()
+}
+
 fn cluster_settings(cluster: &OwnCluster) -> RedisSettings {
     RedisSettings {
         url: cluster.urls().join(","),
@@ -193,12 +249,7 @@ async fn a_batch_of_rules_on_every_master_is_gated_in_one_pipeline() -> anyhow::
         Ok((events, tokens))
     };
     let (events, tokens) = round(1)?;
-    let first: Vec<Pair<'_>> = rules
-        .iter()
-        .zip(&events)
-        .zip(&tokens)
-        .map(|((r, e), t)| Pair::new(r, e, t, e.occurred_at.timestamp_millis()))
-        .collect();
+    let first = pairs(&rules, &events, &tokens);
     // What the cluster client alone does with it.
     let mut raw = redis::cluster::ClusterClient::new(cluster.urls())?
         .get_async_connection()
@@ -216,13 +267,7 @@ async fn a_batch_of_rules_on_every_master_is_gated_in_one_pipeline() -> anyhow::
         assert_eq!(outcome?, Decision::BelowThreshold { count: 1 });
     }
     let (events, tokens) = round(2)?;
-    let second: Vec<Pair<'_>> = rules
-        .iter()
-        .zip(&events)
-        .zip(&tokens)
-        .map(|((r, e), t)| Pair::new(r, e, t, e.occurred_at.timestamp_millis()))
-        .collect();
-    for outcome in decide(&mut conn, &second, 60_000).await? {
+    for outcome in decide(&mut conn, &pairs(&rules, &events, &tokens), 60_000).await? {
         assert_eq!(outcome?, Decision::Execute);
     }
     Ok(())
@@ -251,19 +296,7 @@ async fn a_worker_on_a_cluster_drains_sharded_streams_exactly_once() -> anyhow::
     }
 
     let port = free_port()?;
-    let env = [
-        ("DATABASE_URL", db.url.clone()),
-        ("REDIS_URL", cluster.urls().join(",")),
-        ("RULES__REDIS__CLUSTER", "true".into()),
-        ("RULES__WORKER__STREAMS", shards.join(",")),
-        (
-            "RULES__WORKER__DEAD_LETTER_STREAM",
-            format!("{prefix}:dead"),
-        ),
-        ("RULES__WORKER__BLOCK_MS", "200".into()),
-        ("RULES__WORKER__HTTP_BIND", format!("127.0.0.1:{port}")),
-        ("RULES__WORKER__CONSUMER", "cluster-worker".into()),
-    ];
+    let env = worker_env(&cluster, &db, &prefix, &shards, port);
     let _worker = Process::start("rules-worker", &env)?;
     wait_http_ok(
         &format!("http://127.0.0.1:{port}/health/ready"),
@@ -307,16 +340,7 @@ async fn a_worker_on_a_cluster_drains_sharded_streams_exactly_once() -> anyhow::
     .await?;
     // Everything read is acknowledged, on every shard.
     eventually(Duration::from_secs(20), || async {
-        let mut pending = 0;
-        for stream in &shards {
-            let summary: (i64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
-                .arg(stream)
-                .arg("rule-engine")
-                .query_async(&mut conn.clone())
-                .await?;
-            pending += summary.0;
-        }
-        Ok(pending == 0)
+        Ok(pending(&conn, &shards).await? == 0)
     })
     .await?;
     assert_eq!(executed().await?, 12, "alice and bob once per livestream");
@@ -391,5 +415,90 @@ async fn a_worker_on_a_cluster_drains_sharded_streams_exactly_once() -> anyhow::
         .await?;
     assert_eq!(listed["cooldowns"], json!([]), "{listed}");
     assert!(api.terminate().await?.success());
+    Ok(())
+}
+
+/// A master fails over while a worker drains a backlog: the worker follows the
+/// cluster to the new master, and every event is executed exactly once with
+/// nothing left pending.
+#[tokio::test]
+async fn a_failover_during_a_drain_loses_nothing_and_repeats_nothing() -> anyhow::Result<()> {
+    let cluster = OwnCluster::start_with_replicas(1)?;
+    let db = TestDb::migrated().await?;
+    let prefix = unique_prefix("failover");
+    let shards: Vec<String> = (0..3)
+        .map(|i| shard_stream(&format!("{prefix}:events"), i))
+        .collect();
+    let out = format!("{prefix}:out");
+    let livestreams: Vec<Uuid> = (0..6).map(|_| Uuid::new_v4()).collect();
+    for ls in &livestreams {
+        let body = publish_rule(&out, json!({"livestream_id": ls}));
+        insert_rule(&mut db.conn().await?, body).await?;
+    }
+    let mut conn = redis::cluster::ClusterClient::new(cluster.urls())?
+        .get_async_connection()
+        .await?;
+    const PER_LIVESTREAM: usize = 2_000;
+    for ls in &livestreams {
+        let stream = &shards[shard_of(*ls, 3) as usize];
+        let entries: Vec<Vec<(Vec<u8>, Vec<u8>)>> = (0..PER_LIVESTREAM)
+            .map(|_| {
+                let event = json!({"id": Uuid::new_v4(), "type": "donation.received",
+                    "livestream_id": ls, "data": {"amount": 20, "user": {"name": "a"}}});
+                vec![(b"event".to_vec(), event.to_string().into_bytes())]
+            })
+            .collect();
+        rules_store::streams::add_all(&mut conn, stream, &entries).await?;
+    }
+    let total = (PER_LIVESTREAM * livestreams.len()) as i64;
+
+    let port = free_port()?;
+    let env = worker_env(&cluster, &db, &prefix, &shards, port);
+    // The group from the start of each shard, so the backlog is read.
+    for stream in &shards {
+        rules_store::streams::ensure_group(&mut conn, stream, "rule-engine", "0").await?;
+    }
+    let _worker = Process::start("rules-worker", &env)?;
+    let executed = || async { count_rows(&mut db.conn().await?, "rule_executions", None).await };
+    eventually(Duration::from_secs(30), || async {
+        Ok(executed().await? > 0)
+    })
+    .await?;
+    let new_master = cluster.fail_over_master_of(&shards[0]).await?;
+    let at_failover = executed().await?;
+    assert!(
+        at_failover < total,
+        "the drain was over before the failover ({at_failover} of {total})"
+    );
+    // The replica becomes the master of the shard's slot.
+    eventually(Duration::from_secs(20), || async {
+        let mut node = redis::Client::open(format!("redis://127.0.0.1:{new_master}"))?
+            .get_multiplexed_async_connection()
+            .await?;
+        let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut node).await?;
+        Ok(matches!(role.into_iter().next(), Some(redis::Value::BulkString(r)) if r == b"master"))
+    })
+    .await?;
+
+    eventually(Duration::from_secs(90), || async {
+        Ok(executed().await? >= total)
+    })
+    .await?;
+    eventually(Duration::from_secs(30), || async {
+        Ok(pending(&conn, &shards).await? == 0)
+    })
+    .await?;
+    assert_eq!(executed().await?, total, "each event once");
+    #[derive(diesel::QueryableByName)]
+    struct Sum {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    use diesel_async::RunQueryDsl;
+    let counted: Sum =
+        diesel::sql_query("SELECT coalesce(sum(executed), 0)::bigint AS n FROM rule_stats_minute")
+            .get_result(&mut db.conn().await?)
+            .await?;
+    assert_eq!(counted.n, total, "the counters count each execution once");
     Ok(())
 }

@@ -218,34 +218,6 @@ impl RedisConnection {
     }
 }
 
-impl ConnectionLike for RedisConnection {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Self::Single(conn) => conn.req_packed_command(cmd),
-            Self::Cluster(conn) => conn.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Self::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
-            Self::Cluster(conn) => cluster_pipeline(conn, pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Self::Single(conn) => conn.get_db(),
-            Self::Cluster(conn) => conn.get_db(),
-        }
-    }
-}
-
 /// A multiplexed connection of its own, to one server or to a cluster.
 #[derive(Clone)]
 pub enum Link {
@@ -253,16 +225,62 @@ pub enum Link {
     Cluster(ClusterConnection),
 }
 
-impl ConnectionLike for Link {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+/// `ConnectionLike` for [`RedisConnection`] and [`Link`]: each variant dereferences
+/// to the connection it holds, and [`LinkMut`] sends on it.
+macro_rules! connection_like {
+    ($type:ty) => {
+        impl ConnectionLike for $type {
+            fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+                self.as_link_mut().command(cmd)
+            }
+
+            fn req_packed_commands<'a>(
+                &'a mut self,
+                pipeline: &'a Pipeline,
+                offset: usize,
+                count: usize,
+            ) -> RedisFuture<'a, Vec<Value>> {
+                self.as_link_mut().commands(pipeline, offset, count)
+            }
+
+            fn get_db(&self) -> i64 {
+                match self {
+                    Self::Single(conn) => conn.get_db(),
+                    Self::Cluster(conn) => conn.get_db(),
+                }
+            }
+        }
+
+        impl $type {
+            fn as_link_mut(&mut self) -> LinkMut<'_> {
+                match self {
+                    Self::Single(conn) => LinkMut::Single(conn),
+                    Self::Cluster(conn) => LinkMut::Cluster(conn),
+                }
+            }
+        }
+    };
+}
+
+connection_like!(RedisConnection);
+connection_like!(Link);
+
+/// A pooled connection or a link, borrowed: where both send their commands.
+enum LinkMut<'a> {
+    Single(&'a mut MultiplexedConnection),
+    Cluster(&'a mut ClusterConnection),
+}
+
+impl<'a> LinkMut<'a> {
+    fn command(self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Self::Single(conn) => conn.req_packed_command(cmd),
             Self::Cluster(conn) => conn.req_packed_command(cmd),
         }
     }
 
-    fn req_packed_commands<'a>(
-        &'a mut self,
+    fn commands(
+        self,
         pipeline: &'a Pipeline,
         offset: usize,
         count: usize,
@@ -270,13 +288,6 @@ impl ConnectionLike for Link {
         match self {
             Self::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
             Self::Cluster(conn) => cluster_pipeline(conn, pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Self::Single(conn) => conn.get_db(),
-            Self::Cluster(conn) => conn.get_db(),
         }
     }
 }
