@@ -151,6 +151,50 @@ async fn every_key_of_a_rule_or_a_destination_is_in_one_slot_and_works_on_a_clus
     Ok(())
 }
 
+/// A cluster, a database, three input shards and six livestreams, each with a rule
+/// publishing donations of 10 or more to `out` (with `extra` top-level keys).
+struct ShardedSetup {
+    cluster: OwnCluster,
+    db: TestDb,
+    prefix: String,
+    shards: Vec<String>,
+    out: String,
+    livestreams: Vec<Uuid>,
+    rule_ids: Vec<Uuid>,
+}
+
+impl ShardedSetup {
+    async fn new(
+        cluster: OwnCluster,
+        label: &str,
+        extra: serde_json::Value,
+    ) -> anyhow::Result<Self> {
+        let db = TestDb::migrated().await?;
+        let prefix = unique_prefix(label);
+        let shards = (0..3)
+            .map(|i| shard_stream(&format!("{prefix}:events"), i))
+            .collect();
+        let out = format!("{prefix}:out");
+        let livestreams: Vec<Uuid> = (0..6).map(|_| Uuid::new_v4()).collect();
+        let mut rule_ids = Vec::new();
+        for ls in &livestreams {
+            let mut keys = extra.clone();
+            keys["livestream_id"] = json!(ls);
+            let body = publish_rule(&out, keys);
+            rule_ids.push(insert_rule(&mut db.conn().await?, body).await?);
+        }
+        Ok(Self {
+            cluster,
+            db,
+            prefix,
+            shards,
+            out,
+            livestreams,
+            rule_ids,
+        })
+    }
+}
+
 /// A worker on `cluster` reading `shards`, health on `port`; entries it leaves
 /// idle 2 s are claimed again.
 fn worker_env(
@@ -278,22 +322,20 @@ async fn a_batch_of_rules_on_every_master_is_gated_in_one_pipeline() -> anyhow::
 /// masters, publishes, records each execution once and acknowledges everything.
 #[tokio::test]
 async fn a_worker_on_a_cluster_drains_sharded_streams_exactly_once() -> anyhow::Result<()> {
-    let cluster = OwnCluster::start()?;
-    let db = TestDb::migrated().await?;
-    let prefix = unique_prefix("cluster");
-    let shards: Vec<String> = (0..3)
-        .map(|i| shard_stream(&format!("{prefix}:events"), i))
-        .collect();
-    let out = format!("{prefix}:out");
-    let livestreams: Vec<Uuid> = (0..6).map(|_| Uuid::new_v4()).collect();
-    let mut rule_ids = Vec::new();
-    for ls in &livestreams {
-        let body = publish_rule(
-            &out,
-            json!({"livestream_id": ls, "cooldown_seconds": 60, "cooldown_key": "data.user.name"}),
-        );
-        rule_ids.push(insert_rule(&mut db.conn().await?, body).await?);
-    }
+    let ShardedSetup {
+        cluster,
+        db,
+        prefix,
+        shards,
+        out,
+        livestreams,
+        rule_ids,
+    } = ShardedSetup::new(
+        OwnCluster::start()?,
+        "cluster",
+        json!({"cooldown_seconds": 60, "cooldown_key": "data.user.name"}),
+    )
+    .await?;
 
     let port = free_port()?;
     let env = worker_env(&cluster, &db, &prefix, &shards, port);
@@ -423,18 +465,14 @@ async fn a_worker_on_a_cluster_drains_sharded_streams_exactly_once() -> anyhow::
 /// nothing left pending.
 #[tokio::test]
 async fn a_failover_during_a_drain_loses_nothing_and_repeats_nothing() -> anyhow::Result<()> {
-    let cluster = OwnCluster::start_with_replicas(1)?;
-    let db = TestDb::migrated().await?;
-    let prefix = unique_prefix("failover");
-    let shards: Vec<String> = (0..3)
-        .map(|i| shard_stream(&format!("{prefix}:events"), i))
-        .collect();
-    let out = format!("{prefix}:out");
-    let livestreams: Vec<Uuid> = (0..6).map(|_| Uuid::new_v4()).collect();
-    for ls in &livestreams {
-        let body = publish_rule(&out, json!({"livestream_id": ls}));
-        insert_rule(&mut db.conn().await?, body).await?;
-    }
+    let ShardedSetup {
+        cluster,
+        db,
+        prefix,
+        shards,
+        livestreams,
+        ..
+    } = ShardedSetup::new(OwnCluster::start_with_replicas(1)?, "failover", json!({})).await?;
     let mut conn = redis::cluster::ClusterClient::new(cluster.urls())?
         .get_async_connection()
         .await?;

@@ -301,8 +301,11 @@ fn cluster_pipeline<'a>(
     offset: usize,
     count: usize,
 ) -> RedisFuture<'a, Vec<Value>> {
+    if pipeline.is_transaction() {
+        return conn.req_packed_commands(pipeline, offset, count);
+    }
     let groups = slot_groups(pipeline);
-    if pipeline.is_transaction() || groups.len() <= 1 {
+    if groups.len() <= 1 {
         return conn.req_packed_commands(pipeline, offset, count);
     }
     Box::pin(async move {
@@ -339,17 +342,23 @@ fn cluster_pipeline<'a>(
 /// The pipeline's command positions grouped by the slot of each command's key, in
 /// the order the slots first appear; a command without a key joins the first group.
 fn slot_groups(pipeline: &Pipeline) -> Vec<Vec<usize>> {
-    let mut slots: Vec<Option<u16>> = Vec::new();
+    // A batch's gate pipeline holds a thousand commands over as many slots: the
+    // group of a slot is found by hash, not by a scan of the groups so far.
+    let mut group_of: std::collections::HashMap<u16, usize> = std::collections::HashMap::new();
     let mut groups: Vec<Vec<usize>> = Vec::new();
     for (i, cmd) in pipeline.cmd_iter().enumerate() {
-        let slot = command_key(cmd).map(key_slot);
-        match slots.iter().position(|s| *s == slot || slot.is_none()) {
-            Some(g) => groups[g].push(i),
+        let group = match command_key(cmd).map(key_slot) {
+            None if !groups.is_empty() => 0,
             None => {
-                slots.push(slot);
-                groups.push(vec![i]);
+                groups.push(Vec::new());
+                0
             }
-        }
+            Some(slot) => *group_of.entry(slot).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            }),
+        };
+        groups[group].push(i);
     }
     groups
 }
