@@ -418,7 +418,14 @@ async fn a_redis_still_loading_fails_the_gate_round_trip_not_the_pairs() -> anyh
     use rules_core::simulate::Pending;
     let redis = rules_e2e::services::OwnRedis::start()?;
     let client = redis::Client::open(redis.url())?;
-    let mut conn = client.get_multiplexed_async_connection().await?;
+    // Filling it is 20 pipelines of 5,000 SETs: on a loaded machine one takes longer
+    // than redis-rs's default reply bound (500 ms), so this connection waits 30 s.
+    let mut conn = rules_store::redis::dedicated_connection(
+        &redis.url(),
+        Duration::from_secs(1),
+        Some(Duration::from_secs(30)),
+    )
+    .await?;
     // Enough keys, each loaded slowly, for the load to last a few seconds.
     for chunk in 0..20 {
         let mut pipe = redis::pipe();
