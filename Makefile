@@ -27,7 +27,8 @@ migrate: services build ## apply pending migrations to DATABASE_URL
 run: migrate ## services, migrations, then the API and a worker in the foreground
 	@scripts/run.sh
 
-test: services build ## unit, property and end-to-end tests, deploy checks (CI adds fmt and clippy: make ci)
+test: services build ## unit, property and end-to-end tests, the console in Chromium, deploy checks (CI adds fmt and clippy: make ci)
+	@scripts/prereqs.sh --browser
 	scripts/check-deploy.sh
 	$(CARGO) test --workspace --doc --quiet
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \

@@ -7,7 +7,7 @@
 # 2. With the network: pre-fetches into caches inside that root exactly what the
 #    project's own files download on a new machine, and nothing is installed:
 #    - the Debian packages of scripts/lib.sh (BUILD_PACKAGES, TOOL_PACKAGES,
-#      POSTGRES_PACKAGES, REDIS_PACKAGES) with their dependencies, as .deb files in
+#      POSTGRES_PACKAGES, REDIS_PACKAGES, BROWSER_PACKAGES) with their dependencies, as .deb files in
 #      /var/cache/apt/archives, and the package lists (`apt-get update`);
 #    - the crates of Cargo.lock (`cargo fetch`) into /root/.cargo;
 #    - the wheels of deploy/requirements.txt (`pip download`) into
@@ -64,7 +64,7 @@ fi
 # 2. Pre-fetch, with the network. Chroot without /proc is enough for apt here.
 say "pre-fetching Debian packages, crates and wheels into the root's caches"
 cp /etc/resolv.conf "$BASE/etc/resolv.conf"
-PACKAGES=("${BUILD_PACKAGES[@]}" "${TOOL_PACKAGES[@]}" "${POSTGRES_PACKAGES[@]}" "${REDIS_PACKAGES[@]}")
+PACKAGES=("${BUILD_PACKAGES[@]}" "${TOOL_PACKAGES[@]}" "${POSTGRES_PACKAGES[@]}" "${REDIS_PACKAGES[@]}" "${BROWSER_PACKAGES[@]}")
 chroot "$BASE" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
   sh -c "apt-get update -qq && apt-get install -y -qq --download-only --no-install-recommends ${PACKAGES[*]} >/dev/null" ||
   die "pre-fetching Debian packages failed"

@@ -11,6 +11,8 @@ BUILD_PACKAGES=(gcc libc6-dev)
 TOOL_PACKAGES=(python3 python3-venv curl ca-certificates)
 POSTGRES_PACKAGES=(postgresql postgresql-client)
 REDIS_PACKAGES=(redis-server redis-tools)
+# What `make test` drives the console with: a real headless Chromium over WebDriver.
+BROWSER_PACKAGES=(chromium chromium-driver)
 
 : "${SCRIPT_NAME:=$(basename "$0" .sh)}"
 say() { printf '%s: %s\n' "$SCRIPT_NAME" "$*"; }

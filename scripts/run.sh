@@ -40,6 +40,7 @@ print(f"reading {streams} as group {group!r}, {loaded} rules loaded")' <<<"$work
 
   rule-engine is running
     API      http://127.0.0.1:$API_PORT   (tour: README.md, "Quick tour"; API docs: http://127.0.0.1:$API_PORT/docs/)
+    console  http://127.0.0.1:$API_PORT/console/   (sign in with the dev API key)
     worker   $reading   (health: http://127.0.0.1:$WORKER_PORT/health/ready)
     dev API key: $RULES_API_KEYS
 

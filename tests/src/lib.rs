@@ -7,6 +7,7 @@
 //! sharing state. The template's name carries a hash of the migrations, so editing a
 //! migration makes a fresh one. Its creation is serialised by an advisory lock.
 
+pub mod browser;
 pub mod chaos;
 pub mod receiver;
 mod reset_front;

@@ -4,6 +4,7 @@
 pub mod analytics;
 pub mod auth;
 pub mod body_deadline;
+pub mod console;
 pub mod content_type;
 pub mod draft;
 pub mod error;
@@ -47,7 +48,8 @@ fn json_config(limit: usize, merge_patch: bool) -> web::JsonConfig {
         .error_handler(json_error)
 }
 
-/// The whole application: `/api` behind bearer keys, probes, metrics, OpenAPI, docs.
+/// The whole application: `/api` behind bearer keys, probes, metrics, OpenAPI, docs,
+/// the console.
 pub fn app(
     state: AppState,
     settings: &Settings,
@@ -101,6 +103,7 @@ pub fn app(
                 .service(routes::history::analytics)
                 .service(routes::cooldowns::list_cooldowns)
                 .service(routes::cooldowns::clear_cooldowns)
+                .service(routes::events::recent_events)
                 // Last: an empty-prefix scope matches every path, so it must not hide
                 // the resources above; it only gives PATCH its merge-patch body config.
                 .service(
@@ -119,6 +122,8 @@ pub fn app(
             openapi::served(&openapi),
         ))))
         .route("/openapi.json", web::get().to(openapi::document))
+        .service(console::root)
+        .service(console::file)
         .service(
             SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/openapi.json")),
         )

@@ -18,6 +18,7 @@ use utoipa::{Modify, OpenApi};
     tags(
         (name = "rules", description = "Rules and dry runs"),
         (name = "history", description = "Executions and analytics"),
+        (name = "events", description = "The input streams' newest events"),
         (name = "health", description = "Probes")
     )
 )]

@@ -179,13 +179,7 @@ fn replay(
     let scanned = entries.len() as u64;
     for (stream, entry) in entries {
         let at = entry.id.time().unwrap_or(from);
-        let parsed = match &entry.body {
-            Body::Fields(fields) => {
-                Event::from_stream_fields(fields, Some(at), max_event_bytes).ok()
-            }
-            Body::Deleted | Body::Malformed(_) => None,
-        };
-        let Some(event) = parsed else {
+        let Some(event) = read_event(entry, at, max_event_bytes) else {
             unreadable += 1;
             continue;
         };
@@ -255,6 +249,18 @@ fn replay(
     }
 }
 
+/// The event an entry holds (added at `at`), if it is a readable one.
+pub(crate) fn read_event(
+    entry: &StreamEntry,
+    at: DateTime<Utc>,
+    max_event_bytes: usize,
+) -> Option<Event> {
+    match &entry.body {
+        Body::Fields(fields) => Event::from_stream_fields(fields, Some(at), max_event_bytes).ok(),
+        Body::Deleted | Body::Malformed(_) => None,
+    }
+}
+
 async fn load_rule(state: &AppState, request: &BacktestRequest) -> Result<CompiledRule, ApiError> {
     match (&request.rule, request.rule_id) {
         (Some(rule), None) => crate::draft::compile(rule).map_err(ApiError::Validation),
@@ -265,7 +271,7 @@ async fn load_rule(state: &AppState, request: &BacktestRequest) -> Result<Compil
 
 /// The newest `limit` entries of all input streams within `[from, to]`, oldest
 /// first, and whether older ones in the range were left out.
-async fn read_entries(
+pub(crate) async fn read_entries(
     state: &AppState,
     from: DateTime<Utc>,
     to: DateTime<Utc>,

@@ -3,5 +3,6 @@
 pub mod backtest;
 pub mod cooldowns;
 pub mod dry_run;
+pub mod events;
 pub mod history;
 pub mod rules;
