@@ -37,6 +37,40 @@ const UNLABELLED: &str = r#"
       .map((el) => el.outerHTML.slice(0, 160));
 "#;
 
+/// Text whose contrast with its background is below WCAG AA (4.5:1, or 3:1 for large
+/// text); disabled controls and the chart's SVG labels are left out.
+const LOW_CONTRAST: &str = r#"
+    const channels = (s) => (s.match(/[\d.]+/g) || []).map(Number);
+    const luminance = (c) => {
+      const [r, g, b] = c.slice(0, 3).map((v) => {
+        v /= 255;
+        return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+      });
+      return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    };
+    const background = (el) => {
+      for (let e = el; e; e = e.parentElement) {
+        const c = channels(getComputedStyle(e).backgroundColor);
+        if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) return c;
+      }
+      return [255, 255, 255];
+    };
+    const low = [];
+    for (const el of document.querySelectorAll('body *')) {
+      if (el.offsetParent === null || el.closest('svg') || el.matches(':disabled')) continue;
+      if (![...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+      const style = getComputedStyle(el);
+      const [a, b] = [luminance(channels(style.color)), luminance(background(el))];
+      const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+      const size = parseFloat(style.fontSize);
+      const large = size >= 24 || (Number(style.fontWeight) >= 700 && size >= 18.66);
+      if (ratio < (large ? 3 : 4.5)) {
+        low.push(`${el.tagName}.${el.className} ${ratio.toFixed(2)}: ${el.textContent.trim().slice(0, 40)}`);
+      }
+    }
+    return low;
+"#;
+
 /// Resources the page loaded from an origin other than its own.
 const FOREIGN: &str = r#"
     return performance.getEntriesByType('resource').map((e) => e.name)
@@ -148,6 +182,11 @@ impl Console {
         ensure!(
             unlabelled.as_array().is_some_and(|a| a.is_empty()),
             "page {name}: controls without a label: {unlabelled}"
+        );
+        let low = self.browser.eval(LOW_CONTRAST, vec![]).await?;
+        ensure!(
+            low.as_array().is_some_and(|a| a.is_empty()),
+            "page {name}: text below WCAG AA contrast: {low}"
         );
         let foreign = self.browser.eval(FOREIGN, vec![]).await?;
         ensure!(
@@ -299,13 +338,7 @@ async fn walk(console: &Console, harness: &Harness, base: &str) -> anyhow::Resul
         .and_then(|f| f.strip_prefix("/rules/"))
         .context("after a create the editor shows the rule")?
         .to_owned();
-    let listed: Value = http
-        .get(format!("{base}/api/rules"))
-        .bearer_auth(TEST_KEY)
-        .send()
-        .await?
-        .json()
-        .await?;
+    let listed = get_json(&http, &format!("{base}/api/rules")).await?;
     ensure!(
         listed["items"].as_array().map(Vec::len) == Some(1)
             && listed["items"][0]["id"] == json!(rule_id),
@@ -349,13 +382,7 @@ async fn walk(console: &Console, harness: &Harness, base: &str) -> anyhow::Resul
     b.wait_text("#status", "Console alert disabled").await?;
     b.click(&toggle).await?;
     b.wait_text("#status", "Console alert enabled").await?;
-    let rule: Value = http
-        .get(format!("{base}/api/rules/{rule_id}"))
-        .bearer_auth(TEST_KEY)
-        .send()
-        .await?
-        .json()
-        .await?;
+    let rule = get_json(&http, &format!("{base}/api/rules/{rule_id}")).await?;
     ensure!(
         rule["enabled"] == json!(true) && rule["version"] == json!(4),
         "{rule}"
@@ -448,13 +475,7 @@ async fn walk(console: &Console, harness: &Harness, base: &str) -> anyhow::Resul
     b.find("tr[data-scope='v:u-7']").await?;
     b.click_text("Clear all cooldowns").await?;
     b.wait_text(".cooldowns", "No cooldown is running").await?;
-    let left: Value = http
-        .get(format!("{base}/api/rules/{rule_id}/cooldowns"))
-        .bearer_auth(TEST_KEY)
-        .send()
-        .await?
-        .json()
-        .await?;
+    let left = get_json(&http, &format!("{base}/api/rules/{rule_id}/cooldowns")).await?;
     ensure!(left["cooldowns"] == json!([]), "{left}");
 
     // The console logged nothing but the failed requests the test provoked on
@@ -510,6 +531,7 @@ async fn the_rules_list_filters_and_pages_in_the_browser() -> anyhow::Result<()>
 
 async fn list_and_page(console: &Console) -> anyhow::Result<()> {
     let b = &console.browser;
+    let http = http_client();
     console.sign_in().await?;
     // Newest first, 25 a page; the next page has the rest; and back.
     let first = console.wait_rows(25).await?;
@@ -566,12 +588,63 @@ async fn list_and_page(console: &Console) -> anyhow::Result<()> {
         "a reload keeps the filters"
     );
 
+    // A rule with a threshold: the test panel says k of n, and why not now.
+    let listed = get_json(
+        &http,
+        &format!("{}/api/rules?livestream_id={LS}&limit=1", console.base),
+    )
+    .await?;
+    let newest = listed["items"][0]["id"]
+        .as_str()
+        .context("a rule id")?
+        .to_owned();
+    let patched = http
+        .patch(format!("{}/api/rules/{newest}", console.base))
+        .bearer_auth(TEST_KEY)
+        .header("Content-Type", "application/merge-patch+json")
+        .body(r#"{"enabled": true, "trigger_config": {"event_types": ["donation.received"], "threshold": {"count": 3, "window_seconds": 60}}}"#)
+        .send()
+        .await?;
+    ensure!(patched.status() == 200, "patch: {}", patched.status());
+    console.open(&format!("#/rules/{newest}/test")).await?;
+    b.click_text("Run the test").await?;
+    b.find(".live li[data-reason='threshold_not_reached']")
+        .await?;
+    let progress = console.fact(".live", "Threshold").await?;
+    ensure!(progress == json!("1 of 3 in 1 min"), "{progress}");
+
+    // Deleted from its editor, after a second press confirms.
+    console.open(&format!("#/rules/{newest}")).await?;
+    b.wait_text("h1", "Edit: rule 26").await?;
+    b.click_text("Delete rule").await?;
+    b.click_text("Confirm: delete this rule").await?;
+    b.wait_text("#status", "Deleted rule 26").await?;
+    ensure!(console.wait_rows(25).await?[0] == "rule 29");
+    let gone = http
+        .get(format!("{}/api/rules/{newest}", console.base))
+        .bearer_auth(TEST_KEY)
+        .send()
+        .await?;
+    ensure!(gone.status() == 404, "deleted: {}", gone.status());
+
     // A bad filter is the API's answer shown, not a blank page.
     console.open("#/rules?livestream_id=not-a-uuid").await?;
     b.find(".results .problems").await?;
     let unexpected = console.unexpected_console_messages(&[400]).await?;
     ensure!(unexpected.is_empty(), "console messages: {unexpected:#?}");
     Ok(())
+}
+
+/// An authorized GET of `url`'s JSON.
+async fn get_json(http: &reqwest::Client, url: &str) -> anyhow::Result<Value> {
+    Ok(http
+        .get(url)
+        .bearer_auth(TEST_KEY)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?)
 }
 
 /// One press of Tab, through the WebDriver actions API (a real key event).
