@@ -149,7 +149,8 @@ impl Console {
     }
 
     /// What the browser's console logged beyond the failed requests a test provoked
-    /// on purpose (by status).
+    /// on purpose (by status). The browser's own pages (`chrome://`, such as the new
+    /// tab page a fresh profile may open first) are not the console's and are left out.
     async fn unexpected_console_messages(
         &self,
         provoked: &[u16],
@@ -159,6 +160,7 @@ impl Console {
             .console_log()
             .await?
             .into_iter()
+            .filter(|e| !e.message.starts_with("chrome://"))
             .filter(|e| {
                 !(e.source == "network"
                     && provoked

@@ -65,7 +65,7 @@ export async function editorPage(id) {
   const enabled = h('input', { type: 'checkbox', id: 'rule-enabled' });
   const enabledWrap = h('div', { class: 'field checkbox' }, enabled, h('label', { for: 'rule-enabled', text: 'Enabled' }));
   const jsonArea = h('textarea', { rows: 24, spellcheck: 'false', class: 'code' });
-  const json = field('Rule JSON', jsonArea, 'The whole rule; the fields above edit the same JSON.');
+  const json = field('Rule JSON', jsonArea, 'The whole rule; the common fields edit the same JSON.');
   const summary = h('div', { class: 'summary' });
 
   const showSpecInForm = () => {
