@@ -43,7 +43,7 @@ impl Browser {
         for program in [CHROMIUM, CHROMEDRIVER] {
             if !std::path::Path::new(program).is_file() {
                 bail!(
-                    "{program} is missing: `make test` installs Debian's chromium and chromium-driver (scripts/services.sh)"
+                    "{program} is missing: `make test` installs Debian's chromium and chromium-driver (scripts/prereqs.sh --browser)"
                 );
             }
         }

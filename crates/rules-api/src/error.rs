@@ -60,6 +60,14 @@ impl ApiError {
         }
     }
 
+    /// One validation problem at `path` (a request field, such as `limit`).
+    pub fn invalid(path: &str, message: impl Into<String>) -> Self {
+        ApiError::Validation(vec![FieldError {
+            path: path.into(),
+            message: message.into(),
+        }])
+    }
+
     pub fn rule_not_found(id: impl std::fmt::Display) -> Self {
         ApiError::NotFound(format!("no rule with id {id}"))
     }

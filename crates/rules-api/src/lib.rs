@@ -9,6 +9,7 @@ pub mod content_type;
 pub mod draft;
 pub mod error;
 pub mod health;
+pub mod input;
 pub mod metrics;
 pub mod offload;
 pub mod openapi;

@@ -6,21 +6,20 @@ use actix_web::{post, web, HttpResponse};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use rules_core::simulate::{Pending, Simulation};
 use rules_core::Decision;
-use rules_core::{CompiledRule, Event, FieldError, TraceNode};
-use rules_store::streams::{self, Body, EntryId, StreamEntry};
+use rules_core::{CompiledRule, TraceNode};
+use rules_store::streams::{self, StreamEntry};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ErrorBody};
+use crate::input::{read_entries, read_event};
 use crate::state::AppState;
 
 /// Most entries one backtest reads (across all input streams), and the default.
 pub const MAX_SCAN: usize = 100_000;
 pub const DEFAULT_SCAN: usize = 10_000;
-/// Entries read per XREVRANGE.
-const PAGE: usize = 10_000;
 /// Matched events returned with their trace.
 const SAMPLES: usize = 10;
 
@@ -95,13 +94,6 @@ pub struct BacktestResponse {
     pub samples: Vec<Sample>,
 }
 
-fn invalid(path: &str, message: impl Into<String>) -> ApiError {
-    ApiError::Validation(vec![FieldError {
-        path: path.into(),
-        message: message.into(),
-    }])
-}
-
 /// Backtest a rule on past events.
 #[utoipa::path(
     tag = "rules",
@@ -128,11 +120,11 @@ pub async fn backtest(
     let to = request.to.unwrap_or_else(Utc::now);
     let from = request.from.unwrap_or(to - TimeDelta::hours(1));
     if from >= to {
-        return Err(invalid("from", "must be before `to`"));
+        return Err(ApiError::invalid("from", "must be before `to`"));
     }
     let limit = request.limit.unwrap_or(DEFAULT_SCAN);
     if limit == 0 || limit > MAX_SCAN {
-        return Err(invalid(
+        return Err(ApiError::invalid(
             "limit",
             format!("must be between 1 and {MAX_SCAN}"),
         ));
@@ -249,71 +241,10 @@ fn replay(
     }
 }
 
-/// The event an entry holds (added at `at`), if it is a readable one.
-pub(crate) fn read_event(
-    entry: &StreamEntry,
-    at: DateTime<Utc>,
-    max_event_bytes: usize,
-) -> Option<Event> {
-    match &entry.body {
-        Body::Fields(fields) => Event::from_stream_fields(fields, Some(at), max_event_bytes).ok(),
-        Body::Deleted | Body::Malformed(_) => None,
-    }
-}
-
 async fn load_rule(state: &AppState, request: &BacktestRequest) -> Result<CompiledRule, ApiError> {
     match (&request.rule, request.rule_id) {
         (Some(rule), None) => crate::draft::compile(rule).map_err(ApiError::Validation),
         (None, Some(id)) => Ok(state.find_rule(id).await?.compile()?),
-        _ => Err(invalid("rule", "give either `rule` or `rule_id`")),
+        _ => Err(ApiError::invalid("rule", "give either `rule` or `rule_id`")),
     }
-}
-
-/// The newest `limit` entries of all input streams within `[from, to]`, oldest
-/// first, and whether older ones in the range were left out.
-pub(crate) async fn read_entries(
-    state: &AppState,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    limit: usize,
-) -> Result<(Vec<(std::sync::Arc<str>, StreamEntry)>, bool), ApiError> {
-    let start =
-        EntryId::first_at(from).ok_or_else(|| invalid("from", "must not be before 1970"))?;
-    let last = EntryId::last_at(to).ok_or_else(|| invalid("to", "must not be before 1970"))?;
-    let mut conn = state.redis().await?;
-    let mut all: Vec<(std::sync::Arc<str>, StreamEntry)> = Vec::new();
-    let mut truncated = false;
-    for stream in state.input_streams.iter() {
-        let name: std::sync::Arc<str> = stream.as_str().into();
-        let (mut end, mut exclusive) = (last, false);
-        let mut taken = 0;
-        loop {
-            let page = PAGE.min(limit - taken);
-            let entries =
-                streams::range_rev(&mut conn, stream, end, exclusive, start, page).await?;
-            let n = entries.len();
-            if let Some(oldest) = entries.last() {
-                (end, exclusive) = (oldest.id, true);
-            }
-            all.extend(entries.into_iter().map(|e| (name.clone(), e)));
-            taken += n;
-            if n < page {
-                break;
-            }
-            if taken >= limit {
-                // Full: are there older entries in the range that were left out?
-                let more = streams::range_rev(&mut conn, stream, end, exclusive, start, 1).await?;
-                truncated |= !more.is_empty();
-                break;
-            }
-        }
-    }
-    // Shards merged by time; the newest `limit` overall, replayed oldest first.
-    all.sort_by_key(|(_, e)| std::cmp::Reverse(e.id));
-    if all.len() > limit {
-        all.truncate(limit);
-        truncated = true;
-    }
-    all.reverse();
-    Ok((all, truncated))
 }

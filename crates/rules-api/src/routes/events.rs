@@ -9,7 +9,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::routes::backtest::{read_entries, read_event};
+use crate::input::{read_entries, read_event};
 use crate::state::AppState;
 
 /// Newest entries read, across all input streams, to find the events asked for.
@@ -66,10 +66,10 @@ pub async fn recent_events(
 ) -> Result<HttpResponse, ApiError> {
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::Validation(vec![rules_core::FieldError {
-            path: "limit".into(),
-            message: format!("must be between 1 and {MAX_LIMIT}"),
-        }]));
+        return Err(ApiError::invalid(
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        ));
     }
     let (entries, _) = read_entries(&state, DateTime::UNIX_EPOCH, Utc::now(), SCAN).await?;
     let scanned = entries.len() as u64;

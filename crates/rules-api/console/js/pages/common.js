@@ -29,6 +29,11 @@ export function ruleHeader(rule, active, title) {
       }))));
 }
 
+/** Renders the current page again, from fresh answers of the API ("Reload"). */
+export function reloadPage() {
+  window.dispatchEvent(new HashChangeEvent('hashchange'));
+}
+
 /** An example event of the rule's livestream, for the test panel and template previews. */
 export function sampleEvent(rule) {
   const type = rule?.trigger_config?.event_types?.find((t) => t !== '*') ?? 'donation.received';

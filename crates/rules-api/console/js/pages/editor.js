@@ -3,7 +3,7 @@
 // against a sample event through the dry run.
 import { api, ApiError, problems, rulePath, etagVersion } from '../api.js';
 import { h, replace, field, announce, jsonBlock } from '../dom.js';
-import { loadRule, ruleHeader, sampleEvent, parseJson } from './common.js';
+import { loadRule, ruleHeader, sampleEvent, parseJson, reloadPage } from './common.js';
 
 /** What the server assigns: not part of what is sent back. */
 const SERVER_FIELDS = ['id', 'version', 'created_at', 'updated_at'];
@@ -142,13 +142,11 @@ export async function editorPage(id) {
         showProblems(null);
         replace(summary, h('div', { class: 'problems', role: 'alert' },
           h('p', { class: 'problem-title', text: 'Changed elsewhere, reload: this rule was saved by someone else since you opened it.' }),
-          h('button', { type: 'button', text: 'Reload', onclick: () => window.dispatchEvent(new HashChangeEvent('hashchange')) })));
+          h('button', { type: 'button', text: 'Reload', onclick: reloadPage })));
       } else {
         showProblems(error);
       }
-      const first = form.querySelector('[aria-invalid="true"]');
-      (first ?? summary.querySelector('[role="alert"]'))?.focus?.();
-      if (first) first.focus();
+      form.querySelector('[aria-invalid="true"]')?.focus();
     } finally {
       save.disabled = false;
     }

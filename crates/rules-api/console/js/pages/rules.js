@@ -2,6 +2,7 @@
 import { api, ApiError, problems, rulePath } from '../api.js';
 import { h, replace, field, announce } from '../dom.js';
 import { formatShort } from '../time.js';
+import { reloadPage } from './common.js';
 
 const PAGE_SIZE = 25;
 
@@ -98,7 +99,7 @@ function row(rule) {
       toggle.checked = !wanted;
       if (error instanceof ApiError && error.status === 412) {
         replace(note, 'Changed elsewhere, reload. ',
-          h('button', { type: 'button', class: 'link', text: 'Reload', onclick: () => window.dispatchEvent(new HashChangeEvent('hashchange')) }));
+          h('button', { type: 'button', class: 'link', text: 'Reload', onclick: reloadPage }));
       } else {
         replace(note, error.message);
       }
