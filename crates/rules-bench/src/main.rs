@@ -220,7 +220,7 @@ pub fn load(source: &Source) -> anyhow::Result<Loaded> {
                             e.event_type(),
                             e.livestream_id,
                             e.occurred_at,
-                            e.data().clone(),
+                            e.data().to_value(),
                         )
                     })
                     .collect()

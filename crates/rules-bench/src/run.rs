@@ -246,7 +246,7 @@ fn make_fire(rules: &mut Vec<(Uuid, Value)>, events: &mut [Event], rate: f64) {
     for (i, event) in events.iter_mut().enumerate() {
         let fires = (i as f64 * rate).floor() != ((i + 1) as f64 * rate).floor();
         if fires {
-            let mut data = event.data().clone();
+            let mut data = event.data().to_value();
             data["bench_fire"] = json!(true);
             *event = Event::new(
                 event.id,
@@ -591,7 +591,7 @@ fn fresh_copy(event: &Event, livestream: Uuid, at: chrono::DateTime<chrono::Utc>
         event.event_type(),
         livestream,
         at,
-        event.data().clone(),
+        event.data().to_value(),
     )
 }
 

@@ -40,8 +40,8 @@ impl Scope {
         };
         match path.lookup(event) {
             None => Self::Missing,
-            Some(Value::String(s)) => Self::Text(s.clone()),
-            Some(other) => Self::Json(canonical_json(other)),
+            Some(crate::json::Json::String(s)) => Self::Text(s.to_owned()),
+            Some(other) => Self::Json(canonical_json(&other.to_value())),
         }
     }
 

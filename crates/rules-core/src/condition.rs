@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex, OnceLock};
 
 use crate::event::Event;
+use crate::json::Json;
 use crate::model::{Condition, Leaf, Op};
 use crate::path::FieldPath;
 use crate::problems::limits::MAX_REGEX_COMPILED_BYTES;
@@ -140,10 +141,10 @@ struct ValueSet {
 }
 
 impl ValueSet {
-    fn contains(&self, value: &Value, ignore_case: bool) -> bool {
+    fn contains(&self, value: Json<'_>, ignore_case: bool) -> bool {
         match value {
-            Value::String(s) if ignore_case => self.strings.contains(&*fold(s)),
-            Value::String(s) => self.strings.contains(s.as_str()),
+            Json::String(s) if ignore_case => self.strings.contains(&*fold(s)),
+            Json::String(s) => self.strings.contains(s),
             other => self.others.iter().any(|o| json_eq(other, o, ignore_case)),
         }
     }
@@ -207,7 +208,7 @@ impl Node {
                     op: Some(leaf.op),
                     value: Some(leaf.operand.clone()),
                     found: Some(actual.is_some()),
-                    actual: actual.cloned(),
+                    actual: actual.map(|a| a.to_value()),
                     result,
                 });
                 return result;
@@ -343,7 +344,7 @@ impl LeafTest {
 
 impl Test {
     #[inline]
-    fn apply(&self, value: &Value, operand: &Value) -> bool {
+    fn apply(&self, value: Json<'_>, operand: &Value) -> bool {
         match self {
             Test::Equals {
                 folded,
@@ -351,7 +352,7 @@ impl Test {
                 negate,
             } => json_eq(value, folded.as_ref().unwrap_or(operand), *ignore_case) != *negate,
             Test::Compare { op, rhs } => {
-                let Value::Number(lhs) = value else {
+                let Json::Number(lhs) = value else {
                     return false;
                 };
                 match (num_cmp(lhs, rhs), op) {
@@ -371,14 +372,14 @@ impl Test {
                 folded,
                 ignore_case,
             } => match (value, folded.as_ref().unwrap_or(operand)) {
-                (Value::String(haystack), Value::String(needle)) => {
+                (Json::String(haystack), Value::String(needle)) => {
                     if *ignore_case {
                         fold(haystack).contains(needle.as_str())
                     } else {
                         haystack.contains(needle.as_str())
                     }
                 }
-                (Value::Array(items), needle) => {
+                (Json::Array(items), needle) => {
                     items.iter().any(|item| json_eq(item, needle, *ignore_case))
                 }
                 _ => false,
@@ -387,16 +388,16 @@ impl Test {
                 needle,
                 ignore_case,
             } => match value {
-                Value::String(s) if *ignore_case => fold(s).starts_with(needle.as_str()),
-                Value::String(s) => s.starts_with(needle.as_str()),
+                Json::String(s) if *ignore_case => fold(s).starts_with(needle.as_str()),
+                Json::String(s) => s.starts_with(needle.as_str()),
                 _ => false,
             },
             Test::EndsWith {
                 needle,
                 ignore_case,
             } => match value {
-                Value::String(s) if *ignore_case => fold(s).ends_with(needle.as_str()),
-                Value::String(s) => s.ends_with(needle.as_str()),
+                Json::String(s) if *ignore_case => fold(s).ends_with(needle.as_str()),
+                Json::String(s) => s.ends_with(needle.as_str()),
                 _ => false,
             },
             Test::Matches(regex) => value.as_str().is_some_and(|s| regex.is_match(s)),
@@ -434,22 +435,22 @@ fn fold_value(value: &Value) -> Value {
 
 /// JSON equality with numbers compared numerically (10 == 10.0) and, with
 /// `ignore_case`, strings compared case-folded. `operand` is already folded.
-fn json_eq(value: &Value, operand: &Value, ignore_case: bool) -> bool {
+fn json_eq(value: Json<'_>, operand: &Value, ignore_case: bool) -> bool {
     match (value, operand) {
-        (Value::Null, Value::Null) => true,
-        (Value::Bool(a), Value::Bool(b)) => a == b,
-        (Value::Number(a), Value::Number(b)) => num_cmp(a, b) == Some(Ordering::Equal),
-        (Value::String(a), Value::String(b)) => {
+        (Json::Null, Value::Null) => true,
+        (Json::Bool(a), Value::Bool(b)) => a == *b,
+        (Json::Number(a), Value::Number(b)) => num_cmp(a, b) == Some(Ordering::Equal),
+        (Json::String(a), Value::String(b)) => {
             if ignore_case {
                 fold(a) == b.as_str()
             } else {
                 a == b
             }
         }
-        (Value::Array(a), Value::Array(b)) => {
+        (Json::Array(a), Value::Array(b)) => {
             a.len() == b.len() && a.iter().zip(b).all(|(x, y)| json_eq(x, y, ignore_case))
         }
-        (Value::Object(a), Value::Object(b)) => {
+        (Json::Object(a), Value::Object(b)) => {
             a.len() == b.len()
                 && a.iter()
                     .all(|(k, x)| b.get(k).is_some_and(|y| json_eq(x, y, ignore_case)))

@@ -1,15 +1,18 @@
 //! The event envelope (docs/contract.md §1) and how it is read from a stream entry.
 //!
-//! Reading an entry is on the hot path (every event on the bus), so the JSON form is
-//! deserialized into borrowed raw fields and only `data` becomes a `serde_json::Value`.
+//! Reading an entry is on the hot path (every event on the bus), so the envelope is
+//! read in one pass over the entry's bytes: the identifying fields straight into
+//! their types, `data` into a [`Doc`] (two allocations, see `json`), unknown keys
+//! skipped.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
+use jiter::{Jiter, JiterError, Peek};
+use serde::Serialize;
 use serde_json::{Map, Value};
-use std::borrow::Cow;
 use std::sync::OnceLock;
 use uuid::Uuid;
+
+use crate::json::{Doc, Json};
 
 /// Default ceiling on an entry's size; the worker's is configurable.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 64 * 1024;
@@ -37,20 +40,19 @@ pub enum EnvelopeError {
 
 /// One event, validated.
 ///
-/// The identifying fields are held typed; `data` as JSON. Condition paths read the
-/// envelope through [`Event::root`], so matching never builds the envelope object;
-/// [`Event::to_envelope`] does, for templates and the dry run.
+/// The identifying fields are held typed; `data` as a [`Doc`]. Condition paths read
+/// the envelope through [`Event::root`], so matching never builds the envelope
+/// object; [`Event::to_envelope`] does, for the dry run.
 #[derive(Debug, Clone)]
 pub struct Event {
     pub id: Uuid,
     pub livestream_id: Uuid,
     pub occurred_at: DateTime<Utc>,
-    /// Always a JSON string.
-    event_type: Value,
-    /// Always a JSON object.
-    data: Value,
-    /// `id`, `livestream_id` and `occurred_at` as JSON strings, made on first use.
-    rendered: OnceLock<[Value; 3]>,
+    event_type: Box<str>,
+    /// Always an object.
+    data: Doc,
+    /// `id`, `livestream_id` and `occurred_at` as text, made on first use.
+    rendered: OnceLock<[String; 3]>,
 }
 
 /// A top-level key of the envelope.
@@ -74,6 +76,16 @@ impl Root {
             _ => return None,
         })
     }
+
+    fn name(self) -> &'static str {
+        match self {
+            Root::Id => "id",
+            Root::Type => "type",
+            Root::LivestreamId => "livestream_id",
+            Root::OccurredAt => "occurred_at",
+            Root::Data => "data",
+        }
+    }
 }
 
 impl PartialEq for Event {
@@ -86,24 +98,79 @@ impl PartialEq for Event {
     }
 }
 
-/// The envelope's fields as a producer writes them; scalars kept raw so a wrong
-/// type is reported by field name.
-#[derive(Deserialize)]
-struct RawEnvelope<'a> {
-    #[serde(borrow, default)]
-    id: Option<&'a RawValue>,
-    #[serde(borrow, default, rename = "type")]
-    event_type: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    livestream_id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    occurred_at: Option<&'a RawValue>,
-    #[serde(default)]
-    data: Option<crate::Strict>,
+/// The envelope's fields as read, each checked when it was met; reported in the
+/// envelope's order once the whole entry is known to be JSON.
+#[derive(Default)]
+struct Fields {
+    id: Option<Result<Uuid, EnvelopeError>>,
+    event_type: Option<Result<Box<str>, EnvelopeError>>,
+    livestream_id: Option<Result<Uuid, EnvelopeError>>,
+    occurred_at: Option<Result<DateTime<Utc>, EnvelopeError>>,
+    data: Option<Result<Doc, EnvelopeError>>,
+}
+
+impl Fields {
+    /// Reads the value of envelope key `root` at `jiter`'s position.
+    fn read(&mut self, root: Root, jiter: &mut Jiter<'_>) -> Result<(), EnvelopeError> {
+        let peek = jiter.peek().map_err(|e| json_error(&e, jiter))?;
+        let name = root.name();
+        let seen = match root {
+            Root::Id => self.id.is_some(),
+            Root::Type => self.event_type.is_some(),
+            Root::LivestreamId => self.livestream_id.is_some(),
+            Root::OccurredAt => self.occurred_at.is_some(),
+            Root::Data => self.data.is_some(),
+        };
+        if seen {
+            return Err(EnvelopeError::InvalidJson(format!(
+                "duplicate field `{name}` at index {}",
+                jiter.current_index()
+            )));
+        }
+        if root == Root::Data {
+            self.data = Some(match peek {
+                Peek::Null => {
+                    jiter.known_null().map_err(|e| json_error(&e, jiter))?;
+                    Ok(Doc::empty_object())
+                }
+                Peek::Object => Ok(Doc::read(jiter, peek)
+                    .map_err(|e| EnvelopeError::InvalidJson(e.to_string()))?),
+                _ => {
+                    jiter.known_skip(peek).map_err(|e| json_error(&e, jiter))?;
+                    Err(invalid("data", "must be a JSON object"))
+                }
+            });
+            return Ok(());
+        }
+        let text = match peek {
+            // `null` is as good as absent.
+            Peek::Null => {
+                jiter.known_null().map_err(|e| json_error(&e, jiter))?;
+                return Ok(());
+            }
+            Peek::String => match jiter.known_str() {
+                Ok(text) => Ok(text),
+                Err(e) => return Err(json_error(&e, jiter)),
+            },
+            _ => {
+                jiter.known_skip(peek).map_err(|e| json_error(&e, jiter))?;
+                Err(invalid(name, "must be a string"))
+            }
+        };
+        match root {
+            Root::Id => self.id = Some(text.and_then(|t| parse_uuid(name, t))),
+            Root::LivestreamId => self.livestream_id = Some(text.and_then(|t| parse_uuid(name, t))),
+            Root::Type => self.event_type = Some(text.and_then(check_type).map(Box::from)),
+            Root::OccurredAt => self.occurred_at = Some(text.and_then(parse_time)),
+            Root::Data => {}
+        }
+        Ok(())
+    }
 }
 
 impl Event {
-    /// Builds an event from its parts (producers, tests and the load tool).
+    /// Builds an event from its parts (producers, tests and the load tool). A `data`
+    /// that is not an object is taken as an empty one.
     pub fn new(
         id: Uuid,
         event_type: &str,
@@ -111,11 +178,26 @@ impl Event {
         occurred_at: DateTime<Utc>,
         data: Value,
     ) -> Self {
+        let data = if data.is_object() {
+            Doc::from_value(&data)
+        } else {
+            Doc::empty_object()
+        };
+        Self::with_doc(id, event_type.into(), livestream_id, occurred_at, data)
+    }
+
+    fn with_doc(
+        id: Uuid,
+        event_type: Box<str>,
+        livestream_id: Uuid,
+        occurred_at: DateTime<Utc>,
+        data: Doc,
+    ) -> Self {
         Self {
             id,
             livestream_id,
             occurred_at,
-            event_type: Value::String(event_type.to_owned()),
+            event_type,
             data,
             rendered: OnceLock::new(),
         }
@@ -123,46 +205,48 @@ impl Event {
 
     /// The event type, e.g. `donation.received`.
     pub fn event_type(&self) -> &str {
-        self.event_type.as_str().unwrap_or_default()
+        &self.event_type
     }
 
-    pub fn data(&self) -> &Value {
-        &self.data
+    /// `data`, an object.
+    pub fn data(&self) -> Json<'_> {
+        self.data.root()
     }
 
     /// The value of a top-level envelope key.
     #[inline]
-    pub fn root(&self, root: Root) -> &Value {
+    pub fn root(&self, root: Root) -> Json<'_> {
         match root {
-            Root::Data => &self.data,
-            Root::Type => &self.event_type,
-            Root::Id => &self.rendered()[0],
-            Root::LivestreamId => &self.rendered()[1],
-            Root::OccurredAt => &self.rendered()[2],
+            Root::Data => self.data.root(),
+            Root::Type => Json::String(&self.event_type),
+            Root::Id => Json::String(&self.rendered()[0]),
+            Root::LivestreamId => Json::String(&self.rendered()[1]),
+            Root::OccurredAt => Json::String(&self.rendered()[2]),
         }
     }
 
-    fn rendered(&self) -> &[Value; 3] {
+    fn rendered(&self) -> &[String; 3] {
         self.rendered.get_or_init(|| {
             [
-                Value::String(self.id.to_string()),
-                Value::String(self.livestream_id.to_string()),
-                Value::String(format_time(self.occurred_at)),
+                self.id.to_string(),
+                self.livestream_id.to_string(),
+                format_time(self.occurred_at),
             ]
         })
     }
 
-    /// The whole envelope as one JSON object: what templates see as `event`.
+    /// The whole envelope as one JSON object.
     pub fn to_envelope(&self) -> Value {
         let mut map = Map::new();
-        map.insert("id".into(), self.root(Root::Id).clone());
-        map.insert("type".into(), self.event_type.clone());
-        map.insert(
-            "livestream_id".into(),
-            self.root(Root::LivestreamId).clone(),
-        );
-        map.insert("occurred_at".into(), self.root(Root::OccurredAt).clone());
-        map.insert("data".into(), self.data.clone());
+        for root in [
+            Root::Id,
+            Root::Type,
+            Root::LivestreamId,
+            Root::OccurredAt,
+            Root::Data,
+        ] {
+            map.insert(root.name().into(), self.root(root).to_value());
+        }
         Value::Object(map)
     }
 
@@ -173,7 +257,6 @@ impl Event {
         bytes: &[u8],
         default_time: Option<DateTime<Utc>>,
     ) -> Result<Self, EnvelopeError> {
-        // A struct also deserializes from a JSON array; only an object is an envelope.
         match bytes.trim_ascii_start().first() {
             Some(b'{') => {}
             Some(b'[' | b'"' | b't' | b'f' | b'n' | b'-' | b'0'..=b'9') => {
@@ -181,24 +264,41 @@ impl Event {
             }
             _ => return Err(EnvelopeError::InvalidJson("expected a JSON object".into())),
         }
-        let raw: RawEnvelope<'_> =
-            serde_json::from_slice(bytes).map_err(|e| EnvelopeError::InvalidJson(e.to_string()))?;
-        let id = parse_uuid("id", &required_str("id", raw.id)?)?;
-        let event_type = check_type(&required_str("type", raw.event_type)?)?.to_owned();
-        let livestream_id = parse_uuid(
-            "livestream_id",
-            &required_str("livestream_id", raw.livestream_id)?,
-        )?;
-        let occurred_at = match optional_str("occurred_at", raw.occurred_at)? {
+        let mut jiter = Jiter::new(bytes);
+        let mut fields = Fields::default();
+        // Each key as the envelope's field it names (`None` for another key).
+        let mut next = match jiter.next_object() {
+            Ok(key) => key.map(Root::from_name),
+            Err(e) => return Err(json_error(&e, &jiter)),
+        };
+        while let Some(root) = next {
+            match root {
+                Some(root) => fields.read(root, &mut jiter)?,
+                None => jiter.next_skip().map_err(|e| json_error(&e, &jiter))?,
+            }
+            next = match jiter.next_key() {
+                Ok(key) => key.map(Root::from_name),
+                Err(e) => return Err(json_error(&e, &jiter)),
+            };
+        }
+        jiter.finish().map_err(|e| json_error(&e, &jiter))?;
+        let id = fields.id.ok_or(EnvelopeError::Missing("id"))??;
+        let event_type = fields.event_type.ok_or(EnvelopeError::Missing("type"))??;
+        let livestream_id = fields
+            .livestream_id
+            .ok_or(EnvelopeError::Missing("livestream_id"))??;
+        let occurred_at = match fields.occurred_at {
             None => default_time.unwrap_or_else(Utc::now),
-            Some(text) => parse_time(&text)?,
+            Some(time) => time?,
         };
-        let data = match raw.data.map(|d| d.0) {
-            None | Some(Value::Null) => Value::Object(Map::new()),
-            Some(data @ Value::Object(_)) => data,
-            Some(_) => return Err(invalid("data", "must be a JSON object")),
-        };
-        Ok(Self::new(id, &event_type, livestream_id, occurred_at, data))
+        let data = fields.data.unwrap_or_else(|| Ok(Doc::empty_object()))?;
+        Ok(Self::with_doc(
+            id,
+            event_type,
+            livestream_id,
+            occurred_at,
+            data,
+        ))
     }
 
     /// Reads an already parsed JSON envelope (the API's dry run).
@@ -264,15 +364,23 @@ impl Event {
             _ => entry_time.unwrap_or_else(Utc::now),
         };
         let data = match field("data") {
-            None => Value::Object(Map::new()),
-            Some(bytes) => match serde_json::from_slice::<crate::Strict>(bytes).map(|d| d.0) {
-                Ok(Value::Null) => Value::Object(Map::new()),
-                Ok(data @ Value::Object(_)) => data,
-                Ok(_) => return Err(invalid("data", "must be a JSON object")),
+            None => Doc::empty_object(),
+            Some(bytes) => match Doc::parse(bytes) {
+                Ok(doc) => match doc.root() {
+                    Json::Null => Doc::empty_object(),
+                    Json::Object(_) => doc,
+                    _ => return Err(invalid("data", "must be a JSON object")),
+                },
                 Err(e) => return Err(invalid("data", &format!("is not valid JSON: {e}"))),
             },
         };
-        Ok(Self::new(id, event_type, livestream_id, occurred_at, data))
+        Ok(Self::with_doc(
+            id,
+            event_type.into(),
+            livestream_id,
+            occurred_at,
+            data,
+        ))
     }
 }
 
@@ -280,11 +388,15 @@ impl Serialize for Event {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut map = serializer.serialize_map(Some(5))?;
-        map.serialize_entry("id", self.root(Root::Id))?;
-        map.serialize_entry("type", &self.event_type)?;
-        map.serialize_entry("livestream_id", self.root(Root::LivestreamId))?;
-        map.serialize_entry("occurred_at", self.root(Root::OccurredAt))?;
-        map.serialize_entry("data", &self.data)?;
+        for root in [
+            Root::Id,
+            Root::Type,
+            Root::LivestreamId,
+            Root::OccurredAt,
+            Root::Data,
+        ] {
+            map.serialize_entry(root.name(), &self.root(root))?;
+        }
         map.end()
     }
 }
@@ -321,25 +433,8 @@ fn check_type(text: &str) -> Result<&str, EnvelopeError> {
     }
 }
 
-/// A string field that may be absent or `null`; any other type is an error naming it.
-fn optional_str<'a>(
-    field: &'static str,
-    raw: Option<&'a RawValue>,
-) -> Result<Option<Cow<'a, str>>, EnvelopeError> {
-    match raw.map(RawValue::get) {
-        None | Some("null") => Ok(None),
-        Some(text) if text.starts_with('"') => serde_json::from_str::<Cow<'a, str>>(text)
-            .map(Some)
-            .map_err(|_| invalid(field, "must be a string")),
-        Some(_) => Err(invalid(field, "must be a string")),
-    }
-}
-
-fn required_str<'a>(
-    field: &'static str,
-    raw: Option<&'a RawValue>,
-) -> Result<Cow<'a, str>, EnvelopeError> {
-    optional_str(field, raw)?.ok_or(EnvelopeError::Missing(field))
+fn json_error(error: &JiterError, jiter: &Jiter<'_>) -> EnvelopeError {
+    EnvelopeError::InvalidJson(error.description(jiter))
 }
 
 #[cfg(test)]
@@ -370,7 +465,7 @@ mod tests {
             event.to_envelope()["occurred_at"],
             json!("2026-11-24T09:00:00Z")
         );
-        assert_eq!(event.data()["amount"], json!(25.5));
+        assert_eq!(event.data().to_value()["amount"], json!(25.5));
         assert!(event.to_envelope().get("extra").is_none());
         assert_eq!(
             serde_json::to_value(&event).expect("serializes"),
@@ -384,7 +479,7 @@ mod tests {
         let event = Event::from_stream_fields(&fields, Some(entry_time()), DEFAULT_MAX_EVENT_BYTES)
             .expect("valid event");
         assert_eq!(event.occurred_at, entry_time());
-        assert_eq!(event.data(), &json!({}));
+        assert_eq!(event.data().to_value(), json!({}));
         let fields = [
             ("id", ID),
             ("type", "follow"),
@@ -393,7 +488,7 @@ mod tests {
         ];
         let event =
             Event::from_stream_fields(&fields, None, DEFAULT_MAX_EVENT_BYTES).expect("valid event");
-        assert_eq!(event.data(), &json!({"a": [1]}));
+        assert_eq!(event.data().to_value(), json!({"a": [1]}));
     }
 
     #[test]

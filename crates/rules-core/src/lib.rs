@@ -16,6 +16,7 @@ mod decision;
 pub mod event;
 mod identity;
 mod index;
+pub mod json;
 pub mod model;
 pub mod path;
 mod problems;

@@ -4,10 +4,10 @@
 //! walks pre-split segments. A numeric segment is an array index on an array and an
 //! ordinary key on an object; a path through a scalar is missing.
 
-use serde_json::Value;
 use std::fmt;
 
 use crate::event::{Event, Root};
+use crate::json::Json;
 
 /// The top-level keys of the event envelope a path may start with.
 pub const ENVELOPE_ROOTS: [&str; 5] = ["id", "type", "livestream_id", "occurred_at", "data"];
@@ -85,14 +85,14 @@ impl FieldPath {
 
     /// The value at this path in an event, or `None` when missing.
     #[inline]
-    pub fn lookup<'a>(&self, event: &'a Event) -> Option<&'a Value> {
+    pub fn lookup<'a>(&self, event: &'a Event) -> Option<Json<'a>> {
         let mut current = event.root(self.root);
         for segment in self.segments.iter() {
             current = match current {
-                Value::Object(map) => {
-                    map.get(&self.raw[segment.start as usize..segment.end as usize])?
+                Json::Object(members) => {
+                    members.get(&self.raw[segment.start as usize..segment.end as usize])?
                 }
-                Value::Array(items) => items.get(segment.index? as usize)?,
+                Json::Array(items) => items.get(segment.index? as usize)?,
                 _ => return None,
             };
         }
@@ -126,7 +126,7 @@ fn parse_index(part: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn path(raw: &str) -> FieldPath {
         FieldPath::parse(raw).expect("valid path")
@@ -146,23 +146,50 @@ mod tests {
     fn walks_objects_and_arrays() {
         let event =
             ev(json!({"data": {"items": [{"sku": "a"}, {"sku": "b"}], "map": {"0": "zero"}}}));
-        assert_eq!(path("data.items.1.sku").lookup(&event), Some(&json!("b")));
-        assert_eq!(path("data.map.0").lookup(&event), Some(&json!("zero")));
-        assert_eq!(path("data.items.2.sku").lookup(&event), None);
-        assert_eq!(path("data.items.x").lookup(&event), None);
-        assert_eq!(path("data.items.01").lookup(&event), None);
+        assert_eq!(
+            path("data.items.1.sku")
+                .lookup(&event)
+                .map(|j| j.to_value()),
+            Some(json!("b"))
+        );
+        assert_eq!(
+            path("data.map.0").lookup(&event).map(|j| j.to_value()),
+            Some(json!("zero"))
+        );
+        assert_eq!(
+            path("data.items.2.sku")
+                .lookup(&event)
+                .map(|j| j.to_value()),
+            None
+        );
+        assert_eq!(
+            path("data.items.x").lookup(&event).map(|j| j.to_value()),
+            None
+        );
+        assert_eq!(
+            path("data.items.01").lookup(&event).map(|j| j.to_value()),
+            None
+        );
     }
 
     #[test]
     fn a_path_through_a_scalar_is_missing() {
         let event = ev(json!({"data": {"amount": 5}}));
-        assert_eq!(path("data.amount.value").lookup(&event), None);
+        assert_eq!(
+            path("data.amount.value")
+                .lookup(&event)
+                .map(|j| j.to_value()),
+            None
+        );
     }
 
     #[test]
     fn null_is_present() {
         let event = ev(json!({"data": {"x": null}}));
-        assert_eq!(path("data.x").lookup(&event), Some(&Value::Null));
+        assert_eq!(
+            path("data.x").lookup(&event).map(|j| j.to_value()),
+            Some(Value::Null)
+        );
     }
 
     #[test]

@@ -1,0 +1,709 @@
+//! An event's `data`, read once into a flat tape: the matcher's view of JSON.
+//!
+//! Reading an event is on the hot path (every entry on the bus), and a
+//! `serde_json::Value` costs an allocation per key, per string and per container. A
+//! [`Doc`] is two allocations whatever the shape: the nodes in document order, and
+//! the text of every key and string, unescaped, back to back. A node of a container
+//! knows where its descendants end, so a path lookup steps over a sibling in one move.
+//! [`Json`] is a borrowed view of one node, what conditions, cooldown keys and
+//! thresholds read; [`Json::to_value`] makes the `serde_json::Value` the dry run and
+//! the API show.
+//!
+//! The reading rules are the service's (see `strict_json`): objects have distinct
+//! keys at any depth, nesting is bounded, and numbers are what serde_json makes of
+//! them (an integer that fits `u64` or `i64` stays one, anything else is the nearest
+//! `f64`, and one beyond `f64`'s range is refused).
+
+use jiter::{Jiter, JiterError, Peek};
+use rustc_hash::FxHashSet;
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde_json::{Map, Number, Value};
+use std::cell::RefCell;
+
+/// Deepest nesting of arrays and objects accepted (serde_json's own limit).
+pub const MAX_DEPTH: usize = 128;
+
+/// Members of an object compared with each other one by one before a set takes over.
+const LINEAR_DUPLICATE_CHECK: u32 = 8;
+
+#[derive(Debug, Clone, PartialEq)]
+enum Node {
+    Null,
+    Bool(bool),
+    Number(Number),
+    /// A string or a key: `text[start..end]`.
+    String {
+        start: u32,
+        end: u32,
+    },
+    /// `len` items follow; its descendants are the nodes before `end`.
+    Array {
+        len: u32,
+        end: u32,
+    },
+    /// `len` members follow, each a key (a `String` node) then its value.
+    Object {
+        len: u32,
+        end: u32,
+    },
+}
+
+/// A JSON document read into a tape (see the module's documentation).
+#[derive(Debug, Clone)]
+pub struct Doc {
+    nodes: Box<[Node]>,
+    text: Box<str>,
+}
+
+/// Why a document could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ReadError(pub String);
+
+impl Doc {
+    /// An empty object, the `data` of an event that has none.
+    pub fn empty_object() -> Self {
+        Self {
+            nodes: Box::new([Node::Object { len: 0, end: 1 }]),
+            text: Box::default(),
+        }
+    }
+
+    /// Reads one whole document (whitespace around it only).
+    pub fn parse(bytes: &[u8]) -> Result<Self, ReadError> {
+        let mut jiter = Jiter::new(bytes);
+        let doc = jiter
+            .peek()
+            .map_err(|e| describe(&e, &jiter))
+            .and_then(|peek| Self::read(&mut jiter, peek))?;
+        jiter.finish().map_err(|e| describe(&e, &jiter))?;
+        Ok(doc)
+    }
+
+    /// Reads the value `jiter` is at (its first byte already peeked), leaving
+    /// `jiter` after it: the `data` inside an envelope.
+    pub(crate) fn read(jiter: &mut Jiter<'_>, peek: Peek) -> Result<Self, ReadError> {
+        SCRATCH.with(|scratch| {
+            let mut builder = scratch.borrow_mut();
+            builder.nodes.clear();
+            builder.text.clear();
+            builder.value(jiter, peek, 0)?;
+            Ok(Self {
+                nodes: builder.nodes.as_slice().into(),
+                text: builder.text.as_str().into(),
+            })
+        })
+    }
+
+    /// The same tape as reading `value`'s JSON would give.
+    pub fn from_value(value: &Value) -> Self {
+        let mut builder = Builder::default();
+        builder.push_value(value);
+        Self {
+            nodes: builder.nodes.into_boxed_slice(),
+            text: builder.text.into_boxed_str(),
+        }
+    }
+
+    /// The document's top value.
+    #[inline]
+    pub fn root(&self) -> Json<'_> {
+        self.at(0)
+    }
+
+    pub fn to_value(&self) -> Value {
+        self.root().to_value()
+    }
+
+    #[inline]
+    fn at(&self, index: u32) -> Json<'_> {
+        match &self.nodes[index as usize] {
+            Node::Null => Json::Null,
+            Node::Bool(b) => Json::Bool(*b),
+            Node::Number(n) => Json::Number(n),
+            Node::String { start, end } => Json::String(self.str(*start, *end)),
+            Node::Array { .. } => Json::Array(Array {
+                doc: self,
+                at: index,
+            }),
+            Node::Object { .. } => Json::Object(Object {
+                doc: self,
+                at: index,
+            }),
+        }
+    }
+
+    #[inline]
+    fn str(&self, start: u32, end: u32) -> &str {
+        &self.text[start as usize..end as usize]
+    }
+
+    #[inline]
+    fn after(&self, index: u32) -> u32 {
+        after(&self.nodes, index)
+    }
+
+    #[inline]
+    fn key(&self, index: u32) -> &str {
+        key(&self.nodes, &self.text, index)
+    }
+}
+
+/// The index of the node after `index`'s value and its descendants.
+#[inline]
+fn after(nodes: &[Node], index: u32) -> u32 {
+    match nodes[index as usize] {
+        Node::Array { end, .. } | Node::Object { end, .. } => end,
+        _ => index + 1,
+    }
+}
+
+/// The text of the key at `index`.
+#[inline]
+fn key<'t>(nodes: &[Node], text: &'t str, index: u32) -> &'t str {
+    match nodes[index as usize] {
+        Node::String { start, end } => &text[start as usize..end as usize],
+        // The builder writes a key before every member's value.
+        _ => "",
+    }
+}
+
+/// One value of a [`Doc`].
+#[derive(Debug, Clone, Copy)]
+pub enum Json<'a> {
+    Null,
+    Bool(bool),
+    Number(&'a Number),
+    String(&'a str),
+    Array(Array<'a>),
+    Object(Object<'a>),
+}
+
+/// An array of a [`Doc`].
+#[derive(Debug, Clone, Copy)]
+pub struct Array<'a> {
+    doc: &'a Doc,
+    at: u32,
+}
+
+/// An object of a [`Doc`], its members in the document's order.
+#[derive(Debug, Clone, Copy)]
+pub struct Object<'a> {
+    doc: &'a Doc,
+    at: u32,
+}
+
+impl<'a> Json<'a> {
+    pub fn as_str(&self) -> Option<&'a str> {
+        match self {
+            Json::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The member `key` of an object (`None` for anything else).
+    pub fn get(&self, key: &str) -> Option<Json<'a>> {
+        match self {
+            Json::Object(members) => members.get(key),
+            _ => None,
+        }
+    }
+
+    pub fn is_string(&self) -> bool {
+        matches!(self, Json::String(_))
+    }
+
+    pub fn to_value(&self) -> Value {
+        match self {
+            Json::Null => Value::Null,
+            Json::Bool(b) => Value::Bool(*b),
+            Json::Number(n) => Value::Number((*n).clone()),
+            Json::String(s) => Value::String((*s).to_owned()),
+            Json::Array(items) => Value::Array(items.iter().map(|i| i.to_value()).collect()),
+            Json::Object(members) => {
+                let mut map = Map::new();
+                for (key, value) in members.iter() {
+                    map.insert(key.to_owned(), value.to_value());
+                }
+                Value::Object(map)
+            }
+        }
+    }
+}
+
+impl<'a> Array<'a> {
+    pub fn len(&self) -> usize {
+        match self.doc.nodes[self.at as usize] {
+            Node::Array { len, .. } => len as usize,
+            _ => 0,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Json<'a>> + 'a {
+        let doc = self.doc;
+        let mut next = self.at + 1;
+        (0..self.len()).map(move |_| {
+            let item = next;
+            next = doc.after(item);
+            doc.at(item)
+        })
+    }
+
+    pub fn get(&self, index: usize) -> Option<Json<'a>> {
+        self.iter().nth(index)
+    }
+}
+
+impl<'a> Object<'a> {
+    pub fn len(&self) -> usize {
+        match self.doc.nodes[self.at as usize] {
+            Node::Object { len, .. } => len as usize,
+            _ => 0,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The members, each key with its value, in the document's order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, Json<'a>)> + 'a {
+        let doc = self.doc;
+        let mut next = self.at + 1;
+        (0..self.len()).map(move |_| {
+            let key = next;
+            next = doc.after(key + 1);
+            (doc.key(key), doc.at(key + 1))
+        })
+    }
+
+    #[inline]
+    pub fn get(&self, key: &str) -> Option<Json<'a>> {
+        self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+}
+
+/// Objects serialize with their keys in order, as a `serde_json::Value` does, so a
+/// template's `{{ event.data.user }}` reads as it always has.
+impl Serialize for Json<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Json::Null => serializer.serialize_unit(),
+            Json::Bool(b) => serializer.serialize_bool(*b),
+            Json::Number(n) => n.serialize(serializer),
+            Json::String(s) => serializer.serialize_str(s),
+            Json::Array(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items.iter() {
+                    seq.serialize_element(&item)?;
+                }
+                seq.end()
+            }
+            Json::Object(members) => {
+                let mut sorted: Vec<(&str, Json<'_>)> = members.iter().collect();
+                sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                let mut map = serializer.serialize_map(Some(sorted.len()))?;
+                for (key, value) in sorted {
+                    map.serialize_entry(key, &value)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+impl Serialize for Doc {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.root().serialize(serializer)
+    }
+}
+
+/// Equal as the `serde_json::Value`s they read as.
+impl PartialEq for Doc {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_value() == other.to_value()
+    }
+}
+
+thread_local! {
+    /// The buffers a document is built in, kept between documents: reading one
+    /// allocates only its two exact-sized results.
+    static SCRATCH: RefCell<Builder> = RefCell::default();
+}
+
+#[derive(Default)]
+struct Builder {
+    nodes: Vec<Node>,
+    text: String,
+}
+
+impl Builder {
+    fn push_str(&mut self, s: &str) -> Result<Node, ReadError> {
+        let start = self.text.len();
+        self.text.push_str(s);
+        match (u32::try_from(start), u32::try_from(self.text.len())) {
+            (Ok(start), Ok(end)) => Ok(Node::String { start, end }),
+            _ => Err(ReadError("document is larger than 4 GiB".into())),
+        }
+    }
+
+    fn position(&self) -> Result<u32, ReadError> {
+        u32::try_from(self.nodes.len())
+            .map_err(|_| ReadError("document has more than 2^32 values".into()))
+    }
+
+    fn value(&mut self, jiter: &mut Jiter<'_>, peek: Peek, depth: usize) -> Result<(), ReadError> {
+        let fail = |e: JiterError, jiter: &Jiter<'_>| describe(&e, jiter);
+        let node = match peek {
+            Peek::Null => {
+                jiter.known_null().map_err(|e| fail(e, jiter))?;
+                Node::Null
+            }
+            Peek::True | Peek::False => {
+                Node::Bool(jiter.known_bool(peek).map_err(|e| fail(e, jiter))?)
+            }
+            Peek::String => {
+                let s = match jiter.known_str() {
+                    Ok(s) => s,
+                    Err(e) => return Err(fail(e, jiter)),
+                };
+                self.push_str(s)?
+            }
+            Peek::Array => return self.array(jiter, depth),
+            Peek::Object => return self.object(jiter, depth),
+            _ if peek.is_num() => {
+                let bytes = match jiter.known_number_bytes(peek) {
+                    Ok(bytes) => bytes,
+                    Err(e) => return Err(fail(e, jiter)),
+                };
+                Node::Number(number(bytes).map_err(|why| {
+                    ReadError(format!("{why} at index {}", jiter.current_index()))
+                })?)
+            }
+            // Not the start of a value: jiter's own error says where.
+            _ => {
+                return match jiter.known_skip(peek) {
+                    Err(e) => Err(fail(e, jiter)),
+                    Ok(()) => Err(ReadError(format!(
+                        "expected a JSON value at index {}",
+                        jiter.current_index()
+                    ))),
+                }
+            }
+        };
+        self.nodes.push(node);
+        Ok(())
+    }
+
+    fn enter(&mut self, depth: usize, jiter: &Jiter<'_>) -> Result<u32, ReadError> {
+        if depth >= MAX_DEPTH {
+            return Err(ReadError(format!(
+                "nested deeper than {MAX_DEPTH} levels at index {}",
+                jiter.current_index()
+            )));
+        }
+        self.position()
+    }
+
+    fn array(&mut self, jiter: &mut Jiter<'_>, depth: usize) -> Result<(), ReadError> {
+        let at = self.enter(depth, jiter)?;
+        self.nodes.push(Node::Array { len: 0, end: 0 });
+        let mut len = 0u32;
+        let mut next = jiter.known_array().map_err(|e| describe(&e, jiter))?;
+        while let Some(peek) = next {
+            self.value(jiter, peek, depth + 1)?;
+            len += 1;
+            next = jiter.array_step().map_err(|e| describe(&e, jiter))?;
+        }
+        let end = self.position()?;
+        self.nodes[at as usize] = Node::Array { len, end };
+        Ok(())
+    }
+
+    fn object(&mut self, jiter: &mut Jiter<'_>, depth: usize) -> Result<(), ReadError> {
+        let at = self.enter(depth, jiter)?;
+        self.nodes.push(Node::Object { len: 0, end: 0 });
+        let mut len = 0u32;
+        // Past a few members, the keys so far go into a set.
+        let mut seen: Option<FxHashSet<Box<str>>> = None;
+        let mut key = match jiter.known_object() {
+            Ok(key) => key.map(|k| self.push_str(k)),
+            Err(e) => return Err(describe(&e, jiter)),
+        };
+        while let Some(node) = key {
+            let node = node?;
+            self.check_distinct(at, &node, len, &mut seen, jiter)?;
+            self.nodes.push(node);
+            let peek = jiter.peek().map_err(|e| describe(&e, jiter))?;
+            self.value(jiter, peek, depth + 1)?;
+            len += 1;
+            key = match jiter.next_key() {
+                Ok(key) => key.map(|k| self.push_str(k)),
+                Err(e) => return Err(describe(&e, jiter)),
+            };
+        }
+        let end = self.position()?;
+        self.nodes[at as usize] = Node::Object { len, end };
+        Ok(())
+    }
+
+    /// Refuses a key the object at `at` (with `len` members so far) already has.
+    fn check_distinct(
+        &self,
+        at: u32,
+        new_key: &Node,
+        len: u32,
+        seen: &mut Option<FxHashSet<Box<str>>>,
+        jiter: &Jiter<'_>,
+    ) -> Result<(), ReadError> {
+        let Node::String { start, end } = *new_key else {
+            return Ok(());
+        };
+        let text = &self.text[start as usize..end as usize];
+        let members = || {
+            let mut next = at + 1;
+            (0..len).map(move |_| {
+                let key = next;
+                next = after(&self.nodes, key + 1);
+                key
+            })
+        };
+        let key_text = |k| key(&self.nodes, &self.text, k);
+        let duplicate = if len < LINEAR_DUPLICATE_CHECK {
+            members().any(|k| key_text(k) == text)
+        } else {
+            let set = seen.get_or_insert_with(|| members().map(|k| key_text(k).into()).collect());
+            !set.insert(text.into())
+        };
+        if duplicate {
+            return Err(ReadError(format!(
+                "duplicate key `{text}` at index {}",
+                jiter.current_index()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes an already parsed value (its objects have distinct keys by construction).
+    fn push_value(&mut self, value: &Value) {
+        match value {
+            Value::Null => self.nodes.push(Node::Null),
+            Value::Bool(b) => self.nodes.push(Node::Bool(*b)),
+            Value::Number(n) => self.nodes.push(Node::Number(n.clone())),
+            Value::String(s) => self.push_string_node(s),
+            Value::Array(items) => {
+                let at = self.nodes.len();
+                self.nodes.push(Node::Array { len: 0, end: 0 });
+                for item in items {
+                    self.push_value(item);
+                }
+                self.nodes[at] = Node::Array {
+                    len: saturate(items.len()),
+                    end: saturate(self.nodes.len()),
+                };
+            }
+            Value::Object(map) => {
+                let at = self.nodes.len();
+                self.nodes.push(Node::Object { len: 0, end: 0 });
+                for (key, item) in map {
+                    self.push_string_node(key);
+                    self.push_value(item);
+                }
+                self.nodes[at] = Node::Object {
+                    len: saturate(map.len()),
+                    end: saturate(self.nodes.len()),
+                };
+            }
+        }
+    }
+
+    fn push_string_node(&mut self, s: &str) {
+        let start = saturate(self.text.len());
+        self.text.push_str(s);
+        let end = saturate(self.text.len());
+        self.nodes.push(Node::String { start, end });
+    }
+}
+
+/// A value held in memory is far below 4 GiB of text or 2^32 nodes.
+fn saturate(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn describe(error: &JiterError, jiter: &Jiter<'_>) -> ReadError {
+    ReadError(error.description(jiter))
+}
+
+/// A number's text as serde_json reads it: an integer in `u64` or `i64` stays an
+/// integer, anything else is the nearest `f64`, and beyond `f64`'s range is an error.
+fn number(bytes: &[u8]) -> Result<Number, &'static str> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "invalid number")?;
+    let integral = !text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'));
+    if integral {
+        if let Ok(n) = text.parse::<u64>() {
+            return Ok(n.into());
+        }
+        if let Ok(n) = text.parse::<i64>() {
+            // serde_json reads `-0` as the float -0.0.
+            if n == 0 {
+                return Number::from_f64(-0.0).ok_or("invalid number");
+            }
+            return Ok(n.into());
+        }
+    }
+    let float: f64 = text.parse().map_err(|_| "invalid number")?;
+    if float.is_finite() {
+        Number::from_f64(float).ok_or("number out of range")
+    } else {
+        Err("number out of range")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn strict(text: &str) -> Result<Value, String> {
+        serde_json::from_str::<crate::Strict>(text)
+            .map(|s| s.0)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn reads_what_serde_json_reads() {
+        let cases = [
+            r#"{"a": [1, -2, 2.5, "x", true, null, {"b": {}}], "c": 18446744073709551615}"#,
+            r#"{"escaped": "a\"b\\c\n\u00e9\ud83d\ude00", "": "", "nested": [[[]], {}]}"#,
+            r#"[-0, 0, -9223372036854775808, 18446744073709551616, 1e2, 1E-2, 0.1, 1.7976931348623157e308, 5e-324, 1e-400]"#,
+            r#"  "just a string"  "#,
+            "123456789012345678901234567890",
+            "-12",
+            "null",
+        ];
+        for text in cases {
+            let doc = Doc::parse(text.as_bytes()).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(Ok(doc.to_value()), strict(text), "{text}");
+            assert_eq!(
+                serde_json::to_string(&doc).ok(),
+                strict(text).ok().map(|v| v.to_string()),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_what_the_service_refuses() {
+        let cases = [
+            "",
+            "{",
+            r#"{"a": 1,}"#,
+            r#"{"a" 1}"#,
+            "[1 2]",
+            "01",
+            "1.",
+            "-",
+            "NaN",
+            "Infinity",
+            "1e400",
+            "-1e400",
+            r#""\ud800""#,
+            r#""\x""#,
+            "\"tab\there\"",
+            "{} x",
+            "[1]]",
+            "tru",
+            r#"{"amount": 1, "amount": 1000}"#,
+            r#"{"user": {"id": "a", "id": "b"}}"#,
+            r#"{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k3":3}"#,
+        ];
+        for text in cases {
+            assert!(Doc::parse(text.as_bytes()).is_err(), "accepted {text:?}");
+            assert!(strict(text).is_err(), "serde_json accepts {text:?}");
+        }
+        let err = Doc::parse(br#"{"amount": 1, "amount": 1000}"#).expect_err("duplicate");
+        assert!(err.0.contains("duplicate key `amount`"), "{err}");
+        assert!(
+            Doc::parse(br#"[{"a": 1}, {"a": 2}]"#).is_ok(),
+            "distinct objects"
+        );
+    }
+
+    #[test]
+    fn refuses_nesting_past_the_limit_without_overflowing_the_stack() {
+        let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(Doc::parse(ok.as_bytes()).is_ok());
+        let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        let err = Doc::parse(deep.as_bytes()).expect_err("too deep");
+        assert!(err.0.contains("nested deeper than 128"), "{err}");
+        let hostile = "[".repeat(1_000_000);
+        assert!(Doc::parse(hostile.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn finds_members_and_items() {
+        let doc = Doc::parse(br#"{"user": {"name": "ann", "tags": ["a", {"b": 2}]}, "n": 1}"#)
+            .expect("valid");
+        let Json::Object(top) = doc.root() else {
+            panic!("an object");
+        };
+        assert_eq!(top.len(), 2);
+        let Some(Json::Object(user)) = top.get("user") else {
+            panic!("user");
+        };
+        assert_eq!(user.get("name").and_then(|n| n.as_str()), Some("ann"));
+        let Some(Json::Array(tags)) = user.get("tags") else {
+            panic!("tags");
+        };
+        assert_eq!(tags.get(0).and_then(|t| t.as_str()), Some("a"));
+        assert_eq!(tags.get(1).map(|t| t.to_value()), Some(json!({"b": 2})));
+        assert!(tags.get(2).is_none());
+        assert_eq!(top.get("n").map(|n| n.to_value()), Some(json!(1)));
+        assert!(top.get("missing").is_none());
+    }
+
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            ".{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(".{0,6}", inner, 0..12)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn a_document_reads_back_as_serde_json_reads_it(value in any_json()) {
+            let text = serde_json::to_string(&value).expect("serializes");
+            let doc = Doc::parse(text.as_bytes()).expect("valid JSON");
+            prop_assert_eq!(doc.to_value(), strict(&text).expect("valid JSON"));
+            prop_assert_eq!(Doc::from_value(&value).to_value(), value.clone());
+            prop_assert_eq!(serde_json::to_string(&doc).expect("serializes"), text);
+        }
+
+        #[test]
+        fn any_text_is_refused_or_read_as_serde_json_reads_it(text in "[\\[\\]{}\":,0-9a-z.eE+\\-\\\\ ]{0,24}") {
+            match (Doc::parse(text.as_bytes()), strict(&text)) {
+                (Ok(doc), Ok(value)) => prop_assert_eq!(doc.to_value(), value),
+                (Err(_), Err(_)) => {}
+                (ours, theirs) => prop_assert!(false, "{:?}: ours {:?}, serde_json {:?}", text, ours, theirs),
+            }
+        }
+    }
+}
