@@ -101,11 +101,14 @@ fn canonical_number(n: &serde_json::Number) -> String {
     }
 }
 
+/// Laid out in order (`repr(C)`), the condition first: matching reads it right after
+/// the `Arc`'s counts, in the rule's first cache lines.
 #[derive(Debug, Clone)]
+#[repr(C)]
 pub struct CompiledRule {
+    condition: Option<Node>,
     rule: Rule,
     any_type: bool,
-    condition: Option<Node>,
     /// Boxed: an idle rule pays one pointer for it.
     rendering: OnceLock<Box<Result<Rendering, FieldError>>>,
     /// The webhook destinations (`host:port`) its actions call, each once.

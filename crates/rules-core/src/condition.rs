@@ -5,6 +5,7 @@
 //! into hash sets. Evaluation short-circuits; the traced evaluation used by the dry
 //! run visits every node so the author sees each result.
 
+use compact_str::CompactString;
 use regex::{Regex, RegexBuilder};
 use rustc_hash::FxHashSet;
 use serde::Serialize;
@@ -88,7 +89,9 @@ pub(crate) enum Node {
     All(Box<[Node]>),
     Any(Box<[Node]>),
     Not(Box<Node>),
-    Leaf(Box<LeafTest>),
+    /// Held in place: a rule's single-leaf condition and the leaves of an `all` or
+    /// `any` are read without another pointer to follow.
+    Leaf(LeafTest),
 }
 
 #[derive(Debug, Clone)]
@@ -103,8 +106,10 @@ pub(crate) struct LeafTest {
 #[derive(Debug, Clone)]
 enum Test {
     /// `folded`: the case-folded operand with `ignore_case`; otherwise the operand is used.
+    /// `text`: a string operand (folded with `ignore_case`), held in place.
     Equals {
         folded: Option<Value>,
+        text: Option<CompactString>,
         ignore_case: bool,
         negate: bool,
     },
@@ -119,14 +124,15 @@ enum Test {
     },
     Contains {
         folded: Option<Value>,
+        text: Option<CompactString>,
         ignore_case: bool,
     },
     StartsWith {
-        needle: String,
+        needle: CompactString,
         ignore_case: bool,
     },
     EndsWith {
-        needle: String,
+        needle: CompactString,
         ignore_case: bool,
     },
     Matches(LazyRegex),
@@ -158,7 +164,7 @@ impl Node {
             Condition::All { all } => Node::All(all.iter().map(Node::compile).collect()),
             Condition::Any { any } => Node::Any(any.iter().map(Node::compile).collect()),
             Condition::Not { not } => Node::Not(Box::new(Node::compile(not))),
-            Condition::Leaf(leaf) => Node::Leaf(Box::new(LeafTest::compile(leaf))),
+            Condition::Leaf(leaf) => Node::Leaf(LeafTest::compile(leaf)),
         }
     }
 
@@ -265,15 +271,13 @@ impl LeafTest {
         let folded = || ic.then(|| fold_value(&leaf.value));
         let string = || {
             let s = leaf.value.as_str().unwrap_or_default();
-            if ic {
-                fold(s).into_owned()
-            } else {
-                s.to_owned()
-            }
+            CompactString::from(if ic { fold(s) } else { Cow::Borrowed(s) })
         };
+        let text = || leaf.value.is_string().then(string);
         let test = match leaf.op {
             Op::Eq | Op::Ne => Test::Equals {
                 folded: folded(),
+                text: text(),
                 ignore_case: ic,
                 negate: leaf.op == Op::Ne,
             },
@@ -305,6 +309,7 @@ impl LeafTest {
             }
             Op::Contains => Test::Contains {
                 folded: folded(),
+                text: text(),
                 ignore_case: ic,
             },
             Op::StartsWith => Test::StartsWith {
@@ -348,9 +353,21 @@ impl Test {
         match self {
             Test::Equals {
                 folded,
+                text,
                 ignore_case,
                 negate,
-            } => json_eq(value, folded.as_ref().unwrap_or(operand), *ignore_case) != *negate,
+            } => {
+                let equal = match (text, value) {
+                    (Some(text), Json::String(s)) if *ignore_case => fold(s) == text.as_str(),
+                    (Some(text), Json::String(s)) => s == text.as_str(),
+                    // A string operand equals only a string.
+                    (Some(_), _) => false,
+                    (None, value) => {
+                        json_eq(value, folded.as_ref().unwrap_or(operand), *ignore_case)
+                    }
+                };
+                equal != *negate
+            }
             Test::Compare { op, rhs } => {
                 let Json::Number(lhs) = value else {
                     return false;
@@ -370,13 +387,15 @@ impl Test {
             } => set.contains(value, *ignore_case) != *negate,
             Test::Contains {
                 folded,
+                text,
                 ignore_case,
             } => match (value, folded.as_ref().unwrap_or(operand)) {
-                (Json::String(haystack), Value::String(needle)) => {
+                (Json::String(haystack), Value::String(_)) => {
+                    let needle = text.as_deref().unwrap_or_default();
                     if *ignore_case {
-                        fold(haystack).contains(needle.as_str())
+                        fold(haystack).contains(needle)
                     } else {
-                        haystack.contains(needle.as_str())
+                        haystack.contains(needle)
                     }
                 }
                 (Json::Array(items), needle) => {

@@ -12,21 +12,62 @@ use uuid::Uuid;
 use crate::compiled::CompiledRule;
 use crate::event::Event;
 
+/// An event type named by some rule, as a number: the candidates of an event are
+/// found by one lookup of (livestream, type number), and the few type names are
+/// always in cache.
+type TypeId = u64;
+
 #[derive(Debug, Default, Clone)]
 pub struct RuleIndex {
     rules: FxHashMap<Uuid, Arc<CompiledRule>>,
     streams: FxHashMap<Uuid, StreamRules>,
+    /// The rules of a livestream listening to a type its rules name: those of the type,
+    /// then those of every type.
+    candidates: FxHashMap<(Uuid, TypeId), Box<[Arc<CompiledRule>]>>,
+    /// A livestream's rules of every type, for the types none of its rules names.
+    any_type: FxHashMap<Uuid, Box<[Arc<CompiledRule>]>>,
+    types: TypeNames,
 }
 
+/// A livestream's rules in the order they were added (what its lists are built
+/// from), and the types it has lists for.
 #[derive(Debug, Default, Clone)]
 struct StreamRules {
-    by_type: FxHashMap<Box<str>, Vec<Arc<CompiledRule>>>,
-    any_type: Vec<Arc<CompiledRule>>,
+    rules: Vec<Arc<CompiledRule>>,
+    listed: Vec<TypeId>,
 }
 
-impl StreamRules {
-    fn is_empty(&self) -> bool {
-        self.by_type.is_empty() && self.any_type.is_empty()
+/// The event types rules name, numbered; a name no rule uses any more is forgotten.
+#[derive(Debug, Default, Clone)]
+struct TypeNames {
+    /// Each name's number and how many rules name it.
+    ids: FxHashMap<Box<str>, (TypeId, usize)>,
+    next: TypeId,
+}
+
+impl TypeNames {
+    fn get(&self, name: &str) -> Option<TypeId> {
+        self.ids.get(name).map(|(id, _)| *id)
+    }
+
+    fn acquire(&mut self, name: &str) -> TypeId {
+        if let Some((id, uses)) = self.ids.get_mut(name) {
+            *uses += 1;
+            return *id;
+        }
+        let id = self.next;
+        self.next += 1;
+        self.ids.insert(name.into(), (id, 1));
+        id
+    }
+
+    fn release(&mut self, name: &str) {
+        if let Some((_, uses)) = self.ids.get_mut(name) {
+            *uses -= 1;
+            if *uses == 0 {
+                self.ids.remove(name);
+            }
+        }
     }
 }
 
@@ -38,8 +79,15 @@ impl RuleIndex {
     /// Builds an index from many rules at once (start-up, reconcile).
     pub fn from_rules(rules: impl IntoIterator<Item = Arc<CompiledRule>>) -> Self {
         let mut index = Self::new();
+        let mut touched = Vec::new();
         for rule in rules {
-            index.upsert(rule);
+            touched.extend(index.release(rule.id()));
+            touched.extend(index.hold(rule));
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for livestream in touched {
+            index.rebuild(livestream);
         }
         index
     }
@@ -59,47 +107,96 @@ impl RuleIndex {
 
     /// Adds or replaces a rule; a disabled rule is removed instead.
     pub fn upsert(&mut self, rule: Arc<CompiledRule>) {
-        self.remove(rule.id());
-        if !rule.rule().spec.enabled {
-            return;
+        let removed = self.release(rule.id());
+        let held = self.hold(rule);
+        if let Some(livestream) = removed.filter(|ls| held != Some(*ls)) {
+            self.rebuild(livestream);
         }
-        let stream = self.streams.entry(rule.livestream_id()).or_default();
-        if rule.any_type() {
-            stream.any_type.push(Arc::clone(&rule));
-        } else {
-            for event_type in rule.event_types() {
-                stream
-                    .by_type
-                    .entry(event_type.as_str().into())
-                    .or_default()
-                    .push(Arc::clone(&rule));
-            }
+        if let Some(livestream) = held {
+            self.rebuild(livestream);
         }
-        self.rules.insert(rule.id(), rule);
     }
 
     /// Removes a rule; returns it when it was held.
     pub fn remove(&mut self, id: Uuid) -> Option<Arc<CompiledRule>> {
+        let rule = self.rules.get(&id).cloned()?;
+        if let Some(livestream) = self.release(id) {
+            self.rebuild(livestream);
+        }
+        Some(rule)
+    }
+
+    /// Holds an enabled rule not held (the caller released it); the caller rebuilds
+    /// the lists of the livestream it joined, which it returns.
+    fn hold(&mut self, rule: Arc<CompiledRule>) -> Option<Uuid> {
+        if !rule.rule().spec.enabled {
+            return None;
+        }
+        let livestream = rule.livestream_id();
+        if !rule.any_type() {
+            for event_type in rule.event_types() {
+                self.types.acquire(event_type);
+            }
+        }
+        self.streams
+            .entry(livestream)
+            .or_default()
+            .rules
+            .push(Arc::clone(&rule));
+        self.rules.insert(rule.id(), rule);
+        Some(livestream)
+    }
+
+    /// Lets go of a rule; returns the livestream whose lists must be rebuilt.
+    fn release(&mut self, id: Uuid) -> Option<Uuid> {
         let rule = self.rules.remove(&id)?;
-        let livestream_id = rule.livestream_id();
-        if let Some(stream) = self.streams.get_mut(&livestream_id) {
-            if rule.any_type() {
-                stream.any_type.retain(|r| r.id() != id);
-            } else {
-                for event_type in rule.event_types() {
-                    if let Some(list) = stream.by_type.get_mut(event_type.as_str()) {
-                        list.retain(|r| r.id() != id);
-                        if list.is_empty() {
-                            stream.by_type.remove(event_type.as_str());
-                        }
+        let livestream = rule.livestream_id();
+        if !rule.any_type() {
+            for event_type in rule.event_types() {
+                self.types.release(event_type);
+            }
+        }
+        if let Some(stream) = self.streams.get_mut(&livestream) {
+            stream.rules.retain(|r| r.id() != id);
+        }
+        Some(livestream)
+    }
+
+    /// Makes a livestream's candidate lists again from its rules.
+    fn rebuild(&mut self, livestream: Uuid) {
+        let Some(stream) = self.streams.get_mut(&livestream) else {
+            return;
+        };
+        for type_id in stream.listed.drain(..) {
+            self.candidates.remove(&(livestream, type_id));
+        }
+        let (any, typed): (Vec<_>, Vec<_>) = stream.rules.iter().partition(|r| r.any_type());
+        let mut lists: FxHashMap<TypeId, Vec<Arc<CompiledRule>>> = FxHashMap::default();
+        for rule in &typed {
+            for event_type in rule.event_types() {
+                if let Some(type_id) = self.types.get(event_type) {
+                    let list = lists.entry(type_id).or_default();
+                    // A rule naming a type twice is one candidate.
+                    if !list.last().is_some_and(|last| Arc::ptr_eq(last, rule)) {
+                        list.push(Arc::clone(rule));
                     }
                 }
             }
-            if stream.is_empty() {
-                self.streams.remove(&livestream_id);
-            }
         }
-        Some(rule)
+        for (type_id, mut list) in lists {
+            list.extend(any.iter().map(|r| Arc::clone(r)));
+            self.candidates.insert((livestream, type_id), list.into());
+            stream.listed.push(type_id);
+        }
+        if any.is_empty() {
+            self.any_type.remove(&livestream);
+        } else {
+            let any: Box<[Arc<CompiledRule>]> = any.into_iter().cloned().collect();
+            self.any_type.insert(livestream, any);
+        }
+        if stream.rules.is_empty() {
+            self.streams.remove(&livestream);
+        }
     }
 
     /// Rules of the event's livestream listening to its type (or to every type).
@@ -107,13 +204,16 @@ impl RuleIndex {
         &'a self,
         event: &Event,
     ) -> impl Iterator<Item = &'a Arc<CompiledRule>> + 'a {
-        let stream = self.streams.get(&event.livestream_id);
-        let typed = stream
-            .and_then(|s| s.by_type.get(event.event_type()))
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let any = stream.map(|s| s.any_type.as_slice()).unwrap_or_default();
-        typed.iter().chain(any)
+        let livestream = event.livestream_id;
+        let listed = self
+            .types
+            .get(event.event_type())
+            .and_then(|type_id| self.candidates.get(&(livestream, type_id)));
+        listed
+            .or_else(|| self.any_type.get(&livestream))
+            .map(|list| &list[..])
+            .unwrap_or_default()
+            .iter()
     }
 
     /// Rules whose trigger fires for `event` (before threshold and cooldown).

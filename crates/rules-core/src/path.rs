@@ -4,6 +4,8 @@
 //! walks pre-split segments. A numeric segment is an array index on an array and an
 //! ordinary key on an object; a path through a scalar is missing.
 
+use compact_str::CompactString;
+use smallvec::SmallVec;
 use std::fmt;
 
 use crate::event::{Event, Root};
@@ -17,22 +19,25 @@ pub const MAX_PATH_LEN: usize = 256;
 /// Most segments in one path.
 pub const MAX_PATH_SEGMENTS: usize = 32;
 
-/// A segment as a range of the raw text: one allocation per path, not per segment.
+/// A segment as a range of the raw text (`MAX_PATH_LEN` keeps it in `u16`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Segment {
-    start: u32,
-    end: u32,
+    start: u16,
+    end: u16,
     /// `Some` when the segment is a canonical non-negative integer, so it can index an array.
     index: Option<u32>,
 }
 
 /// A pre-split, validated field path such as `data.user.name` or `data.items.0.sku`.
+///
+/// Matching reads a path for every leaf it tests, so a usual one is held in place:
+/// the text when it is at most 24 bytes, the first three segments after the root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldPath {
-    raw: Box<str>,
+    raw: CompactString,
     root: Root,
     /// The segments after the root.
-    segments: Box<[Segment]>,
+    segments: SmallVec<[Segment; 3]>,
 }
 
 impl FieldPath {
@@ -44,16 +49,16 @@ impl FieldPath {
         if raw.len() > MAX_PATH_LEN {
             return Err(format!("path is longer than {MAX_PATH_LEN} bytes"));
         }
-        let mut segments = Vec::new();
+        let mut segments: SmallVec<[Segment; 3]> = SmallVec::new();
         let mut start = 0usize;
         for part in raw.split('.') {
             if part.is_empty() {
                 return Err(format!("path `{raw}` has an empty segment"));
             }
-            // MAX_PATH_LEN keeps offsets far inside u32.
+            // MAX_PATH_LEN keeps offsets inside u16.
             segments.push(Segment {
-                start: start as u32,
-                end: (start + part.len()) as u32,
+                start: start as u16,
+                end: (start + part.len()) as u16,
                 index: parse_index(part),
             });
             start += part.len() + 1;
@@ -75,7 +80,7 @@ impl FieldPath {
         Ok(Self {
             raw: raw.into(),
             root,
-            segments: segments.into_boxed_slice(),
+            segments,
         })
     }
 

@@ -117,3 +117,80 @@ fn changing_one_rule_keeps_its_neighbours() {
         sorted(vec![rules[3].id(), anys[1].id(), anys[2].id()])
     );
 }
+
+mod against_a_scan {
+    //! Any sequence of upserts and removals leaves the index finding exactly the rules a
+    //! scan of every held rule finds, each once.
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    const LIVESTREAMS: [&str; 3] = [LS, OTHER, "0e2a9c1b-0000-4000-8000-000000000001"];
+    const TYPES: [&str; 3] = ["donation.received", "cheer", "*"];
+
+    #[derive(Debug, Clone)]
+    enum Change {
+        Upsert {
+            slot: usize,
+            livestream: usize,
+            types: Vec<usize>,
+            enabled: bool,
+        },
+        Remove {
+            slot: usize,
+        },
+    }
+
+    fn change() -> impl Strategy<Value = Change> {
+        prop_oneof![
+            3 => (0..6usize, 0..3usize, prop::collection::vec(0..3usize, 1..4), any::<bool>())
+                .prop_map(|(slot, livestream, types, enabled)| Change::Upsert {
+                    slot,
+                    livestream,
+                    types,
+                    enabled
+                }),
+            1 => (0..6usize).prop_map(|slot| Change::Remove { slot }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn the_index_finds_what_a_scan_finds(changes in prop::collection::vec(change(), 1..30)) {
+            let slots: Vec<Uuid> = (0..6).map(|_| Uuid::new_v4()).collect();
+            let mut index = RuleIndex::new();
+            let mut held: BTreeMap<Uuid, Arc<CompiledRule>> = BTreeMap::new();
+            for change in changes {
+                match change {
+                    Change::Upsert { slot, livestream, types, enabled } => {
+                        let types: Vec<&str> = types.iter().map(|t| TYPES[*t]).collect();
+                        let body = json!({"livestream_id": LIVESTREAMS[livestream], "name": "i",
+                            "enabled": enabled, "trigger_config": {"event_types": types},
+                            "actions": [{"type": "log", "message": "m"}]});
+                        let Ok(rule) = CompiledRule::from_json(slots[slot], 1, &body) else {
+                            continue;
+                        };
+                        let rule = Arc::new(rule);
+                        if enabled {
+                            held.insert(rule.id(), Arc::clone(&rule));
+                        } else {
+                            held.remove(&rule.id());
+                        }
+                        index.upsert(rule);
+                    }
+                    Change::Remove { slot } => {
+                        prop_assert_eq!(index.remove(slots[slot]).is_some(), held.remove(&slots[slot]).is_some());
+                    }
+                }
+                prop_assert_eq!(index.len(), held.len());
+                for livestream in LIVESTREAMS {
+                    for event_type in ["donation.received", "cheer", "raid"] {
+                        let e = event(livestream, event_type, json!({}));
+                        let scanned: Vec<Uuid> = held.values().filter(|r| r.matches(&e)).map(|r| r.id()).collect();
+                        prop_assert_eq!(ids(index.matching(&e)), sorted(scanned), "{} {}", livestream, event_type);
+                    }
+                }
+            }
+        }
+    }
+}
