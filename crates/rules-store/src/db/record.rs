@@ -53,6 +53,13 @@ impl Decided {
         self.executions.is_empty() && self.suppressions.is_empty() && self.counts.is_empty()
     }
 
+    /// Empties it, keeping the capacity.
+    pub fn clear(&mut self) {
+        self.executions.clear();
+        self.suppressions.clear();
+        self.counts.clear();
+    }
+
     pub fn append(&mut self, other: Decided) {
         self.executions.extend(other.executions);
         self.suppressions.extend(other.suppressions);
