@@ -66,6 +66,15 @@ pub enum Root {
 }
 
 impl Root {
+    /// The envelope's keys in the order it is written.
+    pub const ALL: [Root; 5] = [
+        Root::Id,
+        Root::Type,
+        Root::LivestreamId,
+        Root::OccurredAt,
+        Root::Data,
+    ];
+
     pub fn from_name(name: &str) -> Option<Root> {
         Some(match name {
             "id" => Root::Id,
@@ -238,13 +247,7 @@ impl Event {
     /// The whole envelope as one JSON object.
     pub fn to_envelope(&self) -> Value {
         let mut map = Map::new();
-        for root in [
-            Root::Id,
-            Root::Type,
-            Root::LivestreamId,
-            Root::OccurredAt,
-            Root::Data,
-        ] {
+        for root in Root::ALL {
             map.insert(root.name().into(), self.root(root).to_value());
         }
         Value::Object(map)
@@ -388,13 +391,7 @@ impl Serialize for Event {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut map = serializer.serialize_map(Some(5))?;
-        for root in [
-            Root::Id,
-            Root::Type,
-            Root::LivestreamId,
-            Root::OccurredAt,
-            Root::Data,
-        ] {
+        for root in Root::ALL {
             map.serialize_entry(root.name(), &self.root(root))?;
         }
         map.end()
