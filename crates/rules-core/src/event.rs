@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use std::sync::OnceLock;
 use uuid::Uuid;
 
-use crate::json::{Doc, Json};
+use crate::json::{self, Doc, Json};
 
 /// Default ceiling on an entry's size; the worker's is configurable.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 64 * 1024;
@@ -111,6 +111,8 @@ impl PartialEq for Event {
 /// envelope's order once the whole entry is known to be JSON.
 #[derive(Default)]
 struct Fields {
+    /// The envelope keys met so far (bit `Root as u8`), `null` ones included.
+    seen: u8,
     id: Option<Result<Uuid, EnvelopeError>>,
     event_type: Option<Result<Box<str>, EnvelopeError>>,
     livestream_id: Option<Result<Uuid, EnvelopeError>>,
@@ -123,19 +125,14 @@ impl Fields {
     fn read(&mut self, root: Root, jiter: &mut Jiter<'_>) -> Result<(), EnvelopeError> {
         let peek = jiter.peek().map_err(|e| json_error(&e, jiter))?;
         let name = root.name();
-        let seen = match root {
-            Root::Id => self.id.is_some(),
-            Root::Type => self.event_type.is_some(),
-            Root::LivestreamId => self.livestream_id.is_some(),
-            Root::OccurredAt => self.occurred_at.is_some(),
-            Root::Data => self.data.is_some(),
-        };
-        if seen {
+        let bit = 1 << root as u8;
+        if self.seen & bit != 0 {
             return Err(EnvelopeError::InvalidJson(format!(
                 "duplicate field `{name}` at index {}",
                 jiter.current_index()
             )));
         }
+        self.seen |= bit;
         if root == Root::Data {
             self.data = Some(match peek {
                 Peek::Null => {
@@ -267,7 +264,8 @@ impl Event {
             }
             _ => return Err(EnvelopeError::InvalidJson("expected a JSON object".into())),
         }
-        let mut jiter = Jiter::new(bytes);
+        let mut jiter =
+            json::reader(bytes).map_err(|e| EnvelopeError::InvalidJson(e.to_string()))?;
         let mut fields = Fields::default();
         // Each key as the envelope's field it names (`None` for another key).
         let mut next = match jiter.next_object() {
@@ -543,6 +541,16 @@ mod tests {
                     ("data", r#"{"a": 1, "a": 2}"#.into()),
                 ],
                 invalid("data", ""),
+            ),
+            // A key given twice is refused even when its first value is `null`.
+            (
+                vec![(
+                    "event",
+                    format!(
+                        r#"{{"id": null, "id": "{ID}", "type": "t", "livestream_id": "{LS}"}}"#
+                    ),
+                )],
+                EnvelopeError::InvalidJson(String::new()),
             ),
             (
                 vec![(

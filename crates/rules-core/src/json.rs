@@ -71,7 +71,7 @@ impl Doc {
 
     /// Reads one whole document (whitespace around it only).
     pub fn parse(bytes: &[u8]) -> Result<Self, ReadError> {
-        let mut jiter = Jiter::new(bytes);
+        let mut jiter = reader(bytes)?;
         let doc = jiter
             .peek()
             .map_err(|e| describe(&e, &jiter))
@@ -80,8 +80,8 @@ impl Doc {
         Ok(doc)
     }
 
-    /// Reads the value `jiter` is at (its first byte already peeked), leaving
-    /// `jiter` after it: the `data` inside an envelope.
+    /// Reads the value `jiter` (made by [`reader`]) is at, its first byte already
+    /// peeked, leaving `jiter` after it: the `data` inside an envelope.
     pub(crate) fn read(jiter: &mut Jiter<'_>, peek: Peek) -> Result<Self, ReadError> {
         SCRATCH.with(|scratch| {
             let mut builder = scratch.borrow_mut();
@@ -166,6 +166,18 @@ fn key<'t>(nodes: &[Node], text: &'t str, index: u32) -> &'t str {
         // The builder writes a key before every member's value.
         _ => "",
     }
+}
+
+/// The indices of the keys of the object at `at` with `len` members (each followed
+/// by its value): the one walk over members, for lookups and the duplicate check.
+#[inline]
+fn member_keys(nodes: &[Node], at: u32, len: u32) -> impl Iterator<Item = u32> + '_ {
+    let mut next = at + 1;
+    (0..len).map(move |_| {
+        let key = next;
+        next = after(nodes, key + 1);
+        key
+    })
 }
 
 /// One value of a [`Doc`].
@@ -270,20 +282,23 @@ impl<'a> Object<'a> {
         self.len() == 0
     }
 
+    fn keys(&self) -> impl Iterator<Item = u32> + 'a {
+        member_keys(&self.doc.nodes, self.at, self.len() as u32)
+    }
+
     /// The members, each key with its value, in the document's order.
     pub fn iter(&self) -> impl Iterator<Item = (&'a str, Json<'a>)> + 'a {
         let doc = self.doc;
-        let mut next = self.at + 1;
-        (0..self.len()).map(move |_| {
-            let key = next;
-            next = doc.after(key + 1);
-            (doc.key(key), doc.at(key + 1))
-        })
+        self.keys().map(move |key| (doc.key(key), doc.at(key + 1)))
     }
 
+    /// The value of member `key`; only the matching member's value is looked at.
     #[inline]
     pub fn get(&self, key: &str) -> Option<Json<'a>> {
-        self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+        let doc = self.doc;
+        self.keys()
+            .find(|k| doc.key(*k) == key)
+            .map(|k| doc.at(k + 1))
     }
 }
 
@@ -342,43 +357,42 @@ struct Builder {
 }
 
 impl Builder {
-    fn push_str(&mut self, s: &str) -> Result<Node, ReadError> {
-        let start = self.text.len();
+    /// Appends a string's text; the node that names it is the caller's to place.
+    fn push_str(&mut self, s: &str) -> Node {
+        let start = saturate(self.text.len());
         self.text.push_str(s);
-        match (u32::try_from(start), u32::try_from(self.text.len())) {
-            (Ok(start), Ok(end)) => Ok(Node::String { start, end }),
-            _ => Err(ReadError("document is larger than 4 GiB".into())),
+        Node::String {
+            start,
+            end: saturate(self.text.len()),
         }
     }
 
-    fn position(&self) -> Result<u32, ReadError> {
-        u32::try_from(self.nodes.len())
-            .map_err(|_| ReadError("document has more than 2^32 values".into()))
+    fn position(&self) -> u32 {
+        saturate(self.nodes.len())
     }
 
     fn value(&mut self, jiter: &mut Jiter<'_>, peek: Peek, depth: usize) -> Result<(), ReadError> {
-        let fail = |e: JiterError, jiter: &Jiter<'_>| describe(&e, jiter);
         let node = match peek {
             Peek::Null => {
-                jiter.known_null().map_err(|e| fail(e, jiter))?;
+                jiter.known_null().map_err(|e| describe(&e, jiter))?;
                 Node::Null
             }
             Peek::True | Peek::False => {
-                Node::Bool(jiter.known_bool(peek).map_err(|e| fail(e, jiter))?)
+                Node::Bool(jiter.known_bool(peek).map_err(|e| describe(&e, jiter))?)
             }
             Peek::String => {
                 let s = match jiter.known_str() {
                     Ok(s) => s,
-                    Err(e) => return Err(fail(e, jiter)),
+                    Err(e) => return Err(describe(&e, jiter)),
                 };
-                self.push_str(s)?
+                self.push_str(s)
             }
             Peek::Array => return self.array(jiter, depth),
             Peek::Object => return self.object(jiter, depth),
             _ if peek.is_num() => {
                 let bytes = match jiter.known_number_bytes(peek) {
                     Ok(bytes) => bytes,
-                    Err(e) => return Err(fail(e, jiter)),
+                    Err(e) => return Err(describe(&e, jiter)),
                 };
                 Node::Number(number(bytes).map_err(|why| {
                     ReadError(format!("{why} at index {}", jiter.current_index()))
@@ -387,7 +401,7 @@ impl Builder {
             // Not the start of a value: jiter's own error says where.
             _ => {
                 return match jiter.known_skip(peek) {
-                    Err(e) => Err(fail(e, jiter)),
+                    Err(e) => Err(describe(&e, jiter)),
                     Ok(()) => Err(ReadError(format!(
                         "expected a JSON value at index {}",
                         jiter.current_index()
@@ -406,7 +420,7 @@ impl Builder {
                 jiter.current_index()
             )));
         }
-        self.position()
+        Ok(self.position())
     }
 
     fn array(&mut self, jiter: &mut Jiter<'_>, depth: usize) -> Result<(), ReadError> {
@@ -419,7 +433,7 @@ impl Builder {
             len += 1;
             next = jiter.array_step().map_err(|e| describe(&e, jiter))?;
         }
-        let end = self.position()?;
+        let end = self.position();
         self.nodes[at as usize] = Node::Array { len, end };
         Ok(())
     }
@@ -435,7 +449,6 @@ impl Builder {
             Err(e) => return Err(describe(&e, jiter)),
         };
         while let Some(node) = key {
-            let node = node?;
             self.check_distinct(at, &node, len, &mut seen, jiter)?;
             self.nodes.push(node);
             let peek = jiter.peek().map_err(|e| describe(&e, jiter))?;
@@ -446,7 +459,7 @@ impl Builder {
                 Err(e) => return Err(describe(&e, jiter)),
             };
         }
-        let end = self.position()?;
+        let end = self.position();
         self.nodes[at as usize] = Node::Object { len, end };
         Ok(())
     }
@@ -464,14 +477,7 @@ impl Builder {
             return Ok(());
         };
         let text = &self.text[start as usize..end as usize];
-        let members = || {
-            let mut next = at + 1;
-            (0..len).map(move |_| {
-                let key = next;
-                next = after(&self.nodes, key + 1);
-                key
-            })
-        };
+        let members = || member_keys(&self.nodes, at, len);
         let key_text = |k| key(&self.nodes, &self.text, k);
         let duplicate = if len < LINEAR_DUPLICATE_CHECK {
             members().any(|k| key_text(k) == text)
@@ -494,7 +500,10 @@ impl Builder {
             Value::Null => self.nodes.push(Node::Null),
             Value::Bool(b) => self.nodes.push(Node::Bool(*b)),
             Value::Number(n) => self.nodes.push(Node::Number(n.clone())),
-            Value::String(s) => self.push_string_node(s),
+            Value::String(s) => {
+                let node = self.push_str(s);
+                self.nodes.push(node);
+            }
             Value::Array(items) => {
                 let at = self.nodes.len();
                 self.nodes.push(Node::Array { len: 0, end: 0 });
@@ -510,7 +519,8 @@ impl Builder {
                 let at = self.nodes.len();
                 self.nodes.push(Node::Object { len: 0, end: 0 });
                 for (key, item) in map {
-                    self.push_string_node(key);
+                    let node = self.push_str(key);
+                    self.nodes.push(node);
                     self.push_value(item);
                 }
                 self.nodes[at] = Node::Object {
@@ -520,18 +530,22 @@ impl Builder {
             }
         }
     }
-
-    fn push_string_node(&mut self, s: &str) {
-        let start = saturate(self.text.len());
-        self.text.push_str(s);
-        let end = saturate(self.text.len());
-        self.nodes.push(Node::String { start, end });
-    }
 }
 
-/// A value held in memory is far below 4 GiB of text or 2^32 nodes.
+/// Offsets in a document are `u32`: [`reader`] refuses a longer input, and a document
+/// has no more text (unescaping never lengthens a string) and no more nodes (each
+/// takes at least a byte) than its input has bytes; a value built in memory is far
+/// below that.
 fn saturate(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// A reader of `bytes`, refused beyond what a document's `u32` offsets can address.
+pub(crate) fn reader(bytes: &[u8]) -> Result<Jiter<'_>, ReadError> {
+    if u32::try_from(bytes.len()).is_err() {
+        return Err(ReadError("document is larger than 4 GiB".into()));
+    }
+    Ok(Jiter::new(bytes))
 }
 
 fn describe(error: &JiterError, jiter: &Jiter<'_>) -> ReadError {
