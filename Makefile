@@ -108,8 +108,9 @@ cluster: prereqs ## a local Redis Cluster: 3 masters on 127.0.0.1:7000-7002 (MAS
 cluster-stop: ## stops the cluster `make cluster` started and removes its directory
 	@scripts/cluster.sh stop
 
-test-cluster: services build ## the worker and api on a Redis Cluster of the tests' own (tests/tests/redis_cluster.rs; also part of make test)
-	$(CARGO) nextest run -p rules-e2e --test redis_cluster --no-fail-fast
+test-cluster: services build ## the worker's and api's end-to-end suites on a Redis Cluster of their own (scripts/test-cluster.sh; CI runs it)
+	@scripts/prereqs.sh --browser
+	scripts/test-cluster.sh
 
 bench-history: services ## executions and analytics endpoints on 50M executions over 90 days (wrk)
 	scripts/bench-history.sh

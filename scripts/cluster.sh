@@ -38,6 +38,8 @@ start() {
   done
   for port in $(ports); do
     for _ in $(seq 1 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    redis-cli -p "$port" ping >/dev/null 2>&1 \
+      || die "node $port did not start: $(tail -n 3 "$CLUSTER_DIR/$port/redis.log" 2>/dev/null | tr '\n' ' ')"
   done
   redis-cli --cluster create "${addrs[@]}" --cluster-replicas "$REPLICAS" --cluster-yes >"$CLUSTER_DIR/create.log" \
     || die "cluster create failed: $CLUSTER_DIR/create.log"

@@ -12,7 +12,10 @@ pub mod chaos;
 pub mod receiver;
 mod reset_front;
 pub mod services;
+mod shared_redis;
 pub mod worker;
+
+pub use shared_redis::RedisUnderTest;
 
 use anyhow::{bail, Context};
 use diesel::sql_types::{BigInt, Text};
@@ -32,8 +35,10 @@ pub fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// The shared Redis's URL (a cluster's seed URLs when the suites run on one: see
+/// [`RedisUnderTest::shared`]).
 pub fn redis_url() -> String {
-    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
+    RedisUnderTest::shared().url
 }
 
 /// A URL for database `name` on the test server.
@@ -236,19 +241,19 @@ pub fn unique_prefix(label: &str) -> String {
 pub struct RedisKeys {
     pub prefix: String,
     /// The Redis they live on: the shared one, or a test's own.
-    pub url: String,
+    pub redis: RedisUnderTest,
 }
 
 impl RedisKeys {
     pub fn new(label: &str) -> Self {
-        Self::on(label, redis_url())
+        Self::on(label, RedisUnderTest::shared())
     }
 
-    /// Keys on the Redis at `url` (a test's own server).
-    pub fn on(label: &str, url: String) -> Self {
+    /// Keys on `redis` (a test's own server).
+    pub fn on(label: &str, redis: RedisUnderTest) -> Self {
         Self {
             prefix: unique_prefix(label),
-            url,
+            redis,
         }
     }
 
@@ -256,26 +261,16 @@ impl RedisKeys {
         format!("{}:{name}", self.prefix)
     }
 
-    pub async fn conn(&self) -> anyhow::Result<redis::aio::MultiplexedConnection> {
-        let client = redis::Client::open(self.url.as_str())?;
-        Ok(client.get_multiplexed_async_connection().await?)
+    pub async fn conn(&self) -> anyhow::Result<rules_store::redis::Link> {
+        self.redis.conn().await
     }
 }
 
 impl Drop for RedisKeys {
     fn drop(&mut self) {
-        let pattern = format!("{}*", self.prefix);
-        let url = self.url.clone();
-        let _ = std::thread::spawn(move || -> redis::RedisResult<()> {
-            let client = redis::Client::open(url)?;
-            let mut conn = client.get_connection()?;
-            let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query(&mut conn)?;
-            if !keys.is_empty() {
-                redis::cmd("DEL").arg(keys).query::<()>(&mut conn)?;
-            }
-            Ok(())
-        })
-        .join();
+        if let Err(e) = self.redis.delete_matching(&format!("{}*", self.prefix)) {
+            eprintln!("warning: could not delete the keys {}*: {e:#}", self.prefix);
+        }
     }
 }
 
@@ -292,9 +287,9 @@ pub fn api_env(
 ) -> Vec<(&'static str, String)> {
     let mut env = vec![
         ("DATABASE_URL", db_url.to_owned()),
-        ("REDIS_URL", redis_url()),
         ("RULES__API__BIND", format!("127.0.0.1:{port}")),
     ];
+    env.extend(RedisUnderTest::shared().env());
     if keys {
         env.push(("RULES_API_KEYS", TEST_KEY.to_owned()));
     }

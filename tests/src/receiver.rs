@@ -147,16 +147,9 @@ impl Receiver {
 /// later test's receiver may get the same port and must not inherit an open circuit.
 fn forget_destination(port: u16) {
     let pattern = format!("re:dest:{{127.0.0.1:{port}}}:*");
-    let url = crate::redis_url();
-    let _ = std::thread::spawn(move || -> redis::RedisResult<()> {
-        let mut conn = redis::Client::open(url)?.get_connection()?;
-        let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query(&mut conn)?;
-        if !keys.is_empty() {
-            redis::cmd("DEL").arg(keys).query::<()>(&mut conn)?;
-        }
-        Ok(())
-    })
-    .join();
+    if let Err(e) = crate::RedisUnderTest::shared().delete_matching(&pattern) {
+        eprintln!("warning: could not delete {pattern}: {e:#}");
+    }
 }
 
 impl Drop for Receiver {

@@ -395,42 +395,109 @@ impl OwnCluster {
     /// catches up), the master serving `key`'s slot; returns the new master's port.
     pub async fn fail_over_master_of(&self, key: &str) -> anyhow::Result<u16> {
         let slot = rules_store::redis::key_slot(key.as_bytes());
-        let mut any = self.node(self.base_port).await?;
-        let nodes: String = redis::cmd("CLUSTER")
-            .arg("NODES")
-            .query_async(&mut any)
-            .await?;
-        // <id> <ip:port@bus> <flags> <master id or -> <ping> <pong> <epoch> <link> <slots…>
-        let lines: Vec<Vec<&str>> = nodes.lines().map(|l| l.split(' ').collect()).collect();
-        let serves = |fields: &Vec<&str>| {
-            fields.iter().skip(8).any(|range| {
-                let mut bounds = range.split('-').filter_map(|b| b.parse::<u16>().ok());
-                match (bounds.next(), bounds.next()) {
-                    (Some(a), Some(b)) => (a..=b).contains(&slot),
-                    (Some(a), None) => a == slot,
-                    _ => false,
-                }
-            })
-        };
-        let master = lines
+        let nodes = self.nodes().await?;
+        let master = master_of(&nodes, slot)?;
+        let replica = nodes
             .iter()
-            .find(|f| f.len() > 8 && f[2].contains("master") && serves(f))
-            .with_context(|| format!("no master serves slot {slot}: {nodes}"))?;
-        let replica = lines
-            .iter()
-            .find(|f| f.len() > 3 && f[3] == master[0])
-            .with_context(|| format!("the master of slot {slot} has no replica: {nodes}"))?;
-        let port: u16 = replica[1]
-            .split(['@', ':'])
-            .nth(1)
-            .context("replica address")?
-            .parse()?;
-        let mut conn = self.node(port).await?;
+            .find(|n| n.master_id.as_deref() == Some(master.id.as_str()))
+            .with_context(|| format!("the master of slot {slot} has no replica"))?;
+        let mut conn = self.node(replica.port).await?;
         let _: String = redis::cmd("CLUSTER")
             .arg("FAILOVER")
             .query_async(&mut conn)
             .await?;
-        Ok(port)
+        Ok(replica.port)
+    }
+
+    /// Moves `key`'s slot, and every key in it, from the master serving it to
+    /// another master, as `redis-cli --cluster reshard` does: the slot `IMPORTING` on
+    /// the target and `MIGRATING` on the source, its keys moved by `MIGRATE`, `batch`
+    /// at a time with a pause of `pause` between batches (so clients meet the slot
+    /// half moved: `ASK` and `TRYAGAIN`), then the slot given to the target on every
+    /// master.
+    pub async fn migrate_slot_of(
+        &self,
+        key: &str,
+        batch: usize,
+        pause: Duration,
+    ) -> anyhow::Result<Migration> {
+        let slot = rules_store::redis::key_slot(key.as_bytes());
+        let nodes = self.nodes().await?;
+        let source = master_of(&nodes, slot)?;
+        let target = nodes
+            .iter()
+            .find(|n| n.master_id.is_none() && n.id != source.id)
+            .context("no other master")?;
+        let setslot = |state: &'static str, id: &str| {
+            let mut cmd = redis::cmd("CLUSTER");
+            cmd.arg("SETSLOT").arg(slot).arg(state).arg(id);
+            cmd
+        };
+        let mut to = self.node(target.port).await?;
+        let mut from = self.node(source.port).await?;
+        let mut moved = 0;
+        let () = setslot("IMPORTING", &source.id)
+            .query_async(&mut to)
+            .await?;
+        let () = setslot("MIGRATING", &target.id)
+            .query_async(&mut from)
+            .await?;
+        loop {
+            let keys: Vec<Vec<u8>> = redis::cmd("CLUSTER")
+                .arg("GETKEYSINSLOT")
+                .arg(slot)
+                .arg(batch)
+                .query_async(&mut from)
+                .await?;
+            if keys.is_empty() {
+                break;
+            }
+            moved += keys.len();
+            // No REPLACE: a key on both nodes would be a client writing the wrong one.
+            let () = redis::cmd("MIGRATE")
+                .arg("127.0.0.1")
+                .arg(target.port)
+                .arg("")
+                .arg(0)
+                .arg(10_000)
+                .arg("KEYS")
+                .arg(keys)
+                .query_async(&mut from)
+                .await
+                .with_context(|| format!("MIGRATE slot {slot}"))?;
+            tokio::time::sleep(pause).await;
+        }
+        let () = setslot("NODE", &target.id).query_async(&mut to).await?;
+        let () = setslot("NODE", &target.id).query_async(&mut from).await?;
+        for other in nodes
+            .iter()
+            .filter(|n| n.master_id.is_none() && n.id != source.id && n.id != target.id)
+        {
+            let () = setslot("NODE", &target.id)
+                .query_async(&mut self.node(other.port).await?)
+                .await?;
+        }
+        Ok(Migration {
+            from: source.port,
+            to: target.port,
+            keys: moved,
+        })
+    }
+
+    /// The port of the master serving `key`'s slot.
+    pub async fn master_port_of(&self, key: &str) -> anyhow::Result<u16> {
+        let slot = rules_store::redis::key_slot(key.as_bytes());
+        Ok(master_of(&self.nodes().await?, slot)?.port)
+    }
+
+    /// The cluster's nodes as its first node sees them (`CLUSTER NODES`).
+    async fn nodes(&self) -> anyhow::Result<Vec<ClusterNode>> {
+        let mut any = self.node(self.base_port).await?;
+        let table: String = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query_async(&mut any)
+            .await?;
+        table.lines().map(ClusterNode::parse).collect()
     }
 
     async fn node(&self, port: u16) -> anyhow::Result<redis::aio::MultiplexedConnection> {
@@ -453,6 +520,70 @@ impl OwnCluster {
             .output()
             .context("scripts/cluster.sh")
     }
+}
+
+/// A slot moved by [`OwnCluster::migrate_slot_of`].
+#[derive(Debug)]
+pub struct Migration {
+    /// The port of the master that served it.
+    pub from: u16,
+    /// The port of the master serving it now.
+    pub to: u16,
+    /// How many keys moved with it.
+    pub keys: usize,
+}
+
+/// A line of `CLUSTER NODES`:
+/// `<id> <ip:port@bus> <flags> <master id or -> <ping> <pong> <epoch> <link> <slots…>`.
+struct ClusterNode {
+    id: String,
+    port: u16,
+    /// Its master's id when it is a replica.
+    master_id: Option<String>,
+    /// The slot ranges it serves (a master), inclusive.
+    slots: Vec<(u16, u16)>,
+}
+
+impl ClusterNode {
+    fn parse(line: &str) -> anyhow::Result<Self> {
+        let fields: Vec<&str> = line.split(' ').collect();
+        anyhow::ensure!(fields.len() >= 8, "not a CLUSTER NODES line: {line}");
+        let port = fields[1]
+            .split(['@', ':'])
+            .nth(1)
+            .context("node address")?
+            .parse()?;
+        // Ranges "a-b" or single slots; "[slot->-id]" marks a migration in progress.
+        let slots = fields[8..]
+            .iter()
+            .filter(|range| !range.starts_with('['))
+            .map(|range| {
+                let mut bounds = range.split('-').map(str::parse::<u16>);
+                match (bounds.next(), bounds.next()) {
+                    (Some(a), Some(b)) => Ok((a?, b?)),
+                    (Some(a), None) => {
+                        let a = a?;
+                        Ok((a, a))
+                    }
+                    _ => anyhow::bail!("slot range {range}"),
+                }
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self {
+            id: fields[0].to_owned(),
+            port,
+            master_id: (fields[3] != "-").then(|| fields[3].to_owned()),
+            slots,
+        })
+    }
+}
+
+/// The master serving `slot`.
+fn master_of(nodes: &[ClusterNode], slot: u16) -> anyhow::Result<&ClusterNode> {
+    nodes
+        .iter()
+        .find(|n| n.master_id.is_none() && n.slots.iter().any(|(a, b)| (*a..=*b).contains(&slot)))
+        .with_context(|| format!("no master serves slot {slot}"))
 }
 
 impl Drop for OwnCluster {

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-use crate::{free_port, redis_url, Process, RedisKeys, TestDb};
+use crate::{free_port, Process, RedisKeys, RedisUnderTest, TestDb};
 
 pub const LS: &str = "0e2a9c1b-0000-4000-8000-00000000abcd";
 
@@ -58,14 +58,18 @@ pub struct Harness {
 impl Harness {
     /// A database, a stream, no worker yet.
     pub async fn new(label: &str) -> anyhow::Result<Self> {
-        Self::on_redis(label, redis_url()).await
+        Self::on(label, RedisUnderTest::shared()).await
     }
 
-    /// The same on the Redis at `url` (a test's own server, for faults).
+    /// The same on the server at `url` (a test's own, for faults).
     pub async fn on_redis(label: &str, url: String) -> anyhow::Result<Self> {
+        Self::on(label, RedisUnderTest::server(url)).await
+    }
+
+    async fn on(label: &str, redis: RedisUnderTest) -> anyhow::Result<Self> {
         Ok(Self {
             db: TestDb::migrated().await?,
-            keys: RedisKeys::on(label, url),
+            keys: RedisKeys::on(label, redis),
             workers: Vec::new(),
             http_ports: Vec::new(),
         })
@@ -85,14 +89,14 @@ impl Harness {
 
     /// Environment of a worker on this harness, plus `extra`.
     pub fn env(&self, extra: &[(&str, String)]) -> Vec<(&'static str, String)> {
-        let mut env: Vec<(&'static str, String)> = vec![
+        let mut env: Vec<(&'static str, String)> = self.keys.redis.env();
+        env.extend([
             ("DATABASE_URL", self.db.url.clone()),
-            ("REDIS_URL", self.keys.url.clone()),
             ("RULES__WORKER__STREAMS", self.stream()),
             ("RULES__WORKER__DEAD_LETTER_STREAM", self.dead_letter()),
             ("RULES__WORKER__BLOCK_MS", "200".into()),
             ("RULES__WEBHOOK__ALLOW_PRIVATE", "true".into()),
-        ];
+        ]);
         for (k, v) in extra {
             let key: &'static str = Box::leak(k.to_string().into_boxed_str());
             env.retain(|(e, _)| *e != key);

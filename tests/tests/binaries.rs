@@ -161,16 +161,14 @@ async fn worker_joins_its_groups_and_stops_on_sigterm() -> anyhow::Result<()> {
     let keys = RedisKeys::new("worker-start");
     let streams = format!("{},{}", keys.key("events:0"), keys.key("events:1"));
     let group = "rule-engine-test";
-    let mut worker = Process::start(
-        "rules-worker",
-        &[
-            ("DATABASE_URL", db.url.clone()),
-            ("REDIS_URL", rules_e2e::redis_url()),
-            ("RULES__WORKER__STREAMS", streams),
-            ("RULES__WORKER__GROUP", group.into()),
-            ("RULES__WORKER__DEAD_LETTER_STREAM", keys.key("dead")),
-        ],
-    )?;
+    let mut env = keys.redis.env();
+    env.extend([
+        ("DATABASE_URL", db.url.clone()),
+        ("RULES__WORKER__STREAMS", streams),
+        ("RULES__WORKER__GROUP", group.into()),
+        ("RULES__WORKER__DEAD_LETTER_STREAM", keys.key("dead")),
+    ]);
+    let mut worker = Process::start("rules-worker", &env)?;
     let mut conn = keys.conn().await?;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     for shard in ["events:0", "events:1"] {

@@ -290,10 +290,7 @@ async fn a_backlog_decides_as_live_and_equals_the_backtest() -> anyhow::Result<(
             &h.db.url,
             port,
             true,
-            &[
-                ("REDIS_URL", h.keys.url.clone()),
-                ("RULES__WORKER__STREAMS", h.stream()),
-            ],
+            &[("RULES__WORKER__STREAMS", h.stream())],
         ),
     )?;
     let base = format!("http://127.0.0.1:{port}");

@@ -203,8 +203,8 @@ async fn the_binaries_run_over_verified_tls_and_refuse_an_unverified_server() ->
     let keys = RedisKeys::new("tls-worker");
     let worker_port = free_port()?;
     let mut env = tls_env(&ca_file);
+    env.extend(keys.redis.env());
     env.extend([
-        ("REDIS_URL", rules_e2e::redis_url()),
         ("RULES__WORKER__STREAMS", keys.key("events")),
         ("RULES__WORKER__DEAD_LETTER_STREAM", keys.key("dead")),
         (

@@ -4,6 +4,7 @@
 //! the destination breaker run on a cluster without a CROSSSLOT error, for rules
 //! whose keys live on different masters.
 
+use redis::cluster_async::ClusterConnection;
 use rules_core::shard::{shard_of, shard_stream};
 use rules_core::{CompiledRule, Event};
 use rules_e2e::services::OwnCluster;
@@ -221,10 +222,7 @@ fn worker_env(
 }
 
 /// Entries read and not acknowledged, over every shard.
-async fn pending(
-    conn: &redis::cluster_async::ClusterConnection,
-    shards: &[String],
-) -> anyhow::Result<i64> {
+async fn pending(conn: &ClusterConnection, shards: &[String]) -> anyhow::Result<i64> {
     let mut pending = 0;
     for stream in shards {
         let summary: (i64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
@@ -460,50 +458,88 @@ async fn a_worker_on_a_cluster_drains_sharded_streams_exactly_once() -> anyhow::
     Ok(())
 }
 
-/// A master fails over while a worker drains a backlog: the worker follows the
-/// cluster to the new master, and every event is executed exactly once with
-/// nothing left pending.
-#[tokio::test]
-async fn a_failover_during_a_drain_loses_nothing_and_repeats_nothing() -> anyhow::Result<()> {
-    let ShardedSetup {
-        cluster,
-        db,
-        prefix,
-        shards,
-        livestreams,
-        ..
-    } = ShardedSetup::new(OwnCluster::start_with_replicas(1)?, "failover", json!({})).await?;
-    let mut conn = redis::cluster::ClusterClient::new(cluster.urls())?
-        .get_async_connection()
-        .await?;
-    const PER_LIVESTREAM: usize = 2_000;
-    for ls in &livestreams {
-        let stream = &shards[shard_of(*ls, 3) as usize];
-        let entries: Vec<Vec<(Vec<u8>, Vec<u8>)>> = (0..PER_LIVESTREAM)
+/// `per_livestream` donations of each livestream of `setup` in its shard, and the
+/// group on each shard from its start, so a worker reads the whole backlog; returns
+/// how many entries there are.
+async fn load_backlog(
+    conn: &mut ClusterConnection,
+    setup: &ShardedSetup,
+    per_livestream: usize,
+) -> anyhow::Result<i64> {
+    for ls in &setup.livestreams {
+        let stream = &setup.shards[shard_of(*ls, 3) as usize];
+        let entries: Vec<Vec<(Vec<u8>, Vec<u8>)>> = (0..per_livestream)
             .map(|_| {
                 let event = json!({"id": Uuid::new_v4(), "type": "donation.received",
                     "livestream_id": ls, "data": {"amount": 20, "user": {"name": "a"}}});
                 vec![(b"event".to_vec(), event.to_string().into_bytes())]
             })
             .collect();
-        rules_store::streams::add_all(&mut conn, stream, &entries).await?;
+        rules_store::streams::add_all(conn, stream, &entries).await?;
     }
-    let total = (PER_LIVESTREAM * livestreams.len()) as i64;
+    for stream in &setup.shards {
+        rules_store::streams::ensure_group(conn, stream, "rule-engine", "0").await?;
+    }
+    Ok((per_livestream * setup.livestreams.len()) as i64)
+}
 
-    let port = free_port()?;
-    let env = worker_env(&cluster, &db, &prefix, &shards, port);
-    // The group from the start of each shard, so the backlog is read.
-    for stream in &shards {
-        rules_store::streams::ensure_group(&mut conn, stream, "rule-engine", "0").await?;
-    }
-    let _worker = Process::start("rules-worker", &env)?;
-    let executed = || async { count_rows(&mut db.conn().await?, "rule_executions", None).await };
-    eventually(Duration::from_secs(30), || async {
-        Ok(executed().await? > 0)
+/// Executions recorded so far.
+async fn executed(db: &TestDb) -> anyhow::Result<i64> {
+    count_rows(&mut db.conn().await?, "rule_executions", None).await
+}
+
+/// The drain ends with every one of `total` events executed once, counted once in
+/// the counters, and nothing pending on any shard.
+async fn drained_exactly_once(
+    setup: &ShardedSetup,
+    conn: &ClusterConnection,
+    total: i64,
+) -> anyhow::Result<()> {
+    let db = &setup.db;
+    eventually(Duration::from_secs(90), || async {
+        Ok(executed(db).await? >= total)
     })
     .await?;
-    let new_master = cluster.fail_over_master_of(&shards[0]).await?;
-    let at_failover = executed().await?;
+    eventually(Duration::from_secs(30), || async {
+        Ok(pending(conn, &setup.shards).await? == 0)
+    })
+    .await?;
+    assert_eq!(executed(db).await?, total, "each event once");
+    #[derive(diesel::QueryableByName)]
+    struct Sum {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    use diesel_async::RunQueryDsl;
+    let counted: Sum =
+        diesel::sql_query("SELECT coalesce(sum(executed), 0)::bigint AS n FROM rule_stats_minute")
+            .get_result(&mut db.conn().await?)
+            .await?;
+    assert_eq!(counted.n, total, "the counters count each execution once");
+    Ok(())
+}
+
+/// A master fails over while a worker drains a backlog: the worker follows the
+/// cluster to the new master, and every event is executed exactly once with
+/// nothing left pending.
+#[tokio::test]
+async fn a_failover_during_a_drain_loses_nothing_and_repeats_nothing() -> anyhow::Result<()> {
+    let setup =
+        ShardedSetup::new(OwnCluster::start_with_replicas(1)?, "failover", json!({})).await?;
+    let cluster = &setup.cluster;
+    let mut conn = redis::cluster::ClusterClient::new(cluster.urls())?
+        .get_async_connection()
+        .await?;
+    let total = load_backlog(&mut conn, &setup, 2_000).await?;
+    let port = free_port()?;
+    let env = worker_env(cluster, &setup.db, &setup.prefix, &setup.shards, port);
+    let _worker = Process::start("rules-worker", &env)?;
+    eventually(Duration::from_secs(30), || async {
+        Ok(executed(&setup.db).await? > 0)
+    })
+    .await?;
+    let new_master = cluster.fail_over_master_of(&setup.shards[0]).await?;
+    let at_failover = executed(&setup.db).await?;
     assert!(
         at_failover < total,
         "the drain was over before the failover ({at_failover} of {total})"
@@ -517,26 +553,48 @@ async fn a_failover_during_a_drain_loses_nothing_and_repeats_nothing() -> anyhow
         Ok(matches!(role.into_iter().next(), Some(redis::Value::BulkString(r)) if r == b"master"))
     })
     .await?;
+    drained_exactly_once(&setup, &conn, total).await
+}
 
-    eventually(Duration::from_secs(90), || async {
-        Ok(executed().await? >= total)
-    })
-    .await?;
+/// Two slots move to another master while a worker drains a backlog: the slot of
+/// a shard of the input (the stream, its group and its pending entries move in one
+/// `MIGRATE`) and the slot of a rule's keys (its decisions of (rule, event), which
+/// move a few at a time, so the gate meets the slot half moved). The worker follows
+/// the redirections, and every event is executed exactly once with nothing left
+/// pending.
+#[tokio::test]
+async fn a_slot_migration_during_a_drain_loses_nothing_and_repeats_nothing() -> anyhow::Result<()> {
+    let setup = ShardedSetup::new(OwnCluster::start()?, "migration", json!({})).await?;
+    let cluster = &setup.cluster;
+    let mut conn = redis::cluster::ClusterClient::new(cluster.urls())?
+        .get_async_connection()
+        .await?;
+    let total = load_backlog(&mut conn, &setup, 2_000).await?;
+    let port = free_port()?;
+    let env = worker_env(cluster, &setup.db, &setup.prefix, &setup.shards, port);
+    let _worker = Process::start("rules-worker", &env)?;
+    let rule = setup.rule_ids[0];
+    let rule_key = keys::cooldown_index(rule);
+    let stream = &setup.shards[shard_of(setup.livestreams[0], 3) as usize];
     eventually(Duration::from_secs(30), || async {
-        Ok(pending(&conn, &shards).await? == 0)
+        Ok(count_rows(&mut setup.db.conn().await?, "rule_executions", Some(rule)).await? > 100)
     })
     .await?;
-    assert_eq!(executed().await?, total, "each event once");
-    #[derive(diesel::QueryableByName)]
-    struct Sum {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    use diesel_async::RunQueryDsl;
-    let counted: Sum =
-        diesel::sql_query("SELECT coalesce(sum(executed), 0)::bigint AS n FROM rule_stats_minute")
-            .get_result(&mut db.conn().await?)
+    let mut moved = Vec::new();
+    for key in [rule_key.as_str(), stream.as_str()] {
+        let migration = cluster
+            .migrate_slot_of(key, 20, Duration::from_millis(10))
             .await?;
-    assert_eq!(counted.n, total, "the counters count each execution once");
-    Ok(())
+        assert_ne!(migration.from, migration.to);
+        assert_eq!(cluster.master_port_of(key).await?, migration.to, "{key}");
+        moved.push(migration.keys);
+    }
+    // The rule's decisions moved in many batches; the shard is one key.
+    assert!(moved[0] > 100 && moved[1] >= 1, "{moved:?}");
+    let at_migration = executed(&setup.db).await?;
+    assert!(
+        at_migration < total,
+        "the drain was over before the migrations ended ({at_migration} of {total})"
+    );
+    drained_exactly_once(&setup, &conn, total).await
 }

@@ -20,11 +20,15 @@ pub struct Api<S> {
 }
 
 pub async fn settings_for(db: &TestDb, extra: &[(&str, &str)]) -> Settings {
-    let mut vars = vec![
+    let mut vars: Vec<(String, String)> = rules_e2e::RedisUnderTest::shared()
+        .env()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    vars.extend([
         ("DATABASE_URL".to_string(), db.url.clone()),
-        ("REDIS_URL".to_string(), rules_e2e::redis_url()),
         ("RULES_API_KEYS".to_string(), KEY.to_string()),
-    ];
+    ]);
     vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     Settings::load_from(&vars).expect("settings")
 }
@@ -145,12 +149,10 @@ where
     created
 }
 
-/// A connection to the test Redis.
-pub async fn redis() -> redis::aio::MultiplexedConnection {
-    let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
-    redis::Client::open(url)
-        .expect("client")
-        .get_multiplexed_async_connection()
+/// A connection to the shared test Redis (a cluster under `make test-cluster`).
+pub async fn redis() -> rules_store::redis::Link {
+    rules_e2e::RedisUnderTest::shared()
+        .conn()
         .await
         .expect("redis")
 }

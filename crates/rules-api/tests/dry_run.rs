@@ -254,14 +254,9 @@ async fn live_dry_run_explains_why_not() {
     );
     assert_eq!(body["live"]["stored"], Value::Null);
 
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("re:{{{id}}}:*"))
-        .query_async(&mut redis)
-        .await
-        .unwrap_or_default();
-    if !keys.is_empty() {
-        let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query_async(&mut redis).await;
-    }
+    rules_e2e::RedisUnderTest::shared()
+        .delete_matching(&format!("re:{{{id}}}:*"))
+        .expect("delete the rule's keys");
 }
 
 #[actix_web::test]
