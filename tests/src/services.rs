@@ -409,6 +409,53 @@ impl OwnCluster {
         Ok(replica.port)
     }
 
+    /// Kills (SIGKILL) the master serving `key`'s slot once its replica has every
+    /// write the master had when asked (so what is lost is what arrives after);
+    /// returns the port of that replica, which the cluster promotes once the master
+    /// has been unreachable for the node timeout (2 s).
+    pub async fn kill_master_of(&self, key: &str) -> anyhow::Result<u16> {
+        let slot = rules_store::redis::key_slot(key.as_bytes());
+        let nodes = self.nodes().await?;
+        let master = master_of(&nodes, slot)?;
+        let replica = nodes
+            .iter()
+            .find(|n| n.master_id.as_deref() == Some(master.id.as_str()))
+            .with_context(|| format!("the master of slot {slot} has no replica"))?;
+        let offset = |info: String, field: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(field)?.trim().parse::<u64>().ok())
+                .with_context(|| format!("no {field} in {info}"))
+        };
+        let info = |port| async move {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query_async(&mut self.node(port).await?)
+                .await?;
+            anyhow::Ok(info)
+        };
+        let written = offset(info(master.port).await?, "master_repl_offset:")?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while offset(info(replica.port).await?, "slave_repl_offset:")? < written {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "the replica {} did not catch up",
+                replica.port
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let pid_file = self.dir.join(master.port.to_string()).join("redis.pid");
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .with_context(|| format!("read {}", pid_file.display()))?
+            .trim()
+            .parse()?;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .with_context(|| format!("SIGKILL the master on {}", master.port))?;
+        Ok(replica.port)
+    }
+
     /// Moves `key`'s slot, and every key in it, from the master serving it to
     /// another master, as `redis-cli --cluster reshard` does: the slot `IMPORTING` on
     /// the target and `MIGRATING` on the source, its keys moved by `MIGRATE`, `batch`
@@ -490,14 +537,24 @@ impl OwnCluster {
         Ok(master_of(&self.nodes().await?, slot)?.port)
     }
 
-    /// The cluster's nodes as its first node sees them (`CLUSTER NODES`).
+    /// The cluster's nodes as the first node that answers sees them (`CLUSTER
+    /// NODES`; a killed node answers nothing).
     async fn nodes(&self) -> anyhow::Result<Vec<ClusterNode>> {
-        let mut any = self.node(self.base_port).await?;
-        let table: String = redis::cmd("CLUSTER")
-            .arg("NODES")
-            .query_async(&mut any)
-            .await?;
-        table.lines().map(ClusterNode::parse).collect()
+        let mut last_error = None;
+        for port in (0..Self::MASTERS * (1 + self.replicas)).map(|i| self.base_port + i) {
+            let table = async {
+                let table: String = redis::cmd("CLUSTER")
+                    .arg("NODES")
+                    .query_async(&mut self.node(port).await?)
+                    .await?;
+                anyhow::Ok(table)
+            };
+            match table.await {
+                Ok(table) => return table.lines().map(ClusterNode::parse).collect(),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("the cluster has no nodes")))
     }
 
     async fn node(&self, port: u16) -> anyhow::Result<redis::aio::MultiplexedConnection> {

@@ -4,6 +4,7 @@
 //! the destination breaker run on a cluster without a CROSSSLOT error, for rules
 //! whose keys live on different masters.
 
+use anyhow::Context as _;
 use redis::cluster_async::ClusterConnection;
 use rules_core::shard::{shard_of, shard_stream};
 use rules_core::{CompiledRule, Event};
@@ -553,6 +554,40 @@ async fn a_failover_during_a_drain_loses_nothing_and_repeats_nothing() -> anyhow
         Ok(matches!(role.into_iter().next(), Some(redis::Value::BulkString(r)) if r == b"master"))
     })
     .await?;
+    drained_exactly_once(&setup, &conn, total).await
+}
+
+/// A master is killed while a worker drains a backlog (its replica had every
+/// entry: the backlog was written before): the cluster promotes the replica after
+/// the node timeout, the worker follows, and what the dead master had not copied
+/// yet (acknowledgements, deliveries, gate keys) is redone without a second
+/// execution: every event is executed exactly once, nothing left pending.
+#[tokio::test]
+async fn a_master_killed_during_a_drain_loses_nothing_and_repeats_nothing() -> anyhow::Result<()> {
+    let setup = ShardedSetup::new(OwnCluster::start_with_replicas(1)?, "killed", json!({})).await?;
+    let cluster = &setup.cluster;
+    let mut conn = redis::cluster::ClusterClient::new(cluster.urls())?
+        .get_async_connection()
+        .await?;
+    let total = load_backlog(&mut conn, &setup, 2_000).await?;
+    let port = free_port()?;
+    let env = worker_env(cluster, &setup.db, &setup.prefix, &setup.shards, port);
+    let _worker = Process::start("rules-worker", &env)?;
+    eventually(Duration::from_secs(30), || async {
+        Ok(executed(&setup.db).await? > 0)
+    })
+    .await?;
+    let replica = cluster.kill_master_of(&setup.shards[0]).await?;
+    let at_kill = executed(&setup.db).await?;
+    assert!(
+        at_kill < total,
+        "the drain was over before the kill ({at_kill} of {total})"
+    );
+    eventually(Duration::from_secs(30), || async {
+        Ok(cluster.master_port_of(&setup.shards[0]).await.ok() == Some(replica))
+    })
+    .await
+    .context("the replica was not promoted")?;
     drained_exactly_once(&setup, &conn, total).await
 }
 
