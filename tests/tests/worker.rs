@@ -1069,3 +1069,44 @@ async fn published_marks(h: &Harness) -> anyhow::Result<Vec<String>> {
     marks.sort();
     Ok(marks)
 }
+
+/// An entry whose id dates it far in the future (a producer's explicit id) takes
+/// its event to a day the decision log has no partition for; the worker must not
+/// retry that batch forever: the entry is dead-lettered with the reason, and so is
+/// the one after it (Redis dates a stream's later entries after it).
+#[tokio::test]
+async fn an_entry_dated_years_ahead_does_not_stall_the_stream() -> anyhow::Result<()> {
+    let mut h = Harness::new("w-future").await?;
+    let rule = h.add_rule(publish_rule(&h.out(), json!({}))).await?;
+    h.start_worker(&[]).await?;
+    let ahead = chrono::Utc::now() + chrono::TimeDelta::days(3 * 365);
+    let event = json!({"id": Uuid::new_v4(), "type": "donation.received", "livestream_id": LS,
+                       "data": {"amount": 50}});
+    let _: String = redis::cmd("XADD")
+        .arg(h.stream())
+        .arg(format!("{}-0", ahead.timestamp_millis()))
+        .arg("event")
+        .arg(event.to_string())
+        .query_async(&mut h.keys.conn().await?)
+        .await?;
+    // Later entries get ids after it (Redis keeps a stream's ids increasing).
+    h.send("donation.received", json!({"amount": 60})).await?;
+    eventually(Duration::from_secs(30), || async {
+        Ok(h.pending_and_lag().await? == (0, Some(0)))
+    })
+    .await
+    .context("the stream is stuck behind the entry dated ahead")?;
+    // Both are dated years ahead, so both are dead-lettered, with the reason.
+    assert_eq!(h.executions(Some(rule)).await?.len(), 0);
+    let dead = h.read_stream(&h.dead_letter()).await?;
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    for (_, fields) in &dead {
+        assert!(
+            fields
+                .iter()
+                .any(|(k, v)| k == "reason" && v.contains("after the decision log's last day")),
+            "{fields:?}"
+        );
+    }
+    Ok(())
+}

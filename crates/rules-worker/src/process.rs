@@ -149,7 +149,9 @@ async fn parse(
                 continue;
             }
         };
-        match parsed {
+        match parsed.and_then(|event| {
+            within_the_log(&entry, &event, ctx.retention.partitions_ahead_days).map(|()| event)
+        }) {
             Ok(event) => readable.push((entry, event)),
             Err(reason) => letters.push((entry, reason)),
         }
@@ -318,6 +320,24 @@ async fn decide(
 fn event_time_ms(entry: &Entry, event: &Event) -> i64 {
     let written = entry.id.time().unwrap_or_else(chrono::Utc::now);
     rules_core::clock::event_time_ms(event.occurred_at, written)
+}
+
+/// Refuses an event whose day is after the decision log's last day
+/// (`retention.partitions_ahead_days` from today, on this worker's clock): its
+/// decisions would have no partition to go to, and its batch would be retried
+/// forever. Only an entry with an explicit id that far ahead can carry one (the
+/// event time is bounded by the entry's time); it is dead-lettered with the reason.
+fn within_the_log(entry: &Entry, event: &Event, days_ahead: u32) -> Result<(), String> {
+    let day = event_day(entry, event);
+    let today = chrono::Utc::now().date_naive();
+    let last = today + chrono::Days::new(u64::from(days_ahead));
+    if day > last {
+        return Err(format!(
+            "dated {day} by its entry id, after the decision log's last day {last} \
+             (retention.partitions_ahead_days = {days_ahead} from {today})"
+        ));
+    }
+    Ok(())
 }
 
 /// The day of the entry's event time: the decision log's partition of its rows.
