@@ -394,13 +394,7 @@ impl OwnCluster {
     /// Fails over, gracefully (`CLUSTER FAILOVER` on its replica, which first
     /// catches up), the master serving `key`'s slot; returns the new master's port.
     pub async fn fail_over_master_of(&self, key: &str) -> anyhow::Result<u16> {
-        let slot = rules_store::redis::key_slot(key.as_bytes());
-        let nodes = self.nodes().await?;
-        let master = master_of(&nodes, slot)?;
-        let replica = nodes
-            .iter()
-            .find(|n| n.master_id.as_deref() == Some(master.id.as_str()))
-            .with_context(|| format!("the master of slot {slot} has no replica"))?;
+        let (_, replica) = self.master_and_replica(key).await?;
         let mut conn = self.node(replica.port).await?;
         let _: String = redis::cmd("CLUSTER")
             .arg("FAILOVER")
@@ -414,13 +408,7 @@ impl OwnCluster {
     /// returns the port of that replica, which the cluster promotes once the master
     /// has been unreachable for the node timeout (2 s).
     pub async fn kill_master_of(&self, key: &str) -> anyhow::Result<u16> {
-        let slot = rules_store::redis::key_slot(key.as_bytes());
-        let nodes = self.nodes().await?;
-        let master = master_of(&nodes, slot)?;
-        let replica = nodes
-            .iter()
-            .find(|n| n.master_id.as_deref() == Some(master.id.as_str()))
-            .with_context(|| format!("the master of slot {slot} has no replica"))?;
+        let (master, replica) = self.master_and_replica(key).await?;
         let offset = |info: String, field: &str| {
             info.lines()
                 .find_map(|l| l.strip_prefix(field)?.trim().parse::<u64>().ok())
@@ -531,6 +519,18 @@ impl OwnCluster {
         })
     }
 
+    /// The master serving `key`'s slot and a replica of it.
+    async fn master_and_replica(&self, key: &str) -> anyhow::Result<(ClusterNode, ClusterNode)> {
+        let slot = rules_store::redis::key_slot(key.as_bytes());
+        let nodes = self.nodes().await?;
+        let master = master_of(&nodes, slot)?;
+        let replica = nodes
+            .iter()
+            .find(|n| n.master_id.as_deref() == Some(master.id.as_str()))
+            .with_context(|| format!("the master of slot {slot} has no replica"))?;
+        Ok((master.clone(), replica.clone()))
+    }
+
     /// The port of the master serving `key`'s slot.
     pub async fn master_port_of(&self, key: &str) -> anyhow::Result<u16> {
         let slot = rules_store::redis::key_slot(key.as_bytes());
@@ -592,6 +592,7 @@ pub struct Migration {
 
 /// A line of `CLUSTER NODES`:
 /// `<id> <ip:port@bus> <flags> <master id or -> <ping> <pong> <epoch> <link> <slots…>`.
+#[derive(Clone)]
 struct ClusterNode {
     id: String,
     port: u16,

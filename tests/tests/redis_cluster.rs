@@ -484,6 +484,26 @@ async fn load_backlog(
     Ok((per_livestream * setup.livestreams.len()) as i64)
 }
 
+/// A drain of `setup` under way: a backlog of 2,000 events per livestream and a
+/// worker started on it; returns a cluster connection, the number of events and
+/// the worker.
+async fn start_drain(setup: &ShardedSetup) -> anyhow::Result<(ClusterConnection, i64, Process)> {
+    let cluster = &setup.cluster;
+    let mut conn = redis::cluster::ClusterClient::new(cluster.urls())?
+        .get_async_connection()
+        .await?;
+    let total = load_backlog(&mut conn, setup, 2_000).await?;
+    let env = worker_env(
+        cluster,
+        &setup.db,
+        &setup.prefix,
+        &setup.shards,
+        free_port()?,
+    );
+    let worker = Process::start("rules-worker", &env)?;
+    Ok((conn, total, worker))
+}
+
 /// Executions recorded so far.
 async fn executed(db: &TestDb) -> anyhow::Result<i64> {
     count_rows(&mut db.conn().await?, "rule_executions", None).await
@@ -528,13 +548,7 @@ async fn a_failover_during_a_drain_loses_nothing_and_repeats_nothing() -> anyhow
     let setup =
         ShardedSetup::new(OwnCluster::start_with_replicas(1)?, "failover", json!({})).await?;
     let cluster = &setup.cluster;
-    let mut conn = redis::cluster::ClusterClient::new(cluster.urls())?
-        .get_async_connection()
-        .await?;
-    let total = load_backlog(&mut conn, &setup, 2_000).await?;
-    let port = free_port()?;
-    let env = worker_env(cluster, &setup.db, &setup.prefix, &setup.shards, port);
-    let _worker = Process::start("rules-worker", &env)?;
+    let (conn, total, _worker) = start_drain(&setup).await?;
     eventually(Duration::from_secs(30), || async {
         Ok(executed(&setup.db).await? > 0)
     })
@@ -566,13 +580,7 @@ async fn a_failover_during_a_drain_loses_nothing_and_repeats_nothing() -> anyhow
 async fn a_master_killed_during_a_drain_loses_nothing_and_repeats_nothing() -> anyhow::Result<()> {
     let setup = ShardedSetup::new(OwnCluster::start_with_replicas(1)?, "killed", json!({})).await?;
     let cluster = &setup.cluster;
-    let mut conn = redis::cluster::ClusterClient::new(cluster.urls())?
-        .get_async_connection()
-        .await?;
-    let total = load_backlog(&mut conn, &setup, 2_000).await?;
-    let port = free_port()?;
-    let env = worker_env(cluster, &setup.db, &setup.prefix, &setup.shards, port);
-    let _worker = Process::start("rules-worker", &env)?;
+    let (conn, total, _worker) = start_drain(&setup).await?;
     eventually(Duration::from_secs(30), || async {
         Ok(executed(&setup.db).await? > 0)
     })
@@ -601,13 +609,7 @@ async fn a_master_killed_during_a_drain_loses_nothing_and_repeats_nothing() -> a
 async fn a_slot_migration_during_a_drain_loses_nothing_and_repeats_nothing() -> anyhow::Result<()> {
     let setup = ShardedSetup::new(OwnCluster::start()?, "migration", json!({})).await?;
     let cluster = &setup.cluster;
-    let mut conn = redis::cluster::ClusterClient::new(cluster.urls())?
-        .get_async_connection()
-        .await?;
-    let total = load_backlog(&mut conn, &setup, 2_000).await?;
-    let port = free_port()?;
-    let env = worker_env(cluster, &setup.db, &setup.prefix, &setup.shards, port);
-    let _worker = Process::start("rules-worker", &env)?;
+    let (conn, total, _worker) = start_drain(&setup).await?;
     let rule = setup.rule_ids[0];
     let rule_key = keys::cooldown_index(rule);
     let stream = &setup.shards[shard_of(setup.livestreams[0], 3) as usize];
