@@ -469,11 +469,16 @@ async fn walk(console: &Console, harness: &Harness, base: &str) -> anyhow::Resul
     b.click("tr[data-scope='v:u-42'] button").await?;
     b.wait_text("#status", "Cleared the cooldown of \"u-42\"")
         .await?;
-    let rows = b
-        .client
-        .find_all(fantoccini::Locator::Css("tr[data-scope]"))
-        .await?;
-    ensure!(rows.len() == 1, "one cooldown left, u-7's");
+    // The status line comes before the list is drawn again: wait for the list.
+    rules_e2e::worker::eventually(std::time::Duration::from_secs(10), || async {
+        let rows = b
+            .client
+            .find_all(fantoccini::Locator::Css("tr[data-scope]"))
+            .await?;
+        Ok(rows.len() == 1)
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("one cooldown left, u-7's: {e}"))?;
     b.find("tr[data-scope='v:u-7']").await?;
     b.click_text("Clear all cooldowns").await?;
     b.wait_text(".cooldowns", "No cooldown is running").await?;
