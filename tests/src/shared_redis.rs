@@ -74,7 +74,8 @@ impl RedisUnderTest {
     }
 
     /// Deletes every key matching `pattern` (`KEYS` syntax), on every master of a
-    /// cluster, one key per `DEL` (keys of different slots never share a command).
+    /// cluster, one `DEL` per key in one pipeline per node (keys of different slots never
+    /// share a command).
     /// Blocking: for `Drop`, on a thread of its own.
     pub fn delete_matching(&self, pattern: &str) -> anyhow::Result<()> {
         let nodes: Vec<String> = if self.cluster {
@@ -101,9 +102,14 @@ impl RedisUnderTest {
                     }
                 }
                 let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg(&pattern).query(&mut conn)?;
-                for key in keys {
-                    redis::cmd("DEL").arg(key).query::<()>(&mut conn)?;
+                if keys.is_empty() {
+                    continue;
                 }
+                let mut pipe = redis::pipe();
+                for key in keys {
+                    pipe.cmd("DEL").arg(key).ignore();
+                }
+                pipe.query::<()>(&mut conn)?;
             }
             Ok(())
         })

@@ -128,6 +128,7 @@ async fn parse(
     let mut readable = Vec::with_capacity(batch.len());
     let mut letters: Vec<(Entry, String)> = Vec::new();
     let mut acks: Vec<Done> = Vec::new();
+    let last_day = last_day_of_the_log(ctx.retention.partitions_ahead_days);
     for entry in batch {
         if entry.deliveries > ctx.settings.max_deliveries {
             let reason = format!(
@@ -149,9 +150,7 @@ async fn parse(
                 continue;
             }
         };
-        match parsed.and_then(|event| {
-            within_the_log(&entry, &event, ctx.retention.partitions_ahead_days).map(|()| event)
-        }) {
+        match parsed.and_then(|event| within_the_log(&entry, &event, last_day).map(|()| event)) {
             Ok(event) => readable.push((entry, event)),
             Err(reason) => letters.push((entry, reason)),
         }
@@ -322,19 +321,22 @@ fn event_time_ms(entry: &Entry, event: &Event) -> i64 {
     rules_core::clock::event_time_ms(event.occurred_at, written)
 }
 
-/// Refuses an event whose day is after the decision log's last day
-/// (`retention.partitions_ahead_days` from today, on this worker's clock): its
-/// decisions would have no partition to go to, and its batch would be retried
-/// forever. Only an entry with an explicit id that far ahead can carry one (the
-/// event time is bounded by the entry's time); it is dead-lettered with the reason.
-fn within_the_log(entry: &Entry, event: &Event, days_ahead: u32) -> Result<(), String> {
+/// The decision log's last day: `retention.partitions_ahead_days` from today, on
+/// this worker's clock.
+fn last_day_of_the_log(days_ahead: u32) -> chrono::NaiveDate {
+    chrono::Utc::now().date_naive() + chrono::Days::new(u64::from(days_ahead))
+}
+
+/// Refuses an event whose day is after the decision log's last day: its decisions
+/// would have no partition to go to, and its batch would be retried forever. Only
+/// an entry with an explicit id that far ahead can carry one (the event time is
+/// bounded by the entry's time); it is dead-lettered with the reason.
+fn within_the_log(entry: &Entry, event: &Event, last: chrono::NaiveDate) -> Result<(), String> {
     let day = event_day(entry, event);
-    let today = chrono::Utc::now().date_naive();
-    let last = today + chrono::Days::new(u64::from(days_ahead));
     if day > last {
         return Err(format!(
             "dated {day} by its entry id, after the decision log's last day {last} \
-             (retention.partitions_ahead_days = {days_ahead} from {today})"
+             (retention.partitions_ahead_days from today)"
         ));
     }
     Ok(())
