@@ -50,6 +50,22 @@ start() {
     done
     redis-cli -p "$port" cluster info | grep -q '^cluster_state:ok' || die "node $port is not ok: $CLUSTER_DIR/$port/redis.log"
   done
+  # Every node must also know every replica, and every replica be in sync with its
+  # master, before the cluster is used: a failover or a kill asked for sooner found
+  # no replica (the masters' views of the replicas arrive by gossip, after ok).
+  local want=$(( MASTERS * REPLICAS ))
+  replicas_seen() { redis-cli -p "$1" cluster nodes | awk '$3 ~ /(^|,)slave(,|$)/' | wc -l; }
+  for port in $(ports); do
+    for _ in $(seq 1 200); do
+      [[ $(replicas_seen "$port") -eq $want ]] \
+        && ! redis-cli -p "$port" info replication | grep -q '^master_link_status:down' && break
+      sleep 0.1
+    done
+    [[ $(replicas_seen "$port") -eq $want ]] \
+      || die "node $port does not see the $want replicas: $CLUSTER_DIR/$port/redis.log"
+    ! redis-cli -p "$port" info replication | grep -q '^master_link_status:down' \
+      || die "replica $port is not in sync with its master: $CLUSTER_DIR/$port/redis.log"
+  done
   say "$MASTERS masters, $REPLICAS replica(s) each, on 127.0.0.1:$BASE_PORT-$(( BASE_PORT + NODES - 1 )) ($CLUSTER_DIR)"
   say "seed URLs: $(printf 'redis://%s ' "${addrs[@]}")"
 }

@@ -384,6 +384,12 @@ impl OwnCluster {
         anyhow::bail!("no Redis Cluster could be started: {last_error}")
     }
 
+    /// The cluster's directory (removed when it stops): a place for the logs of
+    /// the processes a test runs against it.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     /// The seed URLs, one per node.
     pub fn urls(&self) -> Vec<String> {
         (0..Self::MASTERS * (1 + self.replicas))
@@ -431,7 +437,20 @@ impl OwnCluster {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let pid_file = self.dir.join(master.port.to_string()).join("redis.pid");
+        self.kill_node(master.port)?;
+        Ok(replica.port)
+    }
+
+    /// Kills (SIGKILL) the master serving `key`'s slot, whatever its replicas;
+    /// returns its port. On a cluster without replicas the slot stays unserved.
+    pub async fn kill_master_serving(&self, key: &str) -> anyhow::Result<u16> {
+        let port = self.master_port_of(key).await?;
+        self.kill_node(port)?;
+        Ok(port)
+    }
+
+    fn kill_node(&self, port: u16) -> anyhow::Result<()> {
+        let pid_file = self.dir.join(port.to_string()).join("redis.pid");
         let pid: i32 = std::fs::read_to_string(&pid_file)
             .with_context(|| format!("read {}", pid_file.display()))?
             .trim()
@@ -440,8 +459,8 @@ impl OwnCluster {
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGKILL,
         )
-        .with_context(|| format!("SIGKILL the master on {}", master.port))?;
-        Ok(replica.port)
+        .with_context(|| format!("SIGKILL the node on {port}"))?;
+        Ok(())
     }
 
     /// Moves `key`'s slot, and every key in it, from the master serving it to

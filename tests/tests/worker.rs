@@ -1110,3 +1110,58 @@ async fn an_entry_dated_years_ahead_does_not_stall_the_stream() -> anyhow::Resul
     }
     Ok(())
 }
+
+/// An entry whose id dates it days before the install (a stream written with
+/// explicit ids: a replay, a shard re-created) takes its event to a day within
+/// retention that has no partition (the install made yesterday and the days
+/// ahead). The recorder makes that day's partition and records it; the stream does
+/// not stall behind it. An entry dated before retention's first day is
+/// dead-lettered with the reason (its decision could not be kept).
+#[tokio::test]
+async fn an_entry_dated_days_back_is_recorded_in_a_partition_made_for_it() -> anyhow::Result<()> {
+    let mut h = Harness::new("w-past").await?;
+    let rule = h.add_rule(publish_rule(&h.out(), json!({}))).await?;
+    h.start_worker(&[]).await?;
+    let now = chrono::Utc::now();
+    let mut conn = h.keys.conn().await?;
+    for days_back in [40, 5] {
+        let at = now - chrono::TimeDelta::days(days_back);
+        let event = json!({"id": Uuid::new_v4(), "type": "donation.received", "livestream_id": LS,
+                           "occurred_at": at.to_rfc3339(), "data": {"amount": 50}});
+        let _: String = redis::cmd("XADD")
+            .arg(h.stream())
+            .arg(format!("{}-0", at.timestamp_millis()))
+            .arg("event")
+            .arg(event.to_string())
+            .query_async(&mut conn)
+            .await?;
+    }
+    h.send("donation.received", json!({"amount": 60})).await?;
+    eventually(Duration::from_secs(30), || async {
+        Ok(h.pending_and_lag().await? == (0, Some(0)))
+    })
+    .await
+    .context("the stream is stuck behind the entry dated days back")?;
+    // The one 5 days back and the one of now are recorded; the partition of the
+    // day 5 days back exists now.
+    assert_eq!(h.executions(Some(rule)).await?.len(), 2);
+    let day = (now - chrono::TimeDelta::days(5)).format("%Y%m%d");
+    let partitions: rules_e2e::Count = diesel_async::RunQueryDsl::get_result(
+        diesel::sql_query(format!(
+            "SELECT count(*) AS n FROM pg_class WHERE relname = 'rule_executions_{day}'"
+        )),
+        &mut h.db.conn().await?,
+    )
+    .await?;
+    assert_eq!(partitions.n, 1);
+    let dead = h.read_stream(&h.dead_letter()).await?;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(
+        dead[0]
+            .1
+            .iter()
+            .any(|(k, v)| k == "reason" && v.contains("before the decision log's first day")),
+        "{dead:?}"
+    );
+    Ok(())
+}

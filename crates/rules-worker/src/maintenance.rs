@@ -1,15 +1,16 @@
 //! Keeps the database's time-bound tables (`rules_store::db::retention`): at start
 //! and every hour, the decision log's partitions of the days ahead are made and the
-//! expired ones dropped (and at once when the recorder meets a day without its
-//! partition), and the analytics minutes past `retention.stats_minutes_days` are
+//! expired ones dropped (and when the recorder meets a day without its partition,
+//! that day is made at once), and the analytics minutes past `retention.stats_minutes_days` are
 //! rolled up into quarter hours, those past `retention.stats_days` deleted. A
 //! failed run is logged and counted, and the next one tries again: the days ahead
 //! (`retention.partitions_ahead_days`) outlast many failed hours, and minutes not
 //! rolled up yet are still read.
 
+use chrono::NaiveDate;
 use rules_store::config::RetentionSettings;
 use rules_store::db::retention::{self, PartitionChange};
-use rules_store::db::PgPool;
+use rules_store::db::{DbError, PgPool};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -35,6 +36,21 @@ pub async fn maintain_log_days(db: &PgPool, settings: RetentionSettings) {
         retention::maintain(&mut conn, settings, None).await
     }
     .await;
+    log_changes(result, settings);
+}
+
+/// Makes the partitions of `days` that are missing (the days of a batch the
+/// recorder could not record); the outcome is logged like a maintenance run's.
+pub async fn make_log_days(db: &PgPool, settings: RetentionSettings, days: &[NaiveDate]) {
+    let result = async {
+        let mut conn = db.get().await?;
+        retention::make_days(&mut conn, days).await
+    }
+    .await;
+    log_changes(result, settings);
+}
+
+fn log_changes(result: Result<Vec<PartitionChange>, DbError>, settings: RetentionSettings) {
     match result {
         Ok(changes) => {
             for change in changes {

@@ -9,6 +9,7 @@
 //! cooldown and threshold state changes in stream order, as with one half.
 
 use rules_core::{CompiledRule, Event, RuleIndex};
+use rules_store::config::RetentionSettings;
 use rules_store::db::record::{self, CountRow, Decided, SuppressionRow};
 use rules_store::gate::{self, Decision, Pair, PairOutcome};
 use rules_store::streams::Body;
@@ -128,7 +129,7 @@ async fn parse(
     let mut readable = Vec::with_capacity(batch.len());
     let mut letters: Vec<(Entry, String)> = Vec::new();
     let mut acks: Vec<Done> = Vec::new();
-    let last_day = last_day_of_the_log(ctx.retention.partitions_ahead_days);
+    let log_days = LogDays::today(ctx.retention);
     for entry in batch {
         if entry.deliveries > ctx.settings.max_deliveries {
             let reason = format!(
@@ -150,7 +151,7 @@ async fn parse(
                 continue;
             }
         };
-        match parsed.and_then(|event| within_the_log(&entry, &event, last_day).map(|()| event)) {
+        match parsed.and_then(|event| log_days.holds(&entry, &event).map(|()| event)) {
             Ok(event) => readable.push((entry, event)),
             Err(reason) => letters.push((entry, reason)),
         }
@@ -321,25 +322,47 @@ fn event_time_ms(entry: &Entry, event: &Event) -> i64 {
     rules_core::clock::event_time_ms(event.occurred_at, written)
 }
 
-/// The decision log's last day: `retention.partitions_ahead_days` from today, on
-/// this worker's clock.
-fn last_day_of_the_log(days_ahead: u32) -> chrono::NaiveDate {
-    chrono::Utc::now().date_naive() + chrono::Days::new(u64::from(days_ahead))
+/// The days the decision log keeps, on this worker's clock: from
+/// `retention.executions_days` before today (older partitions are dropped) to
+/// `retention.partitions_ahead_days` after it (the days made ahead).
+struct LogDays {
+    first: chrono::NaiveDate,
+    last: chrono::NaiveDate,
 }
 
-/// Refuses an event whose day is after the decision log's last day: its decisions
-/// would have no partition to go to, and its batch would be retried forever. Only
-/// an entry with an explicit id that far ahead can carry one (the event time is
-/// bounded by the entry's time); it is dead-lettered with the reason.
-fn within_the_log(entry: &Entry, event: &Event, last: chrono::NaiveDate) -> Result<(), String> {
-    let day = event_day(entry, event);
-    if day > last {
-        return Err(format!(
-            "dated {day} by its entry id, after the decision log's last day {last} \
-             (retention.partitions_ahead_days from today)"
-        ));
+impl LogDays {
+    fn today(retention: RetentionSettings) -> Self {
+        let today = chrono::Utc::now().date_naive();
+        Self {
+            first: today - chrono::Days::new(u64::from(retention.executions_days)),
+            last: today + chrono::Days::new(u64::from(retention.partitions_ahead_days)),
+        }
     }
-    Ok(())
+
+    /// Refuses an event whose day the log does not keep: after its last day, the
+    /// decisions would have no partition to go to and the batch would be retried
+    /// forever; before its first day, the partition would be dropped by the next
+    /// maintenance and the decision forgotten. Only an entry with an explicit id
+    /// can carry such a day (the event time is bounded by the entry's time, and
+    /// Redis dates its own ids now); it is dead-lettered with the reason.
+    fn holds(&self, entry: &Entry, event: &Event) -> Result<(), String> {
+        let day = event_day(entry, event);
+        if day > self.last {
+            return Err(format!(
+                "dated {day} by its entry id, after the decision log's last day {} \
+                 (retention.partitions_ahead_days from today)",
+                self.last
+            ));
+        }
+        if day < self.first {
+            return Err(format!(
+                "dated {day} by its entry id, before the decision log's first day {} \
+                 (retention.executions_days before today): its decision could not be kept",
+                self.first
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The day of the entry's event time: the decision log's partition of its rows.

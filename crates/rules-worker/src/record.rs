@@ -71,9 +71,10 @@ async fn commit(
         let mut conn = ctx.db.get().await?;
         let result = record_batch(&mut conn, decided).await;
         if result.as_ref().is_err_and(DbError::is_missing_partition) {
-            // A day without its partition: make the days now, not at the next hour;
-            // the retry then finds them.
-            crate::maintenance::maintain_log_days(&ctx.db, ctx.retention).await;
+            // A day without its partition (an older day within retention, one
+            // dropped by hand): make the batch's days now; the retry then finds them.
+            let days = decided.days();
+            crate::maintenance::make_log_days(&ctx.db, ctx.retention, &days).await;
         }
         result
     })

@@ -60,6 +60,17 @@ impl Decided {
         self.counts.clear();
     }
 
+    /// The event days of its rows, each once: the decision log's partitions they go to.
+    pub fn days(&self) -> Vec<NaiveDate> {
+        let mut days: Vec<NaiveDate> = (self.executions.iter().map(|e| e.event_day))
+            .chain(self.suppressions.iter().map(|s| s.event_day))
+            .chain(self.counts.iter().map(|c| c.event_day))
+            .collect();
+        days.sort_unstable();
+        days.dedup();
+        days
+    }
+
     pub fn append(&mut self, other: Decided) {
         self.executions.extend(other.executions);
         self.suppressions.extend(other.suppressions);

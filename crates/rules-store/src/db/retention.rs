@@ -6,8 +6,10 @@
 //! to `partitions_ahead_days` ahead and drops those whose every day is older than
 //! `executions_days` before today: a `DROP TABLE` per partition, never a row-by-row
 //! delete. The worker runs it at start and hourly, `rules-migrate maintain` on
-//! demand (a CronJob); runs from many places at once are serialised by an advisory
-//! lock inside the function.
+//! demand (a CronJob). `rules_make_log_days` (migration 000011) makes the days a
+//! batch needs that have no partition (an older day within retention, say), when
+//! the recorder meets one. Runs from many places at once are serialised by an
+//! advisory lock inside the functions.
 //!
 //! The same jobs keep the analytics counters small: `rules_roll_up_stats` (migration
 //! 000008) moves the minute rows older than `stats_minutes_days` into quarter hours
@@ -52,13 +54,31 @@ pub async fn maintain(
     .bind::<Nullable<Date>, _>(today)
     .load(conn)
     .await?;
-    Ok(rows
-        .into_iter()
+    Ok(changes(rows))
+}
+
+/// Makes the partitions of those of `days` that none covers yet (whatever the
+/// days: bounding them by retention is the caller's).
+pub async fn make_days(
+    conn: &mut AsyncPgConnection,
+    days: &[NaiveDate],
+) -> Result<Vec<PartitionChange>, DbError> {
+    use diesel::sql_types::{Array, Date};
+    let rows: Vec<Row> =
+        diesel::sql_query("SELECT action, partition_name FROM rules_make_log_days($1)")
+            .bind::<Array<Date>, _>(days)
+            .load(conn)
+            .await?;
+    Ok(changes(rows))
+}
+
+fn changes(rows: Vec<Row>) -> Vec<PartitionChange> {
+    rows.into_iter()
         .map(|r| match r.action.as_str() {
             "dropped" => PartitionChange::Dropped(r.partition_name),
             _ => PartitionChange::Created(r.partition_name),
         })
-        .collect())
+        .collect()
 }
 
 /// What one roll-up of the analytics counters did.
