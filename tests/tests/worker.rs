@@ -1165,3 +1165,35 @@ async fn an_entry_dated_days_back_is_recorded_in_a_partition_made_for_it() -> an
     );
     Ok(())
 }
+
+/// A quiet stream's blocked read must not hold the whole in-flight budget: with
+/// 10 entries in flight and 10 a read, two streams and reads that block for a
+/// minute, the reader of the quiet stream held all 10 while it waited, and the busy
+/// stream's events waited the whole minute. Each reader now asks for its share (5),
+/// so both are read at once.
+#[tokio::test]
+async fn a_quiet_streams_blocked_read_does_not_hold_the_whole_budget() -> anyhow::Result<()> {
+    let mut h = Harness::new("w-share").await?;
+    let rule = h.add_rule(publish_rule(&h.out(), json!({}))).await?;
+    let quiet = h.keys.key("quiet");
+    h.start_worker(&[
+        ("RULES__WORKER__STREAMS", format!("{},{quiet}", h.stream())),
+        ("RULES__WORKER__BATCH_SIZE", "10".into()),
+        ("RULES__WORKER__MAX_IN_FLIGHT", "10".into()),
+        ("RULES__WORKER__BLOCK_MS", "60000".into()),
+    ])
+    .await?;
+    // Whichever reader took the budget first, one of the two events below finds
+    // the quiet reader blocked on it (after the first event's batch, the waiting
+    // quiet reader takes the room it gives back).
+    for sent in 1..=2 {
+        h.send("donation.received", json!({"amount": 50 + sent}))
+            .await?;
+        eventually(Duration::from_secs(20), || async {
+            Ok(h.executions(Some(rule)).await?.len() == sent)
+        })
+        .await
+        .with_context(|| format!("event {sent} waited behind the quiet stream's blocked read"))?;
+    }
+    Ok(())
+}

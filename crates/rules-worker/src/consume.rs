@@ -56,11 +56,27 @@ pub async fn read_loops(
     batches: mpsc::Sender<Vec<Entry>>,
     token: CancellationToken,
 ) {
-    let readers = stream_names(&ctx).into_iter().map(|stream| {
+    let streams = stream_names(&ctx);
+    let per_read = read_share(
+        ctx.settings.batch_size,
+        ctx.settings.max_in_flight,
+        streams.len(),
+    );
+    if per_read < ctx.settings.batch_size {
+        tracing::info!(
+            per_read,
+            batch_size = ctx.settings.batch_size,
+            max_in_flight = ctx.settings.max_in_flight,
+            streams = streams.len(),
+            "each reader reads its share of the in-flight budget"
+        );
+    }
+    let readers = streams.into_iter().map(|stream| {
         read_loop(
             Arc::clone(&ctx),
             redis.clone(),
             stream,
+            per_read,
             batches.clone(),
             token.clone(),
         )
@@ -68,12 +84,24 @@ pub async fn read_loops(
     futures_util::future::join_all(readers).await;
 }
 
-/// Reads new entries of one stream until cancelled, handing batches to the
-/// processor. Before the first read, resumes this consumer's own pending entries.
+/// Entries one read of one stream asks for: `worker.batch_size`, or the stream's
+/// share of `worker.max_in_flight` when the readers together would need more. A
+/// reader holds its read's room while its XREADGROUP blocks; asking for a whole
+/// batch on a tight budget let a quiet stream's blocked read hold all of it, and a
+/// busy stream then waited a whole block per batch (three shards at 10 entries a
+/// read and 10 in flight: a drain crawled at a few events a second).
+fn read_share(batch_size: usize, max_in_flight: usize, streams: usize) -> usize {
+    (max_in_flight / streams.max(1)).clamp(1, batch_size.max(1))
+}
+
+/// Reads new entries of one stream until cancelled, `per_read` at a time, handing
+/// batches to the processor. Before the first read, resumes this consumer's own
+/// pending entries.
 async fn read_loop(
     ctx: Arc<Context>,
     redis: RedisSettings,
     stream: Arc<str>,
+    per_read: usize,
     batches: mpsc::Sender<Vec<Entry>>,
     token: CancellationToken,
 ) {
@@ -93,7 +121,8 @@ async fn read_loop(
             },
         };
         if !resumed {
-            match resume_own_pending(&ctx, std::slice::from_ref(&stream), &batches).await {
+            match resume_own_pending(&ctx, std::slice::from_ref(&stream), per_read, &batches).await
+            {
                 Ok(()) => resumed = true,
                 Err(e) => {
                     tracing::warn!(error = %e, "reading own pending entries failed; retrying");
@@ -105,7 +134,7 @@ async fn read_loop(
         // Wait for room before reading: entries in flight are bounded.
         let permits = tokio::select! {
             _ = token.cancelled() => break,
-            p = ctx.in_flight.acquire(ctx.settings.batch_size) => match p {
+            p = ctx.in_flight.acquire(per_read) => match p {
                 Some(p) => p,
                 None => break,
             },
@@ -116,7 +145,7 @@ async fn read_loop(
             &ctx.consumer,
             &[&*stream],
             ReadFrom::New,
-            ctx.settings.batch_size,
+            per_read,
             Some(ctx.settings.block_ms),
         )
         .await;
@@ -172,16 +201,17 @@ async fn pause(token: &CancellationToken, delay: Option<Duration>) {
 async fn resume_own_pending(
     ctx: &Context,
     streams: &[Arc<str>],
+    per_read: usize,
     batches: &mpsc::Sender<Vec<Entry>>,
 ) -> Result<(), StreamError> {
     for stream in streams {
         let mut after = None;
         loop {
-            let Some(permits) = ctx.in_flight.acquire(ctx.settings.batch_size).await else {
+            let Some(permits) = ctx.in_flight.acquire(per_read).await else {
                 return Ok(());
             };
             let (mut batch, last) =
-                take_pending(ctx, stream, Some(&ctx.consumer), 0, after).await?;
+                take_pending(ctx, stream, Some(&ctx.consumer), 0, after, per_read).await?;
             if batch.is_empty() {
                 break;
             }
@@ -227,9 +257,9 @@ async fn take_pending(
     consumer: Option<&str>,
     idle_ms: u64,
     after: Option<EntryId>,
+    page: usize,
 ) -> Result<(Vec<Entry>, Option<EntryId>), StreamError> {
     let mut conn = ctx.redis.get().await?;
-    let page = ctx.settings.batch_size;
     let pending = streams::pending(
         &mut conn,
         stream,
@@ -308,10 +338,16 @@ async fn claim_stream(
 ) -> bool {
     let mut after = None;
     while !token.is_cancelled() {
-        let Some(permits) = ctx.in_flight.try_acquire(ctx.settings.batch_size) else {
+        // As many as there is room for, up to a batch: on a tight budget the
+        // readers' blocked reads hold their shares, and a whole batch would never fit.
+        let room = ctx.in_flight.available().min(ctx.settings.batch_size);
+        let Some(permits) = (room > 0)
+            .then(|| ctx.in_flight.try_acquire(room))
+            .flatten()
+        else {
             return true; // busy: the next round takes the rest
         };
-        match take_pending(ctx, stream, None, ctx.settings.claim_idle_ms, after).await {
+        match take_pending(ctx, stream, None, ctx.settings.claim_idle_ms, after, room).await {
             Ok((mut batch, last)) => {
                 if !batch.is_empty() {
                     metrics::counter!("entries_claimed_total").increment(batch.len() as u64);
@@ -410,4 +446,18 @@ async fn prune_consumers(ctx: &Context, stream: &str) -> Result<(), StreamError>
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readers_share_a_tight_budget_and_take_whole_batches_otherwise() {
+        assert_eq!(read_share(1000, 4096, 1), 1000);
+        assert_eq!(read_share(1000, 4096, 4), 1000);
+        assert_eq!(read_share(1000, 4096, 8), 512);
+        assert_eq!(read_share(10, 10, 3), 3);
+        assert_eq!(read_share(10, 2, 3), 1, "at least one entry a read");
+    }
 }

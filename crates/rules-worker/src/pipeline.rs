@@ -103,6 +103,11 @@ impl InFlight {
         })
     }
 
+    /// Room for how many more entries now.
+    pub fn available(&self) -> usize {
+        self.room.available_permits()
+    }
+
     /// Entries in flight now, out of `limit`.
     pub fn in_use(&self, limit: usize) -> usize {
         limit.saturating_sub(self.room.available_permits())
