@@ -5,6 +5,7 @@ use anyhow::Context as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use uuid::Uuid;
 
 use crate::free_port;
 
@@ -361,14 +362,21 @@ impl OwnCluster {
     /// Three masters with `replicas` replicas each (a failover needs one).
     pub fn start_with_replicas(replicas: u16) -> anyhow::Result<Self> {
         let nodes = Self::MASTERS * (1 + replicas);
-        let mut last_error = String::new();
-        for _ in 0..20 {
-            let base = free_port()?;
+        let mut last_error = String::from("no free range of ports was found");
+        let (mut candidates, mut starts) = (0, 0);
+        // Bases from 2,000 to 10,999, buses (port + 10,000) below 21,000: clear of
+        // the kernel's ephemeral ports (from 32,768), which parallel tests' free_port
+        // hands out, and of `make test-cluster`'s cluster (21,000 to 32,705). Ports
+        // in use there (another test's cluster, a machine service) are skipped.
+        while candidates < 500 && starts < 10 {
+            candidates += 1;
+            let base = 2_000 + (Uuid::new_v4().as_u128() % 9_000) as u16;
             // Each node also listens on its port + 10000 (the cluster bus).
             let ports = (0..nodes).flat_map(|i| [base + i, base + i + 10_000]);
-            if base > 55_000 || !ports.into_iter().all(port_is_free) {
+            if !ports.into_iter().all(port_is_free) {
                 continue;
             }
+            starts += 1;
             let cluster = Self {
                 base_port: base,
                 replicas,
@@ -381,7 +389,10 @@ impl OwnCluster {
             }
             last_error = String::from_utf8_lossy(&out.stderr).into_owned();
         }
-        anyhow::bail!("no Redis Cluster could be started: {last_error}")
+        anyhow::bail!(
+            "no Redis Cluster could be started ({candidates} port ranges tried, {starts} \
+             started): {last_error}"
+        )
     }
 
     /// The cluster's directory (removed when it stops): a place for the logs of
