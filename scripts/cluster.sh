@@ -55,16 +55,15 @@ start() {
   # no replica (the masters' views of the replicas arrive by gossip, after ok).
   local want=$(( MASTERS * REPLICAS ))
   replicas_seen() { redis-cli -p "$1" cluster nodes | awk '$3 ~ /(^|,)slave(,|$)/' | wc -l; }
+  link_down() { redis-cli -p "$1" info replication | grep -q '^master_link_status:down'; }
   for port in $(ports); do
     for _ in $(seq 1 200); do
-      [[ $(replicas_seen "$port") -eq $want ]] \
-        && ! redis-cli -p "$port" info replication | grep -q '^master_link_status:down' && break
+      [[ $(replicas_seen "$port") -eq $want ]] && ! link_down "$port" && break
       sleep 0.1
     done
     [[ $(replicas_seen "$port") -eq $want ]] \
       || die "node $port does not see the $want replicas: $CLUSTER_DIR/$port/redis.log"
-    ! redis-cli -p "$port" info replication | grep -q '^master_link_status:down' \
-      || die "replica $port is not in sync with its master: $CLUSTER_DIR/$port/redis.log"
+    ! link_down "$port" || die "replica $port is not in sync with its master: $CLUSTER_DIR/$port/redis.log"
   done
   say "$MASTERS masters, $REPLICAS replica(s) each, on 127.0.0.1:$BASE_PORT-$(( BASE_PORT + NODES - 1 )) ($CLUSTER_DIR)"
   say "seed URLs: $(printf 'redis://%s ' "${addrs[@]}")"

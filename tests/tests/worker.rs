@@ -1070,6 +1070,23 @@ async fn published_marks(h: &Harness) -> anyhow::Result<Vec<String>> {
     Ok(marks)
 }
 
+/// Adds `event` to the harness's stream under the explicit id `<at in ms>-0`, as a
+/// producer writing its own ids does.
+async fn add_with_id(
+    h: &Harness,
+    at: chrono::DateTime<chrono::Utc>,
+    event: &serde_json::Value,
+) -> anyhow::Result<()> {
+    let _: String = redis::cmd("XADD")
+        .arg(h.stream())
+        .arg(format!("{}-0", at.timestamp_millis()))
+        .arg("event")
+        .arg(event.to_string())
+        .query_async(&mut h.keys.conn().await?)
+        .await?;
+    Ok(())
+}
+
 /// An entry whose id dates it far in the future (a producer's explicit id) takes
 /// its event to a day the decision log has no partition for; the worker must not
 /// retry that batch forever: the entry is dead-lettered with the reason, and so is
@@ -1082,13 +1099,7 @@ async fn an_entry_dated_years_ahead_does_not_stall_the_stream() -> anyhow::Resul
     let ahead = chrono::Utc::now() + chrono::TimeDelta::days(3 * 365);
     let event = json!({"id": Uuid::new_v4(), "type": "donation.received", "livestream_id": LS,
                        "data": {"amount": 50}});
-    let _: String = redis::cmd("XADD")
-        .arg(h.stream())
-        .arg(format!("{}-0", ahead.timestamp_millis()))
-        .arg("event")
-        .arg(event.to_string())
-        .query_async(&mut h.keys.conn().await?)
-        .await?;
+    add_with_id(&h, ahead, &event).await?;
     // Later entries get ids after it (Redis keeps a stream's ids increasing).
     h.send("donation.received", json!({"amount": 60})).await?;
     eventually(Duration::from_secs(30), || async {
@@ -1123,18 +1134,11 @@ async fn an_entry_dated_days_back_is_recorded_in_a_partition_made_for_it() -> an
     let rule = h.add_rule(publish_rule(&h.out(), json!({}))).await?;
     h.start_worker(&[]).await?;
     let now = chrono::Utc::now();
-    let mut conn = h.keys.conn().await?;
     for days_back in [40, 5] {
         let at = now - chrono::TimeDelta::days(days_back);
         let event = json!({"id": Uuid::new_v4(), "type": "donation.received", "livestream_id": LS,
                            "occurred_at": at.to_rfc3339(), "data": {"amount": 50}});
-        let _: String = redis::cmd("XADD")
-            .arg(h.stream())
-            .arg(format!("{}-0", at.timestamp_millis()))
-            .arg("event")
-            .arg(event.to_string())
-            .query_async(&mut conn)
-            .await?;
+        add_with_id(&h, at, &event).await?;
     }
     h.send("donation.received", json!({"amount": 60})).await?;
     eventually(Duration::from_secs(30), || async {

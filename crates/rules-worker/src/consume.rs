@@ -341,11 +341,11 @@ async fn claim_stream(
         // As many as there is room for, up to a batch: on a tight budget the
         // readers' blocked reads hold their shares, and a whole batch would never fit.
         let room = ctx.in_flight.available().min(ctx.settings.batch_size);
-        let Some(permits) = (room > 0)
-            .then(|| ctx.in_flight.try_acquire(room))
-            .flatten()
-        else {
+        if room == 0 {
             return true; // busy: the next round takes the rest
+        }
+        let Some(permits) = ctx.in_flight.try_acquire(room) else {
+            return true; // taken meanwhile by a reader
         };
         match take_pending(ctx, stream, None, ctx.settings.claim_idle_ms, after, room).await {
             Ok((mut batch, last)) => {

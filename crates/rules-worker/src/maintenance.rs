@@ -8,6 +8,7 @@
 //! rolled up yet are still read.
 
 use chrono::NaiveDate;
+use diesel_async::AsyncPgConnection;
 use rules_store::config::RetentionSettings;
 use rules_store::db::retention::{self, PartitionChange};
 use rules_store::db::{DbError, PgPool};
@@ -40,14 +41,14 @@ pub async fn maintain_log_days(db: &PgPool, settings: RetentionSettings) {
 }
 
 /// Makes the partitions of `days` that are missing (the days of a batch the
-/// recorder could not record); the outcome is logged like a maintenance run's.
-pub async fn make_log_days(db: &PgPool, settings: RetentionSettings, days: &[NaiveDate]) {
-    let result = async {
-        let mut conn = db.get().await?;
-        retention::make_days(&mut conn, days).await
-    }
-    .await;
-    log_changes(result, settings);
+/// recorder could not record), on the recorder's own connection; the outcome is
+/// logged like a maintenance run's.
+pub async fn make_log_days(
+    conn: &mut AsyncPgConnection,
+    settings: RetentionSettings,
+    days: &[NaiveDate],
+) {
+    log_changes(retention::make_days(conn, days).await, settings);
 }
 
 fn log_changes(result: Result<Vec<PartitionChange>, DbError>, settings: RetentionSettings) {

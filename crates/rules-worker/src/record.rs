@@ -74,7 +74,7 @@ async fn commit(
             // A day without its partition (an older day within retention, one
             // dropped by hand): make the batch's days now; the retry then finds them.
             let days = decided.days();
-            crate::maintenance::make_log_days(&ctx.db, ctx.retention, &days).await;
+            crate::maintenance::make_log_days(&mut conn, ctx.retention, &days).await;
         }
         result
     })
