@@ -657,7 +657,7 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
             slow.share_percent
         );
     }
-    let worker = setup.start_worker(&worker_args)?;
+    let (worker, port) = setup.start_worker_on_port(&worker_args)?;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // Reader: every published output carries its event's time. It blocks, so it
@@ -750,6 +750,8 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
     let end = Instant::now() + Duration::from_secs(seconds);
     let mut sent = 0usize;
     let mut i = 0usize;
+    // How long each tick's write took: the part of the latency that is the producer's.
+    let mut writes: Vec<u64> = Vec::new();
     while Instant::now() < end {
         tick.tick().await;
         let now = chrono::Utc::now();
@@ -768,7 +770,9 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
                 fresh_copy(e, livestream, now)
             })
             .collect();
+        let writing = Instant::now();
         setup.xadd(&batch).await?;
+        writes.push(writing.elapsed().as_micros() as u64);
         sent += batch.len();
     }
     let (mut latencies, failed_reads) = collect.await?;
@@ -776,13 +780,8 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
         println!("{failed_reads} reads of the outputs failed and were read again (their entries count late)");
     }
     latencies.sort_unstable();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0) as f64
-            / 1000.0
-    };
+    writes.sort_unstable();
+    let pct = |p: f64| percentile_ms(&latencies, p);
     println!(
         "sent {sent} events at {per_second}/s for {seconds}s; {} executions observed",
         latencies.len()
@@ -794,6 +793,11 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
         pct(0.99),
         pct(1.0)
     );
+    println!(
+        "the producer's write of a tick ({per_tick} events, stamped before it): p50 {:.1} ms, p99 {:.1} ms",
+        percentile_ms(&writes, 0.5),
+        percentile_ms(&writes, 0.99)
+    );
     if backlog > 0 {
         match group_progress(&mut setup.redis.clone(), &backlog_stream).await {
             Ok((left, _, _)) => println!(
@@ -803,6 +807,10 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
             Err(e) => eprintln!("backlog progress unavailable: {e:#}"),
         }
     }
+    match stage_times(&[port]).await {
+        Ok(line) => println!("{line}"),
+        Err(e) => eprintln!("batch stage times unavailable: {e:#}"),
+    }
     stop(worker).await?;
     let mut r = setup.redis.clone();
     let _: () = redis::cmd("DEL")
@@ -810,6 +818,15 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
         .query_async(&mut r)
         .await?;
     setup.teardown().await
+}
+
+/// The `p` quantile (0–1) of sorted microseconds, in milliseconds.
+fn percentile_ms(sorted_us: &[u64], p: f64) -> f64 {
+    sorted_us
+        .get(((sorted_us.len() as f64 * p) as usize).min(sorted_us.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(0) as f64
+        / 1000.0
 }
 
 /// (lag, pending, entries read) of the consumer group on `stream`.

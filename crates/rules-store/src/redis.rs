@@ -433,7 +433,9 @@ impl SharedConnection {
         if let Some(conn) = self.lock().as_ref() {
             return Ok(conn.clone());
         }
-        let conn = self.pool.get().await?.link();
+        // Boxed: the pool's future is kilobytes, and inline it made the future of
+        // every publish that size, though it is awaited only after a failure.
+        let conn = Box::pin(self.pool.get()).await?.link();
         *self.lock() = Some(conn.clone());
         Ok(conn)
     }

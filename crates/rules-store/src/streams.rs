@@ -47,6 +47,29 @@ impl fmt::Display for EntryId {
     }
 }
 
+/// An id as a command's argument, `<ms>-<seq>`, written without an allocation or
+/// the formatting machinery: an XACK names a commit's thousands of ids (formatting
+/// them with `to_string` was 2.5% of a drain's worker instructions).
+impl redis::ToRedisArgs for EntryId {
+    fn write_redis_args<W>(&self, out: &mut W)
+    where
+        W: ?Sized + redis::RedisWrite,
+    {
+        let (mut ms, mut seq) = (itoa::Buffer::new(), itoa::Buffer::new());
+        let (ms, seq) = (
+            ms.format(self.ms).as_bytes(),
+            seq.format(self.seq).as_bytes(),
+        );
+        // Two u64 of at most 20 digits each, and the dash.
+        let mut text = [0u8; 41];
+        text[..ms.len()].copy_from_slice(ms);
+        text[ms.len()] = b'-';
+        let end = ms.len() + 1 + seq.len();
+        text[ms.len() + 1..end].copy_from_slice(seq);
+        out.write_arg(&text[..end]);
+    }
+}
+
 /// A text that is not a stream entry id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a stream entry id: {0:?}")]
@@ -383,7 +406,7 @@ where
     let mut cmd = redis::cmd("XCLAIM");
     cmd.arg(stream).arg(group).arg(consumer).arg(min_idle_ms);
     for id in ids {
-        cmd.arg(id.to_string());
+        cmd.arg(id);
     }
     let reply: Value = cmd.query_async(conn).await?;
     parse_entries("XCLAIM", reply)
@@ -407,7 +430,7 @@ where
     let mut cmd = redis::cmd("XCLAIM");
     cmd.arg(stream).arg(group).arg(consumer).arg(0);
     for id in ids {
-        cmd.arg(id.to_string());
+        cmd.arg(id);
     }
     cmd.arg("JUSTID");
     let _: Value = cmd.query_async(conn).await?;
@@ -430,7 +453,7 @@ where
         }
         let cmd = pipe.cmd("XACK").arg(*stream).arg(group);
         for id in ids {
-            cmd.arg(id.to_string());
+            cmd.arg(id);
         }
         cmd.ignore();
     }
@@ -648,6 +671,24 @@ mod tests {
         assert_eq!(a.time().map(|t| t.timestamp()), Some(1_764_000_000));
         let before_epoch = Utc.timestamp_opt(-10, 0).single().expect("time");
         assert_eq!(EntryId::first_at(before_epoch), None);
+    }
+
+    #[test]
+    fn an_id_as_an_argument_is_its_text() {
+        use redis::ToRedisArgs;
+        for id in [
+            EntryId { ms: 0, seq: 0 },
+            EntryId {
+                ms: 1_764_000_000_000,
+                seq: 5,
+            },
+            EntryId {
+                ms: u64::MAX,
+                seq: u64::MAX,
+            },
+        ] {
+            assert_eq!(id.to_redis_args(), vec![id.to_string().into_bytes()]);
+        }
     }
 
     #[test]

@@ -154,19 +154,26 @@ impl Permits {
             };
             ids.insert((Arc::clone(&entry.stream), entry.id));
             entry.ticket = Some(Ticket {
-                _permit: permit,
-                ids: Arc::clone(&self.ids),
-                stream: Arc::clone(&entry.stream),
-                id: entry.id,
+                held: Some(Held {
+                    permit,
+                    ids: Arc::clone(&self.ids),
+                    stream: Arc::clone(&entry.stream),
+                    id: entry.id,
+                }),
             });
         }
     }
 }
 
 /// One entry's place in flight; given back when the entry is dropped (acknowledged,
-/// or abandoned at shutdown).
+/// or abandoned at shutdown), or with others by [`release`].
 pub struct Ticket {
-    _permit: OwnedSemaphorePermit,
+    /// `None` once given back by [`release`].
+    held: Option<Held>,
+}
+
+struct Held {
+    permit: OwnedSemaphorePermit,
     ids: HeldIds,
     stream: Arc<str>,
     id: EntryId,
@@ -174,12 +181,46 @@ pub struct Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        let mut ids = self
-            .ids
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        ids.remove(&(Arc::clone(&self.stream), self.id));
+        if let Some(held) = self.held.take() {
+            release([held]);
+        }
     }
+}
+
+/// Gives back the places of the entries in `entries` (the recorder's, after a
+/// commit) together: one lock of the held ids and one return of room for them
+/// all, where a ticket dropped alone takes both (a drain spent 3% of the worker's
+/// CPU dropping tickets one by one). Entries keep no ticket afterwards.
+pub fn release_tickets<'a>(entries: impl IntoIterator<Item = &'a mut Entry>) {
+    release(
+        entries
+            .into_iter()
+            .filter_map(|e| e.ticket.as_mut().and_then(|t| t.held.take())),
+    );
+}
+
+fn release(held: impl IntoIterator<Item = Held>) {
+    let mut held = held.into_iter();
+    let Some(first) = held.next() else {
+        return;
+    };
+    let Held {
+        permit: mut room,
+        ids: set,
+        stream,
+        id,
+    } = first;
+    let mut ids = set
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    ids.remove(&(stream, id));
+    for h in held {
+        ids.remove(&(h.stream, h.id));
+        room.merge(h.permit);
+    }
+    drop(ids);
+    // Dropping the merged permit returns the room of every entry at once.
+    drop(room);
 }
 
 /// Records the time spent in one stage of a batch (`batch_stage_seconds`); returns
@@ -369,6 +410,40 @@ mod tests {
         assert!(lanes.admit(vec![Arc::clone(&a)]).is_some());
         drop(second);
         assert_eq!(lanes.in_lane("b:443"), 0);
+    }
+
+    fn entries(stream: &Arc<str>, n: u64) -> Vec<Entry> {
+        (1..=n)
+            .map(|seq| {
+                let entry = rules_store::streams::StreamEntry {
+                    id: EntryId { ms: 1, seq },
+                    body: Body::Deleted,
+                };
+                Entry::new(stream, entry, 1)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn tickets_released_together_give_back_their_room_and_ids_once() {
+        let in_flight = InFlight::new(10);
+        let stream: Arc<str> = Arc::from("s");
+        let mut batch = entries(&stream, 4);
+        in_flight.acquire(4).await.expect("room").attach(&mut batch);
+        assert_eq!(in_flight.in_use(10), 4);
+        assert!(in_flight.holds(&stream, EntryId { ms: 1, seq: 3 }));
+
+        release_tickets(&mut batch[..3]);
+        assert_eq!(in_flight.in_use(10), 1, "three places back at once");
+        assert!(!in_flight.holds(&stream, EntryId { ms: 1, seq: 3 }));
+        assert!(in_flight.holds(&stream, EntryId { ms: 1, seq: 4 }));
+
+        // Dropping released entries gives nothing back a second time; the one
+        // still holding its ticket gives its place back when dropped.
+        drop(batch);
+        assert_eq!(in_flight.in_use(10), 0);
+        assert_eq!(in_flight.available(), 10, "no room counted twice");
+        assert!(in_flight.held().is_empty());
     }
 
     #[test]

@@ -391,6 +391,8 @@ async fn dispatch(
 ) {
     let mut per_entry: Vec<PerEntry> = readable.iter().map(|_| PerEntry::default()).collect();
     let now = chrono::Utc::now();
+    // Each decision's counter added to once per batch (a registry lookup each).
+    let mut counted: Vec<(&'static str, u64)> = Vec::new();
     for (m, outcome) in open.into_iter().zip(decisions) {
         let decision = match outcome {
             Ok(decision) => decision,
@@ -413,7 +415,10 @@ async fn dispatch(
             }
         };
         if let Some(counter) = decision.counter() {
-            metrics::counter!(counter).increment(1);
+            match counted.iter_mut().find(|(name, _)| *name == counter) {
+                Some((_, n)) => *n += 1,
+                None => counted.push((counter, 1)),
+            }
         }
         let (entry, event) = &readable[m.entry];
         let (rule_id, event_id, day) = (m.rule.id(), event.id, event_day(entry, event));
@@ -435,6 +440,9 @@ async fn dispatch(
             // Another entry brought this event first: that entry records it.
             Decision::Duplicate => {}
         }
+    }
+    for (counter, n) in counted {
+        metrics::counter!(counter).increment(n);
     }
     // Entries with nothing to run go to the recorder together, each entry with
     // executions when its actions are done.

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
-use crate::pipeline::{retry_step, stage_done, Done};
+use crate::pipeline::{release_tickets, retry_step, stage_done, Done};
 
 /// Entries committed together: a commit closes once it holds this many (it may hold
 /// up to one processed batch more).
@@ -47,7 +47,8 @@ pub async fn record_loop(
             }
         }
         commit(&ctx, &mut groups, &mut decided, &token).await;
-        // Dropping the entries gives their in-flight places back.
+        // Their in-flight places back, all at once.
+        release_tickets(groups.iter_mut().flatten().map(|d| &mut d.entry));
         groups.clear();
         decided.clear();
     }
@@ -101,8 +102,10 @@ async fn commit(
     if acked.is_some() {
         stage_done("ack", committed);
         metrics::counter!("events_acked_total").increment(batch().count() as u64);
+        let now = std::time::Instant::now();
+        let latency = metrics::histogram!("event_latency_seconds");
         for d in batch() {
-            metrics::histogram!("event_latency_seconds").record(d.read_at.elapsed().as_secs_f64());
+            latency.record(now.duration_since(d.read_at).as_secs_f64());
         }
     }
 }

@@ -186,17 +186,18 @@ impl Executor {
                     body,
                     timeout_ms,
                 } => {
-                    let outcome = self
-                        .webhooks
-                        .send(&WebhookRequest {
-                            url,
-                            method: *method,
-                            headers,
-                            body,
-                            timeout: Duration::from_millis(u64::from(*timeout_ms)),
-                            execution_id,
-                        })
-                        .await;
+                    // Boxed: the HTTP client's future is 8 KB, and held inline it
+                    // made every execution's future that size, moved on each spawn
+                    // even when the rule only publishes.
+                    let outcome = Box::pin(self.webhooks.send(&WebhookRequest {
+                        url,
+                        method: *method,
+                        headers,
+                        body,
+                        timeout: Duration::from_millis(u64::from(*timeout_ms)),
+                        execution_id,
+                    }))
+                    .await;
                     let mut r = ActionResult::new(kind, action_started);
                     r.http_status = outcome.http_status;
                     r.attempts = Some(outcome.attempts);
