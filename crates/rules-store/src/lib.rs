@@ -13,6 +13,7 @@ pub mod keys;
 pub mod redis;
 pub mod streams;
 pub mod telemetry;
+pub mod wire;
 
 pub use config::Settings;
 

@@ -22,10 +22,11 @@ use deadpool_redis::{Manager, PoolConfig, Runtime, Timeouts};
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, Value};
+use redis::{Cmd, IntoConnectionInfo, Pipeline, RedisFuture, Value};
 use std::time::Duration;
 
 use crate::config::RedisSettings;
+use crate::wire::WireConnection;
 
 /// Redis errors. The pool's errors are kept whole (not as text); their message is
 /// shown inline, so they are not also reported as a source (which would print the
@@ -199,6 +200,60 @@ pub async fn dedicated(
     } else {
         Link::Single(dedicated_connection(&settings.url, connect, reply).await?)
     })
+}
+
+/// The connection a stream reader reads with: on one server over plain TCP, a
+/// [`WireConnection`] (replies decoded by redis-protocol: a drain's largest single
+/// cost in redis-rs's decoder); otherwise (a cluster, TLS, a Unix socket, RESP3)
+/// what [`dedicated`] opens. Both answer every command of the crate alike.
+pub enum Reader {
+    Wire(WireConnection),
+    Link(Link),
+}
+
+/// [`dedicated`], for a reader: see [`Reader`].
+pub async fn dedicated_reader(
+    settings: &RedisSettings,
+    connect: Duration,
+    reply: Option<Duration>,
+) -> Result<Reader, RedisError> {
+    if !settings.cluster {
+        let info = settings.url.as_str().into_connection_info()?;
+        if WireConnection::serves(&info) {
+            return Ok(Reader::Wire(
+                WireConnection::connect(&info, connect, reply).await?,
+            ));
+        }
+    }
+    Ok(Reader::Link(dedicated(settings, connect, reply).await?))
+}
+
+impl ConnectionLike for Reader {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Wire(conn) => conn.req_packed_command(cmd),
+            Self::Link(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Wire(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Self::Link(conn) => conn.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Wire(conn) => conn.get_db(),
+            Self::Link(conn) => conn.get_db(),
+        }
+    }
 }
 
 /// A pooled connection; dropping it gives it back.

@@ -13,7 +13,7 @@
 //! group's `lag` unknown, and autoscaling reads it).
 
 use rules_store::config::RedisSettings;
-use rules_store::redis::Link;
+use rules_store::redis::Reader;
 use rules_store::streams::{self, EntryId, ReadFrom, StreamError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,9 +28,9 @@ use rules_store::backoff;
 async fn reader_connection(
     redis: &RedisSettings,
     block_ms: u64,
-) -> Result<Link, rules_store::redis::RedisError> {
+) -> Result<Reader, rules_store::redis::RedisError> {
     // Connecting within 1 s (redis-rs's default); a reply within the BLOCK and 10 s.
-    rules_store::redis::dedicated(
+    rules_store::redis::dedicated_reader(
         redis,
         Duration::from_secs(1),
         Some(Duration::from_millis(block_ms) + Duration::from_secs(10)),
@@ -105,7 +105,7 @@ async fn read_loop(
     batches: mpsc::Sender<Vec<Entry>>,
     token: CancellationToken,
 ) {
-    let mut conn: Option<Link> = None;
+    let mut conn: Option<Reader> = None;
     let mut resumed = false;
     let mut delays = backoff::delays(Duration::from_millis(100), Duration::from_secs(6));
     while !token.is_cancelled() {
