@@ -92,13 +92,15 @@ where
             .value()
             .map(|v| v.to_string())
             .unwrap_or_default();
+        let mut event_id = uuid::Uuid::encode_buffer();
+        let event_id = pair.event.id.hyphenated().encode_lower(&mut event_id);
         let mut invocation = GATE.key(keys::decision(id, pair.event.id));
         invocation
             .key(keys::cooldown(id, &scope))
             .key(keys::cooldown_index(id))
             .key(keys::threshold(id, generation, &group))
             .key(keys::threshold_state(id, generation, &group))
-            .arg(pair.event.id.to_string())
+            .arg(&*event_id)
             .arg(pair.token)
             .arg(memory_ttl_ms)
             .arg(count)
