@@ -26,10 +26,10 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// How much a read asks the socket for at least; a read that fills it is followed
-/// by another before the buffer is decoded, so a large reply is decoded once, not
-/// once per chunk.
+/// How much room a read of the socket has at least.
 const READ_CHUNK: usize = 256 * 1024;
+/// A buffer grown past this by one large reply is given back once it is decoded.
+const MAX_KEPT_BUFFER: usize = 4 * 1024 * 1024;
 
 /// One server, over TCP, RESP2; see the module's doc.
 pub struct WireConnection {
@@ -128,31 +128,47 @@ impl WireConnection {
 
     /// The next whole reply, reading as much as it needs.
     async fn read_reply(&mut self) -> RedisResult<Value> {
-        let mut decode = !self.buffer.is_empty();
         loop {
-            if decode {
+            if !self.buffer.is_empty() {
                 match decode_range(&self.buffer) {
                     Ok(Some((frame, used))) => {
                         let value = to_value(frame, &self.buffer);
                         self.buffer.drain(..used);
+                        if self.buffer.is_empty() && self.buffer.capacity() > MAX_KEPT_BUFFER {
+                            // One huge reply does not keep its memory for the
+                            // connection's life.
+                            self.buffer = Vec::new();
+                        }
                         return value;
                     }
                     Ok(None) => {}
                     Err(e) => return Err(invalid(&format!("unreadable reply: {e}")).into()),
                 }
             }
+            self.read_more().await?;
+        }
+    }
+
+    /// Waits for bytes, then takes whatever else is already waiting without
+    /// waiting again: a large reply is decoded once per arrival, not once per
+    /// socket read (each attempt parses the reply from its start).
+    async fn read_more(&mut self) -> io::Result<()> {
+        self.buffer.reserve(READ_CHUNK);
+        if self.stream.read_buf(&mut self.buffer).await? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the server closed the connection",
+            ));
+        }
+        loop {
             self.buffer.reserve(READ_CHUNK);
-            let room = self.buffer.capacity() - self.buffer.len();
-            let read = self.stream.read_buf(&mut self.buffer).await?;
-            if read == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the server closed the connection",
-                )
-                .into());
+            match self.stream.try_read_buf(&mut self.buffer) {
+                // Closed: what arrived is decoded; the next wait reports the end.
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
             }
-            // A read that filled the room leaves more waiting: read it first.
-            decode = read < room;
         }
     }
 }

@@ -219,3 +219,90 @@ async fn an_error_reply_leaves_the_connection_usable_and_a_timeout_does_not() {
         .await
         .expect("cleanup");
 }
+
+/// A server of the test's own: reads each command, answers with the next of
+/// `replies`, each written in the pieces given with a pause between them, then
+/// closes the connection.
+async fn fake_server(replies: Vec<Vec<Vec<u8>>>) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.expect("accept");
+        for pieces in replies {
+            let mut command = [0u8; 1024];
+            if socket.read(&mut command).await.unwrap_or(0) == 0 {
+                return;
+            }
+            for piece in pieces {
+                socket.write_all(&piece).await.expect("write");
+                socket.flush().await.expect("flush");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    });
+    port
+}
+
+/// A bulk string reply of exactly `total` bytes on the wire, and its length.
+fn bulk_of_wire_size(total: usize) -> (Vec<u8>, usize) {
+    let mut payload = total - 5;
+    loop {
+        let reply = [
+            format!("${payload}\r\n").into_bytes(),
+            vec![b'x'; payload],
+            b"\r\n".to_vec(),
+        ]
+        .concat();
+        match reply.len().cmp(&total) {
+            std::cmp::Ordering::Equal => return (reply, payload),
+            std::cmp::Ordering::Greater => payload -= 1,
+            std::cmp::Ordering::Less => payload += 1,
+        }
+    }
+}
+
+#[tokio::test]
+async fn replies_in_any_pieces_are_read_whole_and_a_cut_one_fails() {
+    // Exactly a read's room; in three pieces with pauses; then cut off mid-reply.
+    let (exact, exact_len) = bulk_of_wire_size(256 * 1024);
+    let (pieced, pieced_len) = bulk_of_wire_size(100_000);
+    let (a, rest) = pieced.split_at(10);
+    let (b, c) = rest.split_at(50_000);
+    let cut = bulk_of_wire_size(1_000).0[..500].to_vec();
+    let port = fake_server(vec![
+        vec![exact],
+        vec![a.to_vec(), b.to_vec(), c.to_vec()],
+        vec![cut],
+    ])
+    .await;
+    let info = format!("redis://127.0.0.1:{port}/0")
+        .as_str()
+        .into_connection_info()
+        .expect("url");
+    let mut conn =
+        WireConnection::connect(&info, Duration::from_secs(5), Some(Duration::from_secs(5)))
+            .await
+            .expect("connect");
+    let whole: Vec<u8> = redis::cmd("GET")
+        .arg("k")
+        .query_async(&mut conn)
+        .await
+        .expect("a reply that fills the read's room exactly");
+    assert_eq!(whole.len(), exact_len);
+    assert!(whole.iter().all(|b| *b == b'x'));
+    let pieces: Vec<u8> = redis::cmd("GET")
+        .arg("k")
+        .query_async(&mut conn)
+        .await
+        .expect("a reply in pieces");
+    assert_eq!(pieces.len(), pieced_len);
+    let err = redis::cmd("GET")
+        .arg("k")
+        .query_async::<Vec<u8>>(&mut conn)
+        .await
+        .expect_err("cut off");
+    assert!(err.to_string().contains("closed the connection"), "{err}");
+}
