@@ -270,12 +270,13 @@ impl Executor {
             });
             return outcome;
         }
-        let (payload, rule_id, event_id, execution_id) = (
-            payload.to_string(),
-            rule_id.to_string(),
-            event_id.to_string(),
-            execution_id.to_string(),
-        );
+        let payload = payload.to_string();
+        // The ids by uuid's own encoder, not the formatting machinery.
+        let mut ids = [Uuid::encode_buffer(); 3];
+        let [rule_buf, event_buf, execution_buf] = &mut ids;
+        let rule_id = rule_id.hyphenated().encode_lower(rule_buf);
+        let event_id = event_id.hyphenated().encode_lower(event_buf);
+        let execution_id = execution_id.hyphenated().encode_lower(execution_buf);
         let fields: [(&[u8], &[u8]); 4] = [
             (b"payload", payload.as_bytes()),
             (b"rule_id", rule_id.as_bytes()),
