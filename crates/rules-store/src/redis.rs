@@ -228,12 +228,26 @@ pub async fn dedicated_reader(
     Ok(Reader::Link(dedicated(settings, connect, reply).await?))
 }
 
+impl Reader {
+    /// The connection it holds, whichever it is.
+    fn connection(&self) -> &(dyn ConnectionLike + Send) {
+        match self {
+            Self::Wire(conn) => conn,
+            Self::Link(conn) => conn,
+        }
+    }
+
+    fn connection_mut(&mut self) -> &mut (dyn ConnectionLike + Send) {
+        match self {
+            Self::Wire(conn) => conn,
+            Self::Link(conn) => conn,
+        }
+    }
+}
+
 impl ConnectionLike for Reader {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Self::Wire(conn) => conn.req_packed_command(cmd),
-            Self::Link(conn) => conn.req_packed_command(cmd),
-        }
+        self.connection_mut().req_packed_command(cmd)
     }
 
     fn req_packed_commands<'a>(
@@ -242,17 +256,12 @@ impl ConnectionLike for Reader {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Self::Wire(conn) => conn.req_packed_commands(pipeline, offset, count),
-            Self::Link(conn) => conn.req_packed_commands(pipeline, offset, count),
-        }
+        self.connection_mut()
+            .req_packed_commands(pipeline, offset, count)
     }
 
     fn get_db(&self) -> i64 {
-        match self {
-            Self::Wire(conn) => conn.get_db(),
-            Self::Link(conn) => conn.get_db(),
-        }
+        self.connection().get_db()
     }
 }
 

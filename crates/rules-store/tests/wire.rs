@@ -30,7 +30,6 @@ async fn client() -> redis::aio::MultiplexedConnection {
     .expect("redis-rs connection")
 }
 
-/// What a command answers on a connection: its value, or its error's code and text.
 /// A read's entries, in order: id and fields.
 fn entries(
     reply: Vec<(String, Vec<streams::StreamEntry>)>,
@@ -54,6 +53,7 @@ async fn read_all<C: ConnectionLike + Send>(
     entries(reply)
 }
 
+/// What a command answers on a connection: its value, or its error's code and text.
 async fn answer<C: ConnectionLike + Send>(conn: &mut C, cmd: &redis::Cmd) -> String {
     match cmd.query_async::<Value>(conn).await {
         Ok(value) => format!("{value:?}"),

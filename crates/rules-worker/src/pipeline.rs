@@ -166,9 +166,9 @@ impl Permits {
 }
 
 /// One entry's place in flight; given back when the entry is dropped (acknowledged,
-/// or abandoned at shutdown), or with others by [`release`].
+/// or abandoned at shutdown), or with others by [`release_tickets`].
 pub struct Ticket {
-    /// `None` once given back by [`release`].
+    /// Taken out when given back with others (a ticket is dropped afterwards).
     held: Option<Held>,
 }
 
@@ -195,7 +195,7 @@ pub fn release_tickets<'a>(entries: impl IntoIterator<Item = &'a mut Entry>) {
     release(
         entries
             .into_iter()
-            .filter_map(|e| e.ticket.as_mut().and_then(|t| t.held.take())),
+            .filter_map(|e| e.ticket.take().and_then(|mut t| t.held.take())),
     );
 }
 

@@ -272,11 +272,14 @@ impl Executor {
         }
         let payload = payload.to_string();
         // The ids by uuid's own encoder, not the formatting machinery.
-        let mut ids = [Uuid::encode_buffer(); 3];
-        let [rule_buf, event_buf, execution_buf] = &mut ids;
-        let rule_id = rule_id.hyphenated().encode_lower(rule_buf);
-        let event_id = event_id.hyphenated().encode_lower(event_buf);
-        let execution_id = execution_id.hyphenated().encode_lower(execution_buf);
+        let (mut rule_buf, mut event_buf, mut execution_buf) = (
+            Uuid::encode_buffer(),
+            Uuid::encode_buffer(),
+            Uuid::encode_buffer(),
+        );
+        let rule_id = rule_id.hyphenated().encode_lower(&mut rule_buf);
+        let event_id = event_id.hyphenated().encode_lower(&mut event_buf);
+        let execution_id = execution_id.hyphenated().encode_lower(&mut execution_buf);
         let fields: [(&[u8], &[u8]); 4] = [
             (b"payload", payload.as_bytes()),
             (b"rule_id", rule_id.as_bytes()),
