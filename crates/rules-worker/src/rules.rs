@@ -8,7 +8,7 @@
 
 use arc_swap::ArcSwap;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use rules_core::{CompiledRule, RuleIndex};
 use rules_store::db::rules::{self as store, CHANGE_CHANNEL};
 use rules_store::db::PgTarget;
@@ -16,10 +16,12 @@ use rules_store::db::{DbError, PgPool};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// Changes arriving within this window are applied together.
+/// A change arriving within this long of the previous swap starts a burst (an
+/// import, a bulk toggle): what arrives within this long of it is applied together.
 const DEBOUNCE: Duration = Duration::from_millis(20);
 
 pub struct Rules {
@@ -115,6 +117,37 @@ fn changed_id(payload: &str) -> Option<Uuid> {
     Uuid::parse_str(value.get("id")?.as_str()?).ok()
 }
 
+/// Adds to `ids` the changes that follow a first one; true when the connection was
+/// lost meanwhile. What is already waiting is always taken. A lone change (none
+/// applied within `DEBOUNCE`) is applied at once, so a rule is live as soon as its
+/// reload returns, not a window later; in a burst, what arrives within `DEBOUNCE`
+/// is gathered into one swap.
+async fn gather<S, E>(notifications: &mut S, ids: &mut HashSet<Uuid>, in_burst: bool) -> bool
+where
+    S: futures_util::Stream<Item = Result<String, E>> + Unpin,
+{
+    if !in_burst {
+        while let Some(more) = notifications.next().now_or_never() {
+            match more {
+                Some(Ok(payload)) => ids.extend(changed_id(&payload)),
+                Some(Err(_)) | None => return true,
+            }
+        }
+        return false;
+    }
+    let window = tokio::time::sleep(DEBOUNCE);
+    tokio::pin!(window);
+    loop {
+        tokio::select! {
+            _ = &mut window => return false,
+            more = notifications.next() => match more {
+                Some(Ok(payload)) => ids.extend(changed_id(&payload)),
+                Some(Err(_)) | None => return true,
+            },
+        }
+    }
+}
+
 /// Listens for rule changes and reconciles periodically until cancelled.
 pub async fn keep_current(
     rules: Arc<Rules>,
@@ -157,7 +190,9 @@ pub async fn keep_current(
         tokio::pin!(deadline);
         let mut lost = false;
         {
-            let mut notifications = std::pin::pin!(conn.notifications_stream());
+            let mut notifications =
+                std::pin::pin!(conn.notifications_stream().map(|n| n.map(|n| n.payload)));
+            let mut last_applied: Option<Instant> = None;
             while !lost {
                 tokio::select! {
                     _ = token.cancelled() => return,
@@ -165,27 +200,20 @@ pub async fn keep_current(
                     next = notifications.next() => {
                         let mut ids = HashSet::new();
                         match next {
-                            Some(Ok(n)) => ids.extend(changed_id(&n.payload)),
+                            Some(Ok(payload)) => {
+                                ids.extend(changed_id(&payload));
+                                let in_burst = last_applied.is_some_and(|at| at.elapsed() < DEBOUNCE);
+                                lost = gather(&mut notifications, &mut ids, in_burst).await;
+                            }
                             // The stream ends (or fails) with its connection: never
                             // poll it again, reconnect instead.
                             Some(Err(_)) | None => lost = true,
-                        }
-                        // Gather a burst (an import, a bulk toggle) into one swap.
-                        let gather = tokio::time::sleep(DEBOUNCE);
-                        tokio::pin!(gather);
-                        while !lost {
-                            tokio::select! {
-                                _ = &mut gather => break,
-                                more = notifications.next() => match more {
-                                    Some(Ok(n)) => { ids.extend(changed_id(&n.payload)); }
-                                    Some(Err(_)) | None => lost = true,
-                                },
-                            }
                         }
                         if !ids.is_empty() {
                             if let Err(e) = apply(&rules, &db, &ids).await {
                                 tracing::warn!(error = %e, "applying rule changes failed; the next reconcile will");
                             }
+                            last_applied = Some(Instant::now());
                         }
                     }
                 }
@@ -216,4 +244,59 @@ async fn connect_listener(
         .await
         .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::stream;
+    use tokio::sync::mpsc;
+
+    fn change(id: Uuid) -> Result<String, ()> {
+        Ok(format!(r#"{{"id":"{id}","version":1,"op":"INSERT"}}"#))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lone_change_is_applied_without_waiting_and_takes_what_already_waits() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        tx.send(change(b)).expect("the receiver lives");
+        let mut notifications = stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let mut ids = HashSet::from([a]);
+        let started = Instant::now();
+        let lost = gather(&mut notifications, &mut ids, false).await;
+        assert!(!lost);
+        assert_eq!(ids, HashSet::from([a, b]));
+        // The paused clock moves only when something waits on it.
+        assert_eq!(Instant::now(), started, "a lone change waited");
+        drop(tx);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_right_after_another_gathers_its_burst() {
+        let (a, b, late) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let sender = tokio::spawn(async move {
+            tokio::time::sleep(DEBOUNCE / 2).await;
+            tx.send(change(b)).expect("the receiver lives");
+            tokio::time::sleep(DEBOUNCE).await;
+            tx.send(change(late)).expect("the receiver lives");
+            tx
+        });
+        let mut notifications = stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let mut ids = HashSet::from([a]);
+        let lost = gather(&mut notifications, &mut ids, true).await;
+        assert!(!lost);
+        assert_eq!(ids, HashSet::from([a, b]));
+        drop(sender.await.expect("the sender finishes"));
+    }
+
+    #[tokio::test]
+    async fn a_connection_lost_while_gathering_is_reported() {
+        let mut notifications = stream::iter([Err(())]);
+        let mut ids = HashSet::new();
+        assert!(gather(&mut notifications, &mut ids, false).await);
+        let mut ended = stream::iter(Vec::<Result<String, ()>>::new());
+        assert!(gather(&mut ended, &mut ids, true).await);
+    }
 }
