@@ -63,13 +63,22 @@ while (( left > 0 )); do
   chunk=$(( left < 1000000 ? left : 1000000 ))
   # One execution in 20 failed; times spread evenly over the last $DAYS days.
   psql "$BENCH_URL" -q -v ON_ERROR_STOP=1 <<SQL
-WITH r AS (SELECT array_agg(id ORDER BY id) AS ids, array_agg(livestream_id ORDER BY id) AS ls, count(*)::int AS n FROM rules)
+WITH r AS (SELECT array_agg(id ORDER BY id) AS ids, array_agg(livestream_id ORDER BY id) AS ls, count(*)::int AS n FROM rules),
+grown AS (
+  SELECT gen_random_uuid() AS id, r.ids[1 + g % r.n] AS rule_id, gen_random_uuid() AS event_id,
+         r.ls[1 + g % r.n] AS livestream_id, t.at AS executed_at,
+         CASE WHEN g % 20 = 0 THEN 'failed' ELSE 'succeeded' END AS status, 1 + g % 50 AS duration_ms,
+         '{"actions": [{"type": "log", "status": "succeeded", "duration_ms": 1}]}'::jsonb AS result,
+         (t.at AT TIME ZONE 'UTC')::date AS event_day
+  FROM generate_series($left - $chunk + 1, $left) AS g, r,
+       LATERAL (SELECT now() - (g::bigint * $DAYS * 86400 / $EXECUTIONS) * interval '1 second' AS at) AS t
+), keys AS (
+  -- The decision memory of each (as the recorder writes both: migration 000012).
+  INSERT INTO rule_execution_keys (rule_id, event_id, event_day, execution_id)
+  SELECT rule_id, event_id, event_day, id FROM grown
+)
 INSERT INTO rule_executions (id, rule_id, event_id, livestream_id, executed_at, status, duration_ms, result, event_day)
-SELECT gen_random_uuid(), r.ids[1 + g % r.n], gen_random_uuid(), r.ls[1 + g % r.n], t.at,
-       CASE WHEN g % 20 = 0 THEN 'failed' ELSE 'succeeded' END, 1 + g % 50,
-       '{"actions": [{"type": "log", "status": "succeeded", "duration_ms": 1}]}', (t.at AT TIME ZONE 'UTC')::date
-FROM generate_series($left - $chunk + 1, $left) AS g, r,
-     LATERAL (SELECT now() - (g::bigint * $DAYS * 86400 / $EXECUTIONS) * interval '1 second' AS at) AS t;
+SELECT * FROM grown;
 SQL
   left=$(( left - chunk ))
 done

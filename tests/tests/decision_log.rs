@@ -1,6 +1,7 @@
-//! The decision log partitioned by event day (migration 000007): rows recorded
-//! before it stay recognised, new days get their own partitions, retention drops
-//! whole days, and the worker and `rules-migrate maintain` keep the days ahead.
+//! The decision log partitioned by event day (migration 000007) and the history by
+//! execution day (000012): rows recorded before either stay recognised and
+//! readable, new days get their own partitions, retention drops whole days, and the
+//! worker and `rules-migrate maintain` keep the days ahead.
 
 use chrono::{NaiveDate, TimeDelta, Utc};
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
@@ -51,9 +52,10 @@ fn execution(rule_id: Uuid, event_id: Uuid, day: NaiveDate) -> ExecutionRow {
     }
 }
 
-/// Applies the repository's migrations older than 000007 by their SQL, with
-/// diesel's bookkeeping, as a database deployed before it would be.
-async fn migrate_to_000006(conn: &mut AsyncPgConnection) -> anyhow::Result<()> {
+/// Applies the repository's migrations older than `before` (a version's prefix,
+/// `2026-12-01-000007`) by their SQL, with diesel's bookkeeping, as a database
+/// deployed before it would be.
+async fn migrate_to(conn: &mut AsyncPgConnection, before: &str) -> anyhow::Result<usize> {
     conn.batch_execute(
         "CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL, \
          run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)",
@@ -63,12 +65,11 @@ async fn migrate_to_000006(conn: &mut AsyncPgConnection) -> anyhow::Result<()> {
     let mut dirs: Vec<_> = std::fs::read_dir(&root)?
         .filter_map(Result::ok)
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| name.as_str() < "2026-12-01-000007")
+        .filter(|name| name.as_str() < before)
         .collect();
     dirs.sort();
-    assert_eq!(dirs.len(), 6, "{dirs:?}");
-    for dir in dirs {
-        conn.batch_execute(&std::fs::read_to_string(root.join(&dir).join("up.sql"))?)
+    for dir in &dirs {
+        conn.batch_execute(&std::fs::read_to_string(root.join(dir).join("up.sql"))?)
             .await?;
         let version: String = dir
             .split('_')
@@ -82,14 +83,14 @@ async fn migrate_to_000006(conn: &mut AsyncPgConnection) -> anyhow::Result<()> {
         ))
         .await?;
     }
-    Ok(())
+    Ok(dirs.len())
 }
 
 #[tokio::test]
 async fn decisions_recorded_before_the_partitioning_stay_recognised() -> anyhow::Result<()> {
     let db = TestDb::empty().await?;
     let mut conn = db.conn().await?;
-    migrate_to_000006(&mut conn).await?;
+    assert_eq!(migrate_to(&mut conn, "2026-12-01-000007").await?, 6);
     // One decision of each kind, recorded by the previous version.
     let (executed, suppressed, counted) = (
         (Uuid::new_v4(), Uuid::new_v4()),
@@ -132,9 +133,10 @@ async fn decisions_recorded_before_the_partitioning_stay_recognised() -> anyhow:
     let fresh = (Uuid::new_v4(), Uuid::new_v4(), day);
     assert!(already_decided(&mut conn, &[fresh]).await?.is_empty());
 
-    // They are the legacy partition's, with the legacy day; the days ahead exist.
+    // They are the legacy partition's, with the legacy day (the executions' key
+    // copied there by 000012); the days ahead exist.
     let legacy: Count = diesel::sql_query(format!(
-        "SELECT count(*) AS n FROM rule_executions_legacy WHERE event_day = '{LEGACY_EVENT_DAY}'"
+        "SELECT count(*) AS n FROM rule_execution_keys_legacy WHERE event_day = '{LEGACY_EVENT_DAY}'"
     ))
     .get_result(&mut conn)
     .await?;
@@ -143,14 +145,16 @@ async fn decisions_recorded_before_the_partitioning_stay_recognised() -> anyhow:
     let tomorrow = today() + TimeDelta::days(1);
     let ahead = format!("rule_executions_{}", tomorrow.format("%Y%m%d"));
     assert!(parts.contains(&ahead), "{parts:?}");
-    // The legacy partition holds the days before the migration's; today on are new.
+    // The history before 000012 (itself by event day) is one partition of the
+    // history by execution day; today on are new.
     assert_eq!(parts.len(), 1 + 8, "{parts:?}");
     assert!(
-        parts.contains(&"rule_executions_legacy".to_owned()),
+        parts.contains(&"rule_executions_by_event_day".to_owned()),
         "{parts:?}"
     );
 
-    // A new decision for tomorrow lands in tomorrow's partition, once.
+    // A new decision for tomorrow's event: its key in tomorrow's partition of the
+    // memory, its execution in today's of the history, once.
     let rule = Uuid::new_v4();
     let event = Uuid::new_v4();
     let batch = Decided {
@@ -159,18 +163,128 @@ async fn decisions_recorded_before_the_partitioning_stay_recognised() -> anyhow:
     };
     assert_eq!(record_batch(&mut conn, &batch).await?.executions, 1);
     assert_eq!(record_batch(&mut conn, &batch).await?.executions, 0);
-    let home: Name = diesel::sql_query(format!(
-        "SELECT tableoid::regclass::text AS name FROM rule_executions WHERE event_id = '{event}'"
-    ))
-    .get_result(&mut conn)
-    .await?;
-    assert_eq!(home.name, ahead);
+    let home = |table: &str| {
+        diesel::sql_query(format!(
+            "SELECT tableoid::regclass::text AS name FROM {table} WHERE event_id = '{event}'"
+        ))
+    };
+    let key: Name = home("rule_execution_keys").get_result(&mut conn).await?;
+    assert_eq!(
+        key.name,
+        format!("rule_execution_keys_{}", tomorrow.format("%Y%m%d"))
+    );
+    let history: Name = home("rule_executions").get_result(&mut conn).await?;
+    assert_eq!(
+        history.name,
+        format!("rule_executions_{}", today().format("%Y%m%d"))
+    );
     assert_eq!(
         already_decided(&mut conn, &[(rule, event, tomorrow)])
             .await?
             .len(),
         1
     );
+    Ok(())
+}
+
+/// Migration 000012: the history recorded before it (partitioned by event day)
+/// becomes one partition of the history by execution day; its pages read as before,
+/// newest first and across the boundary, its decisions stay recognised, and
+/// retention drops it whole once its last execution is past retention.
+#[tokio::test]
+async fn history_recorded_before_it_was_by_execution_day_stays_readable_and_recognised(
+) -> anyhow::Result<()> {
+    use rules_store::db::executions::{list_for_rule, ExecutionCursor, ExecutionFilter};
+    let db = TestDb::empty().await?;
+    let mut conn = db.conn().await?;
+    assert_eq!(migrate_to(&mut conn, "2026-12-06-000012").await?, 11);
+    // Three executions of one rule by the previous version, an hour apart, the
+    // oldest failed; their events of yesterday.
+    let rule = Uuid::new_v4();
+    let yesterday = today() - TimeDelta::days(1);
+    let old: Vec<ExecutionRow> = (1..=3)
+        .map(|hours| ExecutionRow {
+            executed_at: Utc::now() - TimeDelta::hours(hours),
+            status: if hours == 3 {
+                rules_core::Status::Failed
+            } else {
+                rules_core::Status::Succeeded
+            },
+            ..execution(rule, Uuid::new_v4(), yesterday)
+        })
+        .collect();
+    for e in &old {
+        conn.batch_execute(&format!(
+            "INSERT INTO rule_executions (id, rule_id, event_id, livestream_id, executed_at, \
+               status, duration_ms, result, event_day) \
+             VALUES ('{}', '{rule}', '{}', '{}', '{}', '{}', 3, '{{}}', '{yesterday}')",
+            e.id,
+            e.event_id,
+            e.livestream_id,
+            e.executed_at.to_rfc3339(),
+            e.status.as_str(),
+        ))
+        .await?;
+    }
+
+    let applied = rules_store::db::migrations::run_pending(&PgTarget::new(&db.url, None)?).await?;
+    assert_eq!(applied, ["2026-12-06-000012_history_by_execution_day"]);
+    let parts = partitions(&mut conn, "rule_executions").await?;
+    assert!(
+        parts.contains(&"rule_executions_by_event_day".to_owned()),
+        "{parts:?}"
+    );
+
+    // Recognised: asked again, and recorded again, nothing new.
+    let keys: Vec<_> = old.iter().map(|e| (rule, e.event_id, yesterday)).collect();
+    assert_eq!(already_decided(&mut conn, &keys).await?.len(), 3);
+    let again = Decided {
+        executions: old.clone(),
+        ..Decided::default()
+    };
+    assert_eq!(record_batch(&mut conn, &again).await?.executions, 0);
+
+    // A new execution lands in today's partition of the history.
+    let new = execution(rule, Uuid::new_v4(), today());
+    let batch = Decided {
+        executions: vec![new.clone()],
+        ..Decided::default()
+    };
+    assert_eq!(record_batch(&mut conn, &batch).await?.executions, 1);
+
+    // Pages of two, newest first, across the old partition and the new one.
+    let filter = ExecutionFilter::default();
+    let first = list_for_rule(&mut conn, rule, &filter, None, 2).await?;
+    let ids = |rows: &[ExecutionRow]| rows.iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(ids(&first), [new.id, old[0].id]);
+    let after = first.last().map(|r| ExecutionCursor {
+        executed_at: r.executed_at,
+        id: r.id,
+    });
+    let second = list_for_rule(&mut conn, rule, &filter, after, 2).await?;
+    assert_eq!(ids(&second), [old[1].id, old[2].id]);
+    let failed = ExecutionFilter {
+        status: Some(rules_core::Status::Failed),
+        ..ExecutionFilter::default()
+    };
+    assert_eq!(
+        ids(&list_for_rule(&mut conn, rule, &failed, None, 50).await?),
+        [old[2].id]
+    );
+
+    // Retention: 40 days on, the old partition goes whole, with every day made
+    // before it.
+    let changes = maintain(&mut conn, SETTINGS, Some(today() + TimeDelta::days(40))).await?;
+    assert!(
+        changes.contains(&PartitionChange::Dropped(
+            "rule_executions_by_event_day".into()
+        )),
+        "{changes:?}"
+    );
+    let left: Count = diesel::sql_query("SELECT count(*) AS n FROM rule_executions")
+        .get_result(&mut conn)
+        .await?;
+    assert_eq!(left.n, 0);
     Ok(())
 }
 
@@ -248,13 +362,12 @@ async fn the_lookup_probes_a_day_without_statistics_key_by_key() -> anyhow::Resu
     let db = TestDb::migrated().await?;
     let mut conn = db.conn().await?;
     let day = today();
-    let partition = format!("rule_executions_{}", day.format("%Y%m%d"));
+    let partition = format!("rule_execution_keys_{}", day.format("%Y%m%d"));
     conn.batch_execute(&format!(
         "ALTER TABLE {partition} SET (autovacuum_enabled = false); \
-         INSERT INTO rule_executions (id, rule_id, event_id, livestream_id, executed_at, \
-           status, duration_ms, result, event_day) \
-         SELECT gen_random_uuid(), ('00000000-0000-4000-8000-' || lpad((g % 100)::text, 12, '0'))::uuid, \
-           gen_random_uuid(), gen_random_uuid(), now(), 'succeeded', 1, '{{}}', '{day}' \
+         INSERT INTO rule_execution_keys (rule_id, event_id, event_day, execution_id) \
+         SELECT ('00000000-0000-4000-8000-' || lpad((g % 100)::text, 12, '0'))::uuid, \
+           gen_random_uuid(), '{day}', gen_random_uuid() \
          FROM generate_series(1, 40000) g"
     ))
     .await?;
@@ -325,13 +438,18 @@ async fn retention_drops_whole_days_and_makes_the_days_ahead() -> anyhow::Result
             PartitionChange::Created(_) => None,
         })
         .collect();
-    // A fresh database has no legacy partition: yesterday to seven days ahead.
-    let first_day = format!("rule_executions_{}", today().format("%Y%m%d"));
-    assert!(dropped.contains(&&first_day), "{changes:?}");
+    // A fresh database has no legacy partition: yesterday to seven days ahead, of
+    // the three tables by event day and of the history by execution day.
+    for first_day in [
+        format!("rule_executions_{}", today().format("%Y%m%d")),
+        format!("rule_execution_keys_{}", today().format("%Y%m%d")),
+    ] {
+        assert!(dropped.contains(&&first_day), "{changes:?}");
+    }
     assert_eq!(
         dropped.len(),
-        3 * 9,
-        "nine days of three tables: {changes:?}"
+        4 * 9,
+        "nine days of four tables: {changes:?}"
     );
     let gone: Count = diesel::sql_query("SELECT count(*) AS n FROM rule_executions")
         .get_result(&mut conn)
@@ -407,7 +525,7 @@ async fn the_worker_and_rules_migrate_maintain_keep_the_days_ahead() -> anyhow::
         (today() + TimeDelta::days(9)).format("%Y%m%d")
     );
     assert!(out.contains(&format!("created  {ninth}")), "{out}");
-    assert!(out.contains("6 partition(s) changed"), "{out}");
+    assert!(out.contains("8 partition(s) changed"), "{out}");
     assert!(partitions(&mut conn, "rule_executions")
         .await?
         .contains(&ninth));
@@ -442,9 +560,12 @@ async fn a_day_without_its_partition_is_made_when_the_recorder_meets_it() -> any
         .await?;
     h.start_worker(&[]).await?;
     h.wait_rules_loaded(1).await?;
-    // Today's partition gone behind the worker's back (its next hourly run is far).
+    // Today's partitions of the history and of the memory gone behind the worker's
+    // back (its next hourly run is far).
     let today_part = format!("rule_executions_{}", today().format("%Y%m%d"));
+    let today_keys = format!("rule_execution_keys_{}", today().format("%Y%m%d"));
     h.sql(&format!("DROP TABLE {today_part}")).await?;
+    h.sql(&format!("DROP TABLE {today_keys}")).await?;
     h.send("donation.received", serde_json::json!({"amount": 10}))
         .await?;
     eventually(Duration::from_secs(15), || async {
@@ -455,5 +576,8 @@ async fn a_day_without_its_partition_is_made_when_the_recorder_meets_it() -> any
     assert!(partitions(&mut conn, "rule_executions")
         .await?
         .contains(&today_part));
+    assert!(partitions(&mut conn, "rule_execution_keys")
+        .await?
+        .contains(&today_keys));
     Ok(())
 }

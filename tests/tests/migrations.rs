@@ -78,6 +78,7 @@ async fn applies_once_and_concurrently() -> anyhow::Result<()> {
         tables(&db).await?,
         vec![
             "__diesel_schema_migrations",
+            "rule_execution_keys",
             "rule_executions",
             "rule_stats_minute",
             "rule_stats_quarter",

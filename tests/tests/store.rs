@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use rules_core::{parse_rule_spec, Rule};
 use rules_e2e::TestDb;
+use rules_store::db::executions::{insert_new, ExecutionRow};
 use rules_store::db::rules::{self as rules_db, RuleRow};
 use rules_store::db::schema::{rule_executions, rule_stats_minute};
 use serde_json::json;
@@ -78,32 +79,41 @@ async fn executions_are_unique_per_rule_and_event() -> anyhow::Result<()> {
     let db = TestDb::migrated().await?;
     let mut conn = db.conn().await?;
     let (rule_id, event_id) = (Uuid::new_v4(), Uuid::new_v4());
-    let insert = |id: Uuid| {
-        diesel::insert_into(rule_executions::table)
-            .values((
-                rule_executions::id.eq(id),
-                rule_executions::rule_id.eq(rule_id),
-                rule_executions::event_id.eq(event_id),
-                rule_executions::livestream_id.eq(Uuid::new_v4()),
-                rule_executions::executed_at.eq(Utc::now()),
-                rule_executions::status.eq("succeeded"),
-                rule_executions::duration_ms.eq(12),
-                rule_executions::result.eq(json!({"actions": []})),
-                rule_executions::event_day.eq(Utc::now().date_naive()),
-            ))
-            .on_conflict((
-                rule_executions::rule_id,
-                rule_executions::event_id,
-                rule_executions::event_day,
-            ))
-            .do_nothing()
+    let row = |id: Uuid| ExecutionRow {
+        id,
+        rule_id,
+        event_id,
+        livestream_id: Uuid::new_v4(),
+        executed_at: Utc::now(),
+        status: rules_core::Status::Succeeded,
+        duration_ms: 12,
+        result: json!({"actions": []}),
+        event_day: Utc::now().date_naive(),
     };
-    assert_eq!(insert(Uuid::new_v4()).execute(&mut conn).await?, 1);
+    let first = row(Uuid::new_v4());
     assert_eq!(
-        insert(Uuid::new_v4()).execute(&mut conn).await?,
-        0,
+        insert_new(&mut conn, std::slice::from_ref(&first)).await?,
+        [first.id]
+    );
+    assert!(
+        insert_new(&mut conn, &[row(Uuid::new_v4())])
+            .await?
+            .is_empty(),
         "the second delivery records nothing"
     );
+    // Two rows of one pair in one batch: one recorded, in the history once.
+    let (a, b) = (row(Uuid::new_v4()), row(Uuid::new_v4()));
+    let pair = |r: ExecutionRow| ExecutionRow {
+        event_id: Uuid::from_u128(7),
+        ..r
+    };
+    assert_eq!(insert_new(&mut conn, &[pair(a), pair(b)]).await?.len(), 1);
+    let history: i64 = rule_executions::table
+        .filter(rule_executions::rule_id.eq(rule_id))
+        .count()
+        .get_result(&mut conn)
+        .await?;
+    assert_eq!(history, 2);
     let bad_status = diesel::sql_query(
         "INSERT INTO rule_executions VALUES (gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), now(), 'maybe', 1, '{}', current_date)",
     )

@@ -280,14 +280,23 @@ impl Setup {
             let chunk = left.min(1_000_000);
             diesel::sql_query(
                 "WITH r AS (SELECT array_agg(id) AS ids, array_agg(livestream_id) AS ls, \
-                                   count(*)::int AS n FROM rules) \
+                                   count(*)::int AS n FROM rules), \
+                 grown AS ( \
+                   SELECT gen_random_uuid() AS id, r.ids[1 + g % r.n] AS rule_id, \
+                          gen_random_uuid() AS event_id, r.ls[1 + g % r.n] AS livestream_id, \
+                          t.at AS executed_at, 'succeeded' AS status, 3 AS duration_ms, \
+                          '{\"actions\": []}'::jsonb AS result, \
+                          (t.at AT TIME ZONE 'UTC')::date AS event_day \
+                   FROM generate_series(1, $1) AS g, r, \
+                        LATERAL (SELECT now() - (g % ($2 * 86400)) * interval '1 second' AS at) AS t \
+                 ), keys AS ( \
+                   INSERT INTO rule_execution_keys (rule_id, event_id, event_day, execution_id) \
+                   SELECT rule_id, event_id, event_day, id FROM grown \
+                 ) \
                  INSERT INTO rule_executions \
                    (id, rule_id, event_id, livestream_id, executed_at, status, duration_ms, result, \
                     event_day) \
-                 SELECT gen_random_uuid(), r.ids[1 + g % r.n], gen_random_uuid(), r.ls[1 + g % r.n], \
-                        t.at, 'succeeded', 3, '{\"actions\": []}', (t.at AT TIME ZONE 'UTC')::date \
-                 FROM generate_series(1, $1) AS g, r, \
-                      LATERAL (SELECT now() - (g % ($2 * 86400)) * interval '1 second' AS at) AS t",
+                 SELECT * FROM grown",
             )
             .bind::<diesel::sql_types::Integer, _>(i32::try_from(chunk)?)
             .bind::<diesel::sql_types::Integer, _>(days)
@@ -295,7 +304,7 @@ impl Setup {
             .await?;
             left -= chunk;
         }
-        diesel::sql_query("ANALYZE rule_executions")
+        diesel::sql_query("ANALYZE rule_executions, rule_execution_keys")
             .execute(&mut conn)
             .await?;
         eprintln!(

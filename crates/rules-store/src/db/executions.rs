@@ -56,6 +56,13 @@ pub async fn list_for_rule(
         .into_boxed();
     if let Some(status) = &filter.status {
         query = query.filter(rule_executions::status.eq(status.as_str()));
+        if *status != rules_core::Status::Succeeded {
+            // As a literal, so that even a generic plan (the status a parameter)
+            // can read the partial index of the rarer statuses (migration 000012).
+            query = query.filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "status <> 'succeeded'",
+            ));
+        }
     }
     if let Some(from) = filter.from {
         query = query.filter(rule_executions::executed_at.ge(from));
@@ -64,6 +71,9 @@ pub async fn list_for_rule(
         query = query.filter(rule_executions::executed_at.lt(to));
     }
     if let Some(c) = after {
+        // The first filter is implied by the second; stated, it bounds the index
+        // scan and prunes the partitions after the cursor's.
+        query = query.filter(rule_executions::executed_at.le(c.executed_at));
         query = query.filter(
             rule_executions::executed_at
                 .lt(c.executed_at)
@@ -85,6 +95,10 @@ pub async fn list_for_rule(
 /// Records executions in one statement; a row whose `(rule_id, event_id,
 /// event_day)` is already recorded is skipped. Returns the ids actually inserted.
 ///
+/// The pair goes into the decision memory (`rule_execution_keys`, by event day)
+/// first; only the rows whose pair was new go on to the history (`rule_executions`,
+/// by execution time), joined on the execution id (migration 000012).
+///
 /// The rows travel as one array per column (`unnest`), so the statement's text is
 /// the same for any number of rows: PostgreSQL parses and plans it once per
 /// connection, where a multi-row `VALUES` list is a new statement for every size.
@@ -103,12 +117,21 @@ pub async fn insert_new(
     }
     let column = |f: fn(&ExecutionRow) -> Uuid| rows.iter().map(f).collect::<Vec<Uuid>>();
     let inserted: Vec<Inserted> = diesel::sql_query(
-        "INSERT INTO rule_executions \
+        "WITH batch AS ( \
+           SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], \
+             $5::timestamptz[], $6::text[], $7::int4[], $8::jsonb[], $9::date[]) \
+             AS b(id, rule_id, event_id, livestream_id, executed_at, status, duration_ms, \
+                  result, event_day) \
+         ), new_keys AS ( \
+           INSERT INTO rule_execution_keys (rule_id, event_id, event_day, execution_id) \
+           SELECT rule_id, event_id, event_day, id FROM batch \
+           ON CONFLICT (rule_id, event_id, event_day) DO NOTHING RETURNING execution_id \
+         ) \
+         INSERT INTO rule_executions \
            (id, rule_id, event_id, livestream_id, executed_at, status, duration_ms, result, \
             event_day) \
-         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], \
-           $5::timestamptz[], $6::text[], $7::int4[], $8::jsonb[], $9::date[]) \
-         ON CONFLICT (rule_id, event_id, event_day) DO NOTHING RETURNING id",
+         SELECT b.* FROM batch b JOIN new_keys k ON k.execution_id = b.id \
+         RETURNING id",
     )
     .bind::<Array<SqlUuid>, _>(column(|r| r.id))
     .bind::<Array<SqlUuid>, _>(column(|r| r.rule_id))

@@ -60,9 +60,11 @@ impl Decided {
         self.counts.clear();
     }
 
-    /// The event days of its rows, each once: the decision log's partitions they go to.
+    /// The days of the partitions its rows go to, each once: the event days (the
+    /// decision memory) and the UTC days of its executions (the history).
     pub fn days(&self) -> Vec<NaiveDate> {
-        let mut days: Vec<NaiveDate> = (self.executions.iter().map(|e| e.event_day))
+        let mut days: Vec<NaiveDate> = (self.executions.iter())
+            .flat_map(|e| [e.event_day, e.executed_at.date_naive()])
             .chain(self.suppressions.iter().map(|s| s.event_day))
             .chain(self.counts.iter().map(|c| c.event_day))
             .collect();
