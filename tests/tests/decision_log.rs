@@ -288,6 +288,56 @@ async fn history_recorded_before_it_was_by_execution_day_stays_readable_and_reco
     Ok(())
 }
 
+/// A rule's newest page reads the newest partitions of the history and stops (an
+/// ordered Append over partitions by execution time); partitioned by event day
+/// (before 000012) it began a scan in every partition, whatever the page.
+#[tokio::test]
+async fn a_rules_newest_page_reads_only_the_newest_days() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let mut conn = db.conn().await?;
+    let days: Vec<NaiveDate> = (1..=4).map(|d| today() - TimeDelta::days(d)).collect();
+    rules_store::db::retention::make_days(&mut conn, &days).await?;
+    // One rule's 1,000 executions a day over five days, among 20 other rules'.
+    let rule = Uuid::new_v4();
+    conn.batch_execute(&format!(
+        "INSERT INTO rule_executions (id, rule_id, event_id, livestream_id, executed_at, \
+           status, duration_ms, result, event_day) \
+         SELECT gen_random_uuid(), \
+           CASE WHEN g % 21 = 0 THEN '{rule}'::uuid ELSE md5((g % 21)::text)::uuid END, \
+           gen_random_uuid(), gen_random_uuid(), t.at, 'succeeded', 1, '{{}}', t.at::date \
+         FROM generate_series(1, 105000) g, \
+           LATERAL (SELECT date_trunc('day', now()) + interval '1 minute' \
+                    - (g % 5) * interval '1 day' + (g / 5) * interval '1 second' AS at) t; \
+         ANALYZE rule_executions; \
+         CREATE FUNCTION plan_of(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$ \
+         DECLARE l text; BEGIN \
+           FOR l IN EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ' || q LOOP \
+             RETURN NEXT l; END LOOP; END $$;"
+    ))
+    .await?;
+    let plan: Vec<String> = diesel::sql_query(format!(
+        "SELECT plan_of('SELECT * FROM rule_executions WHERE rule_id = ''{rule}'' \
+           ORDER BY executed_at DESC, id DESC LIMIT 50') AS name"
+    ))
+    .load::<Name>(&mut conn)
+    .await?
+    .into_iter()
+    .map(|n| n.name)
+    .collect();
+    let text = plan.join("\n");
+    assert!(!text.contains("Merge Append"), "{text}");
+    // The oldest days' scans were planned, never run.
+    for day in &days[1..] {
+        let scan = plan
+            .iter()
+            .find(|l| l.contains(&format!("rule_executions_{}", day.format("%Y%m%d"))))
+            .map(String::as_str)
+            .unwrap_or_default();
+        assert!(scan.contains("never executed"), "{day}: {text}");
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn one_lookup_finds_the_decisions_of_every_day_of_its_batch() -> anyhow::Result<()> {
     use rules_store::db::record::{CountRow, SuppressionRow};

@@ -1,11 +1,12 @@
 //! The decision log's days: partitions made ahead, old ones dropped.
 //!
-//! `rule_executions`, `rule_suppressions` and `rule_threshold_counts` are
-//! partitioned by the UTC day of the event's time (migration 000007). One SQL
-//! function, `rules_maintain_log`, makes the partitions of the days from yesterday
-//! to `partitions_ahead_days` ahead and drops those whose every day is older than
-//! `executions_days` before today: a `DROP TABLE` per partition, never a row-by-row
-//! delete. The worker runs it at start and hourly, `rules-migrate maintain` on
+//! `rule_execution_keys`, `rule_suppressions` and `rule_threshold_counts` (the
+//! decision memory) are partitioned by the UTC day of the event's time (migrations
+//! 000007, 000012), `rule_executions` (the history) by the UTC day of its
+//! execution time (000012). One SQL function, `rules_maintain_log`, makes the
+//! partitions of the days from yesterday to `partitions_ahead_days` ahead and drops
+//! those whose every day is older than `executions_days` before today: a `DROP
+//! TABLE` per partition, never a row-by-row delete. The worker runs it at start and hourly, `rules-migrate maintain` on
 //! demand (a CronJob). `rules_make_log_days` (migration 000011) makes the days a
 //! batch needs that have no partition (an older day within retention, say), when
 //! the recorder meets one. Runs from many places at once are serialised by an
