@@ -42,7 +42,20 @@ pub struct ExecutionCursor {
     pub id: Uuid,
 }
 
+/// How far back each look of [`list_for_rule`] reaches from the page's start:
+/// a day, then a week, then a month, then all the rest.
+const LOOK_BACK_DAYS: [i64; 3] = [1, 7, 30];
+
 /// One page of a rule's executions, newest first (`executed_at DESC, id DESC`).
+///
+/// Read in looks that reach further back each time (the last day from the page's
+/// start, then the week, the month, the rest), until the page is full, each look
+/// one statement of fixed text whose time bounds are parameters, run with a
+/// generic plan: PostgreSQL plans it once per connection and prunes the partitions
+/// outside the look's bounds as it starts each run. Planned per run with its values
+/// (a custom plan), a query over a 90-day history's 100 partitions took 3–5 ms to
+/// plan and 0.5 ms to run; generic, 0.5 ms in all. A busy rule's page is one look
+/// at the newest day or two; the looks bound how many partitions a run starts.
 pub async fn list_for_rule(
     conn: &mut AsyncPgConnection,
     rule_id: Uuid,
@@ -50,46 +63,145 @@ pub async fn list_for_rule(
     after: Option<ExecutionCursor>,
     limit: i64,
 ) -> Result<Vec<ExecutionRow>, DbError> {
-    let mut query = rule_executions::table
-        .filter(rule_executions::rule_id.eq(rule_id))
-        .select(ExecutionRow::as_select())
-        .into_boxed();
-    if let Some(status) = &filter.status {
-        query = query.filter(rule_executions::status.eq(status.as_str()));
-        if *status != rules_core::Status::Succeeded {
-            // As a literal, so that even a generic plan (the status a parameter)
-            // can read the partial index of the rarer statuses (migration 000012).
-            query = query.filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
-                "status <> 'succeeded'",
-            ));
+    use diesel_async::AsyncConnection;
+    // The page starts at the cursor, or at `to`, or now.
+    let start = match (after.map(|c| c.executed_at), filter.to) {
+        (Some(c), Some(to)) => c.min(to),
+        (Some(t), None) | (None, Some(t)) => t,
+        (None, None) => Utc::now(),
+    };
+    conn.transaction::<_, DbError, _>(async |conn| {
+        diesel::sql_query("SET LOCAL plan_cache_mode = force_generic_plan")
+            .execute(conn)
+            .await?;
+        let mut rows = Vec::new();
+        // Each look covers [since, before): `before` is where the previous one began.
+        let mut before: Option<DateTime<Utc>> = None;
+        for days in LOOK_BACK_DAYS.map(Some).into_iter().chain([None]) {
+            let since = days
+                .map(|d| start - chrono::TimeDelta::days(d))
+                .map(|since| filter.from.map_or(since, |from| since.max(from)));
+            let look = Look {
+                since: since.or(filter.from),
+                before: match (before, filter.to) {
+                    (Some(b), Some(to)) => Some(b.min(to)),
+                    (b, to) => b.or(to),
+                },
+                after,
+                limit: limit - rows.len() as i64,
+            };
+            rows.extend(look.run(conn, rule_id, filter.status).await?);
+            let reached_from = matches!((since, filter.from), (Some(s), Some(f)) if s <= f);
+            if rows.len() as i64 >= limit || since.is_none() || reached_from {
+                break;
+            }
+            before = since;
         }
+        Ok(rows)
+    })
+    .await
+}
+
+/// `status <> 'succeeded'`, written as that literal (the predicate of the partial
+/// index of the rarer statuses, which a parameter could not prove) by a statically
+/// typed expression, so that the statement stays cacheable (`dsl::sql` is not).
+#[derive(Debug, Clone, Copy, diesel::query_builder::QueryId, diesel::expression::ValidGrouping)]
+struct NotSucceeded;
+
+impl Expression for NotSucceeded {
+    type SqlType = diesel::sql_types::Bool;
+}
+
+impl AppearsOnTable<rule_executions::table> for NotSucceeded {}
+
+impl SelectableExpression<rule_executions::table> for NotSucceeded {}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for NotSucceeded {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        out.push_sql("\"rule_executions\".\"status\" <> 'succeeded'");
+        Ok(())
     }
-    if let Some(from) = filter.from {
-        query = query.filter(rule_executions::executed_at.ge(from));
+}
+
+/// One look of [`list_for_rule`]: the newest `limit` of a rule's executions in
+/// `[since, before)` (either end open when `None`) that come after `after`.
+struct Look {
+    since: Option<DateTime<Utc>>,
+    before: Option<DateTime<Utc>>,
+    after: Option<ExecutionCursor>,
+    limit: i64,
+}
+
+impl Look {
+    /// The open ends' stand-ins: no execution is recorded outside them.
+    fn open_end(latest: bool) -> DateTime<Utc> {
+        let at = if latest {
+            "9999-12-31T00:00:00Z"
+        } else {
+            "1970-01-01T00:00:00Z"
+        };
+        at.parse().unwrap_or_default()
     }
-    if let Some(to) = filter.to {
-        query = query.filter(rule_executions::executed_at.lt(to));
-    }
-    if let Some(c) = after {
-        // The first filter is implied by the second; stated, it bounds the index
-        // scan and prunes the partitions after the cursor's.
-        query = query.filter(rule_executions::executed_at.le(c.executed_at));
-        query = query.filter(
-            rule_executions::executed_at
-                .lt(c.executed_at)
-                .or(rule_executions::executed_at
-                    .eq(c.executed_at)
-                    .and(rule_executions::id.lt(c.id))),
+
+    /// Every bound a parameter and the statement's text the same for every look
+    /// of one status filter, so diesel keeps it prepared on the connection (a
+    /// statically typed query, never boxed) and PostgreSQL keeps its generic plan.
+    async fn run(
+        &self,
+        conn: &mut AsyncPgConnection,
+        rule_id: Uuid,
+        status: Option<rules_core::Status>,
+    ) -> Result<Vec<ExecutionRow>, DbError> {
+        use rule_executions::dsl as e;
+        let (cursor_at, cursor_id) = self.after.map_or_else(
+            || (Self::open_end(true), Uuid::max()),
+            |c| (c.executed_at, c.id),
         );
+        let page = e::rule_executions
+            .filter(e::rule_id.eq(rule_id))
+            .filter(e::executed_at.ge(self.since.unwrap_or_else(|| Self::open_end(false))))
+            .filter(e::executed_at.lt(self.before.unwrap_or_else(|| Self::open_end(true))))
+            // The first filter is implied by the second; stated, it bounds the
+            // index scan and prunes the partitions after the cursor's.
+            .filter(e::executed_at.le(cursor_at))
+            .filter(
+                e::executed_at
+                    .lt(cursor_at)
+                    .or(e::executed_at.eq(cursor_at).and(e::id.lt(cursor_id))),
+            );
+        let newest = (e::executed_at.desc(), e::id.desc());
+        Ok(match status {
+            None => {
+                page.order(newest)
+                    .limit(self.limit)
+                    .select(ExecutionRow::as_select())
+                    .load(conn)
+                    .await?
+            }
+            Some(rules_core::Status::Succeeded) => {
+                page.filter(e::status.eq(rules_core::Status::Succeeded.as_str()))
+                    .order(newest)
+                    .limit(self.limit)
+                    .select(ExecutionRow::as_select())
+                    .load(conn)
+                    .await?
+            }
+            // A rarer status states `status <> 'succeeded'` as a literal, so the
+            // generic plan reads their partial index (migration 000012).
+            Some(rare) => {
+                page.filter(e::status.eq(rare.as_str()))
+                    .filter(NotSucceeded)
+                    .order(newest)
+                    .limit(self.limit)
+                    .select(ExecutionRow::as_select())
+                    .load(conn)
+                    .await?
+            }
+        })
     }
-    Ok(query
-        .order((
-            rule_executions::executed_at.desc(),
-            rule_executions::id.desc(),
-        ))
-        .limit(limit)
-        .load(conn)
-        .await?)
 }
 
 /// Records executions in one statement; a row whose `(rule_id, event_id,
