@@ -211,9 +211,10 @@ impl Look {
 /// first; only the rows whose pair was new go on to the history (`rule_executions`,
 /// by execution time), joined on the execution id (migration 000012).
 ///
-/// The rows travel as one array per column (`unnest`), so the statement's text is
-/// the same for any number of rows: PostgreSQL parses and plans it once per
-/// connection, where a multi-row `VALUES` list is a new statement for every size.
+/// The rows travel as one array per column (`unnest`), so the statement's text and
+/// its parameters are the same few for any number of rows, where a multi-row
+/// `VALUES` list is a longer statement for every size. (diesel does not keep a
+/// `sql_query` prepared: it is parsed and planned on every batch.)
 pub async fn insert_new(
     conn: &mut AsyncPgConnection,
     rows: &[ExecutionRow],
