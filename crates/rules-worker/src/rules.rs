@@ -117,6 +117,18 @@ fn changed_id(payload: &str) -> Option<Uuid> {
     Uuid::parse_str(value.get("id")?.as_str()?).ok()
 }
 
+/// Takes one item of the notification stream into `ids`; true when it says the
+/// connection is gone (the stream ends or fails with it: never poll it again).
+fn take<E>(item: Option<Result<String, E>>, ids: &mut HashSet<Uuid>) -> bool {
+    match item {
+        Some(Ok(payload)) => {
+            ids.extend(changed_id(&payload));
+            false
+        }
+        Some(Err(_)) | None => true,
+    }
+}
+
 /// Adds to `ids` the changes that follow a first one; true when the connection was
 /// lost meanwhile. What is already waiting is always taken. A lone change (none
 /// applied within `DEBOUNCE`) is applied at once, so a rule is live as soon as its
@@ -127,10 +139,9 @@ where
     S: futures_util::Stream<Item = Result<String, E>> + Unpin,
 {
     if !in_burst {
-        while let Some(more) = notifications.next().now_or_never() {
-            match more {
-                Some(Ok(payload)) => ids.extend(changed_id(&payload)),
-                Some(Err(_)) | None => return true,
+        while let Some(item) = notifications.next().now_or_never() {
+            if take(item, ids) {
+                return true;
             }
         }
         return false;
@@ -140,9 +151,8 @@ where
     loop {
         tokio::select! {
             _ = &mut window => return false,
-            more = notifications.next() => match more {
-                Some(Ok(payload)) => ids.extend(changed_id(&payload)),
-                Some(Err(_)) | None => return true,
+            item = notifications.next() => if take(item, ids) {
+                return true;
             },
         }
     }
@@ -199,15 +209,10 @@ pub async fn keep_current(
                     _ = &mut deadline => break,
                     next = notifications.next() => {
                         let mut ids = HashSet::new();
-                        match next {
-                            Some(Ok(payload)) => {
-                                ids.extend(changed_id(&payload));
-                                let in_burst = last_applied.is_some_and(|at| at.elapsed() < DEBOUNCE);
-                                lost = gather(&mut notifications, &mut ids, in_burst).await;
-                            }
-                            // The stream ends (or fails) with its connection: never
-                            // poll it again, reconnect instead.
-                            Some(Err(_)) | None => lost = true,
+                        lost = take(next, &mut ids);
+                        if !lost {
+                            let in_burst = last_applied.is_some_and(|at| at.elapsed() < DEBOUNCE);
+                            lost = gather(&mut notifications, &mut ids, in_burst).await;
                         }
                         if !ids.is_empty() {
                             if let Err(e) = apply(&rules, &db, &ids).await {

@@ -96,10 +96,8 @@ pub async fn list_for_rule(
                 .map(|since| filter.from.map_or(since, |from| since.max(from)));
             let look = Look {
                 since: since.or(filter.from),
-                before: match (before, filter.to) {
-                    (Some(b), Some(to)) => Some(b.min(to)),
-                    (b, to) => b.or(to),
-                },
+                // A previous look's start is at or before `to` already.
+                before: before.or(filter.to),
                 after,
                 limit: limit - rows.len() as i64,
             };
@@ -150,14 +148,12 @@ struct Look {
 
 impl Look {
     /// The open ends' stand-ins: no execution is recorded outside them.
-    fn open_end(latest: bool) -> DateTime<Utc> {
-        let at = if latest {
-            "9999-12-31T00:00:00Z"
-        } else {
-            "1970-01-01T00:00:00Z"
-        };
-        at.parse().unwrap_or_default()
-    }
+    const EARLIEST: DateTime<Utc> = DateTime::UNIX_EPOCH;
+    /// 9999-12-31T00:00:00Z.
+    const LATEST: DateTime<Utc> = match DateTime::from_timestamp(253_402_214_400, 0) {
+        Some(at) => at,
+        None => DateTime::UNIX_EPOCH,
+    };
 
     /// Every bound a parameter and the statement's text the same for every look
     /// of one status filter, so diesel keeps it prepared on the connection (a
@@ -169,14 +165,13 @@ impl Look {
         status: Option<rules_core::Status>,
     ) -> Result<Vec<ExecutionRow>, DbError> {
         use rule_executions::dsl as e;
-        let (cursor_at, cursor_id) = self.after.map_or_else(
-            || (Self::open_end(true), Uuid::max()),
-            |c| (c.executed_at, c.id),
-        );
+        let (cursor_at, cursor_id) = self
+            .after
+            .map_or_else(|| (Self::LATEST, Uuid::max()), |c| (c.executed_at, c.id));
         let page = e::rule_executions
             .filter(e::rule_id.eq(rule_id))
-            .filter(e::executed_at.ge(self.since.unwrap_or_else(|| Self::open_end(false))))
-            .filter(e::executed_at.lt(self.before.unwrap_or_else(|| Self::open_end(true))))
+            .filter(e::executed_at.ge(self.since.unwrap_or(Self::EARLIEST)))
+            .filter(e::executed_at.lt(self.before.unwrap_or(Self::LATEST)))
             // The first filter is implied by the second; stated, it bounds the
             // index scan and prunes the partitions after the cursor's.
             .filter(e::executed_at.le(cursor_at))
