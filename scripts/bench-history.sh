@@ -3,7 +3,7 @@
 # (release build) on a grown database: EXECUTIONS executions (default 50,000,000)
 # of RULES rules spread over the last DAYS days (default 90, so 90 daily partitions),
 # generated directly in PostgreSQL, and their analytics counters: quarter hours for
-# the days older than 8 days, minutes for the last 8, of which the oldest day is then
+# the days older than 8 days (and their day rows), minutes for the last 8, of which the oldest day is then
 # rolled up into quarter hours by the roll-up itself, timed (a day's worth; the
 # workers run it hourly, an hour's worth). Each request kind is driven by wrk for
 # DURATION seconds over CONNECTIONS connections; prints requests/s and the latency
@@ -90,11 +90,16 @@ echo "wrote $EXECUTIONS executions over $DAYS days in $(seconds "$t0")s"
 count() {
 t0=$(date +%s)
 psql "$BENCH_URL" -q -v ON_ERROR_STOP=1 <<'SQL'
-TRUNCATE rule_stats_minute, rule_stats_quarter;
+TRUNCATE rule_stats_minute, rule_stats_quarter, rule_stats_day;
 INSERT INTO rule_stats_quarter (rule_id, bucket_start, matched, executed, succeeded, failed, duration_ms_sum, last_executed_at)
 SELECT rule_id, date_bin('15 minutes', executed_at, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b, count(*), count(*),
        count(*) FILTER (WHERE status = 'succeeded'), count(*) FILTER (WHERE status = 'failed'), sum(duration_ms), max(executed_at)
 FROM rule_executions WHERE executed_at < now() - interval '8 days' GROUP BY 1, 2 ORDER BY 1, 2;
+-- The quarter hours' day rows, as the roll-up writes them beside the quarter hours (migration 000013).
+INSERT INTO rule_stats_day (rule_id, bucket_start, matched, executed, succeeded, failed, duration_ms_sum, last_executed_at)
+SELECT rule_id, date_bin('1 day', bucket_start, TIMESTAMPTZ '2000-01-01 00:00:00+00'), sum(matched), sum(executed),
+       sum(succeeded), sum(failed), sum(duration_ms_sum), max(last_executed_at)
+FROM rule_stats_quarter GROUP BY 1, 2 ORDER BY 1, 2;
 INSERT INTO rule_stats_minute (rule_id, bucket_start, matched, executed, succeeded, failed, duration_ms_sum, last_executed_at)
 SELECT rule_id, date_trunc('minute', executed_at), count(*), count(*), count(*) FILTER (WHERE status = 'succeeded'),
        count(*) FILTER (WHERE status = 'failed'), sum(duration_ms), max(executed_at)

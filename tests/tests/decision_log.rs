@@ -3,7 +3,7 @@
 //! readable, new days get their own partitions, retention drops whole days, and the
 //! worker and `rules-migrate maintain` keep the days ahead.
 
-use chrono::{NaiveDate, TimeDelta, Utc};
+use chrono::{DurationRound, NaiveDate, TimeDelta, Utc};
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use rules_e2e::worker::{eventually, Harness};
 use rules_e2e::{Count, Name, Process, TestDb};
@@ -228,7 +228,10 @@ async fn history_recorded_before_it_was_by_execution_day_stays_readable_and_reco
     }
 
     let applied = rules_store::db::migrations::run_pending(&PgTarget::new(&db.url, None)?).await?;
-    assert_eq!(applied, ["2026-12-06-000012_history_by_execution_day"]);
+    assert_eq!(
+        <[_]>::first(&applied).map(String::as_str),
+        Some("2026-12-06-000012_history_by_execution_day")
+    );
     let parts = partitions(&mut conn, "rule_executions").await?;
     assert!(
         parts.contains(&"rule_executions_by_event_day".to_owned()),
@@ -723,5 +726,92 @@ async fn a_day_without_its_partition_is_made_when_the_recorder_meets_it() -> any
     assert!(partitions(&mut conn, "rule_execution_keys")
         .await?
         .contains(&today_keys));
+    Ok(())
+}
+
+/// Migration 000013: the quarter hours rolled up before it get their day rows,
+/// each the sum of its UTC day's quarter hours (what `stats::sum_by_day` reads),
+/// and the roll-up keeps them so afterwards.
+#[tokio::test]
+async fn quarter_hours_rolled_up_before_the_day_rows_get_theirs() -> anyhow::Result<()> {
+    use rules_store::db::retention::roll_up_stats;
+    use rules_store::db::stats::{self, histogram_of, StatsRow};
+    let db = TestDb::empty().await?;
+    let mut conn = db.conn().await?;
+    assert_eq!(migrate_to(&mut conn, "2026-12-06-000013").await?, 12);
+    // Two rules' minutes every 50 minutes over days 12 to 8 ago, rolled up by the
+    // previous version's roll-up.
+    let rules = [Uuid::new_v4(), Uuid::new_v4()];
+    let minute = |rule: Uuid, i: i64| StatsRow {
+        matched: 2 + i % 3,
+        executed: 2,
+        suppressed_by_cooldown: i % 3,
+        succeeded: 1,
+        failed: 1,
+        duration_ms_sum: 2 * (i % 700),
+        duration_histogram: {
+            let mut h = histogram_of(u32::try_from(i % 700).unwrap_or(0));
+            stats::histogram_add(&mut h, &histogram_of(u32::try_from(i % 700).unwrap_or(0)));
+            h
+        },
+        last_executed_at: Some(Utc::now() - TimeDelta::days(12) + TimeDelta::minutes(50 * i + 1)),
+        ..StatsRow::empty(
+            rule,
+            (Utc::now() - TimeDelta::days(12) + TimeDelta::minutes(50 * i))
+                .duration_trunc(TimeDelta::minutes(1))
+                .unwrap_or_else(|_| Utc::now()),
+        )
+    };
+    let rows: Vec<StatsRow> = rules
+        .iter()
+        .flat_map(|rule| (0..4 * 24 * 60 / 50).map(move |i| minute(*rule, i)))
+        .collect();
+    stats::add(&mut conn, &rows).await?;
+    assert_eq!(
+        roll_up_stats(&mut conn, SETTINGS, None)
+            .await?
+            .minutes_rolled_up,
+        rows.len() as i64
+    );
+
+    let applied = rules_store::db::migrations::run_pending(&PgTarget::new(&db.url, None)?).await?;
+    assert_eq!(applied, ["2026-12-06-000013_analytics_by_day"]);
+    // And a late minute, rolled up into a day that has its row.
+    stats::add(&mut conn, &[minute(rules[0], 7)]).await?;
+    assert_eq!(
+        roll_up_stats(&mut conn, SETTINGS, None)
+            .await?
+            .minutes_rolled_up,
+        1
+    );
+
+    // Every day row is its quarter hours' sum, and every day with quarter hours
+    // has one.
+    let differing = diesel::sql_query(
+        "SELECT count(*) AS n FROM rule_stats_day d FULL JOIN ( \
+           SELECT rule_id, date_bin('1 day', bucket_start, TIMESTAMPTZ '2000-01-01 00:00:00+00') \
+             AS bucket_start, sum(matched) AS matched, sum(executed) AS executed, \
+             sum(suppressed_by_cooldown) AS suppressed_by_cooldown, sum(succeeded) AS succeeded, \
+             sum(failed) AS failed, sum(skipped) AS skipped, sum(duration_ms_sum) AS duration_ms_sum, \
+             histogram_sum(duration_histogram) AS duration_histogram, \
+             max(last_executed_at) AS last_executed_at \
+           FROM rule_stats_quarter GROUP BY 1, 2) q USING (rule_id, bucket_start) \
+         WHERE (d.matched, d.executed, d.suppressed_by_cooldown, d.succeeded, d.failed, d.skipped, \
+                d.duration_ms_sum, d.duration_histogram, d.last_executed_at) \
+           IS DISTINCT FROM (q.matched, q.executed, q.suppressed_by_cooldown, q.succeeded, \
+                q.failed, q.skipped, q.duration_ms_sum, q.duration_histogram, q.last_executed_at)",
+    )
+    .get_result::<Count>(&mut conn)
+    .await?
+    .n;
+    let days = diesel::sql_query("SELECT count(*) AS n FROM rule_stats_day")
+        .get_result::<Count>(&mut conn)
+        .await?
+        .n;
+    assert!(days >= 2 * 4, "{days} day rows");
+    assert_eq!(
+        differing, 0,
+        "day rows that are not their quarter hours' sum"
+    );
     Ok(())
 }

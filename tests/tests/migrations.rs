@@ -80,6 +80,7 @@ async fn applies_once_and_concurrently() -> anyhow::Result<()> {
             "__diesel_schema_migrations",
             "rule_execution_keys",
             "rule_executions",
+            "rule_stats_day",
             "rule_stats_minute",
             "rule_stats_quarter",
             "rule_suppressions",

@@ -8,7 +8,7 @@ use chrono::{
     DateTime, DurationRound, FixedOffset, LocalResult, TimeDelta, TimeZone, Timelike, Utc,
 };
 use chrono_tz::Tz;
-use rules_store::db::stats::{histogram_add, percentile_ms, StatsRow};
+use rules_store::db::stats::{histogram_add, percentile_ms, BucketSums};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -212,14 +212,14 @@ fn rfc3339<S: serde::Serializer>(t: &DateTime<FixedOffset>, s: S) -> Result<S::O
     s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
 }
 
-/// Aggregates a rule's minutes in `[from, to)` into the analytics body, in the
-/// buckets of `tz` that start at `starts` (from [`starts`]).
+/// The analytics body of a rule's counters in `[from, to)`, summed per bucket of
+/// `tz` that starts at `starts` (from [`starts`]) by `stats::sum_by_bucket`.
 pub fn aggregate(
     rule_id: Uuid,
     (from, to): (DateTime<Utc>, DateTime<Utc>),
     bucket: Bucket,
     (tz, starts): (Tz, &[DateTime<Utc>]),
-    rows: &[StatsRow],
+    sums: &[BucketSums],
 ) -> Result<Analytics, ApiError> {
     let point = |t: DateTime<Utc>| SeriesPoint {
         bucket_start: t.with_timezone(&tz).fixed_offset(),
@@ -235,23 +235,29 @@ pub fn aggregate(
     let mut histogram = Vec::new();
     let mut duration_sum = 0i64;
     let mut last_executed_at: Option<DateTime<Utc>> = None;
-    for row in rows {
-        if row.bucket_start < from || row.bucket_start >= to {
-            continue;
-        }
-        let index = starts.partition_point(|t| *t <= row.bucket_start);
-        let in_series = index.checked_sub(1).and_then(|i| series.get_mut(i));
+    for sum in sums {
+        // Bucket `i` is `series[i - 1]`; 0 (before the first start) counts in the
+        // totals only.
+        let in_series = usize::try_from(sum.bucket)
+            .ok()
+            .and_then(|i| i.checked_sub(1))
+            .and_then(|i| series.get_mut(i));
         for point in [in_series, Some(&mut totals)].into_iter().flatten() {
-            point.matched += row.matched;
-            point.executed += row.executed;
-            point.suppressed_by_cooldown += row.suppressed_by_cooldown;
-            point.skipped += row.skipped;
-            point.succeeded += row.succeeded;
-            point.failed += row.failed;
+            point.matched += sum.matched;
+            point.executed += sum.executed;
+            point.suppressed_by_cooldown += sum.suppressed_by_cooldown;
+            point.skipped += sum.skipped;
+            point.succeeded += sum.succeeded;
+            point.failed += sum.failed;
         }
-        histogram_add(&mut histogram, &row.duration_histogram);
-        duration_sum += row.duration_ms_sum;
-        last_executed_at = last_executed_at.max(row.last_executed_at);
+        let counts: Vec<i64> = sum
+            .duration_histogram
+            .iter()
+            .map(|c| c.unwrap_or(0))
+            .collect();
+        histogram_add(&mut histogram, &counts);
+        duration_sum += sum.duration_ms_sum;
+        last_executed_at = last_executed_at.max(sum.last_executed_at);
     }
     let executed = totals.executed;
     Ok(Analytics {
@@ -285,33 +291,40 @@ mod tests {
             .with_timezone(&Utc)
     }
 
-    fn row(at: &str, executed: i64, failed: i64, suppressed: i64, ms: u32) -> StatsRow {
+    /// The sums of bucket `bucket` (`stats::sum_by_bucket`), last executed at `at`.
+    fn sums(
+        bucket: i32,
+        at: &str,
+        executed: i64,
+        failed: i64,
+        suppressed: i64,
+        ms: u32,
+    ) -> BucketSums {
         let mut h = Vec::new();
         for _ in 0..executed {
             histogram_add(&mut h, &histogram_of(ms));
         }
-        StatsRow {
-            rule_id: Uuid::nil(),
-            bucket_start: t(at),
+        BucketSums {
+            bucket,
             matched: executed + suppressed,
             executed,
             suppressed_by_cooldown: suppressed,
+            skipped: 0,
             succeeded: executed - failed,
             failed,
             duration_ms_sum: executed * i64::from(ms),
-            duration_histogram: h,
+            duration_histogram: h.into_iter().map(Some).collect(),
             last_executed_at: Some(t(at)),
-            skipped: 0,
         }
     }
 
     #[test]
     fn sums_buckets_and_fills_gaps() {
+        // Two sums for one bucket add up (as two rows of one bucket would).
         let rows = [
-            row("2026-11-24T10:00:00Z", 2, 1, 1, 10),
-            row("2026-11-24T10:59:00Z", 1, 0, 0, 40),
-            row("2026-11-24T12:30:00Z", 1, 0, 3, 1000),
-            row("2026-11-24T14:00:00Z", 5, 0, 0, 1),
+            sums(1, "2026-11-24T10:00:00Z", 2, 1, 1, 10),
+            sums(1, "2026-11-24T10:59:00Z", 1, 0, 0, 40),
+            sums(3, "2026-11-24T12:30:00Z", 1, 0, 3, 1000),
         ];
         let (from, to) = (t("2026-11-24T10:00:00Z"), t("2026-11-24T13:00:00Z"));
         let starts = starts(from, to, Bucket::Hour, Tz::UTC).expect("starts");
@@ -482,20 +495,25 @@ mod tests {
     }
 
     #[test]
-    fn minutes_sum_into_local_days() {
-        let tz = time_zone(Some("America/New_York")).expect("tz");
-        let (from, to) = (t("2026-11-24T05:00:00Z"), t("2026-11-26T05:00:00Z"));
-        let starts = starts(from, to, Bucket::Day, tz).expect("starts");
+    fn what_precedes_the_first_bucket_counts_in_the_totals_only() {
+        let (from, to) = (t("2026-11-24T10:00:00Z"), t("2026-11-24T12:00:00Z"));
+        let starts = starts(from, to, Bucket::Hour, Tz::UTC).expect("starts");
         let rows = [
-            row("2026-11-25T04:59:00Z", 1, 0, 0, 5), // 23:59 on the 24th, local
-            row("2026-11-25T05:00:00Z", 2, 0, 0, 5), // 00:00 on the 25th
+            sums(0, "2026-11-24T09:59:00Z", 4, 0, 0, 5),
+            sums(2, "2026-11-24T11:00:00Z", 1, 1, 0, 5),
         ];
-        let a = aggregate(Uuid::nil(), (from, to), Bucket::Day, (tz, &starts), &rows)
-            .expect("aggregates");
+        let a = aggregate(
+            Uuid::nil(),
+            (from, to),
+            Bucket::Hour,
+            (Tz::UTC, &starts),
+            &rows,
+        )
+        .expect("aggregates");
         assert_eq!(
             a.series.iter().map(|p| p.executed).collect::<Vec<_>>(),
-            vec![1, 2]
+            vec![0, 1]
         );
-        assert_eq!(a.tz, "America/New_York");
+        assert_eq!((a.executed, a.failed), (5, 1));
     }
 }

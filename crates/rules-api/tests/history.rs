@@ -442,6 +442,173 @@ async fn rolled_up_counters_answer_as_the_minutes_did() {
     assert_eq!(table_sizes(&mut conn, rule_id).await, (0, 0));
 }
 
+/// Day buckets are read from the day rows, corrected at both ends by the quarter
+/// hours between each end and its nearest UTC midnight; every answer equals the
+/// one summed from the quarter hours and minutes themselves, in zones whole,
+/// half and three quarters of an hour off UTC on either side, over ranges whose
+/// ends fall anywhere, with minutes rolled up, not yet rolled up, and written
+/// late into days already rolled up.
+#[actix_web::test]
+async fn day_buckets_from_day_rows_answer_as_the_quarter_hours_do() {
+    use rules_api::analytics::{aggregate, range, starts, time_zone, Bucket};
+    use rules_store::config::RetentionSettings;
+    use rules_store::db::retention::roll_up_stats;
+    let api = start().await;
+    let rule_id = Uuid::new_v4();
+    let settings = RetentionSettings {
+        stats_minutes_days: 7,
+        stats_days: 400,
+        ..api.settings.retention
+    };
+    let now = Utc::now()
+        .duration_trunc(TimeDelta::minutes(1))
+        .expect("trunc");
+    // Every 37 minutes over the last 12 days, with varying outcomes and durations.
+    let rows: Vec<StatsRow> = (0..12 * 24 * 60 / 37)
+        .map(|i| {
+            let ms = [1, 4, 30, 700, 9_000][usize::try_from(i % 5).expect("index")];
+            minute(
+                rule_id,
+                now - Duration::minutes(37 * i + 3),
+                1 + i % 3,
+                i % 2,
+                i % 4,
+                ms,
+            )
+        })
+        .collect();
+    let mut conn = api.db.conn().await.expect("conn");
+    stats::add(&mut conn, &rows).await.expect("add");
+    let done = roll_up_stats(&mut conn, settings, None)
+        .await
+        .expect("roll up");
+    assert!(done.minutes_rolled_up > 0);
+    // Written late: into a day already rolled up, and not rolled up yet.
+    stats::add(
+        &mut conn,
+        &[minute(
+            rule_id,
+            now - Duration::days(10) - Duration::minutes(1),
+            7,
+            1,
+            2,
+            40,
+        )],
+    )
+    .await
+    .expect("add");
+
+    let midnight = now.duration_trunc(TimeDelta::days(1)).expect("trunc");
+    let ranges = [
+        (now - Duration::days(12) + Duration::minutes(17), now),
+        (
+            now - Duration::days(11) - Duration::hours(5) - Duration::minutes(3),
+            now - Duration::days(8) + Duration::hours(7),
+        ),
+        (midnight - Duration::days(11), midnight - Duration::days(2)),
+        (
+            midnight - Duration::days(9) + Duration::hours(12),
+            midnight - Duration::days(9) + Duration::hours(13),
+        ),
+    ];
+    let zones = [
+        "UTC",
+        "Europe/Berlin",
+        "America/New_York",
+        "Asia/Kolkata",
+        "Asia/Kathmandu",
+        "America/St_Johns",
+        "Pacific/Chatham",
+        "Australia/Lord_Howe",
+    ];
+    for (from, to) in ranges {
+        for zone in zones {
+            let tz = time_zone(Some(zone)).expect("tz");
+            let (from, to) = range(Some(from), Some(to), Utc::now()).expect("range");
+            let starts = starts(from, to, Bucket::Day, tz).expect("starts");
+            let answer = |sums| {
+                aggregate(rule_id, (from, to), Bucket::Day, (tz, &starts), sums).expect("aggregate")
+            };
+            let by_day = stats::sum_by_day(&mut conn, rule_id, (from, to), &starts)
+                .await
+                .expect("by day");
+            let by_bucket = stats::sum_by_bucket(&mut conn, rule_id, (from, to), &starts)
+                .await
+                .expect("by bucket");
+            let (by_day, by_bucket) = (answer(&by_day), answer(&by_bucket));
+            assert_eq!(by_day, by_bucket, "{zone}, {from} to {to}");
+            assert!(by_day.executed > 0, "{zone}, {from} to {to}");
+        }
+    }
+}
+
+/// The roll-up moves whole UTC days, each in one statement ordered by rule: run
+/// hourly, as the workers run it, it moves nothing until a day has ended
+/// `stats_minutes_days` ago, then the day, and a rule's quarter hours of that day
+/// lie together in the table (a multi-day answer reads a few pages per day, not
+/// one per hour). Run hour by hour, 000008's roll-up interleaved the two rules'
+/// hours.
+#[actix_web::test]
+async fn the_roll_up_writes_a_rules_day_together() {
+    use diesel::sql_types::Uuid as SqlUuid;
+    use diesel_async::RunQueryDsl;
+    use rules_store::config::RetentionSettings;
+    use rules_store::db::retention::roll_up_stats;
+    let api = start().await;
+    let settings = RetentionSettings {
+        stats_minutes_days: 7,
+        stats_days: 400,
+        ..api.settings.retention
+    };
+    let rules: Vec<Uuid> = (0..2).map(|_| Uuid::new_v4()).collect();
+    let day = Utc::now()
+        .duration_trunc(TimeDelta::days(1))
+        .expect("trunc")
+        - Duration::days(10);
+    // Every rule active at the start and the middle of every hour of the day.
+    let rows: Vec<StatsRow> = (0..48)
+        .flat_map(|half_hour| {
+            let at = day + Duration::minutes(30 * half_hour);
+            rules.iter().map(move |rule| minute(*rule, at, 1, 0, 0, 5))
+        })
+        .collect();
+    let mut conn = api.db.conn().await.expect("conn");
+    stats::add(&mut conn, &rows).await.expect("add");
+    let ended = day + Duration::days(1 + 7);
+    for hour in (1..=24).rev() {
+        let done = roll_up_stats(&mut conn, settings, Some(ended - Duration::hours(hour)))
+            .await
+            .expect("roll up");
+        assert_eq!(
+            done.minutes_rolled_up, 0,
+            "{hour} h before the day ended seven days ago: nothing moves"
+        );
+    }
+    let done = roll_up_stats(&mut conn, settings, Some(ended))
+        .await
+        .expect("roll up");
+    assert_eq!(done.minutes_rolled_up, rows.len() as i64);
+
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = SqlUuid)]
+        rule_id: Uuid,
+    }
+    let order: Vec<Uuid> = diesel::sql_query(
+        "SELECT rule_id FROM rule_stats_quarter WHERE rule_id = ANY($1) ORDER BY ctid",
+    )
+    .bind::<diesel::sql_types::Array<SqlUuid>, _>(&rules)
+    .load::<Row>(&mut conn)
+    .await
+    .expect("quarters")
+    .into_iter()
+    .map(|r| r.rule_id)
+    .collect();
+    assert_eq!(order.len(), 2 * 48);
+    let changes = order.windows(2).filter(|w| w[0] != w[1]).count();
+    assert_eq!(changes, 1, "each rule's day in one run of rows: {order:?}");
+}
+
 /// `days` days ago, as a query parameter.
 fn since_days(days: i64) -> String {
     (Utc::now() - Duration::days(days))

@@ -174,6 +174,11 @@ pub async fn analytics(
     let starts = starts(from, to, bucket, tz)?;
     let mut conn = state.db().await?;
     ensure_known(&mut conn, id).await?;
-    let rows = stats::load_range(&mut conn, id, from, to).await?;
-    Ok(HttpResponse::Ok().json(aggregate(id, (from, to), bucket, (tz, &starts), &rows)?))
+    let sums = match bucket {
+        Bucket::Day => stats::sum_by_day(&mut conn, id, (from, to), &starts).await?,
+        Bucket::Minute | Bucket::Hour => {
+            stats::sum_by_bucket(&mut conn, id, (from, to), &starts).await?
+        }
+    };
+    Ok(HttpResponse::Ok().json(aggregate(id, (from, to), bucket, (tz, &starts), &sums)?))
 }

@@ -48,6 +48,22 @@ diesel::table! {
 }
 
 diesel::table! {
+    rule_stats_day (rule_id, bucket_start) {
+        rule_id -> Uuid,
+        bucket_start -> Timestamptz,
+        matched -> Int8,
+        executed -> Int8,
+        suppressed_by_cooldown -> Int8,
+        succeeded -> Int8,
+        failed -> Int8,
+        duration_ms_sum -> Int8,
+        duration_histogram -> Array<Int8>,
+        last_executed_at -> Nullable<Timestamptz>,
+        skipped -> Int8,
+    }
+}
+
+diesel::table! {
     rule_stats_quarter (rule_id, bucket_start) {
         rule_id -> Uuid,
         bucket_start -> Timestamptz,
@@ -84,6 +100,7 @@ diesel::table! {
 diesel::allow_tables_to_appear_in_same_query!(
     rules,
     rule_executions,
+    rule_stats_day,
     rule_stats_minute,
     rule_stats_quarter,
     rule_suppressions,

@@ -1,6 +1,6 @@
 //! Per-rule, per-minute counters (`rule_stats_minute`) and their duration histograms;
 //! past `retention.stats_minutes_days` they are rolled up into quarter hours
-//! (`rule_stats_quarter`, `db::retention::roll_up_stats`), read together with the
+//! (`rule_stats_quarter`, `db::retention::roll_up_stats`), summed together with the
 //! minutes.
 //!
 //! Fixed bucket bounds make per-minute rows summable, so a percentile over any range
@@ -8,13 +8,14 @@
 //! upper bound of the bucket that holds the percentile, capped by the range's
 //! observed maximum bucket: at most one bucket too high, never too low.
 
-use chrono::{DateTime, Utc};
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Days, TimeDelta, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::schema::rule_stats_minute as stats;
-use super::schema::rule_stats_quarter as quarters;
 use super::DbError;
 
 /// One minute of one rule's counters.
@@ -109,28 +110,247 @@ pub async fn add(conn: &mut AsyncPgConnection, rows: &[StatsRow]) -> Result<(), 
     Ok(())
 }
 
-/// A rule's counters whose bucket starts in `[from, to)`, oldest first: its minutes
-/// and, older than `retention.stats_minutes_days`, its quarter hours, read in one
-/// statement (one snapshot: a roll-up running meanwhile shows every count once).
-pub async fn load_range(
+/// The sums of a rule's counters over one bucket of a range (`sum_by_bucket`).
+#[derive(Debug, Clone, PartialEq, QueryableByName)]
+pub struct BucketSums {
+    /// Which bucket: `i` for rows in `[starts[i - 1], starts[i])`, the last one
+    /// open-ended; 0 for rows before `starts[0]`.
+    #[diesel(sql_type = diesel::sql_types::Int4)]
+    pub bucket: i32,
+    #[diesel(sql_type = diesel::sql_types::Int8)]
+    pub matched: i64,
+    #[diesel(sql_type = diesel::sql_types::Int8)]
+    pub executed: i64,
+    #[diesel(sql_type = diesel::sql_types::Int8)]
+    pub suppressed_by_cooldown: i64,
+    #[diesel(sql_type = diesel::sql_types::Int8)]
+    pub skipped: i64,
+    #[diesel(sql_type = diesel::sql_types::Int8)]
+    pub succeeded: i64,
+    #[diesel(sql_type = diesel::sql_types::Int8)]
+    pub failed: i64,
+    #[diesel(sql_type = diesel::sql_types::Int8)]
+    pub duration_ms_sum: i64,
+    /// [`HISTOGRAM_LEN`] buckets; `None` where no row had that many.
+    #[diesel(sql_type = diesel::sql_types::Array<diesel::sql_types::Nullable<diesel::sql_types::Int8>>)]
+    pub duration_histogram: Vec<Option<i64>>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
+    pub last_executed_at: Option<DateTime<Utc>>,
+}
+
+impl BucketSums {
+    /// These sums times `sign` (1 or -1), counted in bucket `bucket`; with no last
+    /// execution (a correction does not say when anything ran).
+    fn signed(&self, sign: i64, bucket: i32) -> Self {
+        Self {
+            bucket,
+            matched: sign * self.matched,
+            executed: sign * self.executed,
+            suppressed_by_cooldown: sign * self.suppressed_by_cooldown,
+            skipped: sign * self.skipped,
+            succeeded: sign * self.succeeded,
+            failed: sign * self.failed,
+            duration_ms_sum: sign * self.duration_ms_sum,
+            duration_histogram: self
+                .duration_histogram
+                .iter()
+                .map(|c| c.map(|c| sign * c))
+                .collect(),
+            last_executed_at: None,
+        }
+    }
+}
+
+/// The sums of one group of counter rows, as the columns of [`BucketSums`] after
+/// `bucket` (without `last_executed_at`).
+fn sums_sql() -> String {
+    let histogram: Vec<String> = (1..=HISTOGRAM_LEN)
+        .map(|i| format!("sum(duration_histogram[{i}])::int8"))
+        .collect();
+    format!(
+        "sum(matched)::int8 AS matched, sum(executed)::int8 AS executed, \
+         sum(suppressed_by_cooldown)::int8 AS suppressed_by_cooldown, \
+         sum(skipped)::int8 AS skipped, sum(succeeded)::int8 AS succeeded, \
+         sum(failed)::int8 AS failed, sum(duration_ms_sum)::int8 AS duration_ms_sum, \
+         ARRAY[{}] AS duration_histogram",
+        histogram.join(", ")
+    )
+}
+
+/// The statement of [`sum_by_bucket`]: its minutes and quarter hours in one
+/// snapshot (a roll-up running meanwhile shows every count once), summed per
+/// bucket by `width_bucket` over the bucket starts, the histogram element-wise.
+static SUM_BY_BUCKET: LazyLock<String> = LazyLock::new(|| {
+    let rows = |table: &str| {
+        format!(
+            "SELECT bucket_start, matched, executed, suppressed_by_cooldown, skipped, succeeded, \
+               failed, duration_ms_sum, duration_histogram, last_executed_at FROM {table} \
+             WHERE rule_id = $1 AND bucket_start >= $2 AND bucket_start < $3"
+        )
+    };
+    format!(
+        "SELECT width_bucket(bucket_start, $4::timestamptz[]) AS bucket, {}, \
+           max(last_executed_at) AS last_executed_at \
+         FROM ({} UNION ALL {}) AS r GROUP BY 1 ORDER BY 1",
+        sums_sql(),
+        rows("rule_stats_minute"),
+        rows("rule_stats_quarter"),
+    )
+});
+
+/// A rule's counters whose bucket starts in `[from, to)`, summed per bucket of
+/// `starts` (ascending): its minutes and, older than
+/// `retention.stats_minutes_days`, its quarter hours. PostgreSQL sums them, so an
+/// answer carries a row per bucket, not one per minute or quarter hour.
+pub async fn sum_by_bucket(
     conn: &mut AsyncPgConnection,
     rule_id: Uuid,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> Result<Vec<StatsRow>, DbError> {
-    let minutes = stats::table
-        .filter(stats::rule_id.eq(rule_id))
-        .filter(stats::bucket_start.ge(from))
-        .filter(stats::bucket_start.lt(to))
-        .select(stats::all_columns);
-    let rolled_up = quarters::table
-        .filter(quarters::rule_id.eq(rule_id))
-        .filter(quarters::bucket_start.ge(from))
-        .filter(quarters::bucket_start.lt(to))
-        .select(quarters::all_columns);
-    let mut rows: Vec<StatsRow> = minutes.union_all(rolled_up).load(conn).await?;
-    rows.sort_by_key(|r| r.bucket_start);
-    Ok(rows)
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    starts: &[DateTime<Utc>],
+) -> Result<Vec<BucketSums>, DbError> {
+    use diesel::sql_types::{Array, Timestamptz, Uuid as SqlUuid};
+    Ok(diesel::sql_query(SUM_BY_BUCKET.as_str())
+        .bind::<SqlUuid, _>(rule_id)
+        .bind::<Timestamptz, _>(from)
+        .bind::<Timestamptz, _>(to)
+        .bind::<Array<Timestamptz>, _>(starts)
+        .load(conn)
+        .await?)
+}
+
+/// The parts of [`SUM_BY_DAY`]'s rows.
+const MINUTES: i16 = 0;
+const DAYS: i16 = 1;
+const EDGES: i16 = 2;
+const LAST: i16 = 3;
+
+/// The statement of [`sum_by_day`], in one snapshot: the minutes per bucket (as
+/// [`SUM_BY_BUCKET`]), the day rows per pair of the ends' nearest midnights, the
+/// quarter hours per window between an end and its nearest midnight (an index
+/// range scan per window: `OFFSET 0` keeps PostgreSQL from joining the windows
+/// against all of the rule's quarter hours instead), and the last execution among
+/// the quarter hours.
+static SUM_BY_DAY: LazyLock<String> = LazyLock::new(|| {
+    let sums = sums_sql();
+    format!(
+        "SELECT {MINUTES}::int2 AS part, width_bucket(bucket_start, $4::timestamptz[]) AS bucket, \
+           {sums}, max(last_executed_at) AS last_executed_at \
+         FROM rule_stats_minute WHERE rule_id = $1 AND bucket_start >= $2 AND bucket_start < $3 \
+         GROUP BY 2 \
+         UNION ALL \
+         SELECT {DAYS}::int2, width_bucket(bucket_start, $5::timestamptz[]), {sums}, \
+           NULL::timestamptz \
+         FROM rule_stats_day WHERE rule_id = $1 AND bucket_start >= $6 AND bucket_start < $7 \
+         GROUP BY 2 \
+         UNION ALL \
+         SELECT {EDGES}::int2, w.j, {sums}, NULL::timestamptz \
+         FROM unnest($8::int4[], $9::timestamptz[], $10::timestamptz[]) AS w(j, lo, hi) \
+         CROSS JOIN LATERAL (SELECT * FROM rule_stats_quarter \
+           WHERE rule_id = $1 AND bucket_start >= w.lo AND bucket_start < w.hi OFFSET 0) AS q \
+         GROUP BY w.j \
+         UNION ALL \
+         SELECT {LAST}::int2, 0, 0, 0, 0, 0, 0, 0, 0, '{{}}'::int8[], \
+           (SELECT last_executed_at FROM rule_stats_quarter \
+            WHERE rule_id = $1 AND bucket_start >= $2 AND bucket_start < $3 AND executed > 0 \
+            ORDER BY bucket_start DESC LIMIT 1)"
+    )
+});
+
+/// The UTC midnight nearest to `at` (the earlier one at noon).
+fn nearest_midnight(at: DateTime<Utc>) -> DateTime<Utc> {
+    let into_day = TimeDelta::seconds(at.timestamp().rem_euclid(86_400))
+        + TimeDelta::nanoseconds(i64::from(at.timestamp_subsec_nanos()));
+    let midnight = at.checked_sub_signed(into_day).unwrap_or(at);
+    if into_day <= TimeDelta::hours(12) {
+        midnight
+    } else {
+        midnight.checked_add_days(Days::new(1)).unwrap_or(midnight)
+    }
+}
+
+/// What [`sum_by_bucket`] answers, for buckets a day long or longer (any time
+/// zone's days), read mostly from the day rows (`rule_stats_day`, migration
+/// 000013): ~90 rows for 90 days where the quarter hours are ~8,600.
+///
+/// With `P(b)` the sum of the rows before `b`, a bucket `[lo, hi)` sums to
+/// `P(hi) - P(lo)`, and `P(b)` is the day rows before `b`'s nearest UTC midnight
+/// `m`, plus the quarter hours in `[m, b)` or minus those in `[b, m)`: the
+/// quarter hours read are those between each end and its midnight (four at each
+/// end of a Europe/Berlin day, at most 48). Counts and histograms are sums, exact
+/// under subtraction; the last execution is the newest quarter hour's that ran
+/// something. Minutes (not rolled up) are summed per bucket as they are there.
+pub async fn sum_by_day(
+    conn: &mut AsyncPgConnection,
+    rule_id: Uuid,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    starts: &[DateTime<Utc>],
+) -> Result<Vec<BucketSums>, DbError> {
+    use diesel::sql_types::{Array, Int2, Int4, Timestamptz, Uuid as SqlUuid};
+    #[derive(QueryableByName)]
+    struct Part {
+        #[diesel(sql_type = Int2)]
+        part: i16,
+        #[diesel(embed)]
+        sums: BucketSums,
+    }
+    // The ends of the buckets: `from`, the starts after the first, `to`. Bucket
+    // `i` (1-based, as `sum_by_bucket` counts) is `[ends[i - 1], ends[i])`.
+    let ends: Vec<DateTime<Utc>> = std::iter::once(from)
+        .chain(starts.iter().skip(1).copied())
+        .chain(std::iter::once(to))
+        .collect();
+    let midnights: Vec<DateTime<Utc>> = ends.iter().map(|e| nearest_midnight(*e)).collect();
+    let (mut window, mut lo, mut hi) = (Vec::new(), Vec::new(), Vec::new());
+    for (j, (end, midnight)) in ends.iter().zip(&midnights).enumerate() {
+        if end != midnight {
+            window.push(i32::try_from(j).unwrap_or(i32::MAX));
+            lo.push(*end.min(midnight));
+            hi.push(*end.max(midnight));
+        }
+    }
+    let (first_day, past_days) = (
+        <[_]>::first(&midnights).copied(),
+        <[_]>::last(&midnights).copied(),
+    );
+    let parts: Vec<Part> = diesel::sql_query(SUM_BY_DAY.as_str())
+        .bind::<SqlUuid, _>(rule_id)
+        .bind::<Timestamptz, _>(from)
+        .bind::<Timestamptz, _>(to)
+        .bind::<Array<Timestamptz>, _>(starts)
+        .bind::<Array<Timestamptz>, _>(&midnights)
+        .bind::<Timestamptz, _>(first_day.unwrap_or(from))
+        .bind::<Timestamptz, _>(past_days.unwrap_or(to))
+        .bind::<Array<Int4>, _>(&window)
+        .bind::<Array<Timestamptz>, _>(&lo)
+        .bind::<Array<Timestamptz>, _>(&hi)
+        .load(conn)
+        .await?;
+    let mut sums = Vec::with_capacity(parts.len() * 2);
+    for Part { part, sums: s } in parts {
+        match part {
+            // Minutes by the starts, days by the midnights: bucket `k` either way.
+            MINUTES | DAYS => sums.push(s),
+            EDGES => {
+                let j = usize::try_from(s.bucket).unwrap_or(usize::MAX);
+                let (Some(end), Some(midnight)) = (ends.get(j), midnights.get(j)) else {
+                    continue;
+                };
+                // P(ends[j]) holds the window with this sign: added to the bucket
+                // ending there, taken from the one starting there.
+                let sign = if end > midnight { 1 } else { -1 };
+                if j >= 1 {
+                    sums.push(s.signed(sign, s.bucket));
+                }
+                if j + 1 < ends.len() {
+                    sums.push(s.signed(-sign, s.bucket + 1));
+                }
+            }
+            // The last execution: in the totals only.
+            LAST => sums.push(BucketSums { bucket: 0, ..s }),
+            _ => {}
+        }
+    }
+    Ok(sums)
 }
 
 /// Upper bounds (inclusive, milliseconds) of each bucket; a last bucket holds the rest.
