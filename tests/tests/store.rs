@@ -222,3 +222,64 @@ async fn histogram_add_in_sql_sums_as_the_worker_does() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The recorder's and the analytics' raw statements are kept prepared on the
+/// connection (`db::prepared`): PostgreSQL plans each once per connection, where
+/// a `sql_query` is parsed and planned on every call (diesel does not cache it,
+/// and nothing of it shows in `pg_prepared_statements`).
+#[tokio::test]
+async fn raw_statements_are_prepared_once_per_connection() -> anyhow::Result<()> {
+    use rules_store::db::stats::{self, StatsRow};
+    #[derive(diesel::QueryableByName)]
+    struct Prepared {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        statement: String,
+    }
+    let db = TestDb::migrated().await?;
+    let mut conn = db.conn().await?;
+    let rule = Uuid::new_v4();
+    let now = Utc::now().duration_trunc(TimeDelta::minutes(1))?;
+    for i in 0..3 {
+        let row = ExecutionRow {
+            id: Uuid::new_v4(),
+            rule_id: rule,
+            event_id: Uuid::new_v4(),
+            livestream_id: Uuid::new_v4(),
+            executed_at: Utc::now(),
+            status: rules_core::Status::Succeeded,
+            duration_ms: 12,
+            result: json!({"actions": []}),
+            event_day: Utc::now().date_naive(),
+        };
+        assert_eq!(insert_new(&mut conn, &[row]).await?.len(), 1);
+        stats::add(
+            &mut conn,
+            &[StatsRow::empty(rule, now - TimeDelta::minutes(i))],
+        )
+        .await?;
+        let range = (now - TimeDelta::days(2), now + TimeDelta::minutes(1));
+        let starts = [range.0, now - TimeDelta::days(1)];
+        stats::sum_by_bucket(&mut conn, rule, range, &starts).await?;
+        stats::sum_by_day(&mut conn, rule, range, &starts).await?;
+    }
+    let prepared: Vec<String> =
+        diesel::sql_query("SELECT statement FROM pg_prepared_statements ORDER BY statement")
+            .load::<Prepared>(&mut conn)
+            .await?
+            .into_iter()
+            .map(|p| p.statement)
+            .collect();
+    for (what, text) in [
+        ("insert_new", "INSERT INTO rule_execution_keys"),
+        ("stats::add", "INSERT INTO rule_stats_minute"),
+        (
+            "sum_by_bucket",
+            "max(last_executed_at) AS last_executed_at FROM (",
+        ),
+        ("sum_by_day", "FROM rule_stats_day"),
+    ] {
+        let n = prepared.iter().filter(|s| s.contains(text)).count();
+        assert_eq!(n, 1, "{what}: prepared {n} times: {prepared:#?}");
+    }
+    Ok(())
+}

@@ -7,7 +7,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::schema::rule_executions;
-use super::DbError;
+use super::{prepared, DbError};
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = rule_executions, check_for_backend(diesel::pg::Pg))]
@@ -221,8 +221,8 @@ impl Look {
 ///
 /// The rows travel as one array per column (`unnest`), so the statement's text and
 /// its parameters are the same few for any number of rows, where a multi-row
-/// `VALUES` list is a longer statement for every size. (diesel does not keep a
-/// `sql_query` prepared: it is parsed and planned on every batch.)
+/// `VALUES` list is a longer statement for every size: one statement kept
+/// prepared on the connection (`db::prepared`).
 pub async fn insert_new(
     conn: &mut AsyncPgConnection,
     rows: &[ExecutionRow],
@@ -237,7 +237,7 @@ pub async fn insert_new(
         return Ok(Vec::new());
     }
     let column = |f: fn(&ExecutionRow) -> Uuid| rows.iter().map(f).collect::<Vec<Uuid>>();
-    let inserted: Vec<Inserted> = diesel::sql_query(
+    let inserted: Vec<Inserted> = prepared::statement(
         "WITH batch AS ( \
            SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], \
              $5::timestamptz[], $6::text[], $7::int4[], $8::jsonb[], $9::date[]) \

@@ -3,6 +3,7 @@
 pub mod connect;
 pub mod executions;
 pub mod migrations;
+pub mod prepared;
 pub mod raw_json;
 pub mod record;
 pub mod retention;

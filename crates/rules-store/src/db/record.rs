@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::executions::{self, ExecutionRow};
 use super::schema::{rule_suppressions, rule_threshold_counts};
 use super::stats::{self, histogram_add, histogram_of, StatsRow};
-use super::DbError;
+use super::{prepared, DbError};
 
 /// A match suppressed by a cooldown.
 #[derive(Debug, Clone, PartialEq, Insertable)]
@@ -122,7 +122,7 @@ pub async fn already_decided(
         return Ok(HashSet::new());
     }
     let found: Vec<PairRow> =
-        diesel::sql_query("SELECT rule_id, event_id FROM rules_decided($1, $2, $3)")
+        prepared::statement("SELECT rule_id, event_id FROM rules_decided($1, $2, $3)")
             .bind::<Array<SqlUuid>, _>(keys.iter().map(|k| k.0).collect::<Vec<_>>())
             .bind::<Array<SqlUuid>, _>(keys.iter().map(|k| k.1).collect::<Vec<_>>())
             .bind::<Array<Date>, _>(keys.iter().map(|k| k.2).collect::<Vec<_>>())
@@ -211,7 +211,7 @@ async fn insert_pairs(
     if rules.is_empty() {
         return Ok(Vec::new());
     }
-    let inserted: Vec<PairRow> = diesel::sql_query(sql)
+    let inserted: Vec<PairRow> = prepared::statement(sql)
         .bind::<Array<SqlUuid>, _>(rules)
         .bind::<Array<SqlUuid>, _>(events)
         .bind::<Array<Timestamptz>, _>(times)

@@ -16,7 +16,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::schema::rule_stats_minute as stats;
-use super::DbError;
+use super::{prepared, DbError};
 
 /// One minute of one rule's counters.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
@@ -59,7 +59,8 @@ impl StatsRow {
 /// Rows for the same (rule, minute) must be merged by the caller first.
 ///
 /// The rows travel as one array per column (`unnest`), one statement text for any
-/// number of rows; a histogram, an array itself, as its text (`{1,0,2}`).
+/// number of rows, kept prepared (`db::prepared`); a histogram, an array itself, as
+/// its text (`{1,0,2}`).
 pub async fn add(conn: &mut AsyncPgConnection, rows: &[StatsRow]) -> Result<(), DbError> {
     use diesel::sql_types::{Array, Int8, Nullable, Text, Timestamptz, Uuid as SqlUuid};
     if rows.is_empty() {
@@ -73,7 +74,7 @@ pub async fn add(conn: &mut AsyncPgConnection, rows: &[StatsRow]) -> Result<(), 
             format!("{{{}}}", items.join(","))
         })
         .collect();
-    diesel::sql_query(
+    prepared::statement(
         "INSERT INTO rule_stats_minute AS s (rule_id, bucket_start, matched, executed, \
            suppressed_by_cooldown, succeeded, failed, duration_ms_sum, duration_histogram, \
            last_executed_at, skipped) \
@@ -209,7 +210,7 @@ pub async fn sum_by_bucket(
     starts: &[DateTime<Utc>],
 ) -> Result<Vec<BucketSums>, DbError> {
     use diesel::sql_types::{Array, Timestamptz, Uuid as SqlUuid};
-    Ok(diesel::sql_query(SUM_BY_BUCKET.as_str())
+    Ok(prepared::statement(SUM_BY_BUCKET.as_str())
         .bind::<SqlUuid, _>(rule_id)
         .bind::<Timestamptz, _>(from)
         .bind::<Timestamptz, _>(to)
@@ -312,7 +313,7 @@ pub async fn sum_by_day(
         <[_]>::first(&midnights).copied(),
         <[_]>::last(&midnights).copied(),
     );
-    let parts: Vec<Part> = diesel::sql_query(SUM_BY_DAY.as_str())
+    let parts: Vec<Part> = prepared::statement(SUM_BY_DAY.as_str())
         .bind::<SqlUuid, _>(rule_id)
         .bind::<Timestamptz, _>(from)
         .bind::<Timestamptz, _>(to)
