@@ -86,7 +86,7 @@ impl Root {
         })
     }
 
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Root::Id => "id",
             Root::Type => "type",
@@ -217,6 +217,11 @@ impl Event {
     /// `data`, an object.
     pub fn data(&self) -> Json<'_> {
         self.data.root()
+    }
+
+    /// `data`'s document.
+    pub(crate) fn data_doc(&self) -> &Doc {
+        &self.data
     }
 
     /// The value of a top-level envelope key.

@@ -115,8 +115,10 @@ impl Doc {
         self.root().to_value()
     }
 
+    /// The value at node `index` (the root is 0; [`Array::index`] and
+    /// [`Object::index`] name the others).
     #[inline]
-    fn at(&self, index: u32) -> Json<'_> {
+    pub(crate) fn at(&self, index: u32) -> Json<'_> {
         match &self.nodes[index as usize] {
             Node::Null => Json::Null,
             Node::Bool(b) => Json::Bool(*b),
@@ -244,6 +246,11 @@ impl<'a> Json<'a> {
 }
 
 impl<'a> Array<'a> {
+    /// Its node in the document ([`Doc::at`]).
+    pub(crate) fn index(&self) -> u32 {
+        self.at
+    }
+
     pub fn len(&self) -> usize {
         match self.doc.nodes[self.at as usize] {
             Node::Array { len, .. } => len as usize,
@@ -271,6 +278,11 @@ impl<'a> Array<'a> {
 }
 
 impl<'a> Object<'a> {
+    /// Its node in the document ([`Doc::at`]).
+    pub(crate) fn index(&self) -> u32 {
+        self.at
+    }
+
     pub fn len(&self) -> usize {
         match self.doc.nodes[self.at as usize] {
             Node::Object { len, .. } => len as usize,

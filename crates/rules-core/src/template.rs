@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use std::sync::LazyLock;
 
 use crate::problems::FieldError;
+use crate::template_view::TemplateEvent;
 
 /// Instructions one render may spend before it is stopped.
 pub const RENDER_FUEL: u64 = 100_000;
@@ -108,13 +109,6 @@ impl std::fmt::Debug for TemplateSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TemplateSet").finish_non_exhaustive()
     }
-}
-
-/// What templates see: `event` and `rule`.
-#[derive(Serialize)]
-pub(crate) struct TemplateContext<'a, E: Serialize, R: Serialize> {
-    pub event: &'a E,
-    pub rule: R,
 }
 
 impl TemplateSet {
@@ -249,10 +243,10 @@ impl TemplateSet {
     }
 }
 
-/// The context templates render in (`event` and `rule`), converted into
-/// minijinja's values when the first template renders: an execution whose actions
-/// hold no template (a fixed log message, a constant payload) never converts the
-/// event.
+/// The context templates render in (`event` and `rule`), made when the first
+/// template renders: an execution whose actions hold no template (a fixed log
+/// message, a constant payload) never makes it. The event is a view whose values
+/// are converted as templates read them (`template_view`).
 pub(crate) struct Context<'a> {
     build: Box<dyn Fn() -> minijinja::Value + 'a>,
     value: std::cell::OnceCell<minijinja::Value>,
@@ -265,10 +259,16 @@ impl Context<'_> {
 }
 
 /// The context of one execution's templates.
-pub(crate) fn context<'a, E: Serialize, R: Serialize + 'a>(event: &'a E, rule: R) -> Context<'a> {
+pub(crate) fn context<'a, E: TemplateEvent, R: Serialize + 'a>(
+    event: &'a E,
+    rule: R,
+) -> Context<'a> {
     Context {
         build: Box::new(move || {
-            minijinja::Value::from(Serde(TemplateContext { event, rule: &rule }))
+            minijinja::context! {
+                event => event.template_value(),
+                rule => minijinja::Value::from(Serde(&rule)),
+            }
         }),
         value: std::cell::OnceCell::new(),
     }
@@ -309,13 +309,13 @@ mod tests {
             .expect("renders")
     }
 
-    /// An event that counts how often it is converted for templates.
+    /// An event that counts how often its view is made for templates.
     struct Counted(std::cell::Cell<u32>);
 
-    impl Serialize for Counted {
-        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+    impl TemplateEvent for Counted {
+        fn template_value(&self) -> minijinja::Value {
             self.0.set(self.0.get() + 1);
-            json!({"data": {"n": 1}}).serialize(serializer)
+            json!({"data": {"n": 1}}).template_value()
         }
     }
 
