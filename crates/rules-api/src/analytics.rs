@@ -250,12 +250,7 @@ pub fn aggregate(
             point.succeeded += sum.succeeded;
             point.failed += sum.failed;
         }
-        let counts: Vec<i64> = sum
-            .duration_histogram
-            .iter()
-            .map(|c| c.unwrap_or(0))
-            .collect();
-        histogram_add(&mut histogram, &counts);
+        histogram_add(&mut histogram, &sum.duration_histogram);
         duration_sum += sum.duration_ms_sum;
         last_executed_at = last_executed_at.max(sum.last_executed_at);
     }
@@ -313,7 +308,7 @@ mod tests {
             succeeded: executed - failed,
             failed,
             duration_ms_sum: executed * i64::from(ms),
-            duration_histogram: h.into_iter().map(Some).collect(),
+            duration_histogram: h,
             last_executed_at: Some(t(at)),
         }
     }

@@ -36,7 +36,8 @@ impl TemplateEvent for Event {
     }
 }
 
-/// Any JSON value as `event` (dry runs of a bare document, tests).
+/// Any JSON value as `event`: the templates' tests.
+#[cfg(test)]
 impl TemplateEvent for serde_json::Value {
     fn template_value(&self) -> Value {
         let doc = Arc::new(Doc::from_value(self));
@@ -127,8 +128,10 @@ impl Object for DocView {
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        if let Some(key) = key.as_str() {
+            return self.get_value_by_str(key);
+        }
         match self.doc.at(self.at) {
-            Json::Object(members) => members.get(key.as_str()?).map(|v| value_of(&self.doc, v)),
             Json::Array(items) => items.get(key.as_usize()?).map(|v| value_of(&self.doc, v)),
             _ => None,
         }

@@ -42,9 +42,9 @@ pub struct ExecutionCursor {
     pub id: Uuid,
 }
 
-/// How far back each look of [`list_for_rule`] reaches from the page's start:
-/// a day, then a week, then a month, then all the rest.
-const LOOK_BACK_DAYS: [i64; 3] = [1, 7, 30];
+/// How far back each look of [`list_for_rule`] reaches from the page's start, in
+/// days: a day, then a week, then a month, then all the rest.
+const LOOKS: [Option<i64>; 4] = [Some(1), Some(7), Some(30), None];
 
 /// One page of a rule's executions, newest first (`executed_at DESC, id DESC`).
 ///
@@ -83,12 +83,7 @@ pub async fn list_for_rule(
         // that all come back short.
         let looks: &[Option<i64>] = match filter.status {
             Some(s) if s != rules_core::Status::Succeeded => &[None],
-            _ => &[
-                Some(LOOK_BACK_DAYS[0]),
-                Some(LOOK_BACK_DAYS[1]),
-                Some(LOOK_BACK_DAYS[2]),
-                None,
-            ],
+            _ => &LOOKS,
         };
         for &days in looks {
             let since = days

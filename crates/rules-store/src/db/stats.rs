@@ -10,7 +10,7 @@
 
 use std::sync::LazyLock;
 
-use chrono::{DateTime, Days, TimeDelta, Utc};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
@@ -132,9 +132,9 @@ pub struct BucketSums {
     pub failed: i64,
     #[diesel(sql_type = diesel::sql_types::Int8)]
     pub duration_ms_sum: i64,
-    /// [`HISTOGRAM_LEN`] buckets; `None` where no row had that many.
-    #[diesel(sql_type = diesel::sql_types::Array<diesel::sql_types::Nullable<diesel::sql_types::Int8>>)]
-    pub duration_histogram: Vec<Option<i64>>,
+    /// [`HISTOGRAM_LEN`] buckets (0 where no row had that many).
+    #[diesel(sql_type = diesel::sql_types::Array<diesel::sql_types::Int8>)]
+    pub duration_histogram: Vec<i64>,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
     pub last_executed_at: Option<DateTime<Utc>>,
 }
@@ -152,11 +152,7 @@ impl BucketSums {
             succeeded: sign * self.succeeded,
             failed: sign * self.failed,
             duration_ms_sum: sign * self.duration_ms_sum,
-            duration_histogram: self
-                .duration_histogram
-                .iter()
-                .map(|c| c.map(|c| sign * c))
-                .collect(),
+            duration_histogram: self.duration_histogram.iter().map(|c| sign * c).collect(),
             last_executed_at: None,
         }
     }
@@ -166,7 +162,7 @@ impl BucketSums {
 /// `bucket` (without `last_executed_at`).
 fn sums_sql() -> String {
     let histogram: Vec<String> = (1..=HISTOGRAM_LEN)
-        .map(|i| format!("sum(duration_histogram[{i}])::int8"))
+        .map(|i| format!("coalesce(sum(duration_histogram[{i}]), 0)::int8"))
         .collect();
     format!(
         "sum(matched)::int8 AS matched, sum(executed)::int8 AS executed, \
@@ -257,16 +253,10 @@ static SUM_BY_DAY: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The UTC midnight nearest to `at` (the earlier one at noon).
+/// The UTC midnight nearest to `at` (the later one at noon). The analytics' range
+/// is checked to lie within the years 1678–2261, where rounding cannot fail.
 fn nearest_midnight(at: DateTime<Utc>) -> DateTime<Utc> {
-    let into_day = TimeDelta::seconds(at.timestamp().rem_euclid(86_400))
-        + TimeDelta::nanoseconds(i64::from(at.timestamp_subsec_nanos()));
-    let midnight = at.checked_sub_signed(into_day).unwrap_or(at);
-    if into_day <= TimeDelta::hours(12) {
-        midnight
-    } else {
-        midnight.checked_add_days(Days::new(1)).unwrap_or(midnight)
-    }
+    at.duration_round(TimeDelta::days(1)).unwrap_or(at)
 }
 
 /// What [`sum_by_bucket`] answers, for buckets a day long or longer (any time
@@ -309,18 +299,14 @@ pub async fn sum_by_day(
             hi.push(*end.max(midnight));
         }
     }
-    let (first_day, past_days) = (
-        <[_]>::first(&midnights).copied(),
-        <[_]>::last(&midnights).copied(),
-    );
     let parts: Vec<Part> = prepared::statement(SUM_BY_DAY.as_str())
         .bind::<SqlUuid, _>(rule_id)
         .bind::<Timestamptz, _>(from)
         .bind::<Timestamptz, _>(to)
         .bind::<Array<Timestamptz>, _>(starts)
         .bind::<Array<Timestamptz>, _>(&midnights)
-        .bind::<Timestamptz, _>(first_day.unwrap_or(from))
-        .bind::<Timestamptz, _>(past_days.unwrap_or(to))
+        .bind::<Timestamptz, _>(nearest_midnight(from))
+        .bind::<Timestamptz, _>(nearest_midnight(to))
         .bind::<Array<Int4>, _>(&window)
         .bind::<Array<Timestamptz>, _>(&lo)
         .bind::<Array<Timestamptz>, _>(&hi)
