@@ -161,16 +161,18 @@ impl BucketSums {
 }
 
 /// The sums of one group of counter rows, as the columns of [`BucketSums`] after
-/// `bucket` (without `last_executed_at`).
+/// `bucket` (without `last_executed_at`), by `rules_sum` (migration 000014: a
+/// bigint sum in a bigint, 0 for no values; the built-in `sum` goes through
+/// numeric).
 fn sums_sql() -> String {
     let histogram: Vec<String> = (1..=HISTOGRAM_LEN)
-        .map(|i| format!("coalesce(sum(duration_histogram[{i}]), 0)::int8"))
+        .map(|i| format!("rules_sum(duration_histogram[{i}])"))
         .collect();
     format!(
-        "sum(matched)::int8 AS matched, sum(executed)::int8 AS executed, \
-         sum(suppressed_by_cooldown)::int8 AS suppressed_by_cooldown, \
-         sum(skipped)::int8 AS skipped, sum(succeeded)::int8 AS succeeded, \
-         sum(failed)::int8 AS failed, sum(duration_ms_sum)::int8 AS duration_ms_sum, \
+        "rules_sum(matched) AS matched, rules_sum(executed) AS executed, \
+         rules_sum(suppressed_by_cooldown) AS suppressed_by_cooldown, \
+         rules_sum(skipped) AS skipped, rules_sum(succeeded) AS succeeded, \
+         rules_sum(failed) AS failed, rules_sum(duration_ms_sum) AS duration_ms_sum, \
          ARRAY[{}] AS duration_histogram",
         histogram.join(", ")
     )

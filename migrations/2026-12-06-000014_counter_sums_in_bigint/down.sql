@@ -1,0 +1,1 @@
+DROP AGGREGATE rules_sum(bigint);

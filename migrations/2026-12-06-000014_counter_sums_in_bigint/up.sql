@@ -1,0 +1,11 @@
+-- A sum of bigints kept in a bigint, for the analytics' sums
+-- (rules_store::db::stats): rules_sum(x) adds with int8pl, PostgreSQL's own C
+-- addition of bigints (an overflow is an error, as for sum), where the built-in
+-- sum(bigint) accumulates in a 128-bit state and answers a numeric that the
+-- statement casts back. An answer sums 23 counters a bucket (7 counts and 16
+-- histogram buckets): over a week of a rule's minutes in hours (168 buckets) the
+-- statement ran 1.4x as many times a second with rules_sum. No rows to add give 0
+-- (where sum gives NULL), as the service's coalesce(sum(x), 0) did.
+--
+-- Additive: the previous version reads with sum as before.
+CREATE AGGREGATE rules_sum(bigint) (SFUNC = int8pl, STYPE = bigint, INITCOND = '0');
