@@ -283,3 +283,35 @@ async fn raw_statements_are_prepared_once_per_connection() -> anyhow::Result<()>
     }
     Ok(())
 }
+
+/// No table of the migrated schema has two indexes of one definition (same
+/// method, columns, operator classes, expressions and predicate): the second is
+/// written on every insert for nothing. Migration 000013 left one (a BRIN index
+/// copied by `LIKE … INCLUDING ALL` and created again), which 000015 drops.
+#[tokio::test]
+async fn no_table_has_two_indexes_alike() -> anyhow::Result<()> {
+    use diesel::sql_types::Text;
+    #[derive(QueryableByName)]
+    struct Alike {
+        #[diesel(sql_type = Text)]
+        indexes: String,
+    }
+    let db = TestDb::migrated().await?;
+    let mut conn = db.conn().await?;
+    let alike: Vec<Alike> = diesel::sql_query(
+        "SELECT string_agg(i.indexrelid::regclass::text, ', ' ORDER BY i.indexrelid) AS indexes \
+         FROM pg_index i \
+         JOIN pg_class t ON t.oid = i.indrelid \
+         JOIN pg_class x ON x.oid = i.indexrelid \
+         WHERE t.relnamespace = 'public'::regnamespace \
+         GROUP BY i.indrelid, x.relam, i.indkey::text, i.indclass::text, \
+           coalesce(pg_get_expr(i.indexprs, i.indrelid), ''), \
+           coalesce(pg_get_expr(i.indpred, i.indrelid), '') \
+         HAVING count(*) > 1",
+    )
+    .load(&mut conn)
+    .await?;
+    let alike: Vec<String> = alike.into_iter().map(|a| a.indexes).collect();
+    assert!(alike.is_empty(), "indexes alike: {alike:?}");
+    Ok(())
+}
