@@ -635,3 +635,52 @@ async fn table_sizes(conn: &mut diesel_async::AsyncPgConnection, rule_id: Uuid) 
         .expect("count");
     (minutes, quarters)
 }
+
+/// A range whose counters hold suppressions only (no execution, so no duration in
+/// any histogram) answers zeros and no percentile, by hour and by day: the sums of
+/// histogram buckets no row has are 0, not null (migration 000014's `rules_sum`
+/// starts at 0; a null would not decode).
+#[actix_web::test]
+async fn a_range_of_suppressions_only_sums_its_empty_histograms_to_zero() {
+    let api = start().await;
+    let rule = create(&api.service, rule_body("a")).await;
+    let rule_id = Uuid::parse_str(rule["id"].as_str().expect("id")).expect("uuid");
+    let hour = Utc::now()
+        .duration_trunc(TimeDelta::hours(1))
+        .expect("trunc")
+        - Duration::hours(3);
+    let mut conn = api.db.conn().await.expect("conn");
+    stats::add(
+        &mut conn,
+        &[
+            minute(rule_id, hour, 0, 0, 3, 0),
+            minute(rule_id, hour + Duration::minutes(70), 0, 0, 2, 0),
+        ],
+    )
+    .await
+    .expect("add");
+    let from = (hour - Duration::days(2)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    for bucket in ["hour", "day"] {
+        let (status, _, a) = send(
+            &api.service,
+            TestRequest::get()
+                .uri(&format!(
+                    "/api/rules/{rule_id}/analytics?from={from}&bucket={bucket}&tz=Europe/Berlin"
+                ))
+                .insert_header(auth()),
+        )
+        .await;
+        assert_eq!(status, 200, "{bucket}: {a}");
+        assert_eq!(
+            (
+                a["matched"].as_i64(),
+                a["executed"].as_i64(),
+                a["suppressed_by_cooldown"].as_i64(),
+                a["p95_duration_ms"].is_null(),
+                a["avg_duration_ms"].is_null(),
+            ),
+            (Some(5), Some(0), Some(5), true, true),
+            "{bucket}: {a}"
+        );
+    }
+}
