@@ -149,15 +149,29 @@ fn minute(
     }
 }
 
-#[actix_web::test]
-async fn analytics_from_counters() {
-    let api = start().await;
-    let rule = create(&api.service, rule_body("a")).await;
+/// A new rule of `service`'s, and the hour that began three hours ago.
+async fn rule_and_an_hour_three_hours_back<S, B>(service: &S) -> (Uuid, DateTime<Utc>)
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    let rule = create(service, rule_body("a")).await;
     let rule_id = Uuid::parse_str(rule["id"].as_str().expect("id")).expect("uuid");
     let hour = Utc::now()
         .duration_trunc(TimeDelta::hours(1))
         .expect("trunc")
         - Duration::hours(3);
+    (rule_id, hour)
+}
+
+#[actix_web::test]
+async fn analytics_from_counters() {
+    let api = start().await;
+    let (rule_id, hour) = rule_and_an_hour_three_hours_back(&api.service).await;
     let mut conn = api.db.conn().await.expect("conn");
     stats::add(
         &mut conn,
@@ -643,12 +657,7 @@ async fn table_sizes(conn: &mut diesel_async::AsyncPgConnection, rule_id: Uuid) 
 #[actix_web::test]
 async fn a_range_of_suppressions_only_sums_its_empty_histograms_to_zero() {
     let api = start().await;
-    let rule = create(&api.service, rule_body("a")).await;
-    let rule_id = Uuid::parse_str(rule["id"].as_str().expect("id")).expect("uuid");
-    let hour = Utc::now()
-        .duration_trunc(TimeDelta::hours(1))
-        .expect("trunc")
-        - Duration::hours(3);
+    let (rule_id, hour) = rule_and_an_hour_three_hours_back(&api.service).await;
     let mut conn = api.db.conn().await.expect("conn");
     stats::add(
         &mut conn,
