@@ -22,7 +22,7 @@ const LS: &str = "0e2a9c1b-0000-4000-8000-00000000abcd";
 const BASE_MS: i64 = 1_764_000_000_000;
 
 /// One event of a schedule: its time (s from `BASE_MS`), its key, and whether its
-/// actions are stale for the rule that has `max_age_seconds`.
+/// actions are stale for the rules that have `max_age_seconds` ([`STALE_RULES`]).
 #[derive(Debug, Clone)]
 struct Ev {
     time_s: i64,
@@ -91,6 +91,10 @@ fn schedule() -> impl Strategy<Value = Schedule> {
     })
 }
 
+/// The rules of [`rules`] whose actions have `max_age_seconds`: an event marked
+/// stale is stale for them.
+const STALE_RULES: [usize; 2] = [3, 4];
+
 /// The rules of every schedule (fresh ids per case, so cases share no state).
 fn rules() -> Vec<CompiledRule> {
     let specs = [
@@ -99,6 +103,8 @@ fn rules() -> Vec<CompiledRule> {
         json!({"cooldown_seconds": 4, "trigger_config": {"event_types": ["t"],
             "threshold": {"count": 2, "window_seconds": 5, "group_by": "data.k"}}}),
         json!({"cooldown_seconds": 6, "actions": [{"type": "log", "message": "m", "max_age_seconds": 60}]}),
+        // Neither threshold nor cooldown: the script's short form.
+        json!({"actions": [{"type": "log", "message": "m", "max_age_seconds": 60}]}),
     ];
     specs
         .into_iter()
@@ -197,7 +203,7 @@ async fn drive(
                 event: &events[e],
                 token: &token,
                 at_ms: BASE_MS + schedule.events[e].time_s * 1000,
-                stale: *r == 3 && schedule.events[e].stale,
+                stale: STALE_RULES.contains(r) && schedule.events[e].stale,
             })
             .collect();
         let decisions = gate.decide(&pairs).await;
@@ -277,7 +283,7 @@ fn reference(
                 g.last_firing = Some(g.last_firing.map_or(t, |f| f.max(t)));
                 g.counted.retain(|c| *c > t);
             }
-            let stale = r == 3 && ev.stale;
+            let stale = STALE_RULES.contains(&r) && ev.stale;
             if spec.cooldown_seconds > 0 {
                 let key = if spec.cooldown_key.is_some() {
                     ev.key

@@ -1,22 +1,24 @@
 -- The gate of one (rule, event) pair: decision memory, threshold, cooldown and
 -- staleness, atomically, on event time. rules_core::simulate is the same algorithm
 -- in Rust (backtests); crates/rules-store/tests/gate_model.rs holds the two equal.
--- KEYS: 1 decision memory, 2 cooldown (hash s=start, h=holder, k=key value JSON),
---       3 cooldown index, 4 threshold events (sorted set, score = event time),
---       5 threshold state (hash r=last firing time, l=newest counted time)
--- ARGV: 1 event id, 2 token (the stream entry), 3 memory ttl ms, 4 threshold count
---       (0: none), 5 threshold window ms, 6 cooldown ms (0: none), 7 cooldown scope
---       (member of the index), 8 "1" for a dry run (decide, change nothing),
---       9 event time ms, 10 "1" when every action would be skipped as stale,
---       11 the key value as JSON ("" for none), 12 grace ms state is kept beyond its
---       window or cooldown
+-- A pair sends only the keys and arguments its rule uses, so the common rule with
+-- neither threshold nor cooldown costs one key and seven arguments.
+-- KEYS: 1 decision memory; then, when ARGV 6 > 0, the threshold's two keys
+--       (events: sorted set, score = event time; state: hash r=last firing time,
+--       l=newest counted time); then, when ARGV 7 > 0, the cooldown's two keys
+--       (cooldown: hash s=start, h=holder, k=key value JSON; its index)
+-- ARGV: 1 event id, 2 token (the stream entry), 3 memory ttl ms, 4 "1" for a dry run
+--       (decide, change nothing), 5 "1" when every action would be skipped as stale,
+--       6 threshold count (0: none), 7 cooldown ms (0: none); when either is set,
+--       8 event time ms, 9 grace ms state is kept beyond its window or cooldown;
+--       then the threshold's window ms when it has one; then the cooldown's scope
+--       (member of the index) and key value as JSON ("" for none) when it has one
 -- Returns {code, detail, progress} (rules_core::Decision::code): 0 execute;
 -- 1 suppressed (detail: ms of the cooldown left); 2 below threshold (detail: count);
 -- 3 duplicate (another entry brought this event); 4 skip (every action stale).
 -- progress: events counted toward the threshold, this one included (0: none).
-local dry = ARGV[8] == '1'
-local at = tonumber(ARGV[9])
-local grace = tonumber(ARGV[12])
+local dry = ARGV[4] == '1'
+local stale = ARGV[5] == '1'
 
 -- Decision memory: the decision for (rule, event) is taken once; the entry that
 -- brought it gets it again on every redelivery, another entry is a duplicate.
@@ -37,52 +39,65 @@ local function decided(code, detail, progress)
   return {code, detail, progress}
 end
 
+local count = tonumber(ARGV[6])
+local cooldown = tonumber(ARGV[7])
+if count == 0 and cooldown == 0 then
+  if stale then
+    return decided(4, 0, 0)
+  end
+  return decided(0, 0, 0)
+end
+local at = tonumber(ARGV[8])
+local grace = tonumber(ARGV[9])
+local key, arg = 2, 10
+
 -- Threshold: distinct events in (t - window, t]; the one reaching count fires and
 -- clears what it counted. Events older than a window before the newest counted
 -- are forgotten; one older than the last firing counts toward nothing.
-local count = tonumber(ARGV[4])
 local progress = 0
 if count > 0 then
-  local window = tonumber(ARGV[5])
-  local reset = tonumber(redis.call('HGET', KEYS[5], 'r'))
+  local events, state = KEYS[key], KEYS[key + 1]
+  local window = tonumber(ARGV[arg])
+  key, arg = key + 2, arg + 1
+  local reset = tonumber(redis.call('HGET', state, 'r'))
   if reset and at < reset then
     return decided(2, 0, 0)
   end
-  local latest = tonumber(redis.call('HGET', KEYS[5], 'l'))
+  local latest = tonumber(redis.call('HGET', state, 'l'))
   if not latest or latest < at then
     latest = at
   end
   local floor = latest - window
-  progress = redis.call('ZCOUNT', KEYS[4], '(' .. floor, at)
-  if not redis.call('ZSCORE', KEYS[4], ARGV[1]) then
+  progress = redis.call('ZCOUNT', events, '(' .. floor, at)
+  if not redis.call('ZSCORE', events, ARGV[1]) then
     progress = progress + 1
   end
   if not dry then
-    redis.call('ZADD', KEYS[4], 'NX', at, ARGV[1])
-    redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', floor)
-    redis.call('HSET', KEYS[5], 'l', latest)
-    redis.call('PEXPIRE', KEYS[4], window + grace)
-    redis.call('PEXPIRE', KEYS[5], window + grace)
+    redis.call('ZADD', events, 'NX', at, ARGV[1])
+    redis.call('ZREMRANGEBYSCORE', events, '-inf', floor)
+    redis.call('HSET', state, 'l', latest)
+    redis.call('PEXPIRE', events, window + grace)
+    redis.call('PEXPIRE', state, window + grace)
   end
   if progress < count then
     return decided(2, progress, progress)
   end
   if not dry then
     if not reset or reset < at then
-      redis.call('HSET', KEYS[5], 'r', at)
+      redis.call('HSET', state, 'r', at)
     end
-    redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', at)
+    redis.call('ZREMRANGEBYSCORE', events, '-inf', at)
   end
 end
 
 -- Cooldown: [start, start + cooldown) of the execution that took it, with the rule's
 -- current cooldown. A match older than the start is suppressed too: out-of-order
 -- events never put two executions inside one cooldown.
-local cooldown = tonumber(ARGV[6])
-local stale = ARGV[10] == '1'
 if cooldown > 0 then
+  local running_key, index = KEYS[key], KEYS[key + 1]
+  local scope, key_json = ARGV[arg], ARGV[arg + 1]
   local take = true
-  local running = redis.call('HMGET', KEYS[2], 's', 'h')
+  local running = redis.call('HMGET', running_key, 's', 'h')
   local start = tonumber(running[1])
   if start then
     local finish = start + cooldown
@@ -93,13 +108,13 @@ if cooldown > 0 then
     end
   end
   if take and not stale and not dry then
-    redis.call('DEL', KEYS[2])
-    redis.call('HSET', KEYS[2], 's', at, 'h', ARGV[1], 'k', ARGV[11])
-    redis.call('PEXPIRE', KEYS[2], cooldown + grace)
-    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (at - cooldown - grace))
-    redis.call('ZADD', KEYS[3], at, ARGV[7])
-    if redis.call('PTTL', KEYS[3]) < cooldown + grace then
-      redis.call('PEXPIRE', KEYS[3], cooldown + grace)
+    redis.call('DEL', running_key)
+    redis.call('HSET', running_key, 's', at, 'h', ARGV[1], 'k', key_json)
+    redis.call('PEXPIRE', running_key, cooldown + grace)
+    redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. (at - cooldown - grace))
+    redis.call('ZADD', index, at, scope)
+    if redis.call('PTTL', index) < cooldown + grace then
+      redis.call('PEXPIRE', index, cooldown + grace)
     end
   end
 end

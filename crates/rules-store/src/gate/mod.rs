@@ -79,39 +79,45 @@ where
         let rule = pair.rule;
         let id = rule.id();
         let spec = &rule.rule().spec;
-        let cooldown_scope = rule.cooldown_scope(pair.event);
-        let scope = keys::scope(&cooldown_scope);
-        let group = keys::scope(&rule.threshold_group(pair.event));
-        let generation = rule.threshold_generation();
-        let (count, window_ms) = spec
-            .trigger_config
-            .threshold
-            .as_ref()
-            .map_or((0, 0), |t| (t.count, u64::from(t.window_seconds) * 1000));
-        let key_json = cooldown_scope
-            .value()
-            .map(|v| v.to_string())
-            .unwrap_or_default();
+        let threshold = spec.trigger_config.threshold.as_ref();
+        let cooldown_ms = u64::from(spec.cooldown_seconds) * 1000;
         let mut event_id = uuid::Uuid::encode_buffer();
         let event_id = pair.event.id.hyphenated().encode_lower(&mut event_id);
         let mut invocation = GATE.key(keys::decision(id, pair.event.id));
         invocation
-            .key(keys::cooldown(id, &scope))
-            .key(keys::cooldown_index(id))
-            .key(keys::threshold(id, generation, &group))
-            .key(keys::threshold_state(id, generation, &group))
             .arg(&*event_id)
             .arg(pair.token)
             .arg(memory_ttl_ms)
-            .arg(count)
-            .arg(window_ms)
-            .arg(u64::from(spec.cooldown_seconds) * 1000)
-            .arg(&scope)
             .arg(if dry { "1" } else { "0" })
-            .arg(pair.at_ms)
             .arg(if pair.stale { "1" } else { "0" })
-            .arg(key_json)
-            .arg(rules_core::clock::MAX_EVENT_AGE_MS);
+            .arg(threshold.map_or(0, |t| t.count))
+            .arg(cooldown_ms);
+        if threshold.is_some() || cooldown_ms > 0 {
+            invocation
+                .arg(pair.at_ms)
+                .arg(rules_core::clock::MAX_EVENT_AGE_MS);
+        }
+        if let Some(threshold) = threshold {
+            let group = keys::scope(&rule.threshold_group(pair.event));
+            let generation = rule.threshold_generation();
+            invocation
+                .key(keys::threshold(id, generation, &group))
+                .key(keys::threshold_state(id, generation, &group))
+                .arg(u64::from(threshold.window_seconds) * 1000);
+        }
+        if cooldown_ms > 0 {
+            let cooldown_scope = rule.cooldown_scope(pair.event);
+            let scope = keys::scope(&cooldown_scope);
+            let key_json = cooldown_scope
+                .value()
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            invocation
+                .key(keys::cooldown(id, &scope))
+                .key(keys::cooldown_index(id))
+                .arg(&scope)
+                .arg(key_json);
+        }
         pipe.invoke_script(&invocation);
     }
     let no_script = |r: &redis::RedisResult<(i64, i64, i64)>| matches!(r, Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript));
