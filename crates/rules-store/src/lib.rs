@@ -34,6 +34,11 @@ pub enum ConnectError {
     Database(#[from] db::DbError),
     #[error("Redis at redis.url is not reachable")]
     Redis(#[from] redis::RedisError),
+    #[error(
+        "Redis at redis.url is {}.{}; the service needs {}.{} or newer",
+        found.0, found.1, redis::OLDEST_SERVER.0, redis::OLDEST_SERVER.1
+    )]
+    RedisTooOld { found: (u32, u32) },
 }
 
 impl Pools {
@@ -65,6 +70,10 @@ impl Pools {
             let (db_up, redis_up) = tokio::join!(db::ping(&self.db), redis::ping(&self.redis));
             let failure = match (db_up, redis_up) {
                 (Ok(()), Ok(())) => {
+                    let found = redis::server_version(&self.redis).await?;
+                    if found < redis::OLDEST_SERVER {
+                        return Err(ConnectError::RedisTooOld { found });
+                    }
                     if waiting_logged {
                         tracing::info!(
                             waited_ms = started.elapsed().as_millis() as u64,
@@ -87,6 +96,7 @@ impl Pools {
                 let error = match &failure {
                     ConnectError::Database(e) => format!("{failure}: {e}"),
                     ConnectError::Redis(e) => format!("{failure}: {e}"),
+                    ConnectError::RedisTooOld { .. } => failure.to_string(),
                 };
                 tracing::warn!(%error, limit_seconds = limit.as_secs(), "waiting for the services to answer");
                 waiting_logged = true;

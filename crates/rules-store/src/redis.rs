@@ -524,9 +524,83 @@ pub async fn ping(pool: &RedisPool) -> Result<(), RedisError> {
     Ok(())
 }
 
+/// The oldest Redis the service runs on: the gate decides a rule with neither
+/// threshold nor cooldown with `SET … NX … GET`, which Redis accepts from 7.0.
+pub const OLDEST_SERVER: (u32, u32) = (7, 0);
+
+/// The Redis server's version, `(major, minor)`, from `INFO server`; on a cluster,
+/// the oldest node's (the command reaches every node).
+pub async fn server_version(pool: &RedisPool) -> Result<(u32, u32), RedisError> {
+    let mut conn = pool.get().await?;
+    let info: Value = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut conn)
+        .await?;
+    let mut texts = Vec::new();
+    info_texts(info, &mut texts);
+    texts
+        .iter()
+        .filter_map(|t| version_in_info(t))
+        .min()
+        .ok_or_else(|| RedisError::Reply {
+            command: "INFO server",
+            detail: "no redis_version".into(),
+        })
+}
+
+/// Every text in an `INFO` reply: one server's, or a cluster's map of them.
+fn info_texts(value: Value, texts: &mut Vec<String>) {
+    match value {
+        Value::BulkString(bytes) => texts.push(String::from_utf8_lossy(&bytes).into_owned()),
+        Value::SimpleString(text) => texts.push(text),
+        Value::VerbatimString { text, .. } => texts.push(text),
+        Value::Array(items) | Value::Set(items) => {
+            items.into_iter().for_each(|v| info_texts(v, texts))
+        }
+        Value::Map(pairs) => pairs.into_iter().for_each(|(_, v)| info_texts(v, texts)),
+        _ => {}
+    }
+}
+
+/// `redis_version:7.0.15` → `(7, 0)`.
+fn version_in_info(info: &str) -> Option<(u32, u32)> {
+    let version = info
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("redis_version:"))?;
+    let mut parts = version.split('.');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_version_is_read_from_info() {
+        let info = "# Server\r\nredis_version:7.0.15\r\nredis_git_sha1:00000000\r\n";
+        assert_eq!(version_in_info(info), Some((7, 0)));
+        assert_eq!(version_in_info("redis_version:6.2.14\n"), Some((6, 2)));
+        assert_eq!(version_in_info("# Server\nredis_mode:standalone\n"), None);
+        let mut texts = Vec::new();
+        let cluster = Value::Map(vec![
+            (
+                Value::SimpleString("a:7000".into()),
+                Value::VerbatimString {
+                    format: redis::VerbatimFormat::Text,
+                    text: "redis_version:7.2.4\n".into(),
+                },
+            ),
+            (
+                Value::SimpleString("b:7001".into()),
+                Value::BulkString(b"redis_version:6.2.1\n".to_vec()),
+            ),
+        ]);
+        info_texts(cluster, &mut texts);
+        assert_eq!(
+            texts.iter().filter_map(|t| version_in_info(t)).min(),
+            Some((6, 2))
+        );
+    }
 
     #[test]
     fn slots_are_those_redis_computes() {

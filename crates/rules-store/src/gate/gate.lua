@@ -1,18 +1,19 @@
 -- The gate of one (rule, event) pair: decision memory, threshold, cooldown and
 -- staleness, atomically, on event time. rules_core::simulate is the same algorithm
 -- in Rust (backtests); crates/rules-store/tests/gate_model.rs holds the two equal.
--- A pair sends only the keys and arguments its rule uses, so the common rule with
--- neither threshold nor cooldown costs one key and seven arguments.
+-- A pair sends only the keys and arguments its rule uses; a rule with neither
+-- threshold nor cooldown does not come here at all: gate/memory.rs decides it with
+-- one SET NX GET on the same memory, in the same format.
 -- KEYS: 1 decision memory; then, when ARGV 6 > 0, the threshold's two keys
 --       (events: sorted set, score = event time; state: hash r=last firing time,
 --       l=newest counted time); then, when ARGV 7 > 0, the cooldown's two keys
 --       (cooldown: hash s=start, h=holder, k=key value JSON; its index)
 -- ARGV: 1 event id, 2 token (the stream entry), 3 memory ttl ms, 4 "1" for a dry run
 --       (decide, change nothing), 5 "1" when every action would be skipped as stale,
---       6 threshold count (0: none), 7 cooldown ms (0: none); when either is set,
---       8 event time ms, 9 grace ms state is kept beyond its window or cooldown;
---       then the threshold's window ms when it has one; then the cooldown's scope
---       (member of the index) and key value as JSON ("" for none) when it has one
+--       6 threshold count (0: none), 7 cooldown ms (0: none), 8 event time ms,
+--       9 grace ms state is kept beyond its window or cooldown; then the
+--       threshold's window ms when it has one; then the cooldown's scope (member of
+--       the index) and key value as JSON ("" for none) when it has one
 -- Returns {code, detail, progress} (rules_core::Decision::code): 0 execute;
 -- 1 suppressed (detail: ms of the cooldown left); 2 below threshold (detail: count);
 -- 3 duplicate (another entry brought this event); 4 skip (every action stale).
@@ -41,12 +42,6 @@ end
 
 local count = tonumber(ARGV[6])
 local cooldown = tonumber(ARGV[7])
-if count == 0 and cooldown == 0 then
-  if stale then
-    return decided(4, 0, 0)
-  end
-  return decided(0, 0, 0)
-end
 local at = tonumber(ARGV[8])
 local grace = tonumber(ARGV[9])
 local key, arg = 2, 10
