@@ -818,3 +818,43 @@ async fn quarter_hours_rolled_up_before_the_day_rows_get_theirs() -> anyhow::Res
     );
     Ok(())
 }
+
+/// The worker runs two commits at once: two batches sharing pairs (a redelivery
+/// handled by both) record each pair once, and neither waits for the other in a
+/// cycle, because each sorts its rows by key first (`Decided::sort_by_key`). In
+/// opposite orders, the two inserts lock the shared keys crosswise and PostgreSQL
+/// aborts one with a deadlock.
+#[tokio::test]
+async fn two_commits_at_once_that_share_pairs_record_each_once() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let (mut first_conn, mut second_conn) = (db.conn().await?, db.conn().await?);
+    let day = today();
+    for _round in 0..3 {
+        let pairs: Vec<(Uuid, Uuid)> = (0..6_000)
+            .map(|_| (Uuid::new_v4(), Uuid::new_v4()))
+            .collect();
+        let batch = |pairs: &[(Uuid, Uuid)]| {
+            let mut batch = Decided::default();
+            for &(rule, event) in pairs {
+                batch.executions.push(execution(rule, event, day));
+            }
+            batch
+        };
+        // Shared: the middle third, in opposite orders.
+        let mut first = batch(&pairs[..4_000]);
+        let mut second = batch(&pairs[2_000..]);
+        second.executions.reverse();
+        first.sort_by_key();
+        second.sort_by_key();
+        let (a, b) = tokio::join!(
+            record_batch(&mut first_conn, &first),
+            record_batch(&mut second_conn, &second)
+        );
+        assert_eq!(a?.executions + b?.executions, pairs.len());
+    }
+    let recorded: Count = diesel::sql_query("SELECT count(*) AS n FROM rule_executions")
+        .get_result(&mut first_conn)
+        .await?;
+    assert_eq!(recorded.n, 18_000);
+    Ok(())
+}

@@ -49,12 +49,24 @@ pub async fn process_batches(
         }
         drop(prepared_tx);
     };
-    let second_half = async {
-        while let Some(prepared) = prepared_rx.recv().await {
-            gate_and_dispatch(&ctx, prepared, &done, &tracker, &token).await;
+    // A task of its own, so the two halves' CPU work (parse and match, dispatch) runs
+    // on two threads at once instead of taking turns in one task.
+    let second_half = tokio::spawn({
+        let (ctx, done, token) = (Arc::clone(&ctx), done.clone(), token.clone());
+        async move {
+            while let Some(prepared) = prepared_rx.recv().await {
+                gate_and_dispatch(&ctx, prepared, &done, &tracker, &token).await;
+            }
         }
-    };
-    tokio::join!(first_half, second_half);
+    });
+    first_half.await;
+    match second_half.await {
+        // A panic in the second half is re-raised, so the supervisor sees the
+        // processor fail as it would have with one task.
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => tracing::error!(error = %e, "the gate's half of the processor was cancelled"),
+        Ok(()) => {}
+    }
     tracing::info!("processor stopped");
 }
 

@@ -73,6 +73,16 @@ impl Decided {
         days
     }
 
+    /// Sorts its rows by (rule, event): the order their unique keys are locked in.
+    pub fn sort_by_key(&mut self) {
+        self.executions
+            .sort_unstable_by_key(|e| (e.rule_id, e.event_id));
+        self.suppressions
+            .sort_unstable_by_key(|s| (s.rule_id, s.event_id));
+        self.counts
+            .sort_unstable_by_key(|c| (c.rule_id, c.event_id));
+    }
+
     pub fn append(&mut self, other: Decided) {
         self.executions.extend(other.executions);
         self.suppressions.extend(other.suppressions);
@@ -131,7 +141,9 @@ pub async fn already_decided(
     Ok(found.into_iter().map(|p| (p.rule_id, p.event_id)).collect())
 }
 
-/// Records a batch in one transaction and adds its counters.
+/// Records a batch in one transaction and adds its counters. Callers that commit
+/// at the same time as others sort the batch first ([`Decided::sort_by_key`]): two
+/// batches sharing pairs then lock them in one order and never deadlock.
 pub async fn record_batch(
     conn: &mut AsyncPgConnection,
     decided: &Decided,
