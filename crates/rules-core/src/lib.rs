@@ -26,6 +26,7 @@ pub mod simulate;
 mod status;
 mod strict_json;
 mod template;
+mod template_lookup;
 mod template_view;
 pub mod validate;
 #[cfg(feature = "workload")]

@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use std::sync::LazyLock;
 
 use crate::problems::FieldError;
+use crate::template_lookup::{self, lookup, Piece};
 use crate::template_view::TemplateEvent;
 
 /// Instructions one render may spend before it is stopped.
@@ -66,16 +67,26 @@ fn json_spelling(
     state: &mut minijinja::State,
     value: &minijinja::Value,
 ) -> Result<(), minijinja::Error> {
+    match json_spelled(value) {
+        Some(text) => {
+            out.write_str(&text?)?;
+            Ok(())
+        }
+        None => minijinja::escape_formatter(out, state, value),
+    }
+}
+
+/// An object, array, boolean or none as JSON; `None` for the rest, which minijinja's
+/// own formatter writes (without escaping: as they display).
+fn json_spelled(value: &minijinja::Value) -> Option<Result<String, minijinja::Error>> {
     use minijinja::value::ValueKind;
     match value.kind() {
         ValueKind::Map | ValueKind::Seq | ValueKind::Bool | ValueKind::None => {
-            let text = serde_json::to_string(value).map_err(|e| {
+            Some(serde_json::to_string(value).map_err(|e| {
                 minijinja::Error::new(minijinja::ErrorKind::BadSerialization, e.to_string())
-            })?;
-            out.write_str(&text)?;
-            Ok(())
+            }))
         }
-        _ => minijinja::escape_formatter(out, state, value),
+        _ => None,
     }
 }
 
@@ -87,14 +98,23 @@ pub struct RenderError {
     pub message: String,
 }
 
+/// One compiled template: its name in the environment, and its pieces when it is
+/// only text and lookups, which render without minijinja's machine
+/// ([`crate::template_lookup`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Compiled {
+    name: String,
+    pieces: Option<Vec<Piece>>,
+}
+
 /// A JSON value with its template strings compiled, mirroring the value's shape.
 #[derive(Debug, Clone)]
 pub(crate) enum TemplateValue {
     Const(Value),
-    /// Renders to a string; the template is registered under this name.
-    Text(String),
+    /// Renders to a string.
+    Text(Compiled),
     /// A sole `{{ expr }}`: renders to the expression's JSON value.
-    Typed(String),
+    Typed(Compiled),
     Array(Vec<TemplateValue>),
     Object(Vec<(String, TemplateValue)>),
 }
@@ -159,21 +179,28 @@ impl TemplateSet {
         if !has_template_syntax(s) {
             return Ok(TemplateValue::Const(Value::String(s.to_owned())));
         }
-        let (source, typed) = match sole_expression(s) {
-            Some(expr) if keep_type => (format!("{{{{ ({expr}) | tojson }}}}"), true),
-            _ => (s.to_owned(), false),
+        let (source, typed, pieces) = match sole_expression(s) {
+            Some(expr) if keep_type => (
+                format!("{{{{ ({expr}) | tojson }}}}"),
+                true,
+                lookup(expr).map(|names| vec![Piece::Lookup(names)]),
+            ),
+            _ => (s.to_owned(), false, template_lookup::pieces(s)),
         };
         let name = path.to_owned();
+        // Compiled by minijinja in every case: the same syntax errors, and the way
+        // the pieces are rendered when the fast path is set aside (tests).
         self.env
             .add_template_owned(name.clone(), source)
             .map_err(|e| FieldError {
                 path: path.to_owned(),
                 message: format!("template syntax error: {}", describe(&e)),
             })?;
+        let compiled = Compiled { name, pieces };
         Ok(if typed {
-            TemplateValue::Typed(name)
+            TemplateValue::Typed(compiled)
         } else {
-            TemplateValue::Text(name)
+            TemplateValue::Text(compiled)
         })
     }
 
@@ -185,14 +212,8 @@ impl TemplateSet {
     ) -> Result<Value, RenderError> {
         Ok(match template {
             TemplateValue::Const(v) => v.clone(),
-            TemplateValue::Text(name) => Value::String(self.render(name, ctx, budget)?),
-            TemplateValue::Typed(name) => {
-                let json = self.render(name, ctx, budget)?;
-                serde_json::from_str(&json).map_err(|e| RenderError {
-                    path: name.clone(),
-                    message: format!("expression did not give JSON: {e}"),
-                })?
-            }
+            TemplateValue::Text(t) => Value::String(self.render(t, ctx, budget)?),
+            TemplateValue::Typed(t) => self.render_typed(t, ctx, budget)?,
             TemplateValue::Array(items) => Value::Array(
                 items
                     .iter()
@@ -224,23 +245,70 @@ impl TemplateSet {
 
     fn render(
         &self,
-        name: &str,
+        t: &Compiled,
         ctx: &Context<'_>,
         budget: &RenderBudget,
     ) -> Result<String, RenderError> {
         let fail = |e: minijinja::Error| RenderError {
-            path: name.to_owned(),
+            path: t.name.clone(),
             message: describe(&e),
         };
-        let out = self
-            .env
-            .get_template(name)
-            .map_err(fail)?
-            .render(ctx.value())
-            .map_err(fail)?;
-        budget.spend(out.len(), name)?;
+        let out = match t.pieces.as_deref().filter(|_| ctx.lookups) {
+            Some(pieces) => render_pieces(pieces, ctx.value()).map_err(fail)?,
+            None => self
+                .env
+                .get_template(&t.name)
+                .map_err(fail)?
+                .render(ctx.value())
+                .map_err(fail)?,
+        };
+        budget.spend(out.len(), &t.name)?;
         Ok(out)
     }
+
+    /// A sole expression's JSON value (`tojson`, read back).
+    fn render_typed(
+        &self,
+        t: &Compiled,
+        ctx: &Context<'_>,
+        budget: &RenderBudget,
+    ) -> Result<Value, RenderError> {
+        let fail = |message: String| RenderError {
+            path: t.name.clone(),
+            message,
+        };
+        if let Some([Piece::Lookup(names)]) = t.pieces.as_deref().filter(|_| ctx.lookups) {
+            let value = template_lookup::resolve(ctx.value(), names);
+            let json = serde_json::to_string(&value)
+                .map_err(|e| fail(format!("expression did not give JSON: {e}")))?;
+            budget.spend(json.len(), &t.name)?;
+            return serde_json::from_str(&json)
+                .map_err(|e| fail(format!("expression did not give JSON: {e}")));
+        }
+        let json = self.render(t, ctx, budget)?;
+        serde_json::from_str(&json).map_err(|e| fail(format!("expression did not give JSON: {e}")))
+    }
+}
+
+/// Text and lookups, spelled as minijinja's formatter spells them.
+fn render_pieces(pieces: &[Piece], root: &minijinja::Value) -> Result<String, minijinja::Error> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for piece in pieces {
+        match piece {
+            Piece::Text(text) => out.push_str(text),
+            Piece::Lookup(names) => {
+                let value = template_lookup::resolve(root, names);
+                match json_spelled(&value) {
+                    Some(text) => out.push_str(&text?),
+                    None => write!(out, "{value}").map_err(|e| {
+                        minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string())
+                    })?,
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The context templates render in (`event` and `rule`), made when the first
@@ -250,6 +318,9 @@ impl TemplateSet {
 pub(crate) struct Context<'a> {
     build: Box<dyn Fn() -> minijinja::Value + 'a>,
     value: std::cell::OnceCell<minijinja::Value>,
+    /// Whether templates of text and lookups skip minijinja's machine (always, but
+    /// in the tests that hold the two ways equal).
+    lookups: bool,
 }
 
 impl Context<'_> {
@@ -271,6 +342,7 @@ pub(crate) fn context<'a, E: TemplateEvent, R: Serialize + 'a>(
             }
         }),
         value: std::cell::OnceCell::new(),
+        lookups: true,
     }
 }
 
@@ -437,5 +509,113 @@ mod tests {
             out,
             json!(r#"user {"id":"u-1","tags":["a",2]} vip true tags ["a",2]"#)
         );
+    }
+
+    mod lookups_as_minijinja {
+        //! The model test of [`crate::template_lookup`]: on random templates and
+        //! events, rendering text-and-lookup templates without minijinja's machine
+        //! gives what minijinja gives.
+        use super::*;
+        use proptest::prelude::*;
+
+        const NAMES: [&str; 14] = [
+            "user",
+            "name",
+            "amount",
+            "tags",
+            "vip",
+            "n",
+            "data",
+            "id",
+            "event_type",
+            "occurred_at",
+            "livestream_id",
+            "version",
+            "nope",
+            "true",
+        ];
+
+        fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                any::<f64>()
+                    .prop_filter("finite", |f| f.is_finite())
+                    .prop_map(Value::from),
+                "[a-zé<>&'\" ]{0,8}".prop_map(Value::String),
+            ];
+            leaf.prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::btree_map(prop::sample::select(&NAMES[..]), inner, 0..5)
+                        .prop_map(|m| Value::Object(
+                            m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+                        )),
+                ]
+            })
+        }
+
+        fn piece() -> impl Strategy<Value = String> {
+            let path = (
+                prop::sample::select(vec!["event", "rule", "event.data", "event.data.user"]),
+                prop::collection::vec(prop::sample::select(&NAMES[..]), 0..3),
+                prop::sample::select(vec![" ", "", "  "]),
+            )
+                .prop_map(|(root, names, pad)| {
+                    let mut path = root.to_owned();
+                    for name in names {
+                        path.push('.');
+                        path.push_str(name);
+                    }
+                    format!("{{{{{pad}{path}{pad}}}}}")
+                });
+            prop_oneof![path, "[a-z {}.é\n]{0,6}"]
+        }
+
+        proptest! {
+            #[test]
+            fn text_and_lookups_render_as_minijinja_renders_them(
+                data in prop::collection::btree_map(prop::sample::select(&NAMES[..]), json(), 0..6),
+                pieces in prop::collection::vec(piece(), 1..5),
+                keep_type in any::<bool>(),
+            ) {
+                let data = Value::Object(data.into_iter().map(|(k, v)| (k.to_owned(), v)).collect());
+                let event = crate::Event::new(
+                    uuid::Uuid::nil(), "donation", uuid::Uuid::nil(),
+                    chrono::DateTime::UNIX_EPOCH, data,
+                );
+                let source = pieces.concat();
+                let mut set = TemplateSet::new();
+                let Ok(t) = set.add_string("t", &source, keep_type) else {
+                    return Ok(());
+                };
+                let rule = serde_json::json!({"id": "r1", "name": "Rule", "version": 3});
+                let rendered = |lookups: bool| {
+                    let mut ctx = context(&event, rule.clone());
+                    ctx.lookups = lookups;
+                    set.render_value(&t, &ctx, &RenderBudget::new())
+                };
+                match (rendered(true), rendered(false)) {
+                    (Ok(ours), Ok(theirs)) => prop_assert_eq!(ours, theirs, "{:?}", source),
+                    (Err(_), Err(_)) => {}
+                    (ours, theirs) => prop_assert!(false, "{:?}: {:?} against {:?}", source, ours, theirs),
+                }
+            }
+        }
+
+        #[test]
+        fn plain_templates_take_the_lookups() {
+            assert!(
+                template_lookup::pieces("{{ event.data.user.name }} gave {{ rule.name }}")
+                    .is_some()
+            );
+            assert!(template_lookup::pieces("{{ event.data.n | upper }}").is_none());
+            assert!(template_lookup::pieces("{{- event.data.n }}").is_none());
+            assert!(template_lookup::pieces("{% if x %}y{% endif %}").is_none());
+            assert!(template_lookup::pieces("line\n").is_none());
+            assert!(template_lookup::pieces("{{ true }}").is_none());
+        }
     }
 }
