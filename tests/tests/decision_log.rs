@@ -9,6 +9,7 @@ use rules_e2e::worker::{eventually, Harness};
 use rules_e2e::{Count, Name, Process, TestDb};
 use rules_store::config::RetentionSettings;
 use rules_store::db::executions::ExecutionRow;
+use rules_store::db::raw_json::RawJson;
 use rules_store::db::record::{already_decided, record_batch, Decided, LEGACY_EVENT_DAY};
 use rules_store::db::retention::{maintain, PartitionChange};
 use rules_store::db::PgTarget;
@@ -47,7 +48,7 @@ fn execution(rule_id: Uuid, event_id: Uuid, day: NaiveDate) -> ExecutionRow {
         executed_at: Utc::now(),
         status: rules_core::Status::Succeeded,
         duration_ms: 3,
-        result: serde_json::json!({"actions": []}),
+        result: RawJson::from_value(&serde_json::json!({"actions": []})),
         event_day: day,
     }
 }

@@ -6,6 +6,7 @@ use diesel_async::RunQueryDsl;
 use rules_core::{parse_rule_spec, Rule};
 use rules_e2e::TestDb;
 use rules_store::db::executions::{insert_new, ExecutionRow};
+use rules_store::db::raw_json::RawJson;
 use rules_store::db::rules::{self as rules_db, RuleRow};
 use rules_store::db::schema::{rule_executions, rule_stats_minute};
 use serde_json::json;
@@ -87,7 +88,7 @@ async fn executions_are_unique_per_rule_and_event() -> anyhow::Result<()> {
         executed_at: Utc::now(),
         status: rules_core::Status::Succeeded,
         duration_ms: 12,
-        result: json!({"actions": []}),
+        result: RawJson::from_value(&json!({"actions": []})),
         event_day: Utc::now().date_naive(),
     };
     let first = row(Uuid::new_v4());
@@ -248,7 +249,7 @@ async fn raw_statements_are_prepared_once_per_connection() -> anyhow::Result<()>
             executed_at: Utc::now(),
             status: rules_core::Status::Succeeded,
             duration_ms: 12,
-            result: json!({"actions": []}),
+            result: RawJson::from_value(&json!({"actions": []})),
             event_day: Utc::now().date_naive(),
         };
         assert_eq!(insert_new(&mut conn, &[row]).await?.len(), 1);

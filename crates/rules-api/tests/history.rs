@@ -6,6 +6,7 @@ use actix_web::test::TestRequest;
 use chrono::{DateTime, Duration, DurationRound, TimeDelta, Utc};
 use common::*;
 use rules_store::db::executions::{insert_new, ExecutionRow};
+use rules_store::db::raw_json::RawJson;
 use rules_store::db::stats::{self, histogram_of, StatsRow};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -19,7 +20,9 @@ fn execution(rule_id: Uuid, at: DateTime<Utc>, status: &str) -> ExecutionRow {
         executed_at: at,
         status: rules_core::Status::parse(status).expect("a status"),
         duration_ms: 12,
-        result: json!({"actions": [{"type": "publish", "status": status, "duration_ms": 12}]}),
+        result: RawJson::from_value(
+            &json!({"actions": [{"type": "publish", "status": status, "duration_ms": 12}]}),
+        ),
         event_day: at.date_naive(),
     }
 }

@@ -4,9 +4,9 @@
 use actix_web::{get, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use rules_store::db::executions::{self, ExecutionCursor, ExecutionFilter, ExecutionRow};
+use rules_store::db::raw_json::RawJson;
 use rules_store::db::{rules as rules_db, stats};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::analytics::{
@@ -46,7 +46,7 @@ pub struct Execution {
     pub duration_ms: i32,
     /// `{"actions": [{"type", "status", "duration_ms", "error", ...}]}`
     #[schema(value_type = Object)]
-    pub result: Value,
+    pub result: RawJson,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

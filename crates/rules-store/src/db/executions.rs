@@ -3,9 +3,9 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use serde_json::Value;
 use uuid::Uuid;
 
+use super::raw_json::RawJson;
 use super::schema::rule_executions;
 use super::{prepared, DbError};
 
@@ -22,7 +22,9 @@ pub struct ExecutionRow {
     #[diesel(deserialize_as = String, serialize_as = String)]
     pub status: rules_core::Status,
     pub duration_ms: i32,
-    pub result: Value,
+    /// `{"actions": [...]}` (and `error` when none could run), as JSON text: written
+    /// once by the worker, passed through by the API.
+    pub result: RawJson,
     /// The UTC day of the event's time (`rules_core::clock::day_of_ms`): the partition.
     pub event_day: NaiveDate,
 }

@@ -23,8 +23,12 @@ pub struct RawJson(pub Box<RawValue>);
 impl RawJson {
     pub fn from_value(value: &Value) -> Self {
         // Serializing a Value cannot fail, and its text is valid JSON.
-        let text = serde_json::to_string(value).unwrap_or_else(|_| "null".into());
-        Self(RawValue::from_string(text).unwrap_or_else(|_| RawValue::NULL.to_owned()))
+        Self::of(value).unwrap_or_else(|_| Self(RawValue::NULL.to_owned()))
+    }
+
+    /// `value`'s JSON text, written straight from it (no `Value` tree between).
+    pub fn of<T: serde::Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
+        serde_json::value::to_raw_value(value).map(Self)
     }
 
     pub fn get(&self) -> &str {

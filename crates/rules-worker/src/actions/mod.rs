@@ -6,6 +6,7 @@ pub mod webhook;
 
 use rules_core::{CompiledRule, Event, LogLevel, RenderedActionKind, Status};
 use rules_store::db::executions::ExecutionRow;
+use rules_store::db::raw_json::RawJson;
 use rules_store::redis::{RedisError, SharedConnection};
 use rules_store::streams::{self, StreamError};
 use serde::Serialize;
@@ -102,9 +103,25 @@ pub async fn run(
         executed_at,
         status,
         duration_ms: i32::try_from(outcome.duration_ms).unwrap_or(i32::MAX),
-        result: serde_json::json!({ "actions": outcome.actions }),
+        result: recorded_result(&outcome.actions, None),
         event_day: rules_core::clock::day_of_ms(at_ms),
     }
+}
+
+/// An execution's `result`: its actions' outcomes (and the error when none could
+/// run), written as JSON text at once.
+fn recorded_result(actions: &[ActionResult], error: Option<&str>) -> RawJson {
+    #[derive(serde::Serialize)]
+    struct Recorded<'a> {
+        actions: &'a [ActionResult],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<&'a str>,
+    }
+    RawJson::of(&Recorded { actions, error }).unwrap_or_else(|e| {
+        // An outcome that does not serialize (it cannot: strings, numbers and
+        // options) is still recorded, with why.
+        RawJson::from_value(&serde_json::json!({"actions": [], "error": e.to_string()}))
+    })
 }
 
 /// The record of a pair that failed before any action could run (its gate script
@@ -124,7 +141,7 @@ pub fn failed_before_running(
         executed_at: chrono::Utc::now(),
         status: Status::Failed,
         duration_ms: 0,
-        result: serde_json::json!({ "actions": [], "error": crate::pipeline::bounded(error) }),
+        result: recorded_result(&[], Some(&crate::pipeline::bounded(error))),
         event_day,
     }
 }
