@@ -176,6 +176,10 @@ pub async fn serve(settings: Settings, state: AppState) -> anyhow::Result<()> {
             startup_limit.as_secs()
         )));
     }
+    if let Err(e) = pools.require_supported().await {
+        let _ = tokio::join!(handle.stop(false), &mut server);
+        return Err(e.into());
+    }
     finished(server.await)
 }
 

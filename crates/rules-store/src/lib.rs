@@ -59,6 +59,16 @@ impl Pools {
         })
     }
 
+    /// Refuses a Redis older than [`redis::OLDEST_SERVER`] (once the services are
+    /// up): the gate's commands would fail on every pair.
+    pub async fn require_supported(&self) -> Result<(), ConnectError> {
+        let found = redis::server_version(&self.redis).await?;
+        if found < redis::OLDEST_SERVER {
+            return Err(ConnectError::RedisTooOld { found });
+        }
+        Ok(())
+    }
+
     /// Waits, with backoff, until both services answer: a binary started during an
     /// outage waits for it instead of exiting at once (a crash loop). Past `limit`
     /// the last failure is the error, naming the service.
@@ -70,10 +80,6 @@ impl Pools {
             let (db_up, redis_up) = tokio::join!(db::ping(&self.db), redis::ping(&self.redis));
             let failure = match (db_up, redis_up) {
                 (Ok(()), Ok(())) => {
-                    let found = redis::server_version(&self.redis).await?;
-                    if found < redis::OLDEST_SERVER {
-                        return Err(ConnectError::RedisTooOld { found });
-                    }
                     if waiting_logged {
                         tracing::info!(
                             waited_ms = started.elapsed().as_millis() as u64,

@@ -59,6 +59,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             limit.as_secs()
         )));
     }
+    if let Err(e) = pools.require_supported().await {
+        http.stop(true).await;
+        return Err(e.into());
+    }
     let rules_store::Pools { db, redis } = pools;
 
     let index = rules::load(&db, None).await.context("loading rules")?;
