@@ -57,52 +57,22 @@ async fn executions_newest_first_filtered_and_paged() {
     );
 
     let uri = format!("/api/rules/{rule_id}/executions");
-    let (status, _, body) = send(
-        &api.service,
-        TestRequest::get()
-            .uri(&format!("{uri}?limit=4"))
-            .insert_header(auth()),
-    )
-    .await;
+    let (status, body) = get(&api.service, &format!("{uri}?limit=4")).await;
     assert_eq!(status, 200, "{body}");
     let items = body["items"].as_array().expect("items");
     assert_eq!(items.len(), 4);
     assert_eq!(items[0]["id"], json!(rows[8].id), "newest first");
     assert_eq!(items[0]["result"]["actions"][0]["type"], "publish");
     let cursor = body["next_cursor"].as_str().expect("more pages");
-    let (_, _, body) = send(
-        &api.service,
-        TestRequest::get()
-            .uri(&format!("{uri}?limit=4&cursor={cursor}"))
-            .insert_header(auth()),
-    )
-    .await;
+    let (_, body) = get(&api.service, &format!("{uri}?limit=4&cursor={cursor}")).await;
     assert_eq!(body["items"][0]["id"], json!(rows[4].id));
 
-    let (_, _, body) = send(
-        &api.service,
-        TestRequest::get()
-            .uri(&format!("{uri}?status=failed"))
-            .insert_header(auth()),
-    )
-    .await;
+    let (_, body) = get(&api.service, &format!("{uri}?status=failed")).await;
     assert_eq!(body["items"].as_array().expect("items").len(), 3);
     let from = (base + Duration::minutes(6)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let (_, _, body) = send(
-        &api.service,
-        TestRequest::get()
-            .uri(&format!("{uri}?from={from}"))
-            .insert_header(auth()),
-    )
-    .await;
+    let (_, body) = get(&api.service, &format!("{uri}?from={from}")).await;
     assert_eq!(body["items"].as_array().expect("items").len(), 3);
-    let (status, _, _) = send(
-        &api.service,
-        TestRequest::get()
-            .uri(&format!("{uri}?status=maybe"))
-            .insert_header(auth()),
-    )
-    .await;
+    let (status, _) = get(&api.service, &format!("{uri}?status=maybe")).await;
     assert_eq!(status, 400);
 
     // A deleted rule's history stays readable.
@@ -114,11 +84,7 @@ async fn executions_newest_first_filtered_and_paged() {
     )
     .await;
     assert_eq!(status, 204);
-    let (status, _, body) = send(
-        &api.service,
-        TestRequest::get().uri(&uri).insert_header(auth()),
-    )
-    .await;
+    let (status, body) = get(&api.service, &uri).await;
     assert_eq!(
         (status, body["items"].as_array().map(Vec::len)),
         (200, Some(9))
@@ -193,13 +159,9 @@ async fn analytics_from_counters() {
 
     let from = hour.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let to = (hour + Duration::hours(3)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let (status, _, a) = send(
+    let (status, a) = get(
         &api.service,
-        TestRequest::get()
-            .uri(&format!(
-                "/api/rules/{rule_id}/analytics?from={from}&to={to}&bucket=hour"
-            ))
-            .insert_header(auth()),
+        &format!("/api/rules/{rule_id}/analytics?from={from}&to={to}&bucket=hour"),
     )
     .await;
     assert_eq!(status, 200, "{a}");
@@ -239,24 +201,14 @@ async fn analytics_from_counters() {
             )
         );
     }
-    let (_, _, a) = send(
+    let (_, a) = get(
         &api.service,
-        TestRequest::get()
-            .uri(&format!(
-                "/api/rules/{rule_id}/analytics?from={from}&to={to}&bucket=minute"
-            ))
-            .insert_header(auth()),
+        &format!("/api/rules/{rule_id}/analytics?from={from}&to={to}&bucket=minute"),
     )
     .await;
     assert_eq!(a["series"].as_array().map(Vec::len), Some(180));
     // Default range: the last 24 hours, hourly.
-    let (_, _, a) = send(
-        &api.service,
-        TestRequest::get()
-            .uri(&format!("/api/rules/{rule_id}/analytics"))
-            .insert_header(auth()),
-    )
-    .await;
+    let (_, a) = get(&api.service, &format!("/api/rules/{rule_id}/analytics")).await;
     assert_eq!(a["executed"].as_i64(), Some(30));
     assert!(a["series"].as_array().map(Vec::len).unwrap_or(0) >= 24);
     for bad in [
@@ -264,11 +216,9 @@ async fn analytics_from_counters() {
         &format!("from={to}&to={from}"),
         "from=yesterday",
     ] {
-        let (status, _, body) = send(
+        let (status, body) = get(
             &api.service,
-            TestRequest::get()
-                .uri(&format!("/api/rules/{rule_id}/analytics?{bad}"))
-                .insert_header(auth()),
+            &format!("/api/rules/{rule_id}/analytics?{bad}"),
         )
         .await;
         assert_eq!(status, 400, "{bad}: {body}");
@@ -301,11 +251,7 @@ async fn analytics_days_follow_the_streamers_time_zone() {
     let uri = format!(
         "/api/rules/{rule_id}/analytics?from=2026-10-24T00:00:00%2B02:00&to=2026-10-26T00:00:00%2B01:00&bucket=day&tz=Europe/Berlin"
     );
-    let (status, _, a) = send(
-        &api.service,
-        TestRequest::get().uri(&uri).insert_header(auth()),
-    )
-    .await;
+    let (status, a) = get(&api.service, &uri).await;
     assert_eq!(status, 200, "{a}");
     assert_eq!(a["tz"], "Europe/Berlin");
     let series: Vec<(String, i64)> = a["series"]
@@ -326,13 +272,9 @@ async fn analytics_days_follow_the_streamers_time_zone() {
             ("2026-10-25T00:00:00+02:00".to_owned(), 6),
         ]
     );
-    let (status, _, body) = send(
+    let (status, body) = get(
         &api.service,
-        TestRequest::get()
-            .uri(&format!(
-                "/api/rules/{rule_id}/analytics?tz=Europe/Atlantis"
-            ))
-            .insert_header(auth()),
+        &format!("/api/rules/{rule_id}/analytics?tz=Europe/Atlantis"),
     )
     .await;
     assert_eq!(status, 400, "{body}");
@@ -673,13 +615,9 @@ async fn a_range_of_suppressions_only_sums_its_empty_histograms_to_zero() {
     .expect("add");
     let from = (hour - Duration::days(2)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     for bucket in ["hour", "day"] {
-        let (status, _, a) = send(
+        let (status, a) = get(
             &api.service,
-            TestRequest::get()
-                .uri(&format!(
-                    "/api/rules/{rule_id}/analytics?from={from}&bucket={bucket}&tz=Europe/Berlin"
-                ))
-                .insert_header(auth()),
+            &format!("/api/rules/{rule_id}/analytics?from={from}&bucket={bucket}&tz=Europe/Berlin"),
         )
         .await;
         assert_eq!(status, 200, "{bucket}: {a}");

@@ -249,11 +249,8 @@ impl TemplateSet {
         ctx: &Context<'_>,
         budget: &RenderBudget,
     ) -> Result<String, RenderError> {
-        let fail = |e: minijinja::Error| RenderError {
-            path: t.name.clone(),
-            message: describe(&e),
-        };
-        let out = match t.pieces.as_deref().filter(|_| ctx.lookups) {
+        let fail = |e: minijinja::Error| t.failed(describe(&e));
+        let out = match t.pieces(ctx) {
             Some(pieces) => render_pieces(pieces, ctx.value()).map_err(fail)?,
             None => self
                 .env
@@ -273,20 +270,32 @@ impl TemplateSet {
         ctx: &Context<'_>,
         budget: &RenderBudget,
     ) -> Result<Value, RenderError> {
-        let fail = |message: String| RenderError {
-            path: t.name.clone(),
-            message,
+        let not_json =
+            |e: serde_json::Error| t.failed(format!("expression did not give JSON: {e}"));
+        let json = match t.pieces(ctx) {
+            Some([Piece::Lookup(names)]) => {
+                let json = serde_json::to_string(&template_lookup::resolve(ctx.value(), names))
+                    .map_err(not_json)?;
+                budget.spend(json.len(), &t.name)?;
+                json
+            }
+            _ => self.render(t, ctx, budget)?,
         };
-        if let Some([Piece::Lookup(names)]) = t.pieces.as_deref().filter(|_| ctx.lookups) {
-            let value = template_lookup::resolve(ctx.value(), names);
-            let json = serde_json::to_string(&value)
-                .map_err(|e| fail(format!("expression did not give JSON: {e}")))?;
-            budget.spend(json.len(), &t.name)?;
-            return serde_json::from_str(&json)
-                .map_err(|e| fail(format!("expression did not give JSON: {e}")));
+        serde_json::from_str(&json).map_err(not_json)
+    }
+}
+
+impl Compiled {
+    /// Its pieces, when it renders without minijinja's machine in `ctx`.
+    fn pieces(&self, ctx: &Context<'_>) -> Option<&[Piece]> {
+        self.pieces.as_deref().filter(|_| ctx.lookups)
+    }
+
+    fn failed(&self, message: String) -> RenderError {
+        RenderError {
+            path: self.name.clone(),
+            message,
         }
-        let json = self.render(t, ctx, budget)?;
-        serde_json::from_str(&json).map_err(|e| fail(format!("expression did not give JSON: {e}")))
     }
 }
 

@@ -99,10 +99,9 @@ impl Pools {
             };
             let delay = delays.next().unwrap_or(Duration::from_secs(5)).min(left);
             if !waiting_logged {
-                let error = match &failure {
-                    ConnectError::Database(e) => format!("{failure}: {e}"),
-                    ConnectError::Redis(e) => format!("{failure}: {e}"),
-                    ConnectError::RedisTooOld { .. } => failure.to_string(),
+                let error = match std::error::Error::source(&failure) {
+                    Some(cause) => format!("{failure}: {cause}"),
+                    None => failure.to_string(),
                 };
                 tracing::warn!(%error, limit_seconds = limit.as_secs(), "waiting for the services to answer");
                 waiting_logged = true;

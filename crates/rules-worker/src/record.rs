@@ -56,26 +56,21 @@ pub async fn record_loop(
         }
         let mut entries: usize = groups.iter().map(Vec::len).sum();
         if commits.is_empty() {
-            gather_for(&mut done, &mut groups, &mut entries, GATHER).await;
+            gather_until(
+                &mut done,
+                &mut groups,
+                &mut entries,
+                tokio::time::sleep(GATHER),
+            )
+            .await;
         } else {
             // A commit is under way: this one starts when that one is done, or
             // sooner if it fills up first, so a busy recorder keeps its commits
             // whole and an idle pipeline still overlaps them.
-            while entries < MAX_BATCH {
-                let before = groups.len();
-                tokio::select! {
-                    n = done.recv_many(&mut groups, MAX_BATCH) => {
-                        if n == 0 {
-                            break;
-                        }
-                        entries += groups[before..].iter().map(Vec::len).sum::<usize>();
-                    }
-                    Some(finished) = commits.join_next() => {
-                        spare.push(reuse(finished));
-                        break;
-                    }
-                }
-            }
+            let mut finished = None;
+            let under_way_done = async { finished = commits.join_next().await };
+            gather_until(&mut done, &mut groups, &mut entries, under_way_done).await;
+            spare.extend(finished.map(reuse));
         }
         let (ctx, token) = (Arc::clone(&ctx), token.clone());
         let mut decided = spare.pop().unwrap_or_default();
@@ -94,19 +89,25 @@ pub async fn record_loop(
     tracing::info!("recorder stopped");
 }
 
-/// Takes more finished entries for `window`, or until there are [`MAX_BATCH`].
-async fn gather_for(
+/// Takes more finished entries until `stop` is ready, or until there are
+/// [`MAX_BATCH`].
+async fn gather_until(
     done: &mut mpsc::Receiver<Vec<Done>>,
     groups: &mut Vec<Vec<Done>>,
     entries: &mut usize,
-    window: Duration,
+    stop: impl std::future::Future<Output = ()>,
 ) {
-    let deadline = tokio::time::Instant::now() + window;
+    let mut stop = std::pin::pin!(stop);
     while *entries < MAX_BATCH {
         let before = groups.len();
-        match tokio::time::timeout_at(deadline, done.recv_many(groups, MAX_BATCH)).await {
-            Ok(n) if n > 0 => *entries += groups[before..].iter().map(Vec::len).sum::<usize>(),
-            _ => break,
+        tokio::select! {
+            n = done.recv_many(groups, MAX_BATCH) => {
+                if n == 0 {
+                    break;
+                }
+                *entries += groups[before..].iter().map(Vec::len).sum::<usize>();
+            }
+            () = &mut stop => break,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! One Lua script (`gate.lua`) decides one (rule, event) pair on the event's time;
 //! a pair whose rule has neither threshold nor cooldown needs only the decision
 //! memory and is decided by one native command instead ([`memory`]), which costs
-//! Redis a fifth of the script. A batch sends every pair's call in one pipeline, so
+//! Redis a quarter of the script. A batch sends every pair's call in one pipeline, so
 //! a batch costs one round trip however many rules matched. All keys of a call
 //! share the rule's hash tag (see [`crate::keys`]), so the script is atomic on a
 //! Redis Cluster too. Replicas racing for one cooldown are serialised by Redis:
