@@ -344,6 +344,37 @@ async fn a_hung_destination_fills_its_own_lane_and_others_flow() -> anyhow::Resu
     Ok(())
 }
 
+/// Entries far larger than the in-flight size budget, in reads larger than all of
+/// it: each read waits for the room it needs (all of it, for a read larger than
+/// the budget) and every entry flows.
+#[tokio::test]
+async fn entries_larger_than_the_size_budget_flow_a_budget_at_a_time() -> anyhow::Result<()> {
+    let mut h = Harness::new("s-bytes").await?;
+    let rule = h.add_rule(publish_rule(&h.out(), json!({}))).await?;
+    h.create_group().await?;
+    let padding = "x".repeat(20_000);
+    for i in 0..40 {
+        h.send(
+            "donation.received",
+            json!({"amount": 10 + i, "note": padding}),
+        )
+        .await?;
+    }
+    h.start_worker(&[
+        ("RULES__WORKER__BATCH_SIZE", "25".into()),
+        ("RULES__WORKER__MAX_EVENT_BYTES", "32768".into()),
+        ("RULES__WORKER__MAX_IN_FLIGHT_BYTES", "32768".into()),
+    ])
+    .await?;
+    eventually(WAIT, || async {
+        Ok(h.executions(Some(rule)).await?.len() == 40)
+    })
+    .await?;
+    eventually(WAIT, || async { Ok(h.pending_and_lag().await?.0 == 0) }).await?;
+    assert!(h.read_stream(&h.dead_letter()).await?.is_empty());
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_slow_action_of_a_live_worker_is_not_taken_over() -> anyhow::Result<()> {
     let receiver = rules_e2e::receiver::Receiver::start(&[])?;

@@ -255,6 +255,10 @@ pub struct WorkerSettings {
     pub block_ms: u64,
     /// Most entries read but not yet acknowledged; reading pauses beyond it.
     pub max_in_flight: usize,
+    /// Most bytes of entries read but not yet acknowledged (their fields as read,
+    /// and 128 per entry); reading pauses beyond it. What bounds the worker's
+    /// memory when entries are large; `max_in_flight` does when they are small.
+    pub max_in_flight_bytes: usize,
     /// Entries in flight that call one webhook destination (host:port), at most: a
     /// slow destination fills its own lane, never the whole in-flight budget.
     pub max_in_flight_per_destination: usize,
@@ -487,6 +491,17 @@ impl Settings {
         check_positive("worker.batch_size", self.worker.batch_size)?;
         check_positive("worker.block_ms", self.worker.block_ms)?;
         check_positive("worker.max_in_flight", self.worker.max_in_flight)?;
+        if self.worker.max_in_flight_bytes < self.worker.max_event_bytes
+            || self.worker.max_in_flight_bytes > u32::MAX as usize
+        {
+            return Err(ConfigError::setting(
+                "worker.max_in_flight_bytes",
+                format!(
+                    "must be at least worker.max_event_bytes ({}) and at most 4 GiB",
+                    self.worker.max_event_bytes
+                ),
+            ));
+        }
         check_positive(
             "worker.max_in_flight_per_destination",
             self.worker.max_in_flight_per_destination,
@@ -725,6 +740,10 @@ mod tests {
             (
                 ("RULES__WORKER__MAX_IN_FLIGHT", "10"),
                 "worker.max_in_flight",
+            ),
+            (
+                ("RULES__WORKER__MAX_IN_FLIGHT_BYTES", "1000"),
+                "worker.max_in_flight_bytes: must be at least worker.max_event_bytes",
             ),
             (
                 ("RULES__WORKER__DEDUPE_SECONDS", "200"),

@@ -145,7 +145,7 @@ async fn read_loop(
             &ctx.consumer,
             &[&*stream],
             ReadFrom::New,
-            per_read,
+            ctx.in_flight.fitting(per_read),
             Some(ctx.settings.block_ms),
         )
         .await;
@@ -160,8 +160,10 @@ async fn read_loop(
                 if batch.is_empty() {
                     continue;
                 }
-                permits.attach(&mut batch);
-                if batches.send(batch).await.is_err() {
+                // Holds this read until its size fits too; not cut short by a
+                // shutdown: what was read is processed and acknowledged (the
+                // entries in flight go on and give their room back).
+                if !permits.admit(&mut batch).await || batches.send(batch).await.is_err() {
                     break;
                 }
             }
@@ -210,8 +212,9 @@ async fn resume_own_pending(
             let Some(permits) = ctx.in_flight.acquire(per_read).await else {
                 return Ok(());
             };
+            let page = ctx.in_flight.fitting(per_read);
             let (mut batch, last) =
-                take_pending(ctx, stream, Some(&ctx.consumer), 0, after, per_read).await?;
+                take_pending(ctx, stream, Some(&ctx.consumer), 0, after, page).await?;
             if batch.is_empty() {
                 break;
             }
@@ -223,8 +226,7 @@ async fn resume_own_pending(
                 deliveries = ?summarise(&deliveries),
                 "resuming own pending entries"
             );
-            permits.attach(&mut batch);
-            if batches.send(batch).await.is_err() {
+            if !permits.admit(&mut batch).await || batches.send(batch).await.is_err() {
                 return Ok(());
             }
             after = last;
@@ -344,6 +346,8 @@ async fn claim_stream(
         if room == 0 {
             return true; // busy: the next round takes the rest
         }
+        // And no more than the size room left holds.
+        let room = ctx.in_flight.fitting(room);
         let Some(permits) = ctx.in_flight.try_acquire(room) else {
             return true; // taken meanwhile by a reader
         };
@@ -356,8 +360,7 @@ async fn claim_stream(
                         claimed = batch.len(),
                         "took over entries left pending"
                     );
-                    permits.attach(&mut batch);
-                    if batches.send(batch).await.is_err() {
+                    if !permits.admit(&mut batch).await || batches.send(batch).await.is_err() {
                         return false;
                     }
                 }

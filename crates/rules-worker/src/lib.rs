@@ -84,7 +84,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         publish_policy: worker.publish_policy(),
     };
     let ctx = Arc::new(Context {
-        in_flight: pipeline::InFlight::new(worker.max_in_flight),
+        in_flight: pipeline::InFlight::new(worker.max_in_flight, worker.max_in_flight_bytes),
         lanes: pipeline::Lanes::new(worker.max_in_flight_per_destination),
         settings: worker.clone(),
         retention: settings.retention,

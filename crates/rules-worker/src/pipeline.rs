@@ -6,6 +6,7 @@
 use rules_store::db::record::Decided;
 use rules_store::streams::{Body, EntryId, StreamEntry};
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -38,6 +39,17 @@ impl Entry {
         }
     }
 
+    /// What it counts against `worker.max_in_flight_bytes`: its fields as read,
+    /// and a fixed overhead.
+    pub fn size(&self) -> usize {
+        let fields = match &self.body {
+            Body::Fields(fields) => fields.iter().map(|(k, v)| k.len() + v.len()).sum(),
+            Body::Deleted => 0,
+            Body::Malformed(detail) => detail.len(),
+        };
+        fields + ENTRY_OVERHEAD_BYTES
+    }
+
     /// The claim token of this entry in the gate: stream and id.
     pub fn token(&self) -> String {
         rules_store::streams::token(&self.stream, self.id)
@@ -66,41 +78,75 @@ impl Done {
 /// The (stream, id) of every entry in flight.
 type HeldIds = Arc<Mutex<HashSet<(Arc<str>, EntryId)>>>;
 
-/// Entries read and not yet acknowledged: bounded by `worker.max_in_flight`, and
-/// known by id, so the heartbeat can keep them from looking abandoned and the
-/// claimer never takes an entry this process is still working on.
+/// What an entry is counted as against `worker.max_in_flight_bytes` beside its
+/// fields: the entry itself and its allocations, so a flood of empty entries is
+/// bounded too.
+const ENTRY_OVERHEAD_BYTES: usize = 128;
+
+/// Entries read and not yet acknowledged: bounded in number by
+/// `worker.max_in_flight` and in size by `worker.max_in_flight_bytes`, and known by
+/// id, so the heartbeat can keep them from looking abandoned and the claimer never
+/// takes an entry this process is still working on.
+///
+/// The number is taken before a read (it is the read's COUNT); the size only once
+/// the entries are in hand. So that a read waiting for room holds little beyond the
+/// budget, a reader asks for no more entries than the size room left holds at the
+/// typical size of the entries admitted lately ([`InFlight::fitting`]).
 #[derive(Clone)]
 pub struct InFlight {
     room: Arc<Semaphore>,
+    bytes: Arc<Semaphore>,
+    /// `worker.max_in_flight_bytes`: a read larger than the whole budget waits for
+    /// all of it, and then takes no more.
+    byte_limit: usize,
+    /// The typical size of an entry lately (a moving average over reads).
+    typical: Arc<AtomicUsize>,
     ids: HeldIds,
 }
 
 impl InFlight {
-    pub fn new(limit: usize) -> Self {
+    pub fn new(limit: usize, byte_limit: usize) -> Self {
+        // A tokio semaphore holds at most `usize::MAX >> 3` permits, and a request
+        // asks for at most `u32::MAX`.
+        let byte_limit = byte_limit.clamp(1, u32::MAX as usize);
         Self {
             room: Arc::new(Semaphore::new(limit)),
+            bytes: Arc::new(Semaphore::new(byte_limit)),
+            byte_limit,
+            typical: Arc::new(AtomicUsize::new(ENTRY_OVERHEAD_BYTES)),
             ids: Arc::default(),
         }
+    }
+
+    /// How many of `wanted` entries the size room left holds at the typical size
+    /// lately: at least one, so a read always makes progress.
+    pub fn fitting(&self, wanted: usize) -> usize {
+        let typical = self.typical.load(Ordering::Relaxed).max(1);
+        (self.bytes.available_permits() / typical).clamp(1, wanted.max(1))
     }
 
     /// Waits for room for `n` entries; `None` once the worker is closing.
     pub async fn acquire(&self, n: usize) -> Option<Permits> {
         let n = u32::try_from(n).unwrap_or(u32::MAX);
         let permit = Arc::clone(&self.room).acquire_many_owned(n).await.ok()?;
-        Some(Permits {
-            permit,
-            ids: Arc::clone(&self.ids),
-        })
+        Some(self.permits(permit))
     }
 
     /// Room for `n` entries now, or `None` (busy).
     pub fn try_acquire(&self, n: usize) -> Option<Permits> {
         let n = u32::try_from(n).unwrap_or(u32::MAX);
         let permit = Arc::clone(&self.room).try_acquire_many_owned(n).ok()?;
-        Some(Permits {
+        Some(self.permits(permit))
+    }
+
+    fn permits(&self, permit: OwnedSemaphorePermit) -> Permits {
+        Permits {
             permit,
+            bytes: Arc::clone(&self.bytes),
+            byte_limit: self.byte_limit,
+            typical: Arc::clone(&self.typical),
             ids: Arc::clone(&self.ids),
-        })
+        }
     }
 
     /// Room for how many more entries now.
@@ -111,6 +157,12 @@ impl InFlight {
     /// Entries in flight now, out of `limit`.
     pub fn in_use(&self, limit: usize) -> usize {
         limit.saturating_sub(self.room.available_permits())
+    }
+
+    /// Bytes of the entries in flight now.
+    pub fn bytes_in_use(&self) -> usize {
+        self.byte_limit
+            .saturating_sub(self.bytes.available_permits())
     }
 
     /// Whether this process holds entry `id` of `stream`.
@@ -135,33 +187,59 @@ impl InFlight {
     }
 }
 
-/// Room for a batch, handed out one ticket per entry.
+/// Room for a batch's number of entries; [`Permits::admit`] adds room for their
+/// size and hands both out, one ticket per entry.
 pub struct Permits {
     permit: OwnedSemaphorePermit,
+    bytes: Arc<Semaphore>,
+    byte_limit: usize,
+    typical: Arc<AtomicUsize>,
     ids: HeldIds,
 }
 
 impl Permits {
-    /// Gives every entry its ticket; what is left over is released.
-    pub fn attach(mut self, entries: &mut [Entry]) {
+    /// Waits for room for the size of `entries` (all of the budget for a read
+    /// larger than it), then gives every entry its ticket; room for entries not
+    /// read is released. False once the worker is closing.
+    pub async fn admit(mut self, entries: &mut [Entry]) -> bool {
+        let sizes: Vec<usize> = entries.iter().map(Entry::size).collect();
+        let total = sizes.iter().sum::<usize>();
+        if let Some(average) = total.checked_div(sizes.len()) {
+            // A quarter of each read's average: a change of sizes shows within reads.
+            let before = self.typical.load(Ordering::Relaxed);
+            self.typical
+                .store((before * 3 + average) / 4, Ordering::Relaxed);
+        }
+        let want = total.min(self.byte_limit);
+        let want = u32::try_from(want).unwrap_or(u32::MAX);
+        let Ok(mut bytes) = Arc::clone(&self.bytes).acquire_many_owned(want).await else {
+            return false;
+        };
         let mut ids = self
             .ids
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for entry in entries {
+        for (entry, size) in entries.iter_mut().zip(sizes) {
             let Some(permit) = self.permit.split(1) else {
+                break;
+            };
+            // The last entries of a read larger than the budget share what is left.
+            let size = size.min(bytes.num_permits());
+            let Some(bytes) = bytes.split(size) else {
                 break;
             };
             ids.insert((Arc::clone(&entry.stream), entry.id));
             entry.ticket = Some(Ticket {
                 held: Some(Held {
                     permit,
+                    bytes,
                     ids: Arc::clone(&self.ids),
                     stream: Arc::clone(&entry.stream),
                     id: entry.id,
                 }),
             });
         }
+        true
     }
 }
 
@@ -174,6 +252,7 @@ pub struct Ticket {
 
 struct Held {
     permit: OwnedSemaphorePermit,
+    bytes: OwnedSemaphorePermit,
     ids: HeldIds,
     stream: Arc<str>,
     id: EntryId,
@@ -206,6 +285,7 @@ fn release(held: impl IntoIterator<Item = Held>) {
     };
     let Held {
         permit: mut room,
+        bytes: mut size,
         ids: set,
         stream,
         id,
@@ -217,10 +297,12 @@ fn release(held: impl IntoIterator<Item = Held>) {
     for h in held {
         ids.remove(&(h.stream, h.id));
         room.merge(h.permit);
+        size.merge(h.bytes);
     }
     drop(ids);
-    // Dropping the merged permit returns the room of every entry at once.
+    // Dropping the merged permits returns the room of every entry at once.
     drop(room);
+    drop(size);
 }
 
 /// Records the time spent in one stage of a batch (`batch_stage_seconds`); returns
@@ -424,13 +506,35 @@ mod tests {
             .collect()
     }
 
+    fn entries_of(stream: &Arc<str>, sizes: &[usize]) -> Vec<Entry> {
+        sizes
+            .iter()
+            .zip(1..)
+            .map(|(&size, seq)| {
+                let entry = rules_store::streams::StreamEntry {
+                    id: EntryId { ms: 2, seq },
+                    body: Body::Fields(vec![(b"event".to_vec(), vec![b'x'; size])]),
+                };
+                Entry::new(stream, entry, 1)
+            })
+            .collect()
+    }
+
     #[tokio::test]
     async fn tickets_released_together_give_back_their_room_and_ids_once() {
-        let in_flight = InFlight::new(10);
+        let in_flight = InFlight::new(10, 1 << 20);
         let stream: Arc<str> = Arc::from("s");
         let mut batch = entries(&stream, 4);
-        in_flight.acquire(4).await.expect("room").attach(&mut batch);
+        assert!(
+            in_flight
+                .acquire(4)
+                .await
+                .expect("room")
+                .admit(&mut batch)
+                .await
+        );
         assert_eq!(in_flight.in_use(10), 4);
+        assert_eq!(in_flight.bytes_in_use(), 4 * ENTRY_OVERHEAD_BYTES);
         assert!(in_flight.holds(&stream, EntryId { ms: 1, seq: 3 }));
 
         release_tickets(&mut batch[..3]);
@@ -443,7 +547,101 @@ mod tests {
         drop(batch);
         assert_eq!(in_flight.in_use(10), 0);
         assert_eq!(in_flight.available(), 10, "no room counted twice");
+        assert_eq!(in_flight.bytes_in_use(), 0, "no size counted twice");
         assert!(in_flight.held().is_empty());
+    }
+
+    #[tokio::test]
+    async fn entries_wait_for_room_for_their_size() {
+        let limit = 4 * 1024;
+        let in_flight = InFlight::new(100, limit);
+        let stream: Arc<str> = Arc::from("s");
+        let mut first = entries_of(&stream, &[1000, 1000, 1000]);
+        let size: usize = first.iter().map(Entry::size).sum();
+        assert_eq!(size, 3 * (1000 + "event".len() + ENTRY_OVERHEAD_BYTES));
+        assert!(
+            in_flight
+                .acquire(3)
+                .await
+                .expect("room")
+                .admit(&mut first)
+                .await
+        );
+        assert_eq!(in_flight.bytes_in_use(), size);
+
+        // Room for their number, not for their size: the second read waits until
+        // the first is acknowledged.
+        let mut second = entries_of(&stream, &[1000, 1000]);
+        let permits = in_flight.acquire(2).await.expect("room");
+        let waiting = tokio::spawn(async move {
+            let admitted = permits.admit(&mut second).await;
+            (admitted, second)
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "admitted beyond the size budget");
+        release_tickets(&mut first);
+        let (admitted, second) = waiting.await.expect("admit");
+        assert!(admitted);
+        assert_eq!(
+            in_flight.bytes_in_use(),
+            second.iter().map(Entry::size).sum::<usize>()
+        );
+        drop(second);
+        assert_eq!(in_flight.bytes_in_use(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_read_larger_than_the_whole_budget_takes_all_of_it() {
+        let limit = 4 * 1024;
+        let in_flight = InFlight::new(100, limit);
+        let stream: Arc<str> = Arc::from("s");
+        let mut huge = entries_of(&stream, &[3000, 3000, 3000]);
+        assert!(
+            in_flight
+                .acquire(3)
+                .await
+                .expect("room")
+                .admit(&mut huge)
+                .await
+        );
+        assert!(
+            huge.iter().all(|e| e.ticket.is_some()),
+            "every entry admitted"
+        );
+        assert_eq!(in_flight.bytes_in_use(), limit);
+        assert!(in_flight.holds(&stream, EntryId { ms: 2, seq: 3 }));
+        drop(huge);
+        assert_eq!(in_flight.bytes_in_use(), 0);
+        assert_eq!(in_flight.in_use(100), 0);
+    }
+
+    #[tokio::test]
+    async fn reads_ask_for_what_the_size_room_holds_at_the_typical_size() {
+        let limit = 64 * 1024;
+        let in_flight = InFlight::new(1000, limit);
+        let stream: Arc<str> = Arc::from("s");
+        assert_eq!(in_flight.fitting(100), 100, "small entries: the whole read");
+        // Reads of 8 KB entries move the typical size towards theirs.
+        for _ in 0..12 {
+            let mut batch = entries_of(&stream, &[8 * 1024; 2]);
+            assert!(
+                in_flight
+                    .acquire(2)
+                    .await
+                    .expect("room")
+                    .admit(&mut batch)
+                    .await
+            );
+        }
+        let held = in_flight.bytes_in_use();
+        let typical = 8 * 1024 + "event".len() + ENTRY_OVERHEAD_BYTES;
+        let fits = (limit - held) / typical;
+        let asked = in_flight.fitting(100);
+        assert!(
+            (fits..=fits + 1).contains(&asked),
+            "{asked} asked, {fits} fit"
+        );
+        assert_eq!(in_flight.fitting(0), 1, "a read always asks for one");
     }
 
     #[test]
