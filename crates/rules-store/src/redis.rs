@@ -245,6 +245,18 @@ impl Reader {
     }
 }
 
+impl crate::streams::EntryReader for Reader {
+    fn read_entries<'a>(
+        &'a mut self,
+        cmd: &'a Cmd,
+    ) -> futures_util::future::BoxFuture<'a, crate::streams::ReadResult> {
+        match self {
+            Self::Wire(conn) => conn.read_entries(cmd),
+            Self::Link(conn) => Box::pin(crate::streams::read_as_values(conn, cmd)),
+        }
+    }
+}
+
 impl ConnectionLike for Reader {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         self.connection_mut().req_packed_command(cmd)

@@ -2,12 +2,14 @@
 //! commands the worker, the backtest and the load tool use (group creation,
 //! XREADGROUP, XPENDING, XCLAIM, XACK, XRANGE/XREVRANGE, XADD).
 //!
-//! Replies are read as raw [`redis::Value`]s and decoded here entry by entry, names
-//! and values as bytes: an entry that is not what a producer should send (a field
+//! Replies are read as raw [`redis::Value`]s, or on the reader's own connection as
+//! the reply's frames ([`ReplyNode`]), and decoded here entry by entry, names and
+//! values as bytes: an entry that is not what a producer should send (a field
 //! name that is not UTF-8, say) is decoded like any other and judged later by the
 //! event parser, and never makes the rest of its reply unreadable.
 
 use chrono::{DateTime, TimeZone, Utc};
+use futures_util::future::BoxFuture;
 use redis::Value;
 use std::fmt;
 use std::str::FromStr;
@@ -150,80 +152,117 @@ fn reply_error(command: &'static str, detail: impl Into<String>) -> StreamError 
     }
 }
 
-fn bytes(value: Value) -> Option<Vec<u8>> {
-    match value {
-        Value::BulkString(b) => Some(b),
-        Value::SimpleString(s) => Some(s.into_bytes()),
-        Value::Int(i) => Some(i.to_string().into_bytes()),
-        Value::VerbatimString { text, .. } => Some(text.into_bytes()),
-        _ => None,
+/// A node of a reply as the decoders below read it: redis-rs's [`Value`], or a frame
+/// of the reader's own connection ([`crate::wire`]), decoded straight into entries
+/// without building `Value`s first (a drain's reads spent 9% of the worker building
+/// them). One decoder for both, so they cannot disagree.
+pub trait ReplyNode: Sized + fmt::Debug {
+    type Items: ExactSizeIterator<Item = Self>;
+    fn is_nil(&self) -> bool;
+    /// The items of an array (or set); the node back when it is not one.
+    fn into_items(self) -> Result<Self::Items, Self>;
+    /// The pairs of a map (RESP3); the node back when it is not one.
+    fn into_pairs(self) -> Result<Vec<(Self, Self)>, Self>;
+    /// A string's bytes (an integer's digits); `None` for anything else.
+    fn into_bytes(self) -> Option<Vec<u8>>;
+}
+
+impl ReplyNode for Value {
+    type Items = std::vec::IntoIter<Value>;
+
+    fn is_nil(&self) -> bool {
+        matches!(self, Value::Nil)
+    }
+
+    fn into_items(self) -> Result<Self::Items, Self> {
+        match self {
+            Value::Array(v) | Value::Set(v) => Ok(v.into_iter()),
+            other => Err(other),
+        }
+    }
+
+    fn into_pairs(self) -> Result<Vec<(Self, Self)>, Self> {
+        match self {
+            Value::Map(pairs) => Ok(pairs),
+            other => Err(other),
+        }
+    }
+
+    fn into_bytes(self) -> Option<Vec<u8>> {
+        match self {
+            Value::BulkString(b) => Some(b),
+            Value::SimpleString(s) => Some(s.into_bytes()),
+            Value::Int(i) => Some(i.to_string().into_bytes()),
+            Value::VerbatimString { text, .. } => Some(text.into_bytes()),
+            _ => None,
+        }
     }
 }
 
-fn text(value: Value) -> Option<String> {
-    bytes(value).and_then(|b| String::from_utf8(b).ok())
+fn text<N: ReplyNode>(node: N) -> Option<String> {
+    node.into_bytes().and_then(|b| String::from_utf8(b).ok())
 }
 
-fn items(value: Value) -> Option<Vec<Value>> {
-    match value {
-        Value::Array(v) | Value::Set(v) => Some(v),
-        _ => None,
+fn body<N: ReplyNode>(node: N) -> Body {
+    if node.is_nil() {
+        return Body::Deleted;
     }
-}
-
-fn body(value: Value) -> Body {
-    match value {
-        Value::Nil => Body::Deleted,
-        Value::Array(flat) => {
+    match node.into_items() {
+        Ok(mut flat) => {
             if flat.len() % 2 != 0 {
                 return Body::Malformed(format!("{} field items (odd)", flat.len()));
             }
-            let mut fields = Vec::with_capacity(flat.len() / 2);
-            let mut it = flat.into_iter();
-            while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                match (bytes(k), bytes(v)) {
-                    (Some(k), Some(v)) => fields.push((k, v)),
-                    _ => return Body::Malformed("a field that is not a string".into()),
-                }
-            }
-            Body::Fields(fields)
+            let pairs = flat.len() / 2;
+            fields(
+                std::iter::from_fn(|| Some((flat.next()?, flat.next()?))),
+                pairs,
+            )
         }
-        Value::Map(pairs) => {
-            let mut fields = Vec::with_capacity(pairs.len());
-            for (k, v) in pairs {
-                match (bytes(k), bytes(v)) {
-                    (Some(k), Some(v)) => fields.push((k, v)),
-                    _ => return Body::Malformed("a field that is not a string".into()),
-                }
+        Err(node) => match node.into_pairs() {
+            Ok(pairs) => {
+                let n = pairs.len();
+                fields(pairs.into_iter(), n)
             }
-            Body::Fields(fields)
-        }
-        other => Body::Malformed(format!("{:.80}", format!("{other:?}"))),
+            Err(other) => Body::Malformed(format!("{:.80}", format!("{other:?}"))),
+        },
     }
+}
+
+/// The fields of an entry from its `n` (name, value) pairs.
+fn fields<N: ReplyNode>(pairs: impl Iterator<Item = (N, N)>, n: usize) -> Body {
+    let mut fields = Vec::with_capacity(n);
+    for (k, v) in pairs {
+        match (k.into_bytes(), v.into_bytes()) {
+            (Some(k), Some(v)) => fields.push((k, v)),
+            _ => return Body::Malformed("a field that is not a string".into()),
+        }
+    }
+    Body::Fields(fields)
 }
 
 /// Decodes a list of entries (XRANGE, XREVRANGE, XCLAIM, and each stream of an
 /// XREADGROUP reply). Only a reply that is not a list at all, or an id that is not
 /// an id, is an error; any entry's content is decoded on its own.
-pub fn parse_entries(command: &'static str, value: Value) -> Result<Vec<StreamEntry>, StreamError> {
-    let list = match value {
-        Value::Nil => return Ok(Vec::new()),
-        v => items(v).ok_or_else(|| reply_error(command, "not a list of entries"))?,
-    };
+pub fn parse_entries<N: ReplyNode>(
+    command: &'static str,
+    node: N,
+) -> Result<Vec<StreamEntry>, StreamError> {
+    if node.is_nil() {
+        return Ok(Vec::new());
+    }
+    let list = node
+        .into_items()
+        .map_err(|_| reply_error(command, "not a list of entries"))?;
     let mut entries = Vec::with_capacity(list.len());
     for item in list {
         // XCLAIM answers nil for an id it could not claim (deleted meanwhile).
-        let Some(mut pair) = items(item) else {
+        let Ok(mut pair) = item.into_items() else {
             continue;
         };
-        if pair.len() != 2 {
+        let (2, Some(id), Some(fields)) = (pair.len(), pair.next(), pair.next()) else {
             return Err(reply_error(command, "an entry that is not [id, fields]"));
-        }
-        let fields = pair.pop().unwrap_or(Value::Nil);
-        let id = pair
-            .pop()
-            .and_then(text)
-            .ok_or_else(|| reply_error(command, "an entry id that is not text"))?;
+        };
+        let id = text(id).ok_or_else(|| reply_error(command, "an entry id that is not text"))?;
         let id = id
             .parse()
             .map_err(|e: BadEntryId| reply_error(command, e.to_string()))?;
@@ -235,23 +274,28 @@ pub fn parse_entries(command: &'static str, value: Value) -> Result<Vec<StreamEn
     Ok(entries)
 }
 
+/// An XREADGROUP/XREAD reply: entries per stream name.
+pub type ReadReply = Vec<(String, Vec<StreamEntry>)>;
+
 /// Decodes an XREADGROUP/XREAD reply: entries per stream name (nil: nothing new).
-pub fn parse_read_reply(value: Value) -> Result<Vec<(String, Vec<StreamEntry>)>, StreamError> {
+pub fn parse_read_reply<N: ReplyNode>(node: N) -> Result<ReadReply, StreamError> {
     const COMMAND: &str = "XREADGROUP";
-    let per_stream: Vec<(Value, Value)> = match value {
-        Value::Nil => return Ok(Vec::new()),
-        Value::Map(pairs) => pairs,
-        v => items(v)
-            .ok_or_else(|| reply_error(COMMAND, "not a list of streams"))?
-            .into_iter()
-            .map(|s| {
-                let mut pair = items(s)
-                    .filter(|p| p.len() == 2)
-                    .ok_or_else(|| reply_error(COMMAND, "a stream that is not [name, entries]"))?;
-                let entries = pair.pop().unwrap_or(Value::Nil);
-                Ok((pair.pop().unwrap_or(Value::Nil), entries))
+    if node.is_nil() {
+        return Ok(Vec::new());
+    }
+    let per_stream: Vec<(N, N)> = match node.into_items() {
+        Ok(streams) => streams
+            .map(|s| match s.into_items() {
+                Ok(mut pair) => match (pair.len(), pair.next(), pair.next()) {
+                    (2, Some(name), Some(entries)) => Ok((name, entries)),
+                    _ => Err(reply_error(COMMAND, "a stream that is not [name, entries]")),
+                },
+                Err(_) => Err(reply_error(COMMAND, "a stream that is not [name, entries]")),
             })
             .collect::<Result<_, StreamError>>()?,
+        Err(node) => node
+            .into_pairs()
+            .map_err(|_| reply_error(COMMAND, "not a list of streams"))?,
     };
     per_stream
         .into_iter()
@@ -261,6 +305,32 @@ pub fn parse_read_reply(value: Value) -> Result<Vec<(String, Vec<StreamEntry>)>,
             Ok((name, parse_entries(COMMAND, entries)?))
         })
         .collect()
+}
+
+/// A connection XREADGROUP replies are read on: any, through redis-rs's `Value`s
+/// ([`read_as_values`]); the reader's own ([`crate::wire::WireConnection`]), straight
+/// from the reply's frames.
+pub trait EntryReader: redis::aio::ConnectionLike + Send {
+    /// Sends `cmd` (an XREADGROUP or XREAD) and decodes its reply.
+    fn read_entries<'a>(&'a mut self, cmd: &'a redis::Cmd) -> BoxFuture<'a, ReadResult>;
+}
+
+/// What [`EntryReader::read_entries`] answers.
+pub type ReadResult = Result<ReadReply, StreamError>;
+
+/// [`EntryReader::read_entries`] through redis-rs's `Value`s.
+pub async fn read_as_values<C>(conn: &mut C, cmd: &redis::Cmd) -> ReadResult
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    let reply: Value = cmd.query_async(conn).await?;
+    parse_read_reply(reply)
+}
+
+impl EntryReader for redis::aio::MultiplexedConnection {
+    fn read_entries<'a>(&'a mut self, cmd: &'a redis::Cmd) -> BoxFuture<'a, ReadResult> {
+        Box::pin(read_as_values(self, cmd))
+    }
 }
 
 /// Creates the consumer group on `stream` (and the stream itself, MKSTREAM) when
@@ -313,9 +383,9 @@ pub async fn read_group<C>(
     from: ReadFrom,
     count: usize,
     block_ms: Option<u64>,
-) -> Result<Vec<(String, Vec<StreamEntry>)>, StreamError>
+) -> ReadResult
 where
-    C: redis::aio::ConnectionLike + Send,
+    C: EntryReader,
 {
     let mut cmd = redis::cmd("XREADGROUP");
     cmd.arg("GROUP")
@@ -334,8 +404,7 @@ where
     for _ in streams {
         cmd.arg(&start);
     }
-    let reply: Value = cmd.query_async(conn).await?;
-    parse_read_reply(reply)
+    conn.read_entries(&cmd).await
 }
 
 /// One entry of the group's pending list.

@@ -17,6 +17,7 @@
 //! An address it does not serve (TLS, a Unix socket, RESP3) is not given to it:
 //! [`crate::redis::dedicated_reader`] then opens redis-rs's connection instead.
 
+use futures_util::future::BoxFuture;
 use redis::aio::ConnectionLike;
 use redis::{Cmd, ConnectionAddr, ConnectionInfo, Pipeline, RedisFuture, RedisResult, Value};
 use redis_protocol::resp2::decode::decode_range;
@@ -25,6 +26,8 @@ use std::io;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::streams::{parse_read_reply, EntryReader, ReadResult, ReplyNode};
 
 /// How much room a read of the socket has at least.
 const READ_CHUNK: usize = 256 * 1024;
@@ -90,8 +93,14 @@ impl WireConnection {
         Ok(conn)
     }
 
-    /// Writes `packed` and reads `replies` replies, within the reply bound.
-    async fn exchange(&mut self, packed: &[u8], replies: usize) -> RedisResult<Vec<Value>> {
+    /// Writes `packed` and reads `replies` replies, each decoded by `decode` from its
+    /// frame and the bytes the frame indexes, within the reply bound.
+    async fn exchange<T>(
+        &mut self,
+        packed: &[u8],
+        replies: usize,
+        decode: impl FnMut(RangeFrame, &[u8]) -> T,
+    ) -> RedisResult<Vec<T>> {
         if self.broken {
             return Err(io::Error::new(
                 io::ErrorKind::NotConnected,
@@ -99,7 +108,7 @@ impl WireConnection {
             )
             .into());
         }
-        let result = self.exchange_once(packed, replies).await;
+        let result = self.exchange_once(packed, replies, decode).await;
         // A server's error reply is a whole reply: only a failure of the exchange
         // itself leaves the stream out of step.
         if result.is_err() {
@@ -108,13 +117,18 @@ impl WireConnection {
         result
     }
 
-    async fn exchange_once(&mut self, packed: &[u8], replies: usize) -> RedisResult<Vec<Value>> {
+    async fn exchange_once<T>(
+        &mut self,
+        packed: &[u8],
+        replies: usize,
+        mut decode: impl FnMut(RangeFrame, &[u8]) -> T,
+    ) -> RedisResult<Vec<T>> {
         let bound = self.reply_timeout;
         let exchange = async {
             self.stream.write_all(packed).await?;
             let mut values = Vec::with_capacity(replies);
             for _ in 0..replies {
-                values.push(self.read_reply().await?);
+                values.push(self.read_reply(&mut decode).await?);
             }
             Ok(values)
         };
@@ -126,20 +140,23 @@ impl WireConnection {
         }
     }
 
-    /// The next whole reply, reading as much as it needs.
-    async fn read_reply(&mut self) -> RedisResult<Value> {
+    /// The next whole reply, reading as much as it needs, decoded by `decode`.
+    async fn read_reply<T>(
+        &mut self,
+        decode: &mut impl FnMut(RangeFrame, &[u8]) -> T,
+    ) -> RedisResult<T> {
         loop {
             if !self.buffer.is_empty() {
                 match decode_range(&self.buffer) {
                     Ok(Some((frame, used))) => {
-                        let value = to_value(frame, &self.buffer);
+                        let value = decode(frame, &self.buffer);
                         self.buffer.drain(..used);
                         if self.buffer.is_empty() && self.buffer.capacity() > MAX_KEPT_BUFFER {
                             // One huge reply does not keep its memory for the
                             // connection's life.
                             self.buffer = Vec::new();
                         }
-                        return value;
+                        return Ok(value);
                     }
                     Ok(None) => {}
                     Err(e) => return Err(invalid(&format!("unreadable reply: {e}")).into()),
@@ -200,6 +217,100 @@ fn reparse(kind: u8, text: &[u8]) -> RedisResult<Value> {
     redis::parse_redis_value(&line)
 }
 
+/// A frame of a reply with the bytes it indexes: a node the stream decoders read
+/// straight into entries ([`ReplyNode`]), each string copied once, into its field.
+pub struct Framed<'a> {
+    frame: RangeFrame,
+    bytes: &'a [u8],
+}
+
+/// As the `Value` it stands for (what a malformed entry's reason quotes).
+impl std::fmt::Debug for Framed<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match to_value(self.frame.clone(), self.bytes) {
+            Ok(value) => write!(f, "{value:?}"),
+            Err(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// The items of an array frame, as [`Framed`] nodes.
+pub struct FramedItems<'a> {
+    items: std::vec::IntoIter<RangeFrame>,
+    bytes: &'a [u8],
+}
+
+impl<'a> Iterator for FramedItems<'a> {
+    type Item = Framed<'a>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let frame = self.items.next()?;
+        Some(Framed {
+            frame,
+            bytes: self.bytes,
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.items.size_hint()
+    }
+}
+
+impl ExactSizeIterator for FramedItems<'_> {}
+
+impl<'a> ReplyNode for Framed<'a> {
+    type Items = FramedItems<'a>;
+
+    fn is_nil(&self) -> bool {
+        matches!(self.frame, RangeFrame::Null)
+    }
+
+    fn into_items(self) -> Result<Self::Items, Self> {
+        match self.frame {
+            RangeFrame::Array(items) => Ok(FramedItems {
+                items: items.into_iter(),
+                bytes: self.bytes,
+            }),
+            frame => Err(Self { frame, ..self }),
+        }
+    }
+
+    fn into_pairs(self) -> Result<Vec<(Self, Self)>, Self> {
+        Err(self) // RESP2 has no maps
+    }
+
+    fn into_bytes(self) -> Option<Vec<u8>> {
+        match self.frame {
+            RangeFrame::BulkString((start, end)) | RangeFrame::SimpleString((start, end)) => {
+                self.bytes.get(start..end).map(<[u8]>::to_vec)
+            }
+            RangeFrame::Integer(n) => Some(n.to_string().into_bytes()),
+            _ => None,
+        }
+    }
+}
+
+/// An XREADGROUP or XREAD reply decoded from its frame: an array straight into
+/// entries; anything else (nil, an error such as `NOGROUP`) as redis-rs reads it.
+fn read_reply_of(frame: RangeFrame, bytes: &[u8]) -> ReadResult {
+    match frame {
+        frame @ RangeFrame::Array(_) => parse_read_reply(Framed { frame, bytes }),
+        other => parse_read_reply(to_value(other, bytes)?.extract_error()?),
+    }
+}
+
+impl EntryReader for WireConnection {
+    fn read_entries<'a>(&'a mut self, cmd: &'a Cmd) -> BoxFuture<'a, ReadResult> {
+        Box::pin(async move {
+            let packed = cmd.get_packed_command();
+            let mut replies = self.exchange(&packed, 1, read_reply_of).await?;
+            replies
+                .pop()
+                .unwrap_or_else(|| Err(redis::RedisError::from(invalid("no reply")).into()))
+        })
+    }
+}
+
 fn invalid(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.to_owned())
 }
@@ -208,8 +319,8 @@ impl ConnectionLike for WireConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
             let packed = cmd.get_packed_command();
-            let mut replies = self.exchange(&packed, 1).await?;
-            replies.pop().ok_or_else(|| invalid("no reply").into())
+            let mut replies = self.exchange(&packed, 1, to_value).await?;
+            replies.pop().ok_or_else(|| invalid("no reply"))?
         })
     }
 
@@ -221,12 +332,60 @@ impl ConnectionLike for WireConnection {
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
             let packed = pipeline.get_packed_pipeline();
-            let mut replies = self.exchange(&packed, offset + count).await?;
-            Ok(replies.split_off(offset))
+            let replies = self.exchange(&packed, offset + count, to_value).await?;
+            replies.into_iter().skip(offset).collect()
         })
     }
 
     fn get_db(&self) -> i64 {
         self.db
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Decodes `resp` both ways: from its frame, and from the `Value` redis-rs
+    /// would give.
+    fn both_ways(resp: &[u8]) -> (String, String) {
+        let (frame, _) = decode_range(resp).expect("resp").expect("whole");
+        let framed = read_reply_of(frame.clone(), resp);
+        let valued = to_value(frame, resp)
+            .and_then(Value::extract_error)
+            .map_err(crate::streams::StreamError::from)
+            .and_then(parse_read_reply);
+        (format!("{framed:?}"), format!("{valued:?}"))
+    }
+
+    #[test]
+    fn frames_decode_into_the_entries_values_decode_into() {
+        let replies: [&[u8]; 9] = [
+            // One stream, an entry, a deleted entry, an entry of two fields.
+            b"*1\r\n*2\r\n$1\r\ns\r\n*3\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$5\r\nevent\r\n$2\r\n{}\r\n\
+              *2\r\n$3\r\n1-1\r\n*-1\r\n\
+              *2\r\n$3\r\n1-2\r\n*4\r\n$1\r\na\r\n$0\r\n\r\n$1\r\nb\r\n:7\r\n",
+            // Nothing new.
+            b"*-1\r\n",
+            // Odd fields; a field that is an array.
+            b"*1\r\n*2\r\n$1\r\ns\r\n*2\r\n*2\r\n$3\r\n1-0\r\n*1\r\n$1\r\na\r\n\
+              *2\r\n$3\r\n1-1\r\n*2\r\n$1\r\na\r\n*0\r\n",
+            // A body that is a string.
+            b"*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-0\r\n+OK\r\n",
+            // An id that is not an id; an entry of three items.
+            b"*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\nx-y\r\n*-1\r\n",
+            b"*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*3\r\n$3\r\n1-0\r\n*-1\r\n*-1\r\n",
+            // Not a list of streams; an error.
+            b":3\r\n",
+            b"-NOGROUP No such key 's' or consumer group 'g'\r\n",
+            // A stream name that is not text.
+            b"*1\r\n*2\r\n$1\r\n\xff\r\n*0\r\n",
+        ];
+        for resp in replies {
+            let (framed, valued) = both_ways(resp);
+            assert_eq!(framed, valued, "{}", String::from_utf8_lossy(resp));
+        }
+        let (framed, _) = both_ways(b"-NOGROUP No such key\r\n");
+        assert!(framed.contains("NOGROUP"), "{framed}");
     }
 }

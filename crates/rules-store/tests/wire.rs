@@ -42,7 +42,7 @@ fn entries(
 }
 
 /// Every new entry of `stream` for `group`, read in one XREADGROUP.
-async fn read_all<C: ConnectionLike + Send>(
+async fn read_all<C: streams::EntryReader>(
     conn: &mut C,
     group: &str,
     stream: &str,
@@ -50,6 +50,19 @@ async fn read_all<C: ConnectionLike + Send>(
     let reply = streams::read_group(conn, group, "c", &[stream], ReadFrom::New, 2_000, Some(100))
         .await
         .expect("read");
+    entries(reply)
+}
+
+/// The first three of this consumer's pending entries of `stream` for `group`.
+async fn read_pending<C: streams::EntryReader>(
+    conn: &mut C,
+    group: &str,
+    stream: &str,
+) -> Vec<(streams::EntryId, streams::Body)> {
+    let from = ReadFrom::OwnPendingAfter(streams::EntryId { ms: 0, seq: 0 });
+    let reply = streams::read_group(conn, group, "c", &[stream], from, 3, None)
+        .await
+        .expect("read pending");
     entries(reply)
 }
 
@@ -170,6 +183,26 @@ async fn every_kind_of_reply_reads_as_redis_rs_reads_it() {
     let from_client = read_all(&mut on_client, "g-client", &stream).await;
     assert_eq!(from_wire.len(), 1_501);
     assert_eq!(from_wire, from_client);
+    // Nothing new: nil, read as no entries by both.
+    assert!(read_all(&mut on_wire, "g-wire", &stream).await.is_empty());
+    assert!(read_all(&mut on_client, "g-client", &stream)
+        .await
+        .is_empty());
+    // Pending entries deleted since they were read: an id with a nil body.
+    let deleted = from_wire[1].0;
+    let _: i64 = redis::cmd("XDEL")
+        .arg(&stream)
+        .arg(deleted)
+        .query_async(&mut admin)
+        .await
+        .expect("xdel");
+    let pending_wire = read_pending(&mut on_wire, "g-wire", &stream).await;
+    assert_eq!(
+        pending_wire,
+        read_pending(&mut on_client, "g-client", &stream).await
+    );
+    assert_eq!(pending_wire.len(), 3);
+    assert_eq!(pending_wire[1], (deleted, streams::Body::Deleted));
 
     let _: () = redis::cmd("DEL")
         .arg(&key)
