@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
-use crate::pipeline::Entry;
+use crate::pipeline::{Entry, Inlets};
 use rules_store::backoff;
 
 /// A connection of the reader's own: a blocking XREADGROUP must not hold a pooled one.
@@ -49,13 +49,14 @@ fn stream_names(ctx: &Context) -> Vec<Arc<str>> {
 /// Reads every input stream until cancelled: a reader per stream, each with its own
 /// connection, so a stream is one key per command (on a cluster each shard lives
 /// in its own slot, on whichever node serves it) and a quiet stream's blocking read
-/// never delays a busy one's.
-pub async fn read_loops(
+/// never delays a busy one's. Each reader sends to an inlet of its own, taken from
+/// `inlets` now; the future returned reads until cancelled.
+pub fn read_loops(
     ctx: Arc<Context>,
     redis: RedisSettings,
-    batches: mpsc::Sender<Vec<Entry>>,
+    inlets: &mut Inlets,
     token: CancellationToken,
-) {
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     let streams = stream_names(&ctx);
     let per_read = read_share(
         ctx.settings.batch_size,
@@ -71,17 +72,24 @@ pub async fn read_loops(
             "each reader reads its share of the in-flight budget"
         );
     }
-    let readers = streams.into_iter().map(|stream| {
-        read_loop(
-            Arc::clone(&ctx),
-            redis.clone(),
-            stream,
-            per_read,
-            batches.clone(),
-            token.clone(),
-        )
-    });
-    futures_util::future::join_all(readers).await;
+    // Each reader an inlet of its own: a quiet stream's batch never waits behind a
+    // busy one's queue.
+    let readers: Vec<_> = streams
+        .into_iter()
+        .map(|stream| {
+            read_loop(
+                Arc::clone(&ctx),
+                redis.clone(),
+                stream,
+                per_read,
+                inlets.sender(),
+                token.clone(),
+            )
+        })
+        .collect();
+    async move {
+        futures_util::future::join_all(readers).await;
+    }
 }
 
 /// Entries one read of one stream asks for: `worker.batch_size`, or the stream's

@@ -117,7 +117,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         maintenance::keep_maintained(db, settings.retention, token.clone()),
     );
 
-    let (batch_tx, batch_rx) = mpsc::channel(4);
+    let mut inlets = pipeline::Inlets::default();
+    let reading = consume::read_loops(
+        Arc::clone(&ctx),
+        settings.redis.clone(),
+        &mut inlets,
+        token.clone(),
+    );
+    let claiming = consume::claim_loop(Arc::clone(&ctx), inlets.sender(), token.clone());
     let (done_tx, done_rx) = mpsc::channel(worker.max_in_flight.max(1));
     let tracker = TaskTracker::new();
     // Work already read is finished even after SIGTERM; only reading stops.
@@ -128,7 +135,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         &token,
         process::process_batches(
             Arc::clone(&ctx),
-            batch_rx,
+            inlets,
             done_tx,
             tracker.clone(),
             work_token.clone(),
@@ -140,23 +147,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         &token,
         record::record_loop(Arc::clone(&ctx), done_rx, work_token.clone()),
     );
-    let reader = supervise(
-        &ctx,
-        "reader",
-        &token,
-        consume::read_loops(
-            Arc::clone(&ctx),
-            settings.redis.clone(),
-            batch_tx.clone(),
-            token.clone(),
-        ),
-    );
-    let claimer = supervise(
-        &ctx,
-        "claimer",
-        &token,
-        consume::claim_loop(Arc::clone(&ctx), batch_tx, token.clone()),
-    );
+    let reader = supervise(&ctx, "reader", &token, reading);
+    let claimer = supervise(&ctx, "claimer", &token, claiming);
     let heartbeat = supervise(
         &ctx,
         "heartbeat",

@@ -5,11 +5,13 @@
 
 use rules_store::db::record::Decided;
 use rules_store::streams::{Body, EntryId, StreamEntry};
-use std::collections::{BTreeMap, HashSet};
+use rustc_hash::FxHashSet;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use rules_store::backoff;
@@ -75,8 +77,60 @@ impl Done {
     }
 }
 
+/// Batches waiting for the processor from one source (a stream's reader, the
+/// claimer); the source may hold its next, waiting to send it.
+const INLET_CAPACITY: usize = 1;
+
+/// Where the processor takes its batches from: an inlet per source, taken in turn
+/// when several have a batch waiting, so a quiet stream's batch waits behind at
+/// most one of a busy stream's backlog, not behind a queue of them (with one
+/// queue for all, events paced at 20,000 a second waited 50 ms at p99 behind a
+/// draining backlog's batches).
+#[derive(Default)]
+pub struct Inlets {
+    receivers: Vec<mpsc::Receiver<Vec<Entry>>>,
+    next: usize,
+}
+
+impl Inlets {
+    /// A new inlet, for one source.
+    pub fn sender(&mut self) -> mpsc::Sender<Vec<Entry>> {
+        let (tx, rx) = mpsc::channel(INLET_CAPACITY);
+        self.receivers.push(rx);
+        tx
+    }
+
+    /// The next batch, from the first inlet with one after the last served; `None`
+    /// once every source is gone and everything sent was taken.
+    pub async fn recv(&mut self) -> Option<Vec<Entry>> {
+        std::future::poll_fn(|cx| {
+            let n = self.receivers.len();
+            let mut closed = 0;
+            for i in 0..n {
+                let k = (self.next + i) % n;
+                match self.receivers[k].poll_recv(cx) {
+                    Poll::Ready(Some(batch)) => {
+                        self.next = (k + 1) % n;
+                        return Poll::Ready(Some(batch));
+                    }
+                    Poll::Ready(None) => closed += 1,
+                    Poll::Pending => {}
+                }
+            }
+            if closed == n {
+                Poll::Ready(None)
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
 /// The (stream, id) of every entry in flight.
-type HeldIds = Arc<Mutex<HashSet<(Arc<str>, EntryId)>>>;
+/// (FxHash: an insert and a removal per entry read, 5% of a drain's worker with
+/// the standard SipHash.)
+type HeldIds = Arc<Mutex<FxHashSet<(Arc<str>, EntryId)>>>;
 
 /// What an entry is counted as against `worker.max_in_flight_bytes` beside its
 /// fields: the entry itself and its allocations, so a flood of empty entries is
@@ -179,7 +233,7 @@ impl InFlight {
         by_stream
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<(Arc<str>, EntryId)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FxHashSet<(Arc<str>, EntryId)>> {
         // A panic while holding this lock cannot leave the set inconsistent.
         self.ids
             .lock()
@@ -202,9 +256,8 @@ impl Permits {
     /// larger than it), then gives every entry its ticket; room for entries not
     /// read is released. False once the worker is closing.
     pub async fn admit(mut self, entries: &mut [Entry]) -> bool {
-        let sizes: Vec<usize> = entries.iter().map(Entry::size).collect();
-        let total = sizes.iter().sum::<usize>();
-        if let Some(average) = total.checked_div(sizes.len()) {
+        let total = entries.iter().map(Entry::size).sum::<usize>();
+        if let Some(average) = total.checked_div(entries.len()) {
             // A quarter of each read's average: a change of sizes shows within reads.
             let before = self.typical.load(Ordering::Relaxed);
             self.typical
@@ -219,12 +272,12 @@ impl Permits {
             .ids
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (entry, size) in entries.iter_mut().zip(sizes) {
+        for entry in entries.iter_mut() {
             let Some(permit) = self.permit.split(1) else {
                 break;
             };
             // The last entries of a read larger than the budget share what is left.
-            let size = size.min(bytes.num_permits());
+            let size = entry.size().min(bytes.num_permits());
             let Some(bytes) = bytes.split(size) else {
                 break;
             };
@@ -549,6 +602,29 @@ mod tests {
         assert_eq!(in_flight.available(), 10, "no room counted twice");
         assert_eq!(in_flight.bytes_in_use(), 0, "no size counted twice");
         assert!(in_flight.held().is_empty());
+    }
+
+    #[tokio::test]
+    async fn inlets_are_served_in_turn_and_close_when_every_source_is_gone() {
+        let stream: Arc<str> = Arc::from("s");
+        let mut inlets = Inlets::default();
+        let (busy, quiet) = (inlets.sender(), inlets.sender());
+        let read = |seq| entries(&stream, seq).split_off(seq as usize - 1);
+        busy.send(read(1)).await.expect("send");
+        let first = inlets.recv().await.expect("a batch");
+        // The busy source's next batch arrives before the quiet one's, and is
+        // served after it.
+        busy.send(read(3)).await.expect("send");
+        quiet.send(read(2)).await.expect("send");
+        let second = inlets.recv().await.expect("a batch");
+        let third = inlets.recv().await.expect("a batch");
+        let seqs: Vec<u64> = [first, second, third].iter().map(|b| b[0].id.seq).collect();
+        assert_eq!(seqs, vec![1, 2, 3]);
+        drop(busy);
+        quiet.send(read(4)).await.expect("send");
+        drop(quiet);
+        assert_eq!(inlets.recv().await.map(|b| b[0].id.seq), Some(4));
+        assert!(inlets.recv().await.is_none(), "every source gone");
     }
 
     #[tokio::test]

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::actions;
 use crate::context::Context;
 use crate::dead_letter;
-use crate::pipeline::{bounded, retry_step, stage_done, Done, Entry};
+use crate::pipeline::{bounded, retry_step, stage_done, Done, Entry, Inlets};
 
 /// Batches prepared ahead of the gate: one at the gate, one waiting.
 const PREPARED_AHEAD: usize = 1;
@@ -32,7 +32,7 @@ const PREPARED_AHEAD: usize = 1;
 /// Processes batches in order until the readers close the channel.
 pub async fn process_batches(
     ctx: Arc<Context>,
-    mut batches: mpsc::Receiver<Vec<Entry>>,
+    mut batches: Inlets,
     done: mpsc::Sender<Vec<Done>>,
     tracker: TaskTracker,
     token: CancellationToken,
