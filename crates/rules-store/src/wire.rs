@@ -333,7 +333,8 @@ impl ConnectionLike for WireConnection {
         Box::pin(async move {
             let packed = pipeline.get_packed_pipeline();
             let replies = self.exchange(&packed, offset + count, to_value).await?;
-            replies.into_iter().skip(offset).collect()
+            let mut replies = replies.into_iter().collect::<RedisResult<Vec<_>>>()?;
+            Ok(replies.split_off(offset))
         })
     }
 

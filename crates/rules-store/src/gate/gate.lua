@@ -103,7 +103,7 @@ if cooldown > 0 then
     end
   end
   if take and not stale and not dry then
-    redis.call('DEL', running_key)
+    -- Every field the hash has (s, h, k) is written: no DEL first.
     redis.call('HSET', running_key, 's', at, 'h', ARGV[1], 'k', key_json)
     redis.call('PEXPIRE', running_key, cooldown + grace)
     redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. (at - cooldown - grace))
