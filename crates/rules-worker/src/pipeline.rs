@@ -559,6 +559,12 @@ mod tests {
             .collect()
     }
 
+    /// Room for the whole of `batch`, in number and size; false when closing.
+    async fn admit_all(in_flight: &InFlight, batch: &mut [Entry]) -> bool {
+        let permits = in_flight.acquire(batch.len()).await.expect("room");
+        permits.admit(batch).await
+    }
+
     fn entries_of(stream: &Arc<str>, sizes: &[usize]) -> Vec<Entry> {
         sizes
             .iter()
@@ -578,14 +584,7 @@ mod tests {
         let in_flight = InFlight::new(10, 1 << 20);
         let stream: Arc<str> = Arc::from("s");
         let mut batch = entries(&stream, 4);
-        assert!(
-            in_flight
-                .acquire(4)
-                .await
-                .expect("room")
-                .admit(&mut batch)
-                .await
-        );
+        assert!(admit_all(&in_flight, &mut batch).await);
         assert_eq!(in_flight.in_use(10), 4);
         assert_eq!(in_flight.bytes_in_use(), 4 * ENTRY_OVERHEAD_BYTES);
         assert!(in_flight.holds(&stream, EntryId { ms: 1, seq: 3 }));
@@ -635,14 +634,7 @@ mod tests {
         let mut first = entries_of(&stream, &[1000, 1000, 1000]);
         let size: usize = first.iter().map(Entry::size).sum();
         assert_eq!(size, 3 * (1000 + "event".len() + ENTRY_OVERHEAD_BYTES));
-        assert!(
-            in_flight
-                .acquire(3)
-                .await
-                .expect("room")
-                .admit(&mut first)
-                .await
-        );
+        assert!(admit_all(&in_flight, &mut first).await);
         assert_eq!(in_flight.bytes_in_use(), size);
 
         // Room for their number, not for their size: the second read waits until
@@ -672,14 +664,7 @@ mod tests {
         let in_flight = InFlight::new(100, limit);
         let stream: Arc<str> = Arc::from("s");
         let mut huge = entries_of(&stream, &[3000, 3000, 3000]);
-        assert!(
-            in_flight
-                .acquire(3)
-                .await
-                .expect("room")
-                .admit(&mut huge)
-                .await
-        );
+        assert!(admit_all(&in_flight, &mut huge).await);
         assert!(
             huge.iter().all(|e| e.ticket.is_some()),
             "every entry admitted"
@@ -700,14 +685,7 @@ mod tests {
         // Reads of 8 KB entries move the typical size towards theirs.
         for _ in 0..12 {
             let mut batch = entries_of(&stream, &[8 * 1024; 2]);
-            assert!(
-                in_flight
-                    .acquire(2)
-                    .await
-                    .expect("room")
-                    .admit(&mut batch)
-                    .await
-            );
+            assert!(admit_all(&in_flight, &mut batch).await);
         }
         let held = in_flight.bytes_in_use();
         let typical = 8 * 1024 + "event".len() + ENTRY_OVERHEAD_BYTES;
