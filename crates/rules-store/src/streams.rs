@@ -199,6 +199,14 @@ impl ReplyNode for Value {
     }
 }
 
+/// The two items of a two-item list (`[id, fields]`, `[name, entries]`).
+fn two<I: ExactSizeIterator>(mut items: I) -> Option<(I::Item, I::Item)> {
+    match (items.len(), items.next(), items.next()) {
+        (2, Some(a), Some(b)) => Some((a, b)),
+        _ => None,
+    }
+}
+
 fn text<N: ReplyNode>(node: N) -> Option<String> {
     node.into_bytes().and_then(|b| String::from_utf8(b).ok())
 }
@@ -256,12 +264,11 @@ pub fn parse_entries<N: ReplyNode>(
     let mut entries = Vec::with_capacity(list.len());
     for item in list {
         // XCLAIM answers nil for an id it could not claim (deleted meanwhile).
-        let Ok(mut pair) = item.into_items() else {
+        let Ok(pair) = item.into_items() else {
             continue;
         };
-        let (2, Some(id), Some(fields)) = (pair.len(), pair.next(), pair.next()) else {
-            return Err(reply_error(command, "an entry that is not [id, fields]"));
-        };
+        let (id, fields) =
+            two(pair).ok_or_else(|| reply_error(command, "an entry that is not [id, fields]"))?;
         let id = text(id).ok_or_else(|| reply_error(command, "an entry id that is not text"))?;
         let id = id
             .parse()
@@ -285,12 +292,11 @@ pub fn parse_read_reply<N: ReplyNode>(node: N) -> Result<ReadReply, StreamError>
     }
     let per_stream: Vec<(N, N)> = match node.into_items() {
         Ok(streams) => streams
-            .map(|s| match s.into_items() {
-                Ok(mut pair) => match (pair.len(), pair.next(), pair.next()) {
-                    (2, Some(name), Some(entries)) => Ok((name, entries)),
-                    _ => Err(reply_error(COMMAND, "a stream that is not [name, entries]")),
-                },
-                Err(_) => Err(reply_error(COMMAND, "a stream that is not [name, entries]")),
+            .map(|s| {
+                s.into_items()
+                    .ok()
+                    .and_then(two)
+                    .ok_or_else(|| reply_error(COMMAND, "a stream that is not [name, entries]"))
             })
             .collect::<Result<_, StreamError>>()?,
         Err(node) => node

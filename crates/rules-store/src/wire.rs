@@ -117,6 +117,17 @@ impl WireConnection {
         result
     }
 
+    /// One command's reply, decoded by `decode`.
+    async fn exchange_one<T>(
+        &mut self,
+        cmd: &Cmd,
+        decode: impl FnMut(RangeFrame, &[u8]) -> T,
+    ) -> RedisResult<T> {
+        let packed = cmd.get_packed_command();
+        let mut replies = self.exchange(&packed, 1, decode).await?;
+        replies.pop().ok_or_else(|| invalid("no reply").into())
+    }
+
     async fn exchange_once<T>(
         &mut self,
         packed: &[u8],
@@ -301,13 +312,7 @@ fn read_reply_of(frame: RangeFrame, bytes: &[u8]) -> ReadResult {
 
 impl EntryReader for WireConnection {
     fn read_entries<'a>(&'a mut self, cmd: &'a Cmd) -> BoxFuture<'a, ReadResult> {
-        Box::pin(async move {
-            let packed = cmd.get_packed_command();
-            let mut replies = self.exchange(&packed, 1, read_reply_of).await?;
-            replies
-                .pop()
-                .unwrap_or_else(|| Err(redis::RedisError::from(invalid("no reply")).into()))
-        })
+        Box::pin(async move { self.exchange_one(cmd, read_reply_of).await? })
     }
 }
 
@@ -317,11 +322,7 @@ fn invalid(what: &str) -> io::Error {
 
 impl ConnectionLike for WireConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        Box::pin(async move {
-            let packed = cmd.get_packed_command();
-            let mut replies = self.exchange(&packed, 1, to_value).await?;
-            replies.pop().ok_or_else(|| invalid("no reply"))?
-        })
+        Box::pin(async move { self.exchange_one(cmd, to_value).await? })
     }
 
     fn req_packed_commands<'a>(

@@ -85,8 +85,7 @@ async fn record_gauges(ctx: &Context) {
         }
     }
     rules_store::telemetry::record_pool_gauges(&ctx.db, &ctx.redis);
-    metrics::gauge!("entries_in_flight")
-        .set(ctx.in_flight.in_use(ctx.settings.max_in_flight) as f64);
+    metrics::gauge!("entries_in_flight").set(ctx.in_flight.in_use() as f64);
     metrics::gauge!("entries_in_flight_bytes").set(ctx.in_flight.bytes_in_use() as f64);
 }
 

@@ -149,6 +149,8 @@ const ENTRY_OVERHEAD_BYTES: usize = 128;
 #[derive(Clone)]
 pub struct InFlight {
     room: Arc<Semaphore>,
+    /// `worker.max_in_flight`.
+    limit: usize,
     bytes: Arc<Semaphore>,
     /// `worker.max_in_flight_bytes`: a read larger than the whole budget waits for
     /// all of it, and then takes no more.
@@ -165,6 +167,7 @@ impl InFlight {
         let byte_limit = byte_limit.clamp(1, u32::MAX as usize);
         Self {
             room: Arc::new(Semaphore::new(limit)),
+            limit,
             bytes: Arc::new(Semaphore::new(byte_limit)),
             byte_limit,
             typical: Arc::new(AtomicUsize::new(ENTRY_OVERHEAD_BYTES)),
@@ -196,10 +199,7 @@ impl InFlight {
     fn permits(&self, permit: OwnedSemaphorePermit) -> Permits {
         Permits {
             permit,
-            bytes: Arc::clone(&self.bytes),
-            byte_limit: self.byte_limit,
-            typical: Arc::clone(&self.typical),
-            ids: Arc::clone(&self.ids),
+            in_flight: self.clone(),
         }
     }
 
@@ -208,9 +208,9 @@ impl InFlight {
         self.room.available_permits()
     }
 
-    /// Entries in flight now, out of `limit`.
-    pub fn in_use(&self, limit: usize) -> usize {
-        limit.saturating_sub(self.room.available_permits())
+    /// Entries in flight now.
+    pub fn in_use(&self) -> usize {
+        self.limit.saturating_sub(self.room.available_permits())
     }
 
     /// Bytes of the entries in flight now.
@@ -245,10 +245,7 @@ impl InFlight {
 /// size and hands both out, one ticket per entry.
 pub struct Permits {
     permit: OwnedSemaphorePermit,
-    bytes: Arc<Semaphore>,
-    byte_limit: usize,
-    typical: Arc<AtomicUsize>,
-    ids: HeldIds,
+    in_flight: InFlight,
 }
 
 impl Permits {
@@ -256,22 +253,21 @@ impl Permits {
     /// larger than it), then gives every entry its ticket; room for entries not
     /// read is released. False once the worker is closing.
     pub async fn admit(mut self, entries: &mut [Entry]) -> bool {
+        let in_flight = &self.in_flight;
         let total = entries.iter().map(Entry::size).sum::<usize>();
         if let Some(average) = total.checked_div(entries.len()) {
             // A quarter of each read's average: a change of sizes shows within reads.
-            let before = self.typical.load(Ordering::Relaxed);
-            self.typical
+            let before = in_flight.typical.load(Ordering::Relaxed);
+            in_flight
+                .typical
                 .store((before * 3 + average) / 4, Ordering::Relaxed);
         }
-        let want = total.min(self.byte_limit);
+        let want = total.min(in_flight.byte_limit);
         let want = u32::try_from(want).unwrap_or(u32::MAX);
-        let Ok(mut bytes) = Arc::clone(&self.bytes).acquire_many_owned(want).await else {
+        let Ok(mut bytes) = Arc::clone(&in_flight.bytes).acquire_many_owned(want).await else {
             return false;
         };
-        let mut ids = self
-            .ids
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut ids = in_flight.lock();
         for entry in entries.iter_mut() {
             let Some(permit) = self.permit.split(1) else {
                 break;
@@ -286,7 +282,7 @@ impl Permits {
                 held: Some(Held {
                     permit,
                     bytes,
-                    ids: Arc::clone(&self.ids),
+                    ids: Arc::clone(&in_flight.ids),
                     stream: Arc::clone(&entry.stream),
                     id: entry.id,
                 }),
@@ -585,19 +581,19 @@ mod tests {
         let stream: Arc<str> = Arc::from("s");
         let mut batch = entries(&stream, 4);
         assert!(admit_all(&in_flight, &mut batch).await);
-        assert_eq!(in_flight.in_use(10), 4);
+        assert_eq!(in_flight.in_use(), 4);
         assert_eq!(in_flight.bytes_in_use(), 4 * ENTRY_OVERHEAD_BYTES);
         assert!(in_flight.holds(&stream, EntryId { ms: 1, seq: 3 }));
 
         release_tickets(&mut batch[..3]);
-        assert_eq!(in_flight.in_use(10), 1, "three places back at once");
+        assert_eq!(in_flight.in_use(), 1, "three places back at once");
         assert!(!in_flight.holds(&stream, EntryId { ms: 1, seq: 3 }));
         assert!(in_flight.holds(&stream, EntryId { ms: 1, seq: 4 }));
 
         // Dropping released entries gives nothing back a second time; the one
         // still holding its ticket gives its place back when dropped.
         drop(batch);
-        assert_eq!(in_flight.in_use(10), 0);
+        assert_eq!(in_flight.in_use(), 0);
         assert_eq!(in_flight.available(), 10, "no room counted twice");
         assert_eq!(in_flight.bytes_in_use(), 0, "no size counted twice");
         assert!(in_flight.held().is_empty());
@@ -673,7 +669,7 @@ mod tests {
         assert!(in_flight.holds(&stream, EntryId { ms: 2, seq: 3 }));
         drop(huge);
         assert_eq!(in_flight.bytes_in_use(), 0);
-        assert_eq!(in_flight.in_use(100), 0);
+        assert_eq!(in_flight.in_use(), 0);
     }
 
     #[tokio::test]
