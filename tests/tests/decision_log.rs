@@ -196,6 +196,7 @@ async fn decisions_recorded_before_the_partitioning_stay_recognised() -> anyhow:
 async fn history_recorded_before_it_was_by_execution_day_stays_readable_and_recognised(
 ) -> anyhow::Result<()> {
     use rules_store::db::executions::{list_for_rule, ExecutionCursor, ExecutionFilter};
+    use rules_store::db::stats::StatsRow;
     let db = TestDb::empty().await?;
     let mut conn = db.conn().await?;
     assert_eq!(migrate_to(&mut conn, "2026-12-06-000012").await?, 11);
@@ -227,6 +228,23 @@ async fn history_recorded_before_it_was_by_execution_day_stays_readable_and_reco
         ))
         .await?;
     }
+    // Their counters, as that version's recorder wrote them with them: the failure's
+    // is what a page of failures is found through.
+    let minutes: Vec<StatsRow> = old
+        .iter()
+        .map(|e| {
+            let mut row =
+                StatsRow::empty(rule, e.executed_at.duration_trunc(TimeDelta::minutes(1))?);
+            row.matched = 1;
+            row.executed = 1;
+            match e.status {
+                rules_core::Status::Failed => row.failed = 1,
+                _ => row.succeeded = 1,
+            }
+            Ok(row)
+        })
+        .collect::<Result<_, chrono::RoundingError>>()?;
+    rules_store::db::stats::add(&mut conn, &minutes).await?;
 
     let applied = rules_store::db::migrations::run_pending(&PgTarget::new(&db.url, None)?).await?;
     assert_eq!(
@@ -258,21 +276,22 @@ async fn history_recorded_before_it_was_by_execution_day_stays_readable_and_reco
 
     // Pages of two, newest first, across the old partition and the new one.
     let filter = ExecutionFilter::default();
-    let first = list_for_rule(&mut conn, rule, &filter, None, 2).await?;
+    let counted_since = Utc::now() - TimeDelta::days(400);
+    let first = list_for_rule(&mut conn, rule, &filter, None, 2, counted_since).await?;
     let ids = |rows: &[ExecutionRow]| rows.iter().map(|r| r.id).collect::<Vec<_>>();
     assert_eq!(ids(&first), [new.id, old[0].id]);
     let after = first.last().map(|r| ExecutionCursor {
         executed_at: r.executed_at,
         id: r.id,
     });
-    let second = list_for_rule(&mut conn, rule, &filter, after, 2).await?;
+    let second = list_for_rule(&mut conn, rule, &filter, after, 2, counted_since).await?;
     assert_eq!(ids(&second), [old[1].id, old[2].id]);
     let failed = ExecutionFilter {
         status: Some(rules_core::Status::Failed),
         ..ExecutionFilter::default()
     };
     assert_eq!(
-        ids(&list_for_rule(&mut conn, rule, &failed, None, 50).await?),
+        ids(&list_for_rule(&mut conn, rule, &failed, None, 50, counted_since).await?),
         [old[2].id]
     );
 
@@ -408,7 +427,10 @@ async fn pages_read_in_looks_back_give_every_row_once_in_order() -> anyhow::Resu
             ..ExecutionFilter::default()
         },
     ];
-    for filter in &filters {
+    // The counters remember every row (as by default: 400 days), or none (kept
+    // for less time than the rows: the log alone is read).
+    let horizons = [now - TimeDelta::days(400), now + TimeDelta::hours(1)];
+    for (filter, counted_since) in filters.iter().flat_map(|f| horizons.map(|h| (f, h))) {
         let expected: Vec<Uuid> = newest_first
             .iter()
             .filter(|r| filter.status.is_none_or(|s| r.status == s))
@@ -420,7 +442,8 @@ async fn pages_read_in_looks_back_give_every_row_once_in_order() -> anyhow::Resu
             let mut seen = Vec::new();
             let mut after = None;
             loop {
-                let page = list_for_rule(&mut conn, rule, filter, after, limit).await?;
+                let page =
+                    list_for_rule(&mut conn, rule, filter, after, limit, counted_since).await?;
                 seen.extend(page.iter().map(|r| r.id));
                 if (page.len() as i64) < limit {
                     break;
@@ -430,7 +453,10 @@ async fn pages_read_in_looks_back_give_every_row_once_in_order() -> anyhow::Resu
                     id: r.id,
                 });
             }
-            assert_eq!(seen, expected, "{filter:?}, pages of {limit}");
+            assert_eq!(
+                seen, expected,
+                "{filter:?}, pages of {limit}, counted since {counted_since}"
+            );
         }
     }
     Ok(())

@@ -23,6 +23,9 @@ pub struct AppState {
     pub allow_private_webhooks: bool,
     /// `retention.stats_minutes_days`: how far back minute buckets can be asked for.
     pub stats_minutes_days: u32,
+    /// `retention.stats_days`: how far back the counters remember every execution
+    /// (a page of failures is found through them).
+    pub stats_days: u32,
 }
 
 impl AppState {
@@ -42,6 +45,7 @@ impl AppState {
             publish_policy: std::sync::Arc::new(settings.worker.publish_policy()),
             allow_private_webhooks: settings.webhook.allow_private,
             stats_minutes_days: settings.retention.stats_minutes_days,
+            stats_days: settings.retention.stats_days,
         }
     }
 }

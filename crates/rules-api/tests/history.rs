@@ -7,6 +7,7 @@ use chrono::{DateTime, Duration, DurationRound, TimeDelta, Utc};
 use common::*;
 use rules_store::db::executions::{insert_new, ExecutionRow};
 use rules_store::db::raw_json::RawJson;
+use rules_store::db::record::{record_batch, Decided};
 use rules_store::db::stats::{self, histogram_of, StatsRow};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -25,6 +26,18 @@ fn execution(rule_id: Uuid, at: DateTime<Utc>, status: &str) -> ExecutionRow {
         ),
         event_day: at.date_naive(),
     }
+}
+
+/// Records executions as the worker does: with their counters, in one transaction.
+async fn record(conn: &mut diesel_async::AsyncPgConnection, rows: &[ExecutionRow]) -> usize {
+    let decided = Decided {
+        executions: rows.to_vec(),
+        ..Decided::default()
+    };
+    record_batch(conn, &decided)
+        .await
+        .expect("record")
+        .executions
 }
 
 #[actix_web::test]
@@ -46,15 +59,8 @@ async fn executions_newest_first_filtered_and_paged() {
         })
         .collect();
     let mut conn = api.db.conn().await.expect("conn");
-    assert_eq!(insert_new(&mut conn, &rows).await.expect("insert").len(), 9);
-    assert_eq!(
-        insert_new(&mut conn, &rows[..2])
-            .await
-            .expect("insert")
-            .len(),
-        0,
-        "idempotent"
-    );
+    assert_eq!(record(&mut conn, &rows).await, 9);
+    assert_eq!(record(&mut conn, &rows[..2]).await, 0, "idempotent");
 
     let uri = format!("/api/rules/{rule_id}/executions");
     let (status, body) = get(&api.service, &format!("{uri}?limit=4")).await;
@@ -88,6 +94,141 @@ async fn executions_newest_first_filtered_and_paged() {
     assert_eq!(
         (status, body["items"].as_array().map(Vec::len)),
         (200, Some(9))
+    );
+}
+
+/// Every page of `uri` (`limit` 5), followed by its cursors: the ids in order.
+async fn all_pages<S, B>(service: &S, uri: &str) -> Vec<Uuid>
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = match &cursor {
+            Some(c) => format!("{uri}&limit=5&cursor={c}"),
+            None => format!("{uri}&limit=5"),
+        };
+        let (status, body) = get(service, &page).await;
+        assert_eq!(status, 200, "{body}");
+        for item in body["items"].as_array().expect("items") {
+            ids.push(Uuid::parse_str(item["id"].as_str().expect("id")).expect("uuid"));
+        }
+        match body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return ids,
+        }
+    }
+}
+
+/// A page of failures is read where the counters put it: over the days they count
+/// a page in, then (short of a page) before the counters' horizon, where the log
+/// alone remembers. Every failure comes once, in order, however the pages fall
+/// across days, the counters' minutes and quarter hours, and `from` and `to`.
+#[actix_web::test]
+async fn failed_pages_are_read_where_the_counters_put_them() {
+    use rules_store::config::RetentionSettings;
+    use rules_store::db::retention::{make_days, roll_up_stats};
+    let api = start().await;
+    let rule = create(&api.service, rule_body("failing")).await;
+    let rule_id = Uuid::parse_str(rule["id"].as_str().expect("id")).expect("uuid");
+    let quiet = create(&api.service, rule_body("never fails")).await;
+    let quiet_id = quiet["id"].as_str().expect("id").to_owned();
+    let now = Utc::now()
+        .duration_trunc(TimeDelta::seconds(1))
+        .expect("trunc");
+    // Three failures and two successes a day over twelve days (the older ones'
+    // minutes rolled up into quarter hours below), two in one minute today.
+    let mut rows = Vec::new();
+    for day in 0..12 {
+        for (i, status) in ["failed", "succeeded", "failed", "succeeded", "failed"]
+            .into_iter()
+            .enumerate()
+        {
+            let at =
+                now - Duration::days(day) - Duration::hours(1) - Duration::minutes(7 * i as i64);
+            rows.push(execution(rule_id, at, status));
+        }
+    }
+    rows.push(execution(rule_id, now - Duration::seconds(20), "failed"));
+    rows.push(execution(rule_id, now - Duration::seconds(10), "failed"));
+    rows.push(execution(
+        Uuid::parse_str(&quiet_id).expect("uuid"),
+        now - Duration::hours(2),
+        "succeeded",
+    ));
+    let mut conn = api.db.conn().await.expect("conn");
+    let mut days: Vec<_> = rows.iter().map(|r| r.executed_at.date_naive()).collect();
+    // One failure older than the counters remember (`retention.stats_days`, 400 by
+    // default): recorded without its counter, as if the roll-up had expired it.
+    let forgotten = execution(rule_id, now - Duration::days(402), "failed");
+    days.push(forgotten.event_day);
+    days.sort_unstable();
+    days.dedup();
+    make_days(&mut conn, &days).await.expect("days");
+    assert_eq!(record(&mut conn, &rows).await, rows.len());
+    assert_eq!(
+        insert_new(&mut conn, std::slice::from_ref(&forgotten))
+            .await
+            .expect("insert")
+            .len(),
+        1
+    );
+    let settings = RetentionSettings {
+        stats_minutes_days: 7,
+        stats_days: 400,
+        ..api.settings.retention
+    };
+    let rolled = roll_up_stats(&mut conn, settings, None)
+        .await
+        .expect("roll-up");
+    assert!(
+        rolled.minutes_rolled_up > 0,
+        "some failures are in quarter hours"
+    );
+
+    let newest_first = |rows: &mut Vec<&ExecutionRow>| {
+        rows.sort_by_key(|r| std::cmp::Reverse((r.executed_at, r.id)));
+        rows.iter().map(|r| r.id).collect::<Vec<Uuid>>()
+    };
+    let failed = |r: &&ExecutionRow| r.status == rules_core::Status::Failed;
+    let mut expected: Vec<&ExecutionRow> = rows.iter().filter(failed).collect();
+    expected.push(&forgotten);
+    let uri = format!("/api/rules/{rule_id}/executions?status=failed");
+    assert_eq!(
+        all_pages(&api.service, &uri).await,
+        newest_first(&mut expected)
+    );
+
+    // Within a range: its failures only.
+    let (from, to) = (now - Duration::days(5), now - Duration::days(2));
+    let stamp = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut within: Vec<&ExecutionRow> = rows
+        .iter()
+        .filter(failed)
+        .filter(|r| r.executed_at >= from && r.executed_at < to)
+        .collect();
+    assert_eq!(within.len(), 9);
+    let ranged = format!("{uri}&from={}&to={}", stamp(from), stamp(to));
+    assert_eq!(
+        all_pages(&api.service, &ranged).await,
+        newest_first(&mut within)
+    );
+
+    // A rule that never failed: no page, and none of its successes.
+    let (status, body) = get(
+        &api.service,
+        &format!("/api/rules/{quiet_id}/executions?status=failed"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["items"].as_array().map(Vec::len)),
+        (200, Some(0))
     );
 }
 

@@ -58,13 +58,18 @@ const LOOKS: [Option<i64>; 4] = [Some(1), Some(7), Some(30), None];
 /// (a custom plan), a query over a 90-day history's 100 partitions took 3–5 ms to
 /// plan and 0.5 ms to run; generic, 0.5 ms in all. A busy rule's page is one look
 /// at the newest day or two; the looks bound how many partitions a run starts.
-/// A rarer status (`failed`, `skipped`) is read in one look over the whole range.
+///
+/// A rarer status (`failed`, `skipped`) is sparse, often absent: its page is read
+/// where the rule's counters say it lies ([`rare_page`]). `counted_since` is how
+/// far back the counters remember (`retention.stats_days` before now): before it,
+/// only the log can tell.
 pub async fn list_for_rule(
     conn: &mut AsyncPgConnection,
     rule_id: Uuid,
     filter: &ExecutionFilter,
     after: Option<ExecutionCursor>,
     limit: i64,
+    counted_since: DateTime<Utc>,
 ) -> Result<Vec<ExecutionRow>, DbError> {
     use diesel_async::AsyncConnection;
     // The page starts at the cursor, or at `to`, or now.
@@ -77,37 +82,203 @@ pub async fn list_for_rule(
         diesel::sql_query("SET LOCAL plan_cache_mode = force_generic_plan")
             .execute(conn)
             .await?;
+        let page = Page {
+            rule_id,
+            filter,
+            after,
+            limit,
+            start,
+        };
+        match filter.status {
+            Some(rare) if rare != rules_core::Status::Succeeded => {
+                page.rare(conn, rare, counted_since).await
+            }
+            status => page.in_looks(conn, status).await,
+        }
+    })
+    .await
+}
+
+/// What [`list_for_rule`] is asked for, the page's start worked out.
+struct Page<'a> {
+    rule_id: Uuid,
+    filter: &'a ExecutionFilter,
+    after: Option<ExecutionCursor>,
+    limit: i64,
+    /// The cursor's time, or `to`, or now.
+    start: DateTime<Utc>,
+}
+
+impl Page<'_> {
+    /// All executions or the succeeded ones: in the [`LOOKS`], newest first, until
+    /// the page is full or the range is read.
+    async fn in_looks(
+        &self,
+        conn: &mut AsyncPgConnection,
+        status: Option<rules_core::Status>,
+    ) -> Result<Vec<ExecutionRow>, DbError> {
+        let filter = self.filter;
         let mut rows = Vec::new();
         // Each look covers [since, before): `before` is where the previous one began.
         let mut before: Option<DateTime<Utc>> = None;
-        // A rarer status is sparse (often absent): one look over everything, each
-        // partition a descent of its small partial index, rather than four looks
-        // that all come back short.
-        let looks: &[Option<i64>] = match filter.status {
-            Some(s) if s != rules_core::Status::Succeeded => &[None],
-            _ => &LOOKS,
-        };
-        for &days in looks {
+        for &days in &LOOKS {
             let since = days
-                .map(|d| start - chrono::TimeDelta::days(d))
+                .map(|d| self.start - chrono::TimeDelta::days(d))
                 .map(|since| filter.from.map_or(since, |from| since.max(from)));
             let look = Look {
                 since: since.or(filter.from),
                 // A previous look's start is at or before `to` already.
                 before: before.or(filter.to),
-                after,
-                limit: limit - rows.len() as i64,
+                after: self.after,
+                limit: self.limit - rows.len() as i64,
             };
-            rows.extend(look.run(conn, rule_id, filter.status).await?);
+            rows.extend(look.run(conn, self.rule_id, status).await?);
             let reached_from = matches!((since, filter.from), (Some(s), Some(f)) if s <= f);
-            if rows.len() as i64 >= limit || since.is_none() || reached_from {
+            if rows.len() as i64 >= self.limit || since.is_none() || reached_from {
                 break;
             }
             before = since;
         }
         Ok(rows)
-    })
-    .await
+    }
+
+    /// A rarer status, where the counters put it: the log is read from the bucket
+    /// where they count a page of it before the start (or from the oldest they
+    /// count) in one look, over a handful of days for a rule that fails daily, none
+    /// for a rule that never failed; then, for a page still short, the time before
+    /// `counted_since` (older than the counters' retention, none by default: the
+    /// counters are kept 400 days, the log 30), which only the log can tell.
+    ///
+    /// Sound because the recorder writes a failure's counter in the transaction that
+    /// records it (`record::record_batch`), in the minute of its execution time, and
+    /// the roll-up moves minutes into the quarter hours that hold them: every
+    /// execution of the status at or after `counted_since` is counted in a bucket
+    /// that starts at or before it.
+    async fn rare(
+        &self,
+        conn: &mut AsyncPgConnection,
+        rare: rules_core::Status,
+        counted_since: DateTime<Utc>,
+    ) -> Result<Vec<ExecutionRow>, DbError> {
+        let filter = self.filter;
+        let counted = counted_buckets(conn, self.rule_id, rare, self.start, self.limit).await?;
+        let mut rows = Vec::new();
+        let mut uncounted_before = counted_since.min(self.start);
+        if let Some(since) = window_start(&counted, self.start, self.limit) {
+            let look = Look {
+                since: Some(filter.from.map_or(since, |from| since.max(from))),
+                before: filter.to,
+                after: self.after,
+                limit: self.limit,
+            };
+            rows = look.run(conn, self.rule_id, Some(rare)).await?;
+            uncounted_before = uncounted_before.min(since);
+        }
+        let reaches_uncounted = filter.from.is_none_or(|from| from < uncounted_before);
+        if (rows.len() as i64) < self.limit && reaches_uncounted {
+            let look = Look {
+                since: filter.from,
+                before: Some(
+                    filter
+                        .to
+                        .map_or(uncounted_before, |to| to.min(uncounted_before)),
+                ),
+                after: self.after,
+                limit: self.limit - rows.len() as i64,
+            };
+            rows.extend(look.run(conn, self.rule_id, Some(rare)).await?);
+        }
+        Ok(rows)
+    }
+}
+
+/// A counter bucket (a minute or a quarter hour) that counted `count` executions of
+/// a status.
+#[derive(Debug, Clone, PartialEq, QueryableByName)]
+struct CountedBucket {
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    bucket_start: DateTime<Utc>,
+    #[diesel(sql_type = diesel::sql_types::Int4)]
+    width_seconds: i32,
+    #[diesel(sql_type = diesel::sql_types::Int8)]
+    count: i64,
+}
+
+/// The statement of [`counted_buckets`] for the counter column `$c`: the newest
+/// `$3` minutes and the newest `$3` quarter hours of rule `$1` starting at or
+/// before `$2` that counted one (an index of each table holds those of `failed`,
+/// migration 000016).
+macro_rules! counted_buckets_sql {
+    ($c:literal) => {
+        concat!(
+            "(SELECT bucket_start, 60 AS width_seconds, ",
+            $c,
+            " AS count FROM rule_stats_minute \
+              WHERE rule_id = $1 AND ",
+            $c,
+            " > 0 AND bucket_start <= $2 \
+              ORDER BY bucket_start DESC LIMIT $3) \
+             UNION ALL \
+             (SELECT bucket_start, 900, ",
+            $c,
+            " FROM rule_stats_quarter \
+              WHERE rule_id = $1 AND ",
+            $c,
+            " > 0 AND bucket_start <= $2 \
+              ORDER BY bucket_start DESC LIMIT $3)"
+        )
+    };
+}
+
+/// The rule's newest counter buckets of status `rare` that start at or before
+/// `start`, newest first: enough of them to hold `limit` executions that precede
+/// `start` (each counts one at least, and in each table only one bucket holds
+/// `start` itself), or all of them.
+async fn counted_buckets(
+    conn: &mut AsyncPgConnection,
+    rule_id: Uuid,
+    rare: rules_core::Status,
+    start: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<CountedBucket>, DbError> {
+    use diesel::sql_types::{Int8, Timestamptz, Uuid as SqlUuid};
+    let sql = match rare {
+        rules_core::Status::Skipped => counted_buckets_sql!("skipped"),
+        // `Succeeded` is never asked for here: its pages are read in looks.
+        rules_core::Status::Failed | rules_core::Status::Succeeded => {
+            counted_buckets_sql!("failed")
+        }
+    };
+    let mut buckets: Vec<CountedBucket> = prepared::statement(sql)
+        .bind::<SqlUuid, _>(rule_id)
+        .bind::<Timestamptz, _>(start)
+        .bind::<Int8, _>(limit.saturating_add(1))
+        .load(conn)
+        .await?;
+    buckets.sort_unstable_by_key(|b| std::cmp::Reverse(b.bucket_start));
+    Ok(buckets)
+}
+
+/// Where a page of `limit` counted executions before `start` begins: the start of
+/// the newest bucket at which the buckets wholly before `start` count `limit`, or
+/// the oldest bucket's (all of them count fewer); `None` when nothing is counted.
+/// `buckets` newest first, as [`counted_buckets`] gives them: when a table's
+/// buckets were cut at its limit, those it gave count `limit` already.
+fn window_start(
+    buckets: &[CountedBucket],
+    start: DateTime<Utc>,
+    limit: i64,
+) -> Option<DateTime<Utc>> {
+    let mut counted = 0;
+    for b in buckets {
+        if b.bucket_start + chrono::TimeDelta::seconds(i64::from(b.width_seconds)) <= start {
+            counted += b.count;
+        }
+        if counted >= limit {
+            return Some(b.bucket_start);
+        }
+    }
+    buckets.last().map(|b| b.bucket_start)
 }
 
 /// `status <> 'succeeded'`, written as that literal (the predicate of the partial
@@ -279,4 +450,52 @@ pub async fn has_history(conn: &mut AsyncPgConnection, rule_id: Uuid) -> Result<
     )
     .get_result::<bool>(conn)
     .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(minute: i64) -> DateTime<Utc> {
+        DateTime::UNIX_EPOCH + chrono::TimeDelta::minutes(minute)
+    }
+
+    fn bucket(start_minute: i64, width_seconds: i32, count: i64) -> CountedBucket {
+        CountedBucket {
+            bucket_start: at(start_minute),
+            width_seconds,
+            count,
+        }
+    }
+
+    #[test]
+    fn a_window_starts_where_the_buckets_before_the_start_count_a_page() {
+        // Newest first: a minute holding the start (not counted), two minutes, then
+        // quarter hours.
+        let buckets = [
+            bucket(1_000, 60, 5),
+            bucket(998, 60, 2),
+            bucket(990, 60, 1),
+            bucket(960, 900, 4),
+            bucket(900, 900, 3),
+        ];
+        let start = at(1_000) + chrono::TimeDelta::seconds(30);
+        assert_eq!(window_start(&buckets, start, 3), Some(at(990)));
+        assert_eq!(window_start(&buckets, start, 4), Some(at(960)));
+        assert_eq!(window_start(&buckets, start, 7), Some(at(960)));
+        // More than is counted: from the oldest bucket.
+        assert_eq!(window_start(&buckets, start, 100), Some(at(900)));
+        assert_eq!(window_start(&[], start, 3), None);
+    }
+
+    #[test]
+    fn a_bucket_that_ends_at_the_start_counts_and_one_that_holds_it_does_not() {
+        let start = at(1_000);
+        // Ends exactly at the start: wholly before it.
+        assert_eq!(window_start(&[bucket(999, 60, 1)], start, 1), Some(at(999)));
+        // Holds the start: its executions may all come after the cursor, so the
+        // window reaches past it, to the oldest bucket.
+        let buckets = [bucket(990, 900, 50), bucket(900, 60, 1)];
+        assert_eq!(window_start(&buckets, start, 2), Some(at(900)));
+    }
 }
