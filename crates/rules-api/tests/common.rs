@@ -10,6 +10,18 @@ use rules_e2e::TestDb;
 use rules_store::Settings;
 use serde_json::{json, Value};
 
+/// The app under test, as `test::init_service` gives it (a trait alias, so a helper
+/// states one bound).
+pub trait App<B>:
+    Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>
+{
+}
+
+impl<S, B> App<B> for S where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>
+{
+}
+
 pub const KEY: &str = "test-key-0123456789abcdef";
 pub const LS: &str = "0e2a9c1b-0000-4000-8000-00000000abcd";
 
@@ -70,7 +82,7 @@ pub fn auth() -> (&'static str, String) {
 /// An authorized GET of `uri`: its status and JSON body.
 pub async fn get<S, B>(service: &S, uri: &str) -> (u16, Value)
 where
-    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    S: App<B>,
     B: MessageBody,
 {
     let (status, _, body) = send(
@@ -87,7 +99,7 @@ pub async fn send<S, B>(
     req: test::TestRequest,
 ) -> (u16, actix_web::http::header::HeaderMap, Value)
 where
-    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    S: App<B>,
     B: MessageBody,
 {
     // A middleware's error becomes its response, as the server does.
@@ -134,7 +146,7 @@ pub fn rule_body(name: &str) -> Value {
 /// Creates a rule through the API and returns its JSON.
 pub async fn create<S, B>(service: &S, body: Value) -> Value
 where
-    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    S: App<B>,
     B: MessageBody,
 {
     let (status, _, created) = send(

@@ -100,11 +100,7 @@ async fn executions_newest_first_filtered_and_paged() {
 /// Every page of `uri` (`limit` 5), followed by its cursors: the ids in order.
 async fn all_pages<S, B>(service: &S, uri: &str) -> Vec<Uuid>
 where
-    S: actix_web::dev::Service<
-        actix_http::Request,
-        Response = actix_web::dev::ServiceResponse<B>,
-        Error = actix_web::Error,
-    >,
+    S: App<B>,
     B: actix_web::body::MessageBody,
 {
     let mut ids = Vec::new();
@@ -262,11 +258,7 @@ fn minute(
 /// A new rule of `service`'s, and the hour that began three hours ago.
 async fn rule_and_an_hour_three_hours_back<S, B>(service: &S) -> (Uuid, DateTime<Utc>)
 where
-    S: actix_web::dev::Service<
-        actix_http::Request,
-        Response = actix_web::dev::ServiceResponse<B>,
-        Error = actix_web::Error,
-    >,
+    S: App<B>,
     B: actix_web::body::MessageBody,
 {
     let rule = create(service, rule_body("a")).await;

@@ -8,11 +8,7 @@ use std::collections::HashSet;
 
 async fn page<S, B>(service: &S, query: &str) -> (u16, Value)
 where
-    S: actix_web::dev::Service<
-        actix_http::Request,
-        Response = actix_web::dev::ServiceResponse<B>,
-        Error = actix_web::Error,
-    >,
+    S: App<B>,
     B: actix_web::body::MessageBody,
 {
     get(service, &format!("/api/rules?{query}")).await
