@@ -35,6 +35,12 @@ pub struct WorkerArgs {
     /// Extra worker settings, `KEY=VALUE` (e.g. `RULES__WORKER__BATCH_SIZE=1000`).
     #[arg(long = "worker-env")]
     worker_env: Vec<String>,
+    /// Run on this existing database of the server (the one `KEEP=1 make
+    /// bench-history` keeps, `rules_bench_history`, say) instead of a fresh one:
+    /// migrated, the run's rules added and deleted after; the database, what it
+    /// held and what the run recorded are kept. Its own rules are loaded too.
+    #[arg(long)]
+    on_database: Option<String>,
 }
 
 /// What the drain runs against beyond the workload itself.
@@ -62,6 +68,10 @@ pub struct DrainShape {
 struct Setup {
     admin_url: String,
     db_name: String,
+    /// Made for this run (dropped at the end), or given (`--on-database`: kept).
+    made: bool,
+    /// The run's rules (deleted at the end from a database that is kept).
+    rule_ids: Vec<Uuid>,
     db_url: String,
     redis: MultiplexedConnection,
     stream: String,
@@ -73,15 +83,21 @@ impl Setup {
     async fn new(args: &WorkerArgs, rules: &[(Uuid, Value)]) -> anyhow::Result<Self> {
         let mut admin = url::Url::parse(&args.database_url).context("DATABASE_URL")?;
         admin.set_path("/postgres");
-        let db_name = format!("rules_bench_{}", Uuid::new_v4().simple());
+        let made = args.on_database.is_none();
+        let db_name = args
+            .on_database
+            .clone()
+            .unwrap_or_else(|| format!("rules_bench_{}", Uuid::new_v4().simple()));
         let mut db = admin.clone();
         db.set_path(&format!("/{db_name}"));
-        let mut conn = AsyncPgConnection::establish(admin.as_str())
-            .await
-            .context("connect to PostgreSQL")?;
-        diesel::sql_query(format!("CREATE DATABASE \"{db_name}\""))
-            .execute(&mut conn)
-            .await?;
+        if made {
+            let mut conn = AsyncPgConnection::establish(admin.as_str())
+                .await
+                .context("connect to PostgreSQL")?;
+            diesel::sql_query(format!("CREATE DATABASE \"{db_name}\""))
+                .execute(&mut conn)
+                .await?;
+        }
         rules_store::db::migrations::run_pending(&PgTarget::new(db.as_str(), None)?).await?;
         let prefix = format!("bench:{}", Uuid::new_v4().simple());
         let out = format!("{prefix}:out");
@@ -114,6 +130,8 @@ impl Setup {
         let setup = Self {
             admin_url: admin.to_string(),
             db_name,
+            made,
+            rule_ids: rows.iter().map(|r| r.id).collect(),
             db_url: db.to_string(),
             redis,
             stream: format!("{prefix}:events"),
@@ -126,7 +144,7 @@ impl Setup {
     }
 
     /// Stores one more rule, as given (its actions kept).
-    async fn add_rule(&self, body: Value) -> anyhow::Result<()> {
+    async fn add_rule(&mut self, body: Value) -> anyhow::Result<()> {
         let spec = rules_core::parse_rule_spec(&body).map_err(|e| anyhow::anyhow!("{e}"))?;
         let now = chrono::Utc::now();
         let row = RuleRow::from_rule(&rules_core::Rule {
@@ -137,7 +155,8 @@ impl Setup {
             updated_at: now,
         });
         let mut conn = AsyncPgConnection::establish(&self.db_url).await?;
-        insert_many(&mut conn, &[row]).await?;
+        insert_many(&mut conn, std::slice::from_ref(&row)).await?;
+        self.rule_ids.push(row.id);
         Ok(())
     }
 
@@ -184,9 +203,13 @@ impl Setup {
         group_progress(&mut self.redis.clone(), &self.stream).await
     }
 
-    async fn executions(&self) -> anyhow::Result<i64> {
-        self.scalar("SELECT count(*) AS n FROM rule_executions")
-            .await
+    /// Executions recorded at or after `since` (today's partition, on a kept log).
+    async fn executions(&self, since: chrono::DateTime<chrono::Utc>) -> anyhow::Result<i64> {
+        self.scalar(&format!(
+            "SELECT count(*) AS n FROM rule_executions WHERE executed_at >= '{}'",
+            since.to_rfc3339()
+        ))
+        .await
     }
 
     /// The server's WAL position in bytes (`pg_current_wal_lsn`): two readings give
@@ -216,6 +239,14 @@ impl Setup {
             .query_async(&mut r)
             .await?;
         self.forget_gate_state(&mut r).await?;
+        if !self.made {
+            let mut conn = AsyncPgConnection::establish(&self.db_url).await?;
+            diesel::sql_query("DELETE FROM rules WHERE id = ANY($1)")
+                .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(&self.rule_ids)
+                .execute(&mut conn)
+                .await?;
+            return Ok(());
+        }
         let mut conn = AsyncPgConnection::establish(&self.admin_url).await?;
         diesel::sql_query(format!(
             "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
@@ -423,6 +454,9 @@ async fn drain_with(
             .grow_executions(shape.grow_executions, shape.grow_days)
             .await?;
     }
+    // What the run records is what was executed after this (a kept database, or
+    // the grown executions, hold older rows).
+    let recorded_since = chrono::Utc::now();
     let started = Instant::now();
     setup.xadd(events).await?;
     eprintln!(
@@ -462,7 +496,7 @@ async fn drain_with(
     let done = Instant::now();
     let cpu_after = crate::cpu::sample(&pids, redis_pid);
     let from_first = done - first_read.unwrap_or(spawned);
-    let executions = setup.executions().await? - shape.grow_executions as i64;
+    let executions = setup.executions(recorded_since).await?;
     let events_per_second = rate(events.len(), from_first);
     println!("drained {} events in {:.2}s: {:.0} events/s (from the first read; {:.2}s from process start)",
         events.len(), from_first.as_secs_f64(), events_per_second, (done - spawned).as_secs_f64());
@@ -638,7 +672,7 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
     if events.is_empty() {
         bail!("no events");
     }
-    let setup = Setup::new(args, &rules).await?;
+    let mut setup = Setup::new(args, &rules).await?;
     // The backlog's stream, read by the same worker; its group exists before the
     // entries are written so the worker reads them all.
     let backlog_stream = format!("{}:backlog", setup.stream);
