@@ -8,7 +8,8 @@
 # workers run it hourly, an hour's worth). Each request kind is driven by wrk for
 # DURATION seconds over CONNECTIONS connections; prints requests/s and the latency
 # distribution. Uses its own database (rules_bench_history), dropped at the end
-# (KEEP=1 keeps it; REUSE=1 measures again on a kept one, without generating).
+# (KEEP=1 keeps it; REUSE=1 measures again on a kept one, without generating;
+# REUSE=1 RECOUNT=1 writes its counters again first).
 # Each kind is run twice: first on the caches as generation left them (cold: the
 # rule's index pages are read from disk, one descent per partition), then again
 # (warm: what a dashboard polling its rules sees).
@@ -86,7 +87,10 @@ echo "wrote $EXECUTIONS executions over $DAYS days in $(seconds "$t0")s"
 }
 
 # The counters of the executions, as the recorder and the hourly roll-up leave
-# them: per quarter hour before the last 8 days, per minute in them.
+# them: per quarter hour before the last 8 days, per minute in them; and in the
+# order they write them (the recorder minute after minute, the roll-up a day at a
+# time, its rules in order), so that each table's rows lie by time as the
+# service's do (the roll-up's expiry and the minutes' move read them by time).
 count() {
 t0=$(date +%s)
 psql "$BENCH_URL" -q -v ON_ERROR_STOP=1 <<'SQL'
@@ -94,16 +98,17 @@ TRUNCATE rule_stats_minute, rule_stats_quarter, rule_stats_day;
 INSERT INTO rule_stats_quarter (rule_id, bucket_start, matched, executed, succeeded, failed, duration_ms_sum, last_executed_at)
 SELECT rule_id, date_bin('15 minutes', executed_at, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b, count(*), count(*),
        count(*) FILTER (WHERE status = 'succeeded'), count(*) FILTER (WHERE status = 'failed'), sum(duration_ms), max(executed_at)
-FROM rule_executions WHERE executed_at < now() - interval '8 days' GROUP BY 1, 2 ORDER BY 1, 2;
+FROM rule_executions WHERE executed_at < now() - interval '8 days' GROUP BY 1, 2
+ORDER BY date_bin('1 day', date_bin('15 minutes', executed_at, TIMESTAMPTZ '2000-01-01 00:00:00+00'), TIMESTAMPTZ '2000-01-01 00:00:00+00'), 1, 2;
 -- The quarter hours' day rows, as the roll-up writes them beside the quarter hours (migration 000013).
 INSERT INTO rule_stats_day (rule_id, bucket_start, matched, executed, succeeded, failed, duration_ms_sum, last_executed_at)
 SELECT rule_id, date_bin('1 day', bucket_start, TIMESTAMPTZ '2000-01-01 00:00:00+00'), sum(matched), sum(executed),
        sum(succeeded), sum(failed), sum(duration_ms_sum), max(last_executed_at)
-FROM rule_stats_quarter GROUP BY 1, 2 ORDER BY 1, 2;
+FROM rule_stats_quarter GROUP BY 1, 2 ORDER BY 2, 1;
 INSERT INTO rule_stats_minute (rule_id, bucket_start, matched, executed, succeeded, failed, duration_ms_sum, last_executed_at)
 SELECT rule_id, date_trunc('minute', executed_at), count(*), count(*), count(*) FILTER (WHERE status = 'succeeded'),
        count(*) FILTER (WHERE status = 'failed'), sum(duration_ms), max(executed_at)
-FROM rule_executions WHERE executed_at >= now() - interval '8 days' GROUP BY 1, 2 ORDER BY 1, 2;
+FROM rule_executions WHERE executed_at >= now() - interval '8 days' GROUP BY 1, 2 ORDER BY 2, 1;
 SQL
 echo "counted them into $(psql "$BENCH_URL" -Atc "SELECT count(*) FROM rule_stats_quarter") quarter hours and $(psql "$BENCH_URL" -Atc "SELECT count(*) FROM rule_stats_minute") minutes in $(seconds "$t0")s"
 t0=$(date +%s)
@@ -115,6 +120,8 @@ psql "$BENCH_URL" -qc "VACUUM ANALYZE"
 if [[ ${REUSE:-0} == 1 ]]; then
   echo "measuring again on the kept $BENCH_DB"
   DATABASE_URL=$BENCH_URL "$TARGET/release/rules-migrate" >/dev/null
+  # RECOUNT=1: its counters written again (as this version of the script writes them).
+  [[ ${RECOUNT:-0} == 1 ]] && count
 else
   generate
   count

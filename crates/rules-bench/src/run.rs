@@ -38,7 +38,8 @@ pub struct WorkerArgs {
     /// Run on this existing database of the server (the one `KEEP=1 make
     /// bench-history` keeps, `rules_bench_history`, say) instead of a fresh one:
     /// migrated, the run's rules added and deleted after; the database, what it
-    /// held and what the run recorded are kept. Its own rules are loaded too.
+    /// held and what the run recorded are kept (the worker's retention is set to
+    /// keep every day). Its own rules are loaded too.
     #[arg(long)]
     on_database: Option<String>,
 }
@@ -63,6 +64,22 @@ pub struct DrainShape {
     /// ends with the scale-out table.
     #[arg(long, value_delimiter = ',', default_value = "1")]
     workers: Vec<usize>,
+}
+
+/// `retention.executions_days` of a worker on a kept database (`--on-database`):
+/// a century, so that nothing it holds is dropped.
+const KEEP_EVERY_DAY: u32 = 36_500;
+
+/// The worker's retention on the bench's database: its own (made for the run,
+/// dropped after), or one that is kept, whose days a worker at its default
+/// retention (30 days, applied at its start) would drop.
+fn retention_env(made: bool) -> Option<(&'static str, String)> {
+    (!made).then(|| {
+        (
+            "RULES__RETENTION__EXECUTIONS_DAYS",
+            KEEP_EVERY_DAY.to_string(),
+        )
+    })
 }
 
 struct Setup {
@@ -191,6 +208,9 @@ impl Setup {
             .env("RULES__LOG__FILTER", "warn")
             .stdin(Stdio::null())
             .kill_on_drop(true);
+        if let Some((key, value)) = retention_env(self.made) {
+            cmd.env(key, value);
+        }
         for kv in &args.worker_env {
             let (k, v) = kv.split_once('=').context("--worker-env takes KEY=VALUE")?;
             cmd.env(k, v);
@@ -954,4 +974,20 @@ pub async fn fill(source: &Source, redis_url: &str, stream: &str) -> anyhow::Res
         events.len()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_on_a_kept_database_keeps_every_day_of_it() {
+        assert_eq!(retention_env(true), None);
+        let (key, value) = retention_env(false).expect("a retention for a kept database");
+        let vars = [("DATABASE_URL", "postgres://x/y"), (key, value.as_str())]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let settings = rules_store::Settings::load_from(&vars).expect("the worker accepts it");
+        // The 90 days of issue 17's log, and years more.
+        assert!(settings.retention.executions_days >= 3650);
+    }
 }
