@@ -60,7 +60,7 @@ const LOOKS: [Option<i64>; 4] = [Some(1), Some(7), Some(30), None];
 /// at the newest day or two; the looks bound how many partitions a run starts.
 ///
 /// A rarer status (`failed`, `skipped`) is sparse, often absent: its page is read
-/// where the rule's counters say it lies ([`rare_page`]). `counted_since` is how
+/// where the rule's counters say it lies (`Page::rare`). `counted_since` is how
 /// far back the counters remember (`retention.stats_days` before now): before it,
 /// only the log can tell.
 pub async fn list_for_rule(
