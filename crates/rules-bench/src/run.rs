@@ -378,18 +378,9 @@ impl Setup {
         &self,
         r: &mut redis::aio::MultiplexedConnection,
     ) -> anyhow::Result<()> {
-        #[derive(diesel::QueryableByName)]
-        struct Id {
-            #[diesel(sql_type = diesel::sql_types::Uuid)]
-            id: uuid::Uuid,
-        }
-        let mut conn = AsyncPgConnection::establish(&self.db_url).await?;
-        let ids: std::collections::HashSet<String> = diesel::sql_query("SELECT id FROM rules")
-            .load::<Id>(&mut conn)
-            .await?
-            .into_iter()
-            .map(|row| row.id.to_string())
-            .collect();
+        // The run's own rules only: a kept database's rules are not the run's.
+        let ids: std::collections::HashSet<String> =
+            self.rule_ids.iter().map(Uuid::to_string).collect();
         let mut cursor: u64 = 0;
         loop {
             let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")

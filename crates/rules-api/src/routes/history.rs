@@ -2,10 +2,10 @@
 //! deleted rule whose history remains; an id with neither rule nor history is 404.
 
 use actix_web::{get, web, HttpResponse};
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use rules_store::db::executions::{self, ExecutionCursor, ExecutionFilter, ExecutionRow};
 use rules_store::db::raw_json::RawJson;
-use rules_store::db::{rules as rules_db, stats};
+use rules_store::db::{retention, rules as rules_db, stats};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -124,12 +124,7 @@ pub async fn list_executions(
     };
     let mut conn = state.db().await?;
     ensure_known(&mut conn, id).await?;
-    // The counters forget the quarter hours older than `stats_days` (the hourly
-    // roll-up): an hour's margin for the roll-up's clock against this one.
-    let counted_since = Utc::now()
-        .checked_sub_signed(TimeDelta::days(i64::from(state.stats_days)))
-        .unwrap_or(DateTime::<Utc>::MIN_UTC)
-        + TimeDelta::hours(1);
+    let counted_since = retention::counters_complete_since(state.stats_days, Utc::now());
     let rows =
         executions::list_for_rule(&mut conn, id, &filter, after, limit + 1, counted_since).await?;
     let (rows, next_cursor) = pagination::page(rows, limit, |r| (r.executed_at, r.id));

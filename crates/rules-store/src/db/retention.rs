@@ -113,6 +113,17 @@ pub async fn roll_up_stats(
     .await?)
 }
 
+/// From when the analytics counters still hold every execution, as of `now`: the
+/// roll-up deletes the quarter hours older than `stats_days` before its own now,
+/// an hour's margin allowed for its clock running ahead of the caller's. A page of
+/// failures is found through the counters after this time, in the log before it
+/// (`executions::list_for_rule`).
+pub fn counters_complete_since(stats_days: u32, now: DateTime<Utc>) -> DateTime<Utc> {
+    now.checked_sub_signed(chrono::TimeDelta::days(i64::from(stats_days)))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+        + chrono::TimeDelta::hours(1)
+}
+
 /// A number of days as the SQL functions take it (an `int`).
 fn days_param(days: u32) -> i32 {
     i32::try_from(days).unwrap_or(i32::MAX)
