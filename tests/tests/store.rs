@@ -316,3 +316,85 @@ async fn no_table_has_two_indexes_alike() -> anyhow::Result<()> {
     assert!(alike.is_empty(), "indexes alike: {alike:?}");
     Ok(())
 }
+
+/// A rule's answer in days reads its day rows and the counts of its quarter hours
+/// around the midnights from the primary keys alone (migration 000017): heap pages
+/// of a handful, not one per day. The rows are laid out as the roll-up writes them,
+/// a day of every rule at a time, so the rule's 40 days lie on 40 pages of each
+/// table; before 000017 the answer read every one of them.
+#[tokio::test]
+async fn an_answer_in_days_reads_the_counters_from_their_keys() -> anyhow::Result<()> {
+    use diesel_async::SimpleAsyncConnection;
+    use rules_store::db::stats;
+    let db = TestDb::migrated().await?;
+    let mut conn = db.conn().await?;
+    let midnight = Utc::now().duration_trunc(TimeDelta::days(1))?;
+    // 150 rules' day rows for 40 days, and their quarter hours of the two hours
+    // before each UTC midnight (where a Berlin day starts), day after day.
+    conn.batch_execute(&format!(
+        "INSERT INTO rule_stats_day (rule_id, bucket_start, matched, executed, succeeded, \
+           duration_ms_sum, duration_histogram) \
+         SELECT md5(r::text)::uuid, '{midnight}'::timestamptz - d * interval '1 day', 9, 9, 9, 90, \
+           '{{1,2,3,3,0,0,0,0,0,0,0,0,0,0,0,0}}' \
+         FROM generate_series(1, 40) d, generate_series(1, 150) r ORDER BY d DESC, r; \
+         INSERT INTO rule_stats_quarter (rule_id, bucket_start, matched, executed, succeeded, \
+           duration_ms_sum, duration_histogram) \
+         SELECT md5(r::text)::uuid, '{midnight}'::timestamptz - d * interval '1 day' \
+           - q * interval '15 minutes', 1, 1, 1, 10, '{{0,1,0,0,0,0,0,0,0,0,0,0,0,0,0,0}}' \
+         FROM generate_series(1, 40) d, generate_series(1, 150) r, generate_series(1, 8) q \
+         ORDER BY d DESC, r, q DESC;"
+    ))
+    .await?;
+    // Each its own statement: VACUUM runs outside a transaction.
+    for table in ["rule_stats_day", "rule_stats_quarter"] {
+        conn.batch_execute(&format!("VACUUM ANALYZE {table}"))
+            .await?;
+    }
+    let rule: Uuid = "c4ca4238-a0b9-2382-0dcc-509a6f75849b".parse()?; // md5('1')
+                                                                      // Days starting an hour before UTC midnight, as Berlin's do in winter.
+    let from = midnight - TimeDelta::days(38) + TimeDelta::hours(5);
+    let to = midnight - TimeDelta::hours(3);
+    let starts: Vec<_> = std::iter::once(from)
+        .chain(
+            (1..38)
+                .rev()
+                .map(|d| midnight - TimeDelta::days(d) - TimeDelta::hours(1)),
+        )
+        .collect();
+    conn.batch_execute("BEGIN").await?;
+    // Within one transaction the counts are not flushed to the shared statistics:
+    // the difference is the answer's.
+    let before = blocks_fetched(&mut conn).await?;
+    let sums = stats::sum_by_day(&mut conn, rule, (from, to), &starts).await?;
+    let after = blocks_fetched(&mut conn).await?;
+    conn.batch_execute("COMMIT").await?;
+    let (day, quarter) = (after.day - before.day, after.quarter - before.quarter);
+    let executed: i64 = sums.iter().map(|s| s.executed).sum();
+    assert!(
+        executed > 30 * 9,
+        "the answer counts the rule's days: {executed}"
+    );
+    // The visibility map's page, and the table's pages of the two outer windows'
+    // durations and of the last execution.
+    assert!(day <= 3, "day rows' pages read: {day}");
+    assert!(quarter <= 6, "quarter hours' pages read: {quarter}");
+    Ok(())
+}
+
+#[derive(diesel::QueryableByName)]
+struct Fetched {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    day: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    quarter: i64,
+}
+
+/// The blocks this transaction has asked of the day rows and the quarter hours.
+async fn blocks_fetched(conn: &mut diesel_async::AsyncPgConnection) -> anyhow::Result<Fetched> {
+    Ok(diesel::sql_query(
+        "SELECT pg_stat_get_xact_blocks_fetched('rule_stats_day'::regclass) AS day, \
+           pg_stat_get_xact_blocks_fetched('rule_stats_quarter'::regclass) AS quarter",
+    )
+    .get_result(conn)
+    .await?)
+}

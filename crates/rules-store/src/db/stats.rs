@@ -224,21 +224,42 @@ const MINUTES: i16 = 0;
 const DAYS: i16 = 1;
 const EDGES: i16 = 2;
 const LAST: i16 = 3;
+const OUTER_EDGES: i16 = 4;
+
+/// The counts of a row, as [`BucketSums`] names them after `bucket`, without its
+/// durations: all a bucket of the series shows.
+const COUNTS: &str = "matched, executed, suppressed_by_cooldown, skipped, succeeded, failed";
 
 /// The statement of [`sum_by_day`], in one snapshot: the minutes summed per
 /// bucket (as [`SUM_BY_BUCKET`]: up to 1,440 a day), the day rows each with its
-/// pair of the ends' nearest midnights, the quarter hours each with its window
-/// between an end and its nearest midnight (an index range scan per window:
+/// pair of the ends' nearest midnights, the quarter hours' counts each with its
+/// window between an end and its nearest midnight (an index range scan per window:
 /// `OFFSET 0` keeps PostgreSQL from joining the windows against all of the rule's
-/// quarter hours instead), and the last execution among the quarter hours. Day
-/// rows and quarter hours come as they are, for the caller to add: a day bucket
-/// holds about one day row and a window a few quarter hours, so summing them in
-/// PostgreSQL (23 aggregates a group) cost more than it saved (a 90-day answer's
-/// statement: a third less CPU in PostgreSQL without it).
+/// quarter hours instead), the durations of the quarter hours in the two outer
+/// windows, and the last execution among the quarter hours. Day rows and quarter
+/// hours come as they are, for the caller to add: a day bucket holds about one day
+/// row and a window a few quarter hours, so summing them in PostgreSQL (23
+/// aggregates a group) cost more than it saved (a 90-day answer's statement: a
+/// third less CPU in PostgreSQL without it).
+///
+/// What is read is in the primary keys (migration 000017: a day row's sums, a
+/// quarter hour's counts), so a rule's ~90 day rows and ~90 windows are read from
+/// the few index pages that hold them in order (index-only scans), not from a heap
+/// page each: the roll-up writes a day of every rule at a time, so a rule's days lie
+/// on as many pages. Durations are in the totals only, where the inner windows
+/// cancel out (each is added to one bucket and taken from the next), so only the
+/// outer two are read for theirs, from the table.
 static SUM_BY_DAY: LazyLock<String> = LazyLock::new(|| {
     let sums = sums_sql();
     let raw = "matched, executed, suppressed_by_cooldown, skipped, succeeded, failed, \
                duration_ms_sum, duration_histogram, NULL::timestamptz";
+    let windows = "unnest($8::int4[], $9::timestamptz[], $10::timestamptz[]) AS w(j, lo, hi)";
+    let quarters = |columns: &str| {
+        format!(
+            "CROSS JOIN LATERAL (SELECT {columns} FROM rule_stats_quarter \
+               WHERE rule_id = $1 AND bucket_start >= w.lo AND bucket_start < w.hi OFFSET 0) AS q"
+        )
+    };
     format!(
         "SELECT {MINUTES}::int2 AS part, width_bucket(bucket_start, $4::timestamptz[]) AS bucket, \
            {sums}, max(last_executed_at) AS last_executed_at \
@@ -248,15 +269,19 @@ static SUM_BY_DAY: LazyLock<String> = LazyLock::new(|| {
          SELECT {DAYS}::int2, width_bucket(bucket_start, $5::timestamptz[]), {raw} \
          FROM rule_stats_day WHERE rule_id = $1 AND bucket_start >= $6 AND bucket_start < $7 \
          UNION ALL \
-         SELECT {EDGES}::int2, w.j, {raw} \
-         FROM unnest($8::int4[], $9::timestamptz[], $10::timestamptz[]) AS w(j, lo, hi) \
-         CROSS JOIN LATERAL (SELECT * FROM rule_stats_quarter \
-           WHERE rule_id = $1 AND bucket_start >= w.lo AND bucket_start < w.hi OFFSET 0) AS q \
+         SELECT {EDGES}::int2, w.j, {COUNTS}, 0::int8, '{{}}'::int8[], NULL::timestamptz \
+         FROM {windows} {} \
+         UNION ALL \
+         SELECT {OUTER_EDGES}::int2, w.j, 0, 0, 0, 0, 0, 0, duration_ms_sum, duration_histogram, \
+           NULL::timestamptz \
+         FROM (SELECT * FROM {windows} WHERE w.j = 0 OR w.j = $11) AS w {} \
          UNION ALL \
          SELECT {LAST}::int2, 0, 0, 0, 0, 0, 0, 0, 0, '{{}}'::int8[], \
            (SELECT last_executed_at FROM rule_stats_quarter \
             WHERE rule_id = $1 AND bucket_start >= $2 AND bucket_start < $3 AND executed > 0 \
-            ORDER BY bucket_start DESC LIMIT 1)"
+            ORDER BY bucket_start DESC LIMIT 1)",
+        quarters(COUNTS),
+        quarters("duration_ms_sum, duration_histogram"),
     )
 });
 
@@ -320,8 +345,15 @@ pub async fn sum_by_day(
         .bind::<Array<Int4>, _>(&window)
         .bind::<Array<Timestamptz>, _>(&lo)
         .bind::<Array<Timestamptz>, _>(&hi)
+        .bind::<Int4, _>(i32::try_from(ends.len() - 1).unwrap_or(i32::MAX))
         .load(conn)
         .await?;
+    // P(ends[j]) holds the window at end `j` with this sign: added to the bucket
+    // ending there, taken from the one starting there.
+    let window_sign = |j: usize| match (ends.get(j), midnights.get(j)) {
+        (Some(end), Some(midnight)) => Some(if end > midnight { 1 } else { -1 }),
+        _ => None,
+    };
     let mut sums = Vec::with_capacity(parts.len() * 2);
     for Part { part, sums: s } in parts {
         match part {
@@ -329,18 +361,22 @@ pub async fn sum_by_day(
             MINUTES | DAYS => sums.push(s),
             EDGES => {
                 let j = usize::try_from(s.bucket).unwrap_or(usize::MAX);
-                let (Some(end), Some(midnight)) = (ends.get(j), midnights.get(j)) else {
-                    continue;
-                };
-                // P(ends[j]) holds the window with this sign: added to the bucket
-                // ending there, taken from the one starting there.
-                let sign = if end > midnight { 1 } else { -1 };
+                let Some(sign) = window_sign(j) else { continue };
                 if j >= 1 {
                     sums.push(s.signed(sign, s.bucket));
                 }
                 if j + 1 < ends.len() {
                     sums.push(s.signed(-sign, s.bucket + 1));
                 }
+            }
+            // The durations of an outer window: in the totals only, with the sign
+            // its counts have (`EDGES`) in the one bucket they go to, `-sign` at
+            // `from`, `sign` at `to`.
+            OUTER_EDGES => {
+                let j = usize::try_from(s.bucket).unwrap_or(usize::MAX);
+                let Some(sign) = window_sign(j) else { continue };
+                let sign = if j == 0 { -sign } else { sign };
+                sums.push(s.signed(sign, 0));
             }
             // The last execution: in the totals only.
             LAST => sums.push(BucketSums { bucket: 0, ..s }),
