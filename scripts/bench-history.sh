@@ -89,8 +89,9 @@ echo "wrote $EXECUTIONS executions over $DAYS days in $(seconds "$t0")s"
 # The counters of the executions, as the recorder and the hourly roll-up leave
 # them: per quarter hour before the last 8 days, per minute in them; and in the
 # order they write them (the recorder minute after minute, the roll-up a day at a
-# time, its rules in order), so that each table's rows lie by time as the
-# service's do (the roll-up's expiry and the minutes' move read them by time).
+# time, its rules in order, and the minutes of each ended day again in key order),
+# so that each table's rows lie by time as the service's do (the roll-up's expiry
+# and the minutes' move read them by time) and a rule's rows of a day together.
 count() {
 t0=$(date +%s)
 psql "$BENCH_URL" -q -v ON_ERROR_STOP=1 <<'SQL'
@@ -105,10 +106,18 @@ INSERT INTO rule_stats_day (rule_id, bucket_start, matched, executed, succeeded,
 SELECT rule_id, date_bin('1 day', bucket_start, TIMESTAMPTZ '2000-01-01 00:00:00+00'), sum(matched), sum(executed),
        sum(succeeded), sum(failed), sum(duration_ms_sum), max(last_executed_at)
 FROM rule_stats_quarter GROUP BY 1, 2 ORDER BY 2, 1;
+-- The minutes: of the days that ended an hour ago, a day at a time in key order, as
+-- the roll-up leaves them (migration 000018); of the rest, minute after minute.
+CREATE TEMP TABLE ended AS SELECT date_bin('1 day', now() - interval '1 hour', TIMESTAMPTZ '2000-01-01 00:00:00+00') AS at;
 INSERT INTO rule_stats_minute (rule_id, bucket_start, matched, executed, succeeded, failed, duration_ms_sum, last_executed_at)
 SELECT rule_id, date_trunc('minute', executed_at), count(*), count(*), count(*) FILTER (WHERE status = 'succeeded'),
        count(*) FILTER (WHERE status = 'failed'), sum(duration_ms), max(executed_at)
-FROM rule_executions WHERE executed_at >= now() - interval '8 days' GROUP BY 1, 2 ORDER BY 2, 1;
+FROM rule_executions WHERE executed_at >= now() - interval '8 days' GROUP BY 1, 2
+ORDER BY CASE WHEN date_trunc('minute', executed_at) < (SELECT at FROM ended)
+              THEN date_bin('1 day', date_trunc('minute', executed_at), TIMESTAMPTZ '2000-01-01 00:00:00+00') END,
+         CASE WHEN date_trunc('minute', executed_at) < (SELECT at FROM ended) THEN rule_id END, 2, 1;
+INSERT INTO rule_stats_minute_sorted (through) SELECT at FROM ended
+ON CONFLICT (only_row) DO UPDATE SET through = excluded.through;
 SQL
 echo "counted them into $(psql "$BENCH_URL" -Atc "SELECT count(*) FROM rule_stats_quarter") quarter hours and $(psql "$BENCH_URL" -Atc "SELECT count(*) FROM rule_stats_minute") minutes in $(seconds "$t0")s"
 t0=$(date +%s)

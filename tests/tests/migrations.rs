@@ -82,6 +82,7 @@ async fn applies_once_and_concurrently() -> anyhow::Result<()> {
             "rule_executions",
             "rule_stats_day",
             "rule_stats_minute",
+            "rule_stats_minute_sorted",
             "rule_stats_quarter",
             "rule_suppressions",
             "rule_threshold_counts",

@@ -62,10 +62,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         );
         let rolled = roll_up_stats(&mut conn, settings.retention, None).await?;
         println!(
-            "analytics: {} minute row(s) rolled up into quarter hours, {} quarter hour(s) expired; \
-             minutes kept {} day(s), counters {}",
+            "analytics: {} minute row(s) rolled up into quarter hours, {} quarter hour(s) expired, \
+             {} minute row(s) of an ended day sorted by rule; minutes kept {} day(s), counters {}",
             rolled.minutes_rolled_up,
             rolled.quarters_expired,
+            rolled.minutes_sorted,
             settings.retention.stats_minutes_days,
             settings.retention.stats_days
         );

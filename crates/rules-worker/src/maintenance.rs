@@ -85,10 +85,11 @@ pub async fn roll_up_analytics(db: &PgPool, settings: RetentionSettings) {
         Ok(done) => {
             metrics::counter!("stats_minutes_rolled_up_total")
                 .increment(u64::try_from(done.minutes_rolled_up).unwrap_or(0));
-            if done.minutes_rolled_up > 0 || done.quarters_expired > 0 {
+            if done.minutes_rolled_up > 0 || done.quarters_expired > 0 || done.minutes_sorted > 0 {
                 tracing::info!(
                     minutes_rolled_up = done.minutes_rolled_up,
                     quarters_expired = done.quarters_expired,
+                    minutes_sorted = done.minutes_sorted,
                     "analytics counters rolled up"
                 );
             }

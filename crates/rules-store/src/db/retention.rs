@@ -91,11 +91,16 @@ pub struct StatsRollUp {
     /// Quarter hours deleted, older than `stats_days`.
     #[diesel(sql_type = diesel::sql_types::Int8)]
     pub quarters_expired: i64,
+    /// Minute rows of an ended day written again in key order, so that a rule's
+    /// minutes of the day lie together (migration 000018).
+    #[diesel(sql_type = diesel::sql_types::Int8)]
+    pub minutes_sorted: i64,
 }
 
 /// Rolls the minutes older than `settings.stats_minutes_days` up into quarter
-/// hours and deletes the quarter hours older than `settings.stats_days`, as of `at`
-/// when given, else the database's now.
+/// hours, deletes the quarter hours older than `settings.stats_days` and writes
+/// the minutes of the oldest ended day not yet sorted again in key order, as of
+/// `at` when given, else the database's now.
 pub async fn roll_up_stats(
     conn: &mut AsyncPgConnection,
     settings: RetentionSettings,
@@ -103,8 +108,8 @@ pub async fn roll_up_stats(
 ) -> Result<StatsRollUp, DbError> {
     use diesel::sql_types::{Integer, Nullable, Timestamptz};
     Ok(diesel::sql_query(
-        "SELECT minutes_rolled_up, quarters_expired FROM rules_roll_up_stats($1, $2, \
-           coalesce($3, now()))",
+        "SELECT minutes_rolled_up, quarters_expired, minutes_sorted \
+         FROM rules_roll_up_stats($1, $2, coalesce($3, now()))",
     )
     .bind::<Integer, _>(days_param(settings.stats_minutes_days))
     .bind::<Integer, _>(days_param(settings.stats_days))
