@@ -273,10 +273,7 @@ async fn raw_statements_are_prepared_once_per_connection() -> anyhow::Result<()>
     for (what, text) in [
         ("insert_new", "INSERT INTO rule_execution_keys"),
         ("stats::add", "INSERT INTO rule_stats_minute"),
-        (
-            "sum_by_bucket",
-            "max(last_executed_at) AS last_executed_at FROM (",
-        ),
+        ("sum_by_bucket", "WITH r AS MATERIALIZED"),
         ("sum_by_day", "FROM rule_stats_day"),
     ] {
         let n = prepared.iter().filter(|s| s.contains(text)).count();

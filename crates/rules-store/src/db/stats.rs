@@ -165,22 +165,37 @@ impl BucketSums {
 /// bigint sum in a bigint, 0 for no values; the built-in `sum` goes through
 /// numeric).
 fn sums_sql() -> String {
+    format!("{}, {}", count_sums_sql(), duration_sums_sql())
+}
+
+/// The counts' part of [`sums_sql`]: what a bucket of the series shows.
+fn count_sums_sql() -> String {
+    "rules_sum(matched) AS matched, rules_sum(executed) AS executed, \
+     rules_sum(suppressed_by_cooldown) AS suppressed_by_cooldown, \
+     rules_sum(skipped) AS skipped, rules_sum(succeeded) AS succeeded, \
+     rules_sum(failed) AS failed"
+        .to_owned()
+}
+
+/// The durations' part of [`sums_sql`] (the histogram element-wise): what the
+/// totals show.
+fn duration_sums_sql() -> String {
     let histogram: Vec<String> = (1..=HISTOGRAM_LEN)
         .map(|i| format!("rules_sum(duration_histogram[{i}])"))
         .collect();
     format!(
-        "rules_sum(matched) AS matched, rules_sum(executed) AS executed, \
-         rules_sum(suppressed_by_cooldown) AS suppressed_by_cooldown, \
-         rules_sum(skipped) AS skipped, rules_sum(succeeded) AS succeeded, \
-         rules_sum(failed) AS failed, rules_sum(duration_ms_sum) AS duration_ms_sum, \
-         ARRAY[{}] AS duration_histogram",
+        "rules_sum(duration_ms_sum) AS duration_ms_sum, ARRAY[{}] AS duration_histogram",
         histogram.join(", ")
     )
 }
 
 /// The statement of [`sum_by_bucket`]: its minutes and quarter hours in one
-/// snapshot (a roll-up running meanwhile shows every count once), summed per
-/// bucket by `width_bucket` over the bucket starts, the histogram element-wise.
+/// snapshot (a roll-up running meanwhile shows every count once), their counts
+/// summed per bucket by `width_bucket` over the bucket starts, and their
+/// durations (the histogram element-wise) and last execution once, for the
+/// totals, as bucket 0. A bucket of the series shows counts only: sending each
+/// bucket's histogram (168 arrays for a week in hours) was PostgreSQL's largest
+/// cost in that answer.
 static SUM_BY_BUCKET: LazyLock<String> = LazyLock::new(|| {
     let rows = |table: &str| {
         format!(
@@ -190,17 +205,23 @@ static SUM_BY_BUCKET: LazyLock<String> = LazyLock::new(|| {
         )
     };
     format!(
-        "SELECT width_bucket(bucket_start, $4::timestamptz[]) AS bucket, {}, \
-           max(last_executed_at) AS last_executed_at \
-         FROM ({} UNION ALL {}) AS r GROUP BY 1 ORDER BY 1",
-        sums_sql(),
+        "WITH r AS MATERIALIZED ({} UNION ALL {}) \
+         SELECT width_bucket(bucket_start, $4::timestamptz[]) AS bucket, {}, \
+           0::int8 AS duration_ms_sum, '{{}}'::int8[] AS duration_histogram, \
+           NULL::timestamptz AS last_executed_at \
+         FROM r GROUP BY 1 \
+         UNION ALL \
+         SELECT 0, 0, 0, 0, 0, 0, 0, {}, max(last_executed_at) FROM r",
         rows("rule_stats_minute"),
         rows("rule_stats_quarter"),
+        count_sums_sql(),
+        duration_sums_sql(),
     )
 });
 
-/// A rule's counters whose bucket starts in `[from, to)`, summed per bucket of
-/// `starts` (ascending): its minutes and, older than
+/// A rule's counters whose bucket starts in `[from, to)`, their counts summed per
+/// bucket of `starts` (ascending), their durations and last execution in one
+/// more row, bucket 0 (in the totals only): its minutes and, older than
 /// `retention.stats_minutes_days`, its quarter hours. PostgreSQL sums them, so an
 /// answer carries a row per bucket, not one per minute or quarter hour.
 pub async fn sum_by_bucket(
