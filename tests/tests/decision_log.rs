@@ -794,8 +794,8 @@ async fn quarter_hours_rolled_up_before_the_day_rows_get_theirs() -> anyhow::Res
         .flat_map(|rule| (0..4 * 24 * 60 / 50).map(move |i| minute(*rule, i)))
         .collect();
     stats::add(&mut conn, &rows).await?;
-    // As the previous version's worker calls it (this version's also selects what
-    // 000018 adds).
+    // As the previous version's worker calls it (this version's also sorts the
+    // minutes, with a function 000018 adds).
     let rolled: Count =
         diesel::sql_query("SELECT minutes_rolled_up AS n FROM rules_roll_up_stats($1, $2, now())")
             .bind::<diesel::sql_types::Integer, _>(7)

@@ -321,7 +321,7 @@ async fn no_table_has_two_indexes_alike() -> anyhow::Result<()> {
 /// table; before 000017 the answer read every one of them.
 #[tokio::test]
 async fn an_answer_in_days_reads_the_counters_from_their_keys() -> anyhow::Result<()> {
-    use diesel_async::SimpleAsyncConnection;
+    use diesel_async::{AsyncConnection, SimpleAsyncConnection};
     use rules_store::db::stats;
     let db = TestDb::migrated().await?;
     let mut conn = db.conn().await?;
@@ -347,8 +347,9 @@ async fn an_answer_in_days_reads_the_counters_from_their_keys() -> anyhow::Resul
         conn.batch_execute(&format!("VACUUM ANALYZE {table}"))
             .await?;
     }
-    let rule: Uuid = "c4ca4238-a0b9-2382-0dcc-509a6f75849b".parse()?; // md5('1')
-                                                                      // Days starting an hour before UTC midnight, as Berlin's do in winter.
+    // md5('1')
+    let rule: Uuid = "c4ca4238-a0b9-2382-0dcc-509a6f75849b".parse()?;
+    // Days starting an hour before UTC midnight, as Berlin's do in winter.
     let from = midnight - TimeDelta::days(38) + TimeDelta::hours(5);
     let to = midnight - TimeDelta::hours(3);
     let starts: Vec<_> = std::iter::once(from)
@@ -358,14 +359,25 @@ async fn an_answer_in_days_reads_the_counters_from_their_keys() -> anyhow::Resul
                 .map(|d| midnight - TimeDelta::days(d) - TimeDelta::hours(1)),
         )
         .collect();
-    conn.batch_execute("BEGIN").await?;
-    // Within one transaction the counts are not flushed to the shared statistics:
-    // the difference is the answer's.
-    let before = blocks_fetched(&mut conn).await?;
-    let sums = stats::sum_by_day(&mut conn, rule, (from, to), &starts).await?;
-    let after = blocks_fetched(&mut conn).await?;
-    conn.batch_execute("COMMIT").await?;
-    let (day, quarter) = (after.day - before.day, after.quarter - before.quarter);
+    let tables = ["rule_stats_day", "rule_stats_quarter"];
+    let (sums, read) = conn
+        .transaction::<_, anyhow::Error, _>(async |conn| {
+            let before = blocks_fetched(conn, &tables).await?;
+            let sums = stats::sum_by_day(conn, rule, (from, to), &starts).await?;
+            let after = blocks_fetched(conn, &tables).await?;
+            Ok((
+                sums,
+                after
+                    .iter()
+                    .zip(before)
+                    .map(|(a, b)| a - b)
+                    .collect::<Vec<_>>(),
+            ))
+        })
+        .await?;
+    let [day, quarter] = read[..] else {
+        anyhow::bail!("two tables, two counts: {read:?}");
+    };
     let executed: i64 = sums.iter().map(|s| s.executed).sum();
     assert!(
         executed > 30 * 9,
@@ -378,22 +390,23 @@ async fn an_answer_in_days_reads_the_counters_from_their_keys() -> anyhow::Resul
     Ok(())
 }
 
-#[derive(diesel::QueryableByName)]
-struct Fetched {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    day: i64,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    quarter: i64,
-}
-
-/// The blocks this transaction has asked of the day rows and the quarter hours.
-async fn blocks_fetched(conn: &mut diesel_async::AsyncPgConnection) -> anyhow::Result<Fetched> {
-    Ok(diesel::sql_query(
-        "SELECT pg_stat_get_xact_blocks_fetched('rule_stats_day'::regclass) AS day, \
-           pg_stat_get_xact_blocks_fetched('rule_stats_quarter'::regclass) AS quarter",
-    )
-    .get_result(conn)
-    .await?)
+/// The blocks this transaction has asked of each relation so far: within one
+/// transaction the counts are not flushed to the shared statistics, so the
+/// difference between two calls is what ran between them.
+async fn blocks_fetched(
+    conn: &mut diesel_async::AsyncPgConnection,
+    relations: &[&str],
+) -> anyhow::Result<Vec<i64>> {
+    let mut blocks = Vec::with_capacity(relations.len());
+    for relation in relations {
+        let fetched: rules_e2e::Count =
+            diesel::sql_query("SELECT pg_stat_get_xact_blocks_fetched($1::regclass) AS n")
+                .bind::<diesel::sql_types::Text, _>(*relation)
+                .get_result(conn)
+                .await?;
+        blocks.push(fetched.n);
+    }
+    Ok(blocks)
 }
 
 /// A page of failures of a rule that never failed reads the partial index of the
@@ -425,13 +438,11 @@ async fn a_rule_without_failures_reads_no_quarter_hour_for_a_page_of_them() -> a
         status: Some(rules_core::Status::Failed),
         ..ExecutionFilter::default()
     };
-    // Within one transaction, where the block counts are not flushed (the lister's
-    // own transaction is a savepoint in it).
+    // In one transaction (the lister's own is a savepoint in it).
+    let key = ["rule_stats_quarter_pkey"];
     let (page, read) = conn
         .transaction::<_, anyhow::Error, _>(async |conn| {
-            let key =
-                "SELECT pg_stat_get_xact_blocks_fetched('rule_stats_quarter_pkey'::regclass) AS n";
-            let before: rules_e2e::Count = diesel::sql_query(key).get_result(conn).await?;
+            let before = blocks_fetched(conn, &key).await?;
             let page = list_for_rule(
                 conn,
                 rule,
@@ -441,8 +452,8 @@ async fn a_rule_without_failures_reads_no_quarter_hour_for_a_page_of_them() -> a
                 midnight - TimeDelta::days(400),
             )
             .await?;
-            let after: rules_e2e::Count = diesel::sql_query(key).get_result(conn).await?;
-            Ok((page, after.n - before.n))
+            let after = blocks_fetched(conn, &key).await?;
+            Ok((page, after[0] - before[0]))
         })
         .await?;
     assert!(page.is_empty());

@@ -710,11 +710,7 @@ async fn the_roll_up_sorts_an_ended_days_minutes_by_rule() {
         })
         .collect();
     let mut conn = api.db.conn().await.expect("conn");
-    for row in &rows {
-        stats::add(&mut conn, std::slice::from_ref(row))
-            .await
-            .expect("add");
-    }
+    stats::add(&mut conn, &rows).await.expect("add");
     let range = (yesterday, today);
     let hours = starts(range.0, range.1, Bucket::Hour, chrono_tz::UTC).expect("starts");
     let mut answers = Vec::new();

@@ -98,9 +98,10 @@ pub struct StatsRollUp {
 }
 
 /// Rolls the minutes older than `settings.stats_minutes_days` up into quarter
-/// hours, deletes the quarter hours older than `settings.stats_days` and writes
-/// the minutes of the oldest ended day not yet sorted again in key order, as of
-/// `at` when given, else the database's now.
+/// hours and deletes the quarter hours older than `settings.stats_days`
+/// (`rules_roll_up_stats`), and writes the minutes of the oldest ended day not yet
+/// sorted again in key order (`rules_sort_minutes`, migration 000018), in one
+/// statement, as of `at` when given, else the database's now.
 pub async fn roll_up_stats(
     conn: &mut AsyncPgConnection,
     settings: RetentionSettings,
@@ -108,8 +109,9 @@ pub async fn roll_up_stats(
 ) -> Result<StatsRollUp, DbError> {
     use diesel::sql_types::{Integer, Nullable, Timestamptz};
     Ok(diesel::sql_query(
-        "SELECT minutes_rolled_up, quarters_expired, minutes_sorted \
-         FROM rules_roll_up_stats($1, $2, coalesce($3, now()))",
+        "SELECT r.minutes_rolled_up, r.quarters_expired, s.minutes_sorted \
+         FROM rules_roll_up_stats($1, $2, coalesce($3, now())) AS r, \
+           rules_sort_minutes($1, coalesce($3, now())) AS s",
     )
     .bind::<Integer, _>(days_param(settings.stats_minutes_days))
     .bind::<Integer, _>(days_param(settings.stats_days))

@@ -160,6 +160,10 @@ impl BucketSums {
     }
 }
 
+/// The counts of a row, as [`BucketSums`] names them after `bucket`, without its
+/// durations: all a bucket of the series shows.
+const COUNTS: &str = "matched, executed, suppressed_by_cooldown, skipped, succeeded, failed";
+
 /// The sums of one group of counter rows, as the columns of [`BucketSums`] after
 /// `bucket` (without `last_executed_at`), by `rules_sum` (migration 000014: a
 /// bigint sum in a bigint, 0 for no values; the built-in `sum` goes through
@@ -170,11 +174,11 @@ fn sums_sql() -> String {
 
 /// The counts' part of [`sums_sql`]: what a bucket of the series shows.
 fn count_sums_sql() -> String {
-    "rules_sum(matched) AS matched, rules_sum(executed) AS executed, \
-     rules_sum(suppressed_by_cooldown) AS suppressed_by_cooldown, \
-     rules_sum(skipped) AS skipped, rules_sum(succeeded) AS succeeded, \
-     rules_sum(failed) AS failed"
-        .to_owned()
+    COUNTS
+        .split(", ")
+        .map(|c| format!("rules_sum({c}) AS {c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The durations' part of [`sums_sql`] (the histogram element-wise): what the
@@ -199,8 +203,8 @@ fn duration_sums_sql() -> String {
 static SUM_BY_BUCKET: LazyLock<String> = LazyLock::new(|| {
     let rows = |table: &str| {
         format!(
-            "SELECT bucket_start, matched, executed, suppressed_by_cooldown, skipped, succeeded, \
-               failed, duration_ms_sum, duration_histogram, last_executed_at FROM {table} \
+            "SELECT bucket_start, {COUNTS}, duration_ms_sum, duration_histogram, \
+               last_executed_at FROM {table} \
              WHERE rule_id = $1 AND bucket_start >= $2 AND bucket_start < $3"
         )
     };
@@ -247,10 +251,6 @@ const EDGES: i16 = 2;
 const LAST: i16 = 3;
 const OUTER_EDGES: i16 = 4;
 
-/// The counts of a row, as [`BucketSums`] names them after `bucket`, without its
-/// durations: all a bucket of the series shows.
-const COUNTS: &str = "matched, executed, suppressed_by_cooldown, skipped, succeeded, failed";
-
 /// The statement of [`sum_by_day`], in one snapshot: the minutes summed per
 /// bucket (as [`SUM_BY_BUCKET`]: up to 1,440 a day), the day rows each with its
 /// pair of the ends' nearest midnights, the quarter hours' counts each with its
@@ -272,8 +272,7 @@ const COUNTS: &str = "matched, executed, suppressed_by_cooldown, skipped, succee
 /// outer two are read for theirs, from the table.
 static SUM_BY_DAY: LazyLock<String> = LazyLock::new(|| {
     let sums = sums_sql();
-    let raw = "matched, executed, suppressed_by_cooldown, skipped, succeeded, failed, \
-               duration_ms_sum, duration_histogram, NULL::timestamptz";
+    let raw = format!("{COUNTS}, duration_ms_sum, duration_histogram, NULL::timestamptz");
     let windows = "unnest($8::int4[], $9::timestamptz[], $10::timestamptz[]) AS w(j, lo, hi)";
     let quarters = |columns: &str| {
         format!(
