@@ -75,6 +75,23 @@ pub struct SeriesPoint {
     pub failed: i64,
 }
 
+impl Analytics {
+    /// Nothing counted in the range. Counts are never negative, so any count
+    /// means a counter row of the rule exists.
+    pub fn counted_nothing(&self) -> bool {
+        [
+            self.matched,
+            self.executed,
+            self.suppressed_by_cooldown,
+            self.skipped,
+            self.succeeded,
+            self.failed,
+        ]
+        .iter()
+        .all(|count| *count == 0)
+    }
+}
+
 /// Checks a range and aligns it: `from` down to its minute (counters are per minute).
 pub fn range(
     from: Option<DateTime<Utc>>,

@@ -270,6 +270,60 @@ where
     (rule_id, hour)
 }
 
+/// An id is 404 on both history endpoints only with neither rule nor history,
+/// whether or not anything lies in the range asked: a rule without history, or a
+/// deleted one whose counters remain outside the range, is answered (empty).
+#[actix_web::test]
+async fn history_of_an_unknown_id_is_404_and_of_a_known_one_is_answered() {
+    let api = start().await;
+    let (rule_id, hour) = rule_and_an_hour_three_hours_back(&api.service).await;
+    let day_back = (hour - Duration::days(2)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let requests = |id: Uuid| {
+        [
+            format!("/api/rules/{id}/executions"),
+            format!("/api/rules/{id}/executions?status=failed"),
+            format!("/api/rules/{id}/analytics"),
+            format!("/api/rules/{id}/analytics?bucket=day&tz=Europe/Berlin&to={day_back}"),
+        ]
+    };
+    let statuses = |uris: [String; 4]| {
+        let service = &api.service;
+        async move {
+            let mut statuses = Vec::new();
+            for uri in uris {
+                let (status, body) = get(service, &uri).await;
+                if status == 404 {
+                    assert_eq!(body["error"]["code"], "not_found", "{uri}: {body}");
+                }
+                statuses.push(status);
+            }
+            statuses
+        }
+    };
+    assert_eq!(statuses(requests(Uuid::new_v4())).await, [404; 4]);
+    assert_eq!(
+        statuses(requests(rule_id)).await,
+        [200; 4],
+        "a rule with no history"
+    );
+
+    // Deleted, with counters in the last hours only: every request is answered,
+    // those whose range holds none of them as well.
+    let mut conn = api.db.conn().await.expect("conn");
+    stats::add(&mut conn, &[minute(rule_id, hour, 3, 1, 0, 5)])
+        .await
+        .expect("add");
+    let (status, _, _) = send(
+        &api.service,
+        TestRequest::delete()
+            .uri(&format!("/api/rules/{rule_id}"))
+            .insert_header(auth()),
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(statuses(requests(rule_id)).await, [200; 4], "history kept");
+}
+
 #[actix_web::test]
 async fn analytics_from_counters() {
     let api = start().await;

@@ -71,6 +71,11 @@ pub struct AnalyticsQuery {
     pub tz: Option<String>,
 }
 
+/// 404 for an id with neither rule nor history.
+///
+/// Asked only when the answer is empty: a row of the rule's executions or a count
+/// of its counters is history already (what `has_history` looks for), so a page
+/// or an analytics answer holding one needs no other round trip.
 async fn ensure_known(
     conn: &mut diesel_async::AsyncPgConnection,
     id: Uuid,
@@ -123,10 +128,12 @@ pub async fn list_executions(
         to: query.to,
     };
     let mut conn = state.db().await?;
-    ensure_known(&mut conn, id).await?;
     let counted_since = retention::counters_complete_since(state.stats_days, Utc::now());
     let rows =
         executions::list_for_rule(&mut conn, id, &filter, after, limit + 1, counted_since).await?;
+    if rows.is_empty() {
+        ensure_known(&mut conn, id).await?;
+    }
     let (rows, next_cursor) = pagination::page(rows, limit, |r| (r.executed_at, r.id));
     Ok(HttpResponse::Ok().json(ExecutionPage {
         items: rows.into_iter().map(execution).collect(),
@@ -175,12 +182,15 @@ pub async fn analytics(
     // Before the database is asked: the range's buckets are within the limit.
     let starts = starts(from, to, bucket, tz)?;
     let mut conn = state.db().await?;
-    ensure_known(&mut conn, id).await?;
     let sums = match bucket {
         Bucket::Day => stats::sum_by_day(&mut conn, id, (from, to), &starts).await?,
         Bucket::Minute | Bucket::Hour => {
             stats::sum_by_bucket(&mut conn, id, (from, to), &starts).await?
         }
     };
-    Ok(HttpResponse::Ok().json(aggregate(id, (from, to), bucket, (tz, &starts), &sums)?))
+    let answer = aggregate(id, (from, to), bucket, (tz, &starts), &sums)?;
+    if answer.counted_nothing() {
+        ensure_known(&mut conn, id).await?;
+    }
+    Ok(HttpResponse::Ok().json(answer))
 }
