@@ -2,7 +2,8 @@
 //! machine's): a crash and restart, every connection terminated, then a stop of a
 //! few seconds. The worker waits
 //! them out; every event is executed and published exactly once, nothing stays
-//! pending, and a rule created after the outage takes effect.
+//! pending, and a rule created after the outage takes effect. And the pool: a
+//! connection whose backend is gone is not handed out again.
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use rules_e2e::services::OwnPostgres;
@@ -111,5 +112,55 @@ async fn a_drain_survives_a_postgres_crash_and_a_stop() -> anyhow::Result<()> {
     // A rule created after the outage takes effect (the listener reconnected).
     add_rule(&url, publish_rule(&h.out(), json!({"name": "after"}))).await?;
     h.wait_rules_loaded(2).await?;
+    Ok(())
+}
+
+/// A pooled connection whose backend is gone (a restart, `pg_terminate_backend`)
+/// is not handed out again, though the pool no longer asks a connection in use a
+/// moment ago with a round trip (`db::build_pool`): the pool's one connection is
+/// terminated between two uses, and the second use gets a new one, first time.
+#[tokio::test]
+async fn a_pooled_connection_whose_backend_is_gone_is_not_handed_out() -> anyhow::Result<()> {
+    #[derive(diesel::QueryableByName)]
+    struct Backend {
+        #[diesel(sql_type = diesel::sql_types::Int4)]
+        pid: i32,
+    }
+    let query = "SELECT pg_backend_pid() AS pid";
+    let db = rules_e2e::TestDb::migrated().await?;
+    let pool = rules_store::db::build_pool(&rules_store::config::DatabaseSettings {
+        url: db.url.clone(),
+        pool_size: 1,
+        acquire_timeout_ms: 5_000,
+        connect_timeout_ms: 5_000,
+        ca_file: None,
+    })?;
+    let first = diesel::sql_query(query)
+        .get_result::<Backend>(&mut pool.get().await?)
+        .await?
+        .pid;
+    let mut admin = db.conn().await?;
+    diesel::sql_query(format!("SELECT pg_terminate_backend({first})"))
+        .execute(&mut admin)
+        .await?;
+    // The backend has exited, and its end has reached the client.
+    for _ in 0..100 {
+        let gone = diesel::sql_query(format!(
+            "SELECT pid FROM pg_stat_activity WHERE pid = {first}"
+        ))
+        .load::<Backend>(&mut admin)
+        .await?
+        .is_empty();
+        if gone {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = diesel::sql_query(query)
+        .get_result::<Backend>(&mut pool.get().await?)
+        .await?
+        .pid;
+    assert_ne!(first, second, "a new connection");
     Ok(())
 }
