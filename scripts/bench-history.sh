@@ -94,24 +94,36 @@ echo "wrote $EXECUTIONS executions over $DAYS days in $(seconds "$t0")s"
 # and the minutes' move read them by time) and a rule's rows of a day together.
 count() {
 t0=$(date +%s)
-psql "$BENCH_URL" -q -v ON_ERROR_STOP=1 <<'SQL'
+# The duration histogram of a group of executions, as the recorder counts it
+# (rules_store::db::stats::DURATION_BUCKETS_MS: bucket i holds the durations up to
+# its bound, above the bound before it; the last one the rest), and the element-wise
+# sum of a group of histograms.
+local bounds=(0 1 2 5 10 20 50 100 200 500 1000 2000 5000 10000 20000 30000) histogram=() summed=()
+for i in $(seq 1 15); do
+  histogram+=("count(*) FILTER (WHERE duration_ms > ${bounds[i-1]} AND duration_ms <= ${bounds[i]})")
+done
+histogram+=("count(*) FILTER (WHERE duration_ms > 30000)")
+for i in $(seq 1 16); do summed+=("sum(duration_histogram[$i])"); done
+psql "$BENCH_URL" -q -v ON_ERROR_STOP=1 -v histogram="ARRAY[$(IFS=,; echo "${histogram[*]}")]" \
+  -v summed="ARRAY[$(IFS=,; echo "${summed[*]}")]::int8[]" <<'SQL'
 TRUNCATE rule_stats_minute, rule_stats_quarter, rule_stats_day;
-INSERT INTO rule_stats_quarter (rule_id, bucket_start, matched, executed, succeeded, failed, duration_ms_sum, last_executed_at)
+INSERT INTO rule_stats_quarter (rule_id, bucket_start, matched, executed, succeeded, failed, duration_ms_sum, duration_histogram, last_executed_at)
 SELECT rule_id, date_bin('15 minutes', executed_at, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b, count(*), count(*),
-       count(*) FILTER (WHERE status = 'succeeded'), count(*) FILTER (WHERE status = 'failed'), sum(duration_ms), max(executed_at)
+       count(*) FILTER (WHERE status = 'succeeded'), count(*) FILTER (WHERE status = 'failed'), sum(duration_ms), :histogram,
+       max(executed_at)
 FROM rule_executions WHERE executed_at < now() - interval '8 days' GROUP BY 1, 2
 ORDER BY date_bin('1 day', date_bin('15 minutes', executed_at, TIMESTAMPTZ '2000-01-01 00:00:00+00'), TIMESTAMPTZ '2000-01-01 00:00:00+00'), 1, 2;
 -- The quarter hours' day rows, as the roll-up writes them beside the quarter hours (migration 000013).
-INSERT INTO rule_stats_day (rule_id, bucket_start, matched, executed, succeeded, failed, duration_ms_sum, last_executed_at)
+INSERT INTO rule_stats_day (rule_id, bucket_start, matched, executed, succeeded, failed, duration_ms_sum, duration_histogram, last_executed_at)
 SELECT rule_id, date_bin('1 day', bucket_start, TIMESTAMPTZ '2000-01-01 00:00:00+00'), sum(matched), sum(executed),
-       sum(succeeded), sum(failed), sum(duration_ms_sum), max(last_executed_at)
+       sum(succeeded), sum(failed), sum(duration_ms_sum), :summed, max(last_executed_at)
 FROM rule_stats_quarter GROUP BY 1, 2 ORDER BY 2, 1;
 -- The minutes: of the days that ended an hour ago, a day at a time in key order, as
 -- the roll-up leaves them (migration 000018); of the rest, minute after minute.
 CREATE TEMP TABLE ended AS SELECT date_bin('1 day', now() - interval '1 hour', TIMESTAMPTZ '2000-01-01 00:00:00+00') AS at;
-INSERT INTO rule_stats_minute (rule_id, bucket_start, matched, executed, succeeded, failed, duration_ms_sum, last_executed_at)
+INSERT INTO rule_stats_minute (rule_id, bucket_start, matched, executed, succeeded, failed, duration_ms_sum, duration_histogram, last_executed_at)
 SELECT rule_id, date_trunc('minute', executed_at), count(*), count(*), count(*) FILTER (WHERE status = 'succeeded'),
-       count(*) FILTER (WHERE status = 'failed'), sum(duration_ms), max(executed_at)
+       count(*) FILTER (WHERE status = 'failed'), sum(duration_ms), :histogram, max(executed_at)
 FROM rule_executions WHERE executed_at >= now() - interval '8 days' GROUP BY 1, 2
 ORDER BY CASE WHEN date_trunc('minute', executed_at) < (SELECT at FROM ended)
               THEN date_bin('1 day', date_trunc('minute', executed_at), TIMESTAMPTZ '2000-01-01 00:00:00+00') END,
