@@ -253,15 +253,16 @@ const OUTER_EDGES: i16 = 4;
 
 /// The statement of [`sum_by_day`], in one snapshot: the minutes summed per
 /// bucket (as [`SUM_BY_BUCKET`]: up to 1,440 a day), the day rows each with its
-/// pair of the ends' nearest midnights, the quarter hours' counts each with its
-/// window between an end and its nearest midnight (an index range scan per window:
-/// `OFFSET 0` keeps PostgreSQL from joining the windows against all of the rule's
-/// quarter hours instead), the durations of the quarter hours in the two outer
-/// windows, and the last execution among the quarter hours. Day rows and quarter
-/// hours come as they are, for the caller to add: a day bucket holds about one day
-/// row and a window a few quarter hours, so summing them in PostgreSQL (23
-/// aggregates a group) cost more than it saved (a 90-day answer's statement: a
-/// third less CPU in PostgreSQL without it).
+/// pair of the ends' nearest midnights, the quarter hours' counts summed per
+/// window between an end and its nearest midnight (an index range scan per window;
+/// for the durations' windows `OFFSET 0` keeps PostgreSQL from joining them against
+/// all of the rule's quarter hours instead), the durations of the quarter hours in
+/// the two outer windows, and the last execution among the quarter hours. Day rows
+/// come as they are, for the caller to add: a day bucket holds about one day row, so
+/// summing them in PostgreSQL (23 aggregates a group) cost more than it saved (a
+/// 90-day answer's statement: a third less CPU in PostgreSQL without it). A window's
+/// six counts are summed where they are read, one row a window (~90) instead of
+/// one a quarter hour (~300): each row sent is decoded by the caller too.
 ///
 /// What is read is in the primary keys (migration 000017: a day row's sums, a
 /// quarter hour's counts), so a rule's ~90 day rows and ~90 windows are read from
@@ -274,12 +275,15 @@ static SUM_BY_DAY: LazyLock<String> = LazyLock::new(|| {
     let sums = sums_sql();
     let raw = format!("{COUNTS}, duration_ms_sum, duration_histogram, NULL::timestamptz");
     let windows = "unnest($8::int4[], $9::timestamptz[], $10::timestamptz[]) AS w(j, lo, hi)";
-    let quarters = |columns: &str| {
-        format!(
-            "CROSS JOIN LATERAL (SELECT {columns} FROM rule_stats_quarter \
-               WHERE rule_id = $1 AND bucket_start >= w.lo AND bucket_start < w.hi OFFSET 0) AS q"
-        )
-    };
+    let in_window = "FROM rule_stats_quarter \
+               WHERE rule_id = $1 AND bucket_start >= w.lo AND bucket_start < w.hi";
+    let window_counts = format!(
+        "CROSS JOIN LATERAL (SELECT {} {in_window}) AS q",
+        count_sums_sql()
+    );
+    let window_durations = format!(
+        "CROSS JOIN LATERAL (SELECT duration_ms_sum, duration_histogram {in_window} OFFSET 0) AS q"
+    );
     format!(
         "SELECT {MINUTES}::int2 AS part, width_bucket(bucket_start, $4::timestamptz[]) AS bucket, \
            {sums}, max(last_executed_at) AS last_executed_at \
@@ -290,18 +294,16 @@ static SUM_BY_DAY: LazyLock<String> = LazyLock::new(|| {
          FROM rule_stats_day WHERE rule_id = $1 AND bucket_start >= $6 AND bucket_start < $7 \
          UNION ALL \
          SELECT {EDGES}::int2, w.j, {COUNTS}, 0::int8, '{{}}'::int8[], NULL::timestamptz \
-         FROM {windows} {} \
+         FROM {windows} {window_counts} \
          UNION ALL \
          SELECT {OUTER_EDGES}::int2, w.j, 0, 0, 0, 0, 0, 0, duration_ms_sum, duration_histogram, \
            NULL::timestamptz \
-         FROM (SELECT * FROM {windows} WHERE w.j = 0 OR w.j = $11) AS w {} \
+         FROM (SELECT * FROM {windows} WHERE w.j = 0 OR w.j = $11) AS w {window_durations} \
          UNION ALL \
          SELECT {LAST}::int2, 0, 0, 0, 0, 0, 0, 0, 0, '{{}}'::int8[], \
            (SELECT last_executed_at FROM rule_stats_quarter \
             WHERE rule_id = $1 AND bucket_start >= $2 AND bucket_start < $3 AND executed > 0 \
-            ORDER BY bucket_start DESC LIMIT 1)",
-        quarters(COUNTS),
-        quarters("duration_ms_sum, duration_histogram"),
+            ORDER BY bucket_start DESC LIMIT 1)"
     )
 });
 
