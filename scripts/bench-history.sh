@@ -167,8 +167,14 @@ request = function() return wrk.format("GET", "/api/rules/" .. ids[math.random(#
 LUA
 done
 
+# The API's pool at the database's cores and one (POOL_SIZE=3 on this 2-core
+# machine): more connections than PostgreSQL runs at once move the requests'
+# queue from the pool (first come, first served) into the kernel's scheduler,
+# which serves it by time slices (the 90-day analytics at four connections: p99
+# 9.8-11.7 ms with 8 connections, 7.5-9.0 with 2-3; README, History endpoints).
+echo "rules-api with database.pool_size ${POOL_SIZE:-3}"
 DATABASE_URL=$BENCH_URL RULES_API_KEYS=$KEY RULES__API__BIND=127.0.0.1:$PORT RULES__LOG__FILTER=warn \
-  RULES__DATABASE__POOL_SIZE=${POOL_SIZE:-8} "$TARGET/release/rules-api" > "$WORK/api.log" 2>&1 &
+  RULES__DATABASE__POOL_SIZE=${POOL_SIZE:-3} "$TARGET/release/rules-api" > "$WORK/api.log" 2>&1 &
 api=$!
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/health/live" >/dev/null && break; sleep 0.1; done
 
