@@ -161,6 +161,22 @@ where
     created
 }
 
+/// Deletes a rule through the API (204).
+pub async fn delete_rule<S, B>(service: &S, id: impl std::fmt::Display)
+where
+    S: App<B>,
+    B: MessageBody,
+{
+    let (status, _, body) = send(
+        service,
+        test::TestRequest::delete()
+            .uri(&format!("/api/rules/{id}"))
+            .insert_header(auth()),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+}
+
 /// A connection to the shared test Redis (a cluster under `make test-cluster`).
 pub async fn redis() -> rules_store::redis::Link {
     rules_e2e::RedisUnderTest::shared()

@@ -2,7 +2,6 @@
 
 mod common;
 
-use actix_web::test::TestRequest;
 use chrono::{DateTime, Duration, DurationRound, TimeDelta, Utc};
 use common::*;
 use rules_store::db::executions::{insert_new, ExecutionRow};
@@ -82,14 +81,7 @@ async fn executions_newest_first_filtered_and_paged() {
     assert_eq!(status, 400);
 
     // A deleted rule's history stays readable.
-    let (status, _, _) = send(
-        &api.service,
-        TestRequest::delete()
-            .uri(&format!("/api/rules/{rule_id}"))
-            .insert_header(auth()),
-    )
-    .await;
-    assert_eq!(status, 204);
+    delete_rule(&api.service, rule_id).await;
     let (status, body) = get(&api.service, &uri).await;
     assert_eq!(
         (status, body["items"].as_array().map(Vec::len)),
@@ -313,14 +305,7 @@ async fn history_of_an_unknown_id_is_404_and_of_a_known_one_is_answered() {
     stats::add(&mut conn, &[minute(rule_id, hour, 3, 1, 0, 5)])
         .await
         .expect("add");
-    let (status, _, _) = send(
-        &api.service,
-        TestRequest::delete()
-            .uri(&format!("/api/rules/{rule_id}"))
-            .insert_header(auth()),
-    )
-    .await;
-    assert_eq!(status, 204);
+    delete_rule(&api.service, rule_id).await;
     assert_eq!(statuses(requests(rule_id)).await, [200; 4], "history kept");
 }
 
