@@ -390,6 +390,85 @@ async fn an_answer_in_days_reads_the_counters_from_their_keys() -> anyhow::Resul
     Ok(())
 }
 
+/// The windows of an answer in a time zone's days (the quarter hours between each
+/// local midnight and UTC's: the same hours of every day) are read by time of day
+/// (migration 000019), one range scan over a few pages of that index, not a
+/// descent of the primary key a day: a busy rule's quarter hours of a day fill a
+/// page or more of the key, so its windows of 38 days were as many descents.
+#[tokio::test]
+async fn an_answer_in_days_reads_its_windows_by_time_of_day() -> anyhow::Result<()> {
+    use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+    use rules_store::db::stats;
+    let db = TestDb::migrated().await?;
+    let mut conn = db.conn().await?;
+    let midnight = Utc::now().duration_trunc(TimeDelta::days(1))?;
+    // 20 rules' every quarter hour of 40 days, a day at a time (as the roll-up
+    // writes them), and their day rows.
+    conn.batch_execute(&format!(
+        "INSERT INTO rule_stats_quarter (rule_id, bucket_start, matched, executed, succeeded, \
+           duration_ms_sum, duration_histogram) \
+         SELECT md5(r::text)::uuid, '{midnight}'::timestamptz - d * interval '1 day' \
+           + q * interval '15 minutes', 1, 1, 1, 10, '{{0,1,0,0,0,0,0,0,0,0,0,0,0,0,0,0}}' \
+         FROM generate_series(1, 40) d, generate_series(1, 20) r, generate_series(0, 95) q \
+         ORDER BY d DESC, r, q; \
+         INSERT INTO rule_stats_day (rule_id, bucket_start, matched, executed, succeeded, \
+           duration_ms_sum, duration_histogram) \
+         SELECT md5(r::text)::uuid, '{midnight}'::timestamptz - d * interval '1 day', 96, 96, 96, \
+           960, '{{0,96,0,0,0,0,0,0,0,0,0,0,0,0,0,0}}' \
+         FROM generate_series(1, 40) d, generate_series(1, 20) r ORDER BY d DESC, r;"
+    ))
+    .await?;
+    for table in ["rule_stats_day", "rule_stats_quarter"] {
+        conn.batch_execute(&format!("VACUUM ANALYZE {table}"))
+            .await?;
+    }
+    // md5('1')
+    let rule: Uuid = "c4ca4238-a0b9-2382-0dcc-509a6f75849b".parse()?;
+    // Days starting two hours before UTC midnight, as Berlin's do in summer.
+    let from = midnight - TimeDelta::days(38) + TimeDelta::hours(5);
+    let to = midnight - TimeDelta::hours(3);
+    let starts: Vec<_> = std::iter::once(from)
+        .chain(
+            (1..38)
+                .rev()
+                .map(|d| midnight - TimeDelta::days(d) - TimeDelta::hours(2)),
+        )
+        .collect();
+    let keys = [
+        "rule_stats_quarter_pkey",
+        "rule_stats_quarter_time_of_day_idx",
+    ];
+    let (sums, read) = conn
+        .transaction::<_, anyhow::Error, _>(async |conn| {
+            let before = blocks_fetched(conn, &keys).await?;
+            let sums = stats::sum_by_day(conn, rule, (from, to), &starts).await?;
+            let after = blocks_fetched(conn, &keys).await?;
+            Ok((
+                sums,
+                after.iter().zip(before).map(|(a, b)| a - b).sum::<i64>(),
+            ))
+        })
+        .await?;
+    // Every bucket counts 96 quarter hours a day (the first and last: their part).
+    let mut executed = vec![0; starts.len() + 1];
+    for s in &sums {
+        if let Some(e) = usize::try_from(s.bucket)
+            .ok()
+            .and_then(|b| executed.get_mut(b))
+        {
+            *e += s.executed;
+        }
+    }
+    assert!(
+        executed[2..starts.len()].iter().all(|e| *e == 96),
+        "a full day a bucket: {executed:?}"
+    );
+    // The two outer windows' descents and the last execution's, and the range
+    // scan's few leaf pages: 25 here, 128 with a descent a day.
+    assert!(read <= 40, "pages of the quarter hours' keys read: {read}");
+    Ok(())
+}
+
 /// The blocks this transaction has asked of each relation so far: within one
 /// transaction the counts are not flushed to the shared statistics, so the
 /// difference between two calls is what ran between them.

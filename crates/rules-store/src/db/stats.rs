@@ -253,37 +253,39 @@ const OUTER_EDGES: i16 = 4;
 
 /// The statement of [`sum_by_day`], in one snapshot: the minutes summed per
 /// bucket (as [`SUM_BY_BUCKET`]: up to 1,440 a day), the day rows each with its
-/// pair of the ends' nearest midnights, the quarter hours' counts summed per
-/// window between an end and its nearest midnight (an index range scan per window;
-/// for the durations' windows `OFFSET 0` keeps PostgreSQL from joining them against
-/// all of the rule's quarter hours instead), the durations of the quarter hours in
+/// pair of the ends' nearest midnights, the quarter hours' counts summed per window
+/// between an end and its nearest midnight, the durations of the quarter hours in
 /// the two outer windows, and the last execution among the quarter hours. Day rows
 /// come as they are, for the caller to add: a day bucket holds about one day row, so
 /// summing them in PostgreSQL (23 aggregates a group) cost more than it saved (a
-/// 90-day answer's statement: a third less CPU in PostgreSQL without it). A window's
-/// six counts are summed where they are read, one row a window (~90) instead of
-/// one a quarter hour (~300): each row sent is decoded by the caller too.
+/// 90-day answer's statement: a third less CPU in PostgreSQL without it). A
+/// window's six counts are summed where they are read, one row a window (~90)
+/// instead of one a quarter hour (~300): each row sent is decoded by the caller too.
 ///
-/// What is read is in the primary keys (migration 000017: a day row's sums, a
-/// quarter hour's counts), so a rule's ~90 day rows and ~90 windows are read from
-/// the few index pages that hold them in order (index-only scans), not from a heap
-/// page each: the roll-up writes a day of every rule at a time, so a rule's days lie
-/// on as many pages. Durations are in the totals only, where the inner windows
-/// cancel out (each is added to one bucket and taken from the next), so only the
-/// outer two are read for theirs, from the table.
+/// The inner windows (between two buckets) are the same hours of every day, so
+/// they are read by UTC time of day (migration 000019: the quarter hours' counts by
+/// rule, time of day, day): one range scan per distinct range of hours, over a few
+/// consecutive pages, each row then kept only within its window (`width_bucket`
+/// over the windows' starts, below the window's end). Through the primary key they
+/// were a descent a day, on a page a day or two: a rule's 90 days not in cache
+/// read ~90 pages from the OS. The two outer windows are read by their bounds
+/// (`OFFSET 0` keeps PostgreSQL from joining them against all of the rule's quarter
+/// hours instead).
+///
+/// What is read is in the indexes (migration 000017: a day row's sums, a quarter
+/// hour's counts), so index-only, not from a heap page each: the roll-up writes a
+/// day of every rule at a time, so a rule's days lie on as many pages. Durations are
+/// in the totals only, where the inner windows cancel out (each is added to one
+/// bucket and taken from the next), so only the outer two are read for theirs, from
+/// the table.
 static SUM_BY_DAY: LazyLock<String> = LazyLock::new(|| {
     let sums = sums_sql();
+    let count_sums = count_sums_sql();
     let raw = format!("{COUNTS}, duration_ms_sum, duration_histogram, NULL::timestamptz");
-    let windows = "unnest($8::int4[], $9::timestamptz[], $10::timestamptz[]) AS w(j, lo, hi)";
+    let outer = "unnest($8::int4[], $9::timestamptz[], $10::timestamptz[]) AS w(j, lo, hi)";
     let in_window = "FROM rule_stats_quarter \
                WHERE rule_id = $1 AND bucket_start >= w.lo AND bucket_start < w.hi";
-    let window_counts = format!(
-        "CROSS JOIN LATERAL (SELECT {} {in_window}) AS q",
-        count_sums_sql()
-    );
-    let window_durations = format!(
-        "CROSS JOIN LATERAL (SELECT duration_ms_sum, duration_histogram {in_window} OFFSET 0) AS q"
-    );
+    let time_of_day = "(bucket_start AT TIME ZONE 'UTC')::time";
     format!(
         "SELECT {MINUTES}::int2 AS part, width_bucket(bucket_start, $4::timestamptz[]) AS bucket, \
            {sums}, max(last_executed_at) AS last_executed_at \
@@ -294,11 +296,22 @@ static SUM_BY_DAY: LazyLock<String> = LazyLock::new(|| {
          FROM rule_stats_day WHERE rule_id = $1 AND bucket_start >= $6 AND bucket_start < $7 \
          UNION ALL \
          SELECT {EDGES}::int2, w.j, {COUNTS}, 0::int8, '{{}}'::int8[], NULL::timestamptz \
-         FROM {windows} {window_counts} \
+         FROM {outer} CROSS JOIN LATERAL (SELECT {count_sums} {in_window}) AS q \
+         UNION ALL \
+         SELECT {EDGES}::int2, ($15::int4[])[b.k], {count_sums}, 0::int8, '{{}}'::int8[], \
+           NULL::timestamptz \
+         FROM unnest($11::text[]::time[], $12::text[]::time[]) AS r(lo, hi) \
+         CROSS JOIN LATERAL (SELECT bucket_start, {COUNTS} FROM rule_stats_quarter \
+           WHERE rule_id = $1 AND {time_of_day} >= r.lo AND {time_of_day} < r.hi \
+             AND bucket_start >= $13 AND bucket_start < $14 OFFSET 0) AS q \
+         CROSS JOIN LATERAL (SELECT width_bucket(q.bucket_start, $16::timestamptz[]) AS k) AS b \
+         WHERE b.k > 0 AND q.bucket_start < ($17::timestamptz[])[b.k] \
+         GROUP BY b.k \
          UNION ALL \
          SELECT {OUTER_EDGES}::int2, w.j, 0, 0, 0, 0, 0, 0, duration_ms_sum, duration_histogram, \
            NULL::timestamptz \
-         FROM (SELECT * FROM {windows} WHERE w.j = 0 OR w.j = $11) AS w {window_durations} \
+         FROM {outer} \
+         CROSS JOIN LATERAL (SELECT duration_ms_sum, duration_histogram {in_window} OFFSET 0) AS q \
          UNION ALL \
          SELECT {LAST}::int2, 0, 0, 0, 0, 0, 0, 0, 0, '{{}}'::int8[], \
            (SELECT last_executed_at FROM rule_stats_quarter \
@@ -306,6 +319,52 @@ static SUM_BY_DAY: LazyLock<String> = LazyLock::new(|| {
             ORDER BY bucket_start DESC LIMIT 1)"
     )
 });
+
+/// The windows between bucket ends and their nearest UTC midnights, in order: the
+/// end's index `j`, and the window's bounds.
+#[derive(Default)]
+struct Windows {
+    j: Vec<i32>,
+    lo: Vec<DateTime<Utc>>,
+    hi: Vec<DateTime<Utc>>,
+}
+
+impl Windows {
+    fn push(&mut self, j: usize, lo: DateTime<Utc>, hi: DateTime<Utc>) {
+        self.j.push(i32::try_from(j).unwrap_or(i32::MAX));
+        self.lo.push(lo);
+        self.hi.push(hi);
+    }
+
+    /// The UTC times of day the windows cover (`HH:MM:SS`, up to `24:00:00`), as
+    /// few disjoint ranges: each window lies within one UTC day (it ends or starts
+    /// at its midnight), and a time zone's windows are the same hours of every day
+    /// but across a change of its offset. A range may hold times of a day outside
+    /// that day's window (an hour of a winter day in a summer window's range): the
+    /// statement keeps a row only within its window.
+    fn times_of_day(&self) -> (Vec<String>, Vec<String>) {
+        let seconds = |at: DateTime<Utc>, day: DateTime<Utc>| (at - day).num_seconds();
+        let mut ranges: Vec<(i64, i64)> = self
+            .lo
+            .iter()
+            .zip(&self.hi)
+            .map(|(lo, hi)| {
+                let day = lo.date_naive().and_time(chrono::NaiveTime::MIN).and_utc();
+                (seconds(*lo, day), seconds(*hi, day))
+            })
+            .collect();
+        ranges.sort_unstable();
+        let mut merged: Vec<(i64, i64)> = Vec::new();
+        for (lo, hi) in ranges {
+            match merged.last_mut() {
+                Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
+                _ => merged.push((lo, hi)),
+            }
+        }
+        let time = |s: i64| format!("{:02}:{:02}:{:02}", s / 3600, s % 3600 / 60, s % 60);
+        merged.iter().map(|(lo, hi)| (time(*lo), time(*hi))).unzip()
+    }
+}
 
 /// The UTC midnight nearest to `at` (the later one at noon). The analytics' range
 /// is checked to lie within the years 1678–2261, where rounding cannot fail.
@@ -333,7 +392,7 @@ pub async fn sum_by_day(
     (from, to): (DateTime<Utc>, DateTime<Utc>),
     starts: &[DateTime<Utc>],
 ) -> Result<Vec<BucketSums>, DbError> {
-    use diesel::sql_types::{Array, Int2, Int4, Timestamptz, Uuid as SqlUuid};
+    use diesel::sql_types::{Array, Int2, Int4, Text, Timestamptz, Uuid as SqlUuid};
     #[derive(QueryableByName)]
     struct Part {
         #[diesel(sql_type = Int2)]
@@ -348,14 +407,19 @@ pub async fn sum_by_day(
         .chain(std::iter::once(to))
         .collect();
     let midnights: Vec<DateTime<Utc>> = ends.iter().map(|e| nearest_midnight(*e)).collect();
-    let (mut window, mut lo, mut hi) = (Vec::new(), Vec::new(), Vec::new());
+    let last = ends.len() - 1;
+    let (mut outer, mut inner) = (Windows::default(), Windows::default());
     for (j, (end, midnight)) in ends.iter().zip(&midnights).enumerate() {
         if end != midnight {
-            window.push(i32::try_from(j).unwrap_or(i32::MAX));
-            lo.push(*end.min(midnight));
-            hi.push(*end.max(midnight));
+            let windows = if j == 0 || j == last {
+                &mut outer
+            } else {
+                &mut inner
+            };
+            windows.push(j, *end.min(midnight), *end.max(midnight));
         }
     }
+    let (tod_lo, tod_hi) = inner.times_of_day();
     let parts: Vec<Part> = prepared::statement(SUM_BY_DAY.as_str())
         .bind::<SqlUuid, _>(rule_id)
         .bind::<Timestamptz, _>(from)
@@ -364,10 +428,16 @@ pub async fn sum_by_day(
         .bind::<Array<Timestamptz>, _>(&midnights)
         .bind::<Timestamptz, _>(nearest_midnight(from))
         .bind::<Timestamptz, _>(nearest_midnight(to))
-        .bind::<Array<Int4>, _>(&window)
-        .bind::<Array<Timestamptz>, _>(&lo)
-        .bind::<Array<Timestamptz>, _>(&hi)
-        .bind::<Int4, _>(i32::try_from(ends.len() - 1).unwrap_or(i32::MAX))
+        .bind::<Array<Int4>, _>(&outer.j)
+        .bind::<Array<Timestamptz>, _>(&outer.lo)
+        .bind::<Array<Timestamptz>, _>(&outer.hi)
+        .bind::<Array<Text>, _>(tod_lo)
+        .bind::<Array<Text>, _>(tod_hi)
+        .bind::<Timestamptz, _>(inner.lo.as_slice().first().copied().unwrap_or(from))
+        .bind::<Timestamptz, _>(inner.hi.as_slice().last().copied().unwrap_or(from))
+        .bind::<Array<Int4>, _>(&inner.j)
+        .bind::<Array<Timestamptz>, _>(&inner.lo)
+        .bind::<Array<Timestamptz>, _>(&inner.hi)
         .load(conn)
         .await?;
     // P(ends[j]) holds the window at end `j` with this sign: added to the bucket

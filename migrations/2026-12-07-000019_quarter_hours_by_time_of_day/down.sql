@@ -1,0 +1,1 @@
+DROP INDEX rule_stats_quarter_time_of_day_idx;
