@@ -321,7 +321,7 @@ async fn no_table_has_two_indexes_alike() -> anyhow::Result<()> {
 /// table; before 000017 the answer read every one of them.
 #[tokio::test]
 async fn an_answer_in_days_reads_the_counters_from_their_keys() -> anyhow::Result<()> {
-    use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+    use diesel_async::SimpleAsyncConnection;
     use rules_store::db::stats;
     let db = TestDb::migrated().await?;
     let mut conn = db.conn().await?;
@@ -342,39 +342,15 @@ async fn an_answer_in_days_reads_the_counters_from_their_keys() -> anyhow::Resul
          ORDER BY d DESC, r, q DESC;"
     ))
     .await?;
-    // Each its own statement: VACUUM runs outside a transaction.
-    for table in ["rule_stats_day", "rule_stats_quarter"] {
-        conn.batch_execute(&format!("VACUUM ANALYZE {table}"))
-            .await?;
-    }
-    // md5('1')
-    let rule: Uuid = "c4ca4238-a0b9-2382-0dcc-509a6f75849b".parse()?;
+    vacuum_counters(&mut conn).await?;
+    let rule: Uuid = RULE_ONE.parse()?;
     // Days starting an hour before UTC midnight, as Berlin's do in winter.
-    let from = midnight - TimeDelta::days(38) + TimeDelta::hours(5);
-    let to = midnight - TimeDelta::hours(3);
-    let starts: Vec<_> = std::iter::once(from)
-        .chain(
-            (1..38)
-                .rev()
-                .map(|d| midnight - TimeDelta::days(d) - TimeDelta::hours(1)),
-        )
-        .collect();
+    let (range, starts) = days_starting_before_midnight(midnight, 1);
     let tables = ["rule_stats_day", "rule_stats_quarter"];
-    let (sums, read) = conn
-        .transaction::<_, anyhow::Error, _>(async |conn| {
-            let before = blocks_fetched(conn, &tables).await?;
-            let sums = stats::sum_by_day(conn, rule, (from, to), &starts).await?;
-            let after = blocks_fetched(conn, &tables).await?;
-            Ok((
-                sums,
-                after
-                    .iter()
-                    .zip(before)
-                    .map(|(a, b)| a - b)
-                    .collect::<Vec<_>>(),
-            ))
-        })
-        .await?;
+    let (sums, read) = blocks_read(&mut conn, &tables, move |conn| {
+        Box::pin(async move { Ok(stats::sum_by_day(conn, rule, range, &starts).await?) })
+    })
+    .await?;
     let [day, quarter] = read[..] else {
         anyhow::bail!("two tables, two counts: {read:?}");
     };
@@ -397,7 +373,7 @@ async fn an_answer_in_days_reads_the_counters_from_their_keys() -> anyhow::Resul
 /// page or more of the key, so its windows of 38 days were as many descents.
 #[tokio::test]
 async fn an_answer_in_days_reads_its_windows_by_time_of_day() -> anyhow::Result<()> {
-    use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+    use diesel_async::SimpleAsyncConnection;
     use rules_store::db::stats;
     let db = TestDb::migrated().await?;
     let mut conn = db.conn().await?;
@@ -418,39 +394,22 @@ async fn an_answer_in_days_reads_its_windows_by_time_of_day() -> anyhow::Result<
          FROM generate_series(1, 40) d, generate_series(1, 20) r ORDER BY d DESC, r;"
     ))
     .await?;
-    for table in ["rule_stats_day", "rule_stats_quarter"] {
-        conn.batch_execute(&format!("VACUUM ANALYZE {table}"))
-            .await?;
-    }
-    // md5('1')
-    let rule: Uuid = "c4ca4238-a0b9-2382-0dcc-509a6f75849b".parse()?;
+    vacuum_counters(&mut conn).await?;
+    let rule: Uuid = RULE_ONE.parse()?;
     // Days starting two hours before UTC midnight, as Berlin's do in summer.
-    let from = midnight - TimeDelta::days(38) + TimeDelta::hours(5);
-    let to = midnight - TimeDelta::hours(3);
-    let starts: Vec<_> = std::iter::once(from)
-        .chain(
-            (1..38)
-                .rev()
-                .map(|d| midnight - TimeDelta::days(d) - TimeDelta::hours(2)),
-        )
-        .collect();
+    let (range, starts) = days_starting_before_midnight(midnight, 2);
     let keys = [
         "rule_stats_quarter_pkey",
         "rule_stats_quarter_time_of_day_idx",
     ];
-    let (sums, read) = conn
-        .transaction::<_, anyhow::Error, _>(async |conn| {
-            let before = blocks_fetched(conn, &keys).await?;
-            let sums = stats::sum_by_day(conn, rule, (from, to), &starts).await?;
-            let after = blocks_fetched(conn, &keys).await?;
-            Ok((
-                sums,
-                after.iter().zip(before).map(|(a, b)| a - b).sum::<i64>(),
-            ))
-        })
-        .await?;
+    let days = starts.len();
+    let (sums, read) = blocks_read(&mut conn, &keys, move |conn| {
+        Box::pin(async move { Ok(stats::sum_by_day(conn, rule, range, &starts).await?) })
+    })
+    .await?;
+    let read: i64 = read.iter().sum();
     // Every bucket counts 96 quarter hours a day (the first and last: their part).
-    let mut executed = vec![0; starts.len() + 1];
+    let mut executed = vec![0; days + 1];
     for s in &sums {
         if let Some(e) = usize::try_from(s.bucket)
             .ok()
@@ -460,7 +419,7 @@ async fn an_answer_in_days_reads_its_windows_by_time_of_day() -> anyhow::Result<
         }
     }
     assert!(
-        executed[2..starts.len()].iter().all(|e| *e == 96),
+        executed[2..days].iter().all(|e| *e == 96),
         "a full day a bucket: {executed:?}"
     );
     // The two outer windows' descents and the last execution's, and the range
@@ -469,23 +428,72 @@ async fn an_answer_in_days_reads_its_windows_by_time_of_day() -> anyhow::Result<
     Ok(())
 }
 
-/// The blocks this transaction has asked of each relation so far: within one
-/// transaction the counts are not flushed to the shared statistics, so the
-/// difference between two calls is what ran between them.
+/// What `op` returns, and the blocks it asked of each of `relations`: counted in
+/// one transaction, where the counts are not yet flushed to the shared statistics,
+/// so the difference between before and after is what `op` ran.
+async fn blocks_read<T: Send>(
+    conn: &mut diesel_async::AsyncPgConnection,
+    relations: &[&str],
+    op: impl for<'c> FnOnce(&'c mut diesel_async::AsyncPgConnection) -> Op<'c, T> + Send,
+) -> anyhow::Result<(T, Vec<i64>)> {
+    use diesel_async::AsyncConnection;
+    conn.transaction::<_, anyhow::Error, _>(async |conn| {
+        let before = blocks_fetched(conn, relations).await?;
+        let out = op(conn).await?;
+        let after = blocks_fetched(conn, relations).await?;
+        Ok((out, after.iter().zip(before).map(|(a, b)| a - b).collect()))
+    })
+    .await
+}
+
+/// What [`blocks_read`] runs: a future on the transaction's connection.
+type Op<'c, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<T>> + Send + 'c>>;
+
+/// The blocks this transaction has asked of each of `relations` so far, in order.
 async fn blocks_fetched(
     conn: &mut diesel_async::AsyncPgConnection,
     relations: &[&str],
 ) -> anyhow::Result<Vec<i64>> {
-    let mut blocks = Vec::with_capacity(relations.len());
-    for relation in relations {
-        let fetched: rules_e2e::Count =
-            diesel::sql_query("SELECT pg_stat_get_xact_blocks_fetched($1::regclass) AS n")
-                .bind::<diesel::sql_types::Text, _>(*relation)
-                .get_result(conn)
-                .await?;
-        blocks.push(fetched.n);
+    let fetched: Vec<rules_e2e::Count> = diesel::sql_query(
+        "SELECT pg_stat_get_xact_blocks_fetched(r::regclass) AS n \
+         FROM unnest($1::text[]) WITH ORDINALITY AS t(r, i) ORDER BY i",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(relations)
+    .load(conn)
+    .await?;
+    Ok(fetched.into_iter().map(|f| f.n).collect())
+}
+
+/// md5('1') as a uuid: the rule whose rows the day-answer tests lay out.
+const RULE_ONE: &str = "c4ca4238-a0b9-2382-0dcc-509a6f75849b";
+
+/// The counter tables vacuumed and analyzed, each its own statement (VACUUM runs
+/// outside a transaction): their visibility maps set, so reads are index-only.
+async fn vacuum_counters(conn: &mut diesel_async::AsyncPgConnection) -> anyhow::Result<()> {
+    use diesel_async::SimpleAsyncConnection;
+    for table in ["rule_stats_day", "rule_stats_quarter"] {
+        conn.batch_execute(&format!("VACUUM ANALYZE {table}"))
+            .await?;
     }
-    Ok(blocks)
+    Ok(())
+}
+
+type At = chrono::DateTime<Utc>;
+
+/// 38 days of a time zone whose days start `hours` before UTC midnight, ending
+/// before `midnight`: the range, and the days' starts.
+fn days_starting_before_midnight(midnight: At, hours: i64) -> ((At, At), Vec<At>) {
+    let from = midnight - TimeDelta::days(38) + TimeDelta::hours(5);
+    let to = midnight - TimeDelta::hours(3);
+    let starts = std::iter::once(from)
+        .chain(
+            (1..38)
+                .rev()
+                .map(|d| midnight - TimeDelta::days(d) - TimeDelta::hours(hours)),
+        )
+        .collect();
+    ((from, to), starts)
 }
 
 /// A page of failures of a rule that never failed reads the partial index of the
@@ -494,7 +502,7 @@ async fn blocks_fetched(
 /// (PostgreSQL chose it, backwards, until the partial index carried the count).
 #[tokio::test]
 async fn a_rule_without_failures_reads_no_quarter_hour_for_a_page_of_them() -> anyhow::Result<()> {
-    use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+    use diesel_async::SimpleAsyncConnection;
     use rules_store::db::executions::{list_for_rule, ExecutionFilter};
     let db = TestDb::migrated().await?;
     let mut conn = db.conn().await?;
@@ -518,23 +526,12 @@ async fn a_rule_without_failures_reads_no_quarter_hour_for_a_page_of_them() -> a
         ..ExecutionFilter::default()
     };
     // In one transaction (the lister's own is a savepoint in it).
-    let key = ["rule_stats_quarter_pkey"];
-    let (page, read) = conn
-        .transaction::<_, anyhow::Error, _>(async |conn| {
-            let before = blocks_fetched(conn, &key).await?;
-            let page = list_for_rule(
-                conn,
-                rule,
-                &failed,
-                None,
-                50,
-                midnight - TimeDelta::days(400),
-            )
-            .await?;
-            let after = blocks_fetched(conn, &key).await?;
-            Ok((page, after[0] - before[0]))
-        })
-        .await?;
+    let since = midnight - TimeDelta::days(400);
+    let (page, read) = blocks_read(&mut conn, &["rule_stats_quarter_pkey"], move |conn| {
+        Box::pin(async move { Ok(list_for_rule(conn, rule, &failed, None, 50, since).await?) })
+    })
+    .await?;
+    let read: i64 = read.iter().sum();
     assert!(page.is_empty());
     // The planner may look up the key's newest entry (the page's start lies past
     // the statistics' range): a page or two. Through the key, 63.

@@ -249,13 +249,12 @@ const MINUTES: i16 = 0;
 const DAYS: i16 = 1;
 const EDGES: i16 = 2;
 const LAST: i16 = 3;
-const OUTER_EDGES: i16 = 4;
 
 /// The statement of [`sum_by_day`], in one snapshot: the minutes summed per
 /// bucket (as [`SUM_BY_BUCKET`]: up to 1,440 a day), the day rows each with its
 /// pair of the ends' nearest midnights, the quarter hours' counts summed per window
-/// between an end and its nearest midnight, the durations of the quarter hours in
-/// the two outer windows, and the last execution among the quarter hours. Day rows
+/// between an end and its nearest midnight (the two outer windows' durations too),
+/// and the last execution among the quarter hours. Day rows
 /// come as they are, for the caller to add: a day bucket holds about one day row, so
 /// summing them in PostgreSQL (23 aggregates a group) cost more than it saved (a
 /// 90-day answer's statement: a third less CPU in PostgreSQL without it). A
@@ -268,9 +267,8 @@ const OUTER_EDGES: i16 = 4;
 /// consecutive pages, each row then kept only within its window (`width_bucket`
 /// over the windows' starts, below the window's end). Through the primary key they
 /// were a descent a day, on a page a day or two: a rule's 90 days not in cache
-/// read ~90 pages from the OS. The two outer windows are read by their bounds
-/// (`OFFSET 0` keeps PostgreSQL from joining them against all of the rule's quarter
-/// hours instead).
+/// read ~90 pages from the OS. The two outer windows are read by their bounds, a
+/// descent each.
 ///
 /// What is read is in the indexes (migration 000017: a day row's sums, a quarter
 /// hour's counts), so index-only, not from a heap page each: the roll-up writes a
@@ -282,9 +280,6 @@ static SUM_BY_DAY: LazyLock<String> = LazyLock::new(|| {
     let sums = sums_sql();
     let count_sums = count_sums_sql();
     let raw = format!("{COUNTS}, duration_ms_sum, duration_histogram, NULL::timestamptz");
-    let outer = "unnest($8::int4[], $9::timestamptz[], $10::timestamptz[]) AS w(j, lo, hi)";
-    let in_window = "FROM rule_stats_quarter \
-               WHERE rule_id = $1 AND bucket_start >= w.lo AND bucket_start < w.hi";
     let time_of_day = "(bucket_start AT TIME ZONE 'UTC')::time";
     format!(
         "SELECT {MINUTES}::int2 AS part, width_bucket(bucket_start, $4::timestamptz[]) AS bucket, \
@@ -295,8 +290,10 @@ static SUM_BY_DAY: LazyLock<String> = LazyLock::new(|| {
          SELECT {DAYS}::int2, width_bucket(bucket_start, $5::timestamptz[]), {raw} \
          FROM rule_stats_day WHERE rule_id = $1 AND bucket_start >= $6 AND bucket_start < $7 \
          UNION ALL \
-         SELECT {EDGES}::int2, w.j, {COUNTS}, 0::int8, '{{}}'::int8[], NULL::timestamptz \
-         FROM {outer} CROSS JOIN LATERAL (SELECT {count_sums} {in_window}) AS q \
+         SELECT {EDGES}::int2, w.j, {raw} \
+         FROM unnest($8::int4[], $9::timestamptz[], $10::timestamptz[]) AS w(j, lo, hi) \
+         CROSS JOIN LATERAL (SELECT {sums} FROM rule_stats_quarter \
+           WHERE rule_id = $1 AND bucket_start >= w.lo AND bucket_start < w.hi) AS q \
          UNION ALL \
          SELECT {EDGES}::int2, ($15::int4[])[b.k], {count_sums}, 0::int8, '{{}}'::int8[], \
            NULL::timestamptz \
@@ -307,11 +304,6 @@ static SUM_BY_DAY: LazyLock<String> = LazyLock::new(|| {
          CROSS JOIN LATERAL (SELECT width_bucket(q.bucket_start, $16::timestamptz[]) AS k) AS b \
          WHERE b.k > 0 AND q.bucket_start < ($17::timestamptz[])[b.k] \
          GROUP BY b.k \
-         UNION ALL \
-         SELECT {OUTER_EDGES}::int2, w.j, 0, 0, 0, 0, 0, 0, duration_ms_sum, duration_histogram, \
-           NULL::timestamptz \
-         FROM {outer} \
-         CROSS JOIN LATERAL (SELECT duration_ms_sum, duration_histogram {in_window} OFFSET 0) AS q \
          UNION ALL \
          SELECT {LAST}::int2, 0, 0, 0, 0, 0, 0, 0, 0, '{{}}'::int8[], \
            (SELECT last_executed_at FROM rule_stats_quarter \
@@ -451,6 +443,10 @@ pub async fn sum_by_day(
         match part {
             // Minutes by the starts, days by the midnights: bucket `k` either way.
             MINUTES | DAYS => sums.push(s),
+            // A window's counts are added to the bucket it ends and taken from the
+            // one it starts; an outer window's durations (the inner ones carry none:
+            // they cancel out) go with its counts into its one bucket, so into the
+            // totals with the same sign.
             EDGES => {
                 let j = usize::try_from(s.bucket).unwrap_or(usize::MAX);
                 let Some(sign) = window_sign(j) else { continue };
@@ -460,15 +456,6 @@ pub async fn sum_by_day(
                 if j + 1 < ends.len() {
                     sums.push(s.signed(-sign, s.bucket + 1));
                 }
-            }
-            // The durations of an outer window: in the totals only, with the sign
-            // its counts have (`EDGES`) in the one bucket they go to, `-sign` at
-            // `from`, `sign` at `to`.
-            OUTER_EDGES => {
-                let j = usize::try_from(s.bucket).unwrap_or(usize::MAX);
-                let Some(sign) = window_sign(j) else { continue };
-                let sign = if j == 0 { -sign } else { sign };
-                sums.push(s.signed(sign, 0));
             }
             // The last execution: in the totals only.
             LAST => sums.push(BucketSums { bucket: 0, ..s }),
