@@ -108,6 +108,12 @@ enum Command {
         /// the paced events' while the backlog drains beside them.
         #[arg(long, default_value_t = 0)]
         drain_backlog: usize,
+        /// The producer writes every this many milliseconds the events of that
+        /// interval, in one pipeline, each stamped when the interval starts: 10
+        /// writes bursts of a hundredth of a second's events; 1 is closer to many
+        /// producers writing one event each.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        tick_ms: u64,
     },
     /// Writes generated (or given) events to a stream, for a backtest or a manual test.
     Fill {
@@ -149,6 +155,7 @@ async fn main() -> anyhow::Result<()> {
             slow_ms,
             slow_share,
             drain_backlog,
+            tick_ms,
         } => {
             let slow = slow_ms.map(|ms| run::Slow {
                 delay: std::time::Duration::from_millis(ms),
@@ -159,6 +166,7 @@ async fn main() -> anyhow::Result<()> {
                 seconds,
                 slow,
                 backlog: drain_backlog,
+                tick: std::time::Duration::from_millis(tick_ms),
             };
             run::latency(&source, &worker, &load).await
         }

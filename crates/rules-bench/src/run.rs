@@ -2,7 +2,7 @@
 //! migrated, dropped), streams of their own, the `rules-worker` binary next to this
 //! one.
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use redis::aio::MultiplexedConnection;
 use rules_core::Event;
@@ -177,10 +177,25 @@ impl Setup {
         Ok(())
     }
 
-    async fn xadd(&self, events: &[Event]) -> anyhow::Result<()> {
-        let mut r = self.redis.clone();
-        streams::add_all(&mut r, &self.stream, &as_entries(events)?).await?;
-        Ok(())
+    /// Writes `events`, pipelined a thousand at a time; the id Redis gave each, in
+    /// order.
+    async fn xadd(&self, events: &[Event]) -> anyhow::Result<Vec<streams::EntryId>> {
+        let mut conn = self.redis.clone();
+        let mut ids = Vec::with_capacity(events.len());
+        for chunk in events.chunks(1_000) {
+            let mut pipe = redis::pipe();
+            for fields in as_entries(chunk)? {
+                let cmd = pipe.cmd("XADD").arg(&self.stream).arg("*");
+                for (k, v) in fields {
+                    cmd.arg(k).arg(v);
+                }
+            }
+            let written: Vec<String> = pipe.query_async(&mut conn).await?;
+            for id in written {
+                ids.push(id.parse().map_err(|e| anyhow!("entry id {id:?}: {e}"))?);
+            }
+        }
+        Ok(ids)
     }
 
     fn start_worker(&self, args: &WorkerArgs) -> anyhow::Result<Child> {
@@ -670,6 +685,8 @@ pub struct Load {
     pub slow: Option<Slow>,
     /// Events written to a second stream of the worker's just before the pacing.
     pub backlog: usize,
+    /// How often the producer writes (each write the interval's events).
+    pub tick: Duration,
 }
 
 pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> anyhow::Result<()> {
@@ -678,6 +695,7 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
         seconds,
         ref slow,
         backlog,
+        tick: tick_every,
     } = *load_spec;
     let (rules, events) = load(source)?;
     if events.is_empty() {
@@ -758,6 +776,8 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
     };
     let collect = tokio::spawn(async move {
         let mut latencies: Vec<u64> = Vec::new();
+        // Each output's event and the millisecond of its id (Redis's clock).
+        let mut published: Vec<(Vec<u8>, u64)> = Vec::new();
         let mut failed_reads = 0u64;
         let mut last = streams::ReadAfter::Now;
         let deadline = Instant::now() + Duration::from_secs(seconds + 5);
@@ -781,9 +801,13 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
                             .map(|(_, v)| v.as_slice()),
                         _ => None,
                     };
-                    if field(b"event_id").is_some_and(|id| backlog_events.contains(id)) {
+                    let Some(event_id) = field(b"event_id") else {
+                        continue;
+                    };
+                    if backlog_events.contains(event_id) {
                         continue;
                     }
+                    published.push((event_id.to_vec(), entry.id.ms));
                     let payload = field(b"payload").unwrap_or_default();
                     let at = serde_json::from_slice::<Value>(payload).ok().and_then(|p| {
                         p["at"]
@@ -801,17 +825,19 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
                 }
             }
         }
-        (latencies, failed_reads)
+        (latencies, failed_reads, published)
     });
 
-    // Producer: a steady rate, in 10 ms ticks, each event stamped when sent.
-    let per_tick = (per_second / 100).max(1) as usize;
-    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    // Producer: a steady rate, in ticks, each event stamped when its tick starts.
+    let per_tick = ((per_second as u128 * tick_every.as_millis()) / 1000).max(1) as usize;
+    let mut tick = tokio::time::interval(tick_every);
     let end = Instant::now() + Duration::from_secs(seconds);
     let mut sent = 0usize;
     let mut i = 0usize;
     // How long each tick's write took: the part of the latency that is the producer's.
     let mut writes: Vec<u64> = Vec::new();
+    // Each paced event's id and the millisecond of its entry's id.
+    let mut written: std::collections::HashMap<Vec<u8>, u64> = std::collections::HashMap::new();
     while Instant::now() < end {
         tick.tick().await;
         let now = chrono::Utc::now();
@@ -831,11 +857,26 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
             })
             .collect();
         let writing = Instant::now();
-        setup.xadd(&batch).await?;
+        let ids = setup.xadd(&batch).await?;
         writes.push(writing.elapsed().as_micros() as u64);
+        for (event, id) in batch.iter().zip(ids) {
+            written.insert(event.id.to_string().into_bytes(), id.ms);
+        }
         sent += batch.len();
     }
-    let (mut latencies, failed_reads) = collect.await?;
+    let (mut latencies, failed_reads, published) = collect.await?;
+    // Entry → published entry by their ids: Redis's clock at both ends, so neither
+    // the producer's write nor this reader's is in it, to the millisecond (each id
+    // is its millisecond's floor: ±1 ms).
+    let mut in_redis: Vec<u64> = published
+        .iter()
+        .filter_map(|(event, out_ms)| {
+            written
+                .get(event)
+                .map(|in_ms| out_ms.saturating_sub(*in_ms) * 1000)
+        })
+        .collect();
+    in_redis.sort_unstable();
     if failed_reads > 0 {
         println!("{failed_reads} reads of the outputs failed and were read again (their entries count late)");
     }
@@ -852,6 +893,13 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
         pct(0.9),
         pct(0.99),
         pct(1.0)
+    );
+    println!(
+        "entry → published entry, by their ids' milliseconds (Redis's clock; ±1 ms): p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        percentile_ms(&in_redis, 0.5),
+        percentile_ms(&in_redis, 0.9),
+        percentile_ms(&in_redis, 0.99),
+        percentile_ms(&in_redis, 1.0)
     );
     println!(
         "the producer's write of a tick ({per_tick} events, stamped before it): p50 {:.1} ms, p99 {:.1} ms",
