@@ -1201,3 +1201,61 @@ async fn a_quiet_streams_blocked_read_does_not_hold_the_whole_budget() -> anyhow
     }
     Ok(())
 }
+
+/// A batch's entries run in one task, concurrently: an entry whose action is slow
+/// holds none of the others of its batch, each goes to the recorder (and is
+/// acknowledged) when its own actions are done.
+#[tokio::test]
+async fn a_slow_entry_holds_none_of_the_others_of_its_batch() -> anyhow::Result<()> {
+    let receiver = Receiver::start(&[])?;
+    let mut h = Harness::new("w-slow-batch").await?;
+    let slow = h
+        .add_rule(json!({"name": "slow", "trigger_config": {"event_types": ["follow"]},
+            "actions": [{"type": "webhook", "url": receiver.url("/slow/4000"), "timeout_ms": 10000}]}))
+        .await?;
+    let fast = h
+        .add_rule(
+            json!({"name": "fast", "trigger_config": {"event_types": ["raid"]},
+            "actions": [{"type": "publish", "stream": h.out()}]}),
+        )
+        .await?;
+    // The events wait in the stream before the worker starts, so its first read
+    // takes them all in one batch, the slow one first.
+    let mut conn = h.keys.conn().await?;
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(h.stream())
+        .arg("rule-engine")
+        .arg("$")
+        .arg("MKSTREAM")
+        .query_async(&mut conn)
+        .await?;
+    h.send("follow", json!({})).await?;
+    for _ in 0..20 {
+        h.send("raid", json!({})).await?;
+    }
+    h.start_worker(&[]).await?;
+    eventually(WAIT, || async {
+        Ok(h.executions(Some(fast)).await?.len() == 20)
+    })
+    .await?;
+    // Acknowledged too: only the slow entry is still pending.
+    eventually(WAIT, || async {
+        let pending: (u64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
+            .arg(h.stream())
+            .arg("rule-engine")
+            .query_async(&mut h.keys.conn().await?)
+            .await?;
+        Ok(pending.0 == 1)
+    })
+    .await?;
+    assert!(
+        h.executions(Some(slow)).await?.is_empty(),
+        "the slow webhook is still in flight"
+    );
+    eventually(WAIT, || async {
+        Ok(h.executions(Some(slow)).await?.len() == 1)
+    })
+    .await?;
+    Ok(())
+}

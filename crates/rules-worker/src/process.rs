@@ -8,6 +8,7 @@
 //! Batches reach the gate one at a time and in the order they were read, so the
 //! cooldown and threshold state changes in stream order, as with one half.
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use rules_core::{CompiledRule, Event, RuleIndex};
 use rules_store::config::RetentionSettings;
 use rules_store::db::record::{self, CountRow, Decided, SuppressionRow};
@@ -390,8 +391,8 @@ struct PerEntry {
     decided: Decided,
 }
 
-/// Dispatch: per entry, the rules to run as a task of its own (different entries
-/// concurrently), or straight to the recorder when nothing is to run.
+/// Dispatch: the entries with rules to run, concurrently in one task for the batch
+/// ([`run_entries`]); the others straight to the recorder.
 async fn dispatch(
     ctx: &Arc<Context>,
     readable: Vec<(Entry, Event)>,
@@ -456,9 +457,10 @@ async fn dispatch(
     for (counter, n) in counted {
         metrics::counter!(counter).increment(n);
     }
-    // Entries with nothing to run go to the recorder together, each entry with
-    // executions when its actions are done.
+    // Entries with nothing to run go to the recorder together; the others run
+    // concurrently, each going to the recorder when its actions are done.
     let mut finished = Vec::new();
+    let running = FuturesUnordered::new();
     for ((entry, event), planned) in readable.into_iter().zip(per_entry) {
         let PerEntry {
             to_run,
@@ -474,24 +476,51 @@ async fn dispatch(
         }
         let at_ms = event_time_ms(&entry, &event);
         let ctx = Arc::clone(ctx);
-        let done = done.clone();
-        tracker.spawn(async move {
+        running.push(async move {
             let runs = to_run
                 .iter()
                 .map(|rule| actions::run(&ctx.executor, rule, &event, at_ms));
             decided
                 .executions
                 .extend(futures_util::future::join_all(runs).await);
-            let _ = done
-                .send(vec![Done {
-                    entry,
-                    decided,
-                    read_at,
-                }])
-                .await;
+            Done {
+                entry,
+                decided,
+                read_at,
+            }
         });
     }
     if !finished.is_empty() {
         let _ = done.send(finished).await;
+    }
+    if !running.is_empty() {
+        tracker.spawn(run_entries(running, done.clone()));
+    }
+}
+
+/// Runs a batch's entries with actions in one task, concurrently, and hands each to
+/// the recorder once its actions are done (with any others done by then). One task
+/// for the batch rather than one per entry: its entries' publishes are queued on the
+/// shared Redis connection before its writer runs, so they go out together, where a
+/// task per entry woke the writer after each and sent about two commands a write (a
+/// system call in the worker and in Redis for each). The entries still running are
+/// driven while the recorder has no room, so a busy recorder delays their
+/// acknowledgement, never their actions.
+async fn run_entries<F>(mut running: FuturesUnordered<F>, done: mpsc::Sender<Vec<Done>>)
+where
+    F: std::future::Future<Output = Done>,
+{
+    let mut ready: Vec<Done> = Vec::new();
+    loop {
+        tokio::select! {
+            biased;
+            Some(finished) = running.next(), if !running.is_empty() => ready.push(finished),
+            room = done.reserve(), if !ready.is_empty() => match room {
+                Ok(room) => room.send(std::mem::take(&mut ready)),
+                // The recorder is gone (shutting down): nothing more to hand over.
+                Err(_) => return,
+            },
+            else => return,
+        }
     }
 }
