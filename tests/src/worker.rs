@@ -126,6 +126,20 @@ impl Harness {
         .await
     }
 
+    /// Makes the workers' consumer group at the stream's end before any worker runs,
+    /// so the events sent from now on wait for a worker's first read.
+    pub async fn make_group(&self) -> anyhow::Result<()> {
+        let _: () = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(self.stream())
+            .arg("rule-engine")
+            .arg("$")
+            .arg("MKSTREAM")
+            .query_async(&mut self.keys.conn().await?)
+            .await?;
+        Ok(())
+    }
+
     /// Waits until every worker has `n` rules in its index (a rule change arrives
     /// asynchronously: poll, never sleep).
     pub async fn wait_rules_loaded(&self, n: u64) -> anyhow::Result<()> {
