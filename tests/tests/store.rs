@@ -321,28 +321,13 @@ async fn no_table_has_two_indexes_alike() -> anyhow::Result<()> {
 /// table; before 000017 the answer read every one of them.
 #[tokio::test]
 async fn an_answer_in_days_reads_the_counters_from_their_keys() -> anyhow::Result<()> {
-    use diesel_async::SimpleAsyncConnection;
     use rules_store::db::stats;
     let db = TestDb::migrated().await?;
     let mut conn = db.conn().await?;
     let midnight = Utc::now().duration_trunc(TimeDelta::days(1))?;
     // 150 rules' day rows for 40 days, and their quarter hours of the two hours
     // before each UTC midnight (where a Berlin day starts), day after day.
-    conn.batch_execute(&format!(
-        "INSERT INTO rule_stats_day (rule_id, bucket_start, matched, executed, succeeded, \
-           duration_ms_sum, duration_histogram) \
-         SELECT md5(r::text)::uuid, '{midnight}'::timestamptz - d * interval '1 day', 9, 9, 9, 90, \
-           '{{1,2,3,3,0,0,0,0,0,0,0,0,0,0,0,0}}' \
-         FROM generate_series(1, 40) d, generate_series(1, 150) r ORDER BY d DESC, r; \
-         INSERT INTO rule_stats_quarter (rule_id, bucket_start, matched, executed, succeeded, \
-           duration_ms_sum, duration_histogram) \
-         SELECT md5(r::text)::uuid, '{midnight}'::timestamptz - d * interval '1 day' \
-           - q * interval '15 minutes', 1, 1, 1, 10, '{{0,1,0,0,0,0,0,0,0,0,0,0,0,0,0,0}}' \
-         FROM generate_series(1, 40) d, generate_series(1, 150) r, generate_series(1, 8) q \
-         ORDER BY d DESC, r, q DESC;"
-    ))
-    .await?;
-    vacuum_counters(&mut conn).await?;
+    lay_out_counters(&mut conn, midnight, 150, 9, -8..=-1).await?;
     let rule: Uuid = RULE_ONE.parse()?;
     // Days starting an hour before UTC midnight, as Berlin's do in winter.
     let (range, starts) = days_starting_before_midnight(midnight, 1);
@@ -373,28 +358,13 @@ async fn an_answer_in_days_reads_the_counters_from_their_keys() -> anyhow::Resul
 /// page or more of the key, so its windows of 38 days were as many descents.
 #[tokio::test]
 async fn an_answer_in_days_reads_its_windows_by_time_of_day() -> anyhow::Result<()> {
-    use diesel_async::SimpleAsyncConnection;
     use rules_store::db::stats;
     let db = TestDb::migrated().await?;
     let mut conn = db.conn().await?;
     let midnight = Utc::now().duration_trunc(TimeDelta::days(1))?;
     // 20 rules' every quarter hour of 40 days, a day at a time (as the roll-up
     // writes them), and their day rows.
-    conn.batch_execute(&format!(
-        "INSERT INTO rule_stats_quarter (rule_id, bucket_start, matched, executed, succeeded, \
-           duration_ms_sum, duration_histogram) \
-         SELECT md5(r::text)::uuid, '{midnight}'::timestamptz - d * interval '1 day' \
-           + q * interval '15 minutes', 1, 1, 1, 10, '{{0,1,0,0,0,0,0,0,0,0,0,0,0,0,0,0}}' \
-         FROM generate_series(1, 40) d, generate_series(1, 20) r, generate_series(0, 95) q \
-         ORDER BY d DESC, r, q; \
-         INSERT INTO rule_stats_day (rule_id, bucket_start, matched, executed, succeeded, \
-           duration_ms_sum, duration_histogram) \
-         SELECT md5(r::text)::uuid, '{midnight}'::timestamptz - d * interval '1 day', 96, 96, 96, \
-           960, '{{0,96,0,0,0,0,0,0,0,0,0,0,0,0,0,0}}' \
-         FROM generate_series(1, 40) d, generate_series(1, 20) r ORDER BY d DESC, r;"
-    ))
-    .await?;
-    vacuum_counters(&mut conn).await?;
+    lay_out_counters(&mut conn, midnight, 20, 96, 0..=95).await?;
     let rule: Uuid = RULE_ONE.parse()?;
     // Days starting two hours before UTC midnight, as Berlin's do in summer.
     let (range, starts) = days_starting_before_midnight(midnight, 2);
@@ -468,10 +438,37 @@ async fn blocks_fetched(
 /// md5('1') as a uuid: the rule whose rows the day-answer tests lay out.
 const RULE_ONE: &str = "c4ca4238-a0b9-2382-0dcc-509a6f75849b";
 
-/// The counter tables vacuumed and analyzed, each its own statement (VACUUM runs
-/// outside a transaction): their visibility maps set, so reads are index-only.
-async fn vacuum_counters(conn: &mut diesel_async::AsyncPgConnection) -> anyhow::Result<()> {
+/// Counters as the roll-up writes them, a day of every rule at a time, for the 40
+/// days before `midnight`: rules md5('1') ([`RULE_ONE`]) to md5(`rules`), each a day
+/// row of `per_day` executions and, of every day, the quarter hours `quarters`
+/// (counted from its midnight; before it when negative) of one execution each.
+/// Then vacuumed and analyzed, each table its own statement (VACUUM runs outside a
+/// transaction): their visibility maps set, so reads are index-only.
+async fn lay_out_counters(
+    conn: &mut diesel_async::AsyncPgConnection,
+    midnight: At,
+    rules: i32,
+    per_day: i32,
+    quarters: std::ops::RangeInclusive<i32>,
+) -> anyhow::Result<()> {
     use diesel_async::SimpleAsyncConnection;
+    let (first, last) = quarters.into_inner();
+    conn.batch_execute(&format!(
+        "INSERT INTO rule_stats_day (rule_id, bucket_start, matched, executed, succeeded, \
+           duration_ms_sum, duration_histogram) \
+         SELECT md5(r::text)::uuid, '{midnight}'::timestamptz - d * interval '1 day', \
+           {per_day}, {per_day}, {per_day}, {per_day} * 10, \
+           ARRAY[0, {per_day}, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]::int8[] \
+         FROM generate_series(1, 40) d, generate_series(1, {rules}) r ORDER BY d DESC, r; \
+         INSERT INTO rule_stats_quarter (rule_id, bucket_start, matched, executed, succeeded, \
+           duration_ms_sum, duration_histogram) \
+         SELECT md5(r::text)::uuid, '{midnight}'::timestamptz - d * interval '1 day' \
+           + q * interval '15 minutes', 1, 1, 1, 10, '{{0,1,0,0,0,0,0,0,0,0,0,0,0,0,0,0}}' \
+         FROM generate_series(1, 40) d, generate_series(1, {rules}) r, \
+           generate_series({first}, {last}) q \
+         ORDER BY d DESC, r, q;"
+    ))
+    .await?;
     for table in ["rule_stats_day", "rule_stats_quarter"] {
         conn.batch_execute(&format!("VACUUM ANALYZE {table}"))
             .await?;

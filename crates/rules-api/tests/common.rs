@@ -143,22 +143,25 @@ pub fn rule_body(name: &str) -> Value {
     })
 }
 
+/// Sends `req` and checks the answer is `status`; its body.
+pub async fn send_expecting<S, B>(service: &S, req: test::TestRequest, status: u16) -> Value
+where
+    S: App<B>,
+    B: MessageBody,
+{
+    let (got, _, body) = send(service, req).await;
+    assert_eq!(got, status, "{body}");
+    body
+}
+
 /// Creates a rule through the API and returns its JSON.
 pub async fn create<S, B>(service: &S, body: Value) -> Value
 where
     S: App<B>,
     B: MessageBody,
 {
-    let (status, _, created) = send(
-        service,
-        test::TestRequest::post()
-            .uri("/api/rules")
-            .insert_header(auth())
-            .set_json(body),
-    )
-    .await;
-    assert_eq!(status, 201, "{created}");
-    created
+    let req = test::TestRequest::post().uri("/api/rules").set_json(body);
+    send_expecting(service, req.insert_header(auth()), 201).await
 }
 
 /// Deletes a rule through the API (204).
@@ -167,14 +170,8 @@ where
     S: App<B>,
     B: MessageBody,
 {
-    let (status, _, body) = send(
-        service,
-        test::TestRequest::delete()
-            .uri(&format!("/api/rules/{id}"))
-            .insert_header(auth()),
-    )
-    .await;
-    assert_eq!(status, 204, "{body}");
+    let req = test::TestRequest::delete().uri(&format!("/api/rules/{id}"));
+    send_expecting(service, req.insert_header(auth()), 204).await;
 }
 
 /// A connection to the shared test Redis (a cluster under `make test-cluster`).
