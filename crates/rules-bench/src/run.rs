@@ -605,19 +605,9 @@ fn print_scale_out(results: &[Drained]) {
     }
 }
 
-/// The worker's mean time per batch in each stage (`batch_stage_seconds` from its
-/// `/metrics`), in the order a batch goes through them.
+/// The worker's stages as batches went through them (`batch_stage_seconds` from its
+/// `/metrics`): see [`stage_summary`].
 async fn stage_times(ports: &[u16]) -> anyhow::Result<String> {
-    const STAGES: [&str; 8] = [
-        "parse",
-        "match",
-        "skip_recorded",
-        "admit",
-        "gate",
-        "dispatch",
-        "record",
-        "ack",
-    ];
     // reqwest is built without a TLS provider of its own (the workspace picks ring).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut texts = Vec::with_capacity(ports.len());
@@ -630,33 +620,69 @@ async fn stage_times(ports: &[u16]) -> anyhow::Result<String> {
                 .await?,
         );
     }
-    // Summed over the workers: the mean is over every batch of every worker.
-    let value = |name: &str, stage: &str| -> Option<f64> {
-        let prefix = format!("{name}{{stage=\"{stage}\"}} ");
+    stage_summary(&texts)
+}
+
+/// The stages of a batch, in the order it goes through them.
+const STAGES: [&str; 8] = [
+    "parse",
+    "match",
+    "skip_recorded",
+    "admit",
+    "gate",
+    "dispatch",
+    "record",
+    "ack",
+];
+
+/// The bound of the histograms' bucket past which a batch counts as slow in a stage
+/// (seconds, as the worker's `/metrics` writes it).
+const SLOW_IN_A_STAGE: &str = "0.0025";
+
+/// From the worker's `/metrics` texts, summed over the workers: the mean time per
+/// batch in each stage, then how many batches took longer than 2.5 ms in it. The
+/// second line tells a stage that is slow by itself (its mean) from one that only
+/// holds the batches caught in a stall of the process (a stage of microseconds with
+/// batches past 2.5 ms: page faults, a thread waiting for a core).
+fn stage_summary(texts: &[String]) -> anyhow::Result<String> {
+    let value = |series: &str| -> Option<f64> {
         texts
             .iter()
             .map(|text| {
                 text.lines()
-                    .find_map(|l| l.strip_prefix(&prefix))
+                    .find_map(|l| l.strip_prefix(series))
                     .and_then(|v| v.trim().parse::<f64>().ok())
             })
             .sum()
     };
-    let mut parts = Vec::new();
+    let mut means = Vec::new();
+    let mut slow = Vec::new();
     for stage in STAGES {
         let (Some(sum), Some(count)) = (
-            value("batch_stage_seconds_sum", stage),
-            value("batch_stage_seconds_count", stage),
+            value(&format!("batch_stage_seconds_sum{{stage=\"{stage}\"}} ")),
+            value(&format!("batch_stage_seconds_count{{stage=\"{stage}\"}} ")),
         ) else {
             continue;
         };
-        parts.push(format!(
+        means.push(format!(
             "{stage} {:.2} ms ×{count}",
             sum * 1000.0 / count.max(1.0)
         ));
+        if let Some(within) = value(&format!(
+            "batch_stage_seconds_bucket{{stage=\"{stage}\",le=\"{SLOW_IN_A_STAGE}\"}} "
+        )) {
+            slow.push(format!("{stage} {}", (count - within).max(0.0)));
+        }
     }
-    anyhow::ensure!(!parts.is_empty(), "no batch_stage_seconds in /metrics");
-    Ok(format!("mean per batch (×times): {}", parts.join(", ")))
+    anyhow::ensure!(!means.is_empty(), "no batch_stage_seconds in /metrics");
+    let mut summary = format!("mean per batch (×times): {}", means.join(", "));
+    if !slow.is_empty() {
+        summary.push_str(&format!(
+            "\nbatches over 2.5 ms in a stage: {}",
+            slow.join(", ")
+        ));
+    }
+    Ok(summary)
 }
 
 /// `event` again under a new id, for `livestream`, at `at`.
@@ -1018,6 +1044,26 @@ pub async fn fill(source: &Source, redis_url: &str, stream: &str) -> anyhow::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stage_times_sum_the_workers_and_count_the_slow_batches() {
+        let worker = |parse_sum: f64, fast: u64| {
+            format!(
+                "batch_stage_seconds_bucket{{stage=\"parse\",le=\"0.001\"}} {fast}\n\
+                 batch_stage_seconds_bucket{{stage=\"parse\",le=\"0.0025\"}} {fast}\n\
+                 batch_stage_seconds_bucket{{stage=\"parse\",le=\"+Inf\"}} 10\n\
+                 batch_stage_seconds_sum{{stage=\"parse\"}} {parse_sum}\n\
+                 batch_stage_seconds_count{{stage=\"parse\"}} 10\n"
+            )
+        };
+        let summary = stage_summary(&[worker(0.01, 9), worker(0.03, 7)]).expect("a summary");
+        assert_eq!(
+            summary,
+            "mean per batch (×times): parse 2.00 ms ×20\n\
+             batches over 2.5 ms in a stage: parse 4"
+        );
+        assert!(stage_summary(&["other_metric 1\n".to_owned()]).is_err());
+    }
 
     #[test]
     fn a_worker_on_a_kept_database_keeps_every_day_of_it() {
