@@ -126,20 +126,6 @@ impl Harness {
         .await
     }
 
-    /// Makes the workers' consumer group at the stream's end before any worker runs,
-    /// so the events sent from now on wait for a worker's first read.
-    pub async fn make_group(&self) -> anyhow::Result<()> {
-        let _: () = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(self.stream())
-            .arg("rule-engine")
-            .arg("$")
-            .arg("MKSTREAM")
-            .query_async(&mut self.keys.conn().await?)
-            .await?;
-        Ok(())
-    }
-
     /// Waits until every worker has `n` rules in its index (a rule change arrives
     /// asynchronously: poll, never sleep).
     pub async fn wait_rules_loaded(&self, n: u64) -> anyhow::Result<()> {
@@ -232,7 +218,8 @@ impl Harness {
         Ok(rules_store::streams::range_all(&mut conn, stream, 100_000).await?)
     }
 
-    /// Creates the consumer group on the input stream (as a worker would).
+    /// Creates the consumer group on the input stream (as a worker would), at its
+    /// end: the events sent from now on wait for a worker's first read.
     pub async fn create_group(&self) -> anyhow::Result<()> {
         let mut conn = self.keys.conn().await?;
         rules_store::streams::ensure_group(&mut conn, &self.stream(), "rule-engine", "$").await?;

@@ -558,7 +558,7 @@ async fn entries_of_a_dead_consumer_are_taken_over_or_dead_lettered() -> anyhow:
     let rule = h.add_rule(publish_rule(&h.out(), json!({}))).await?;
     // A consumer reads two entries and dies without acknowledging them.
     let mut conn = h.keys.conn().await?;
-    h.make_group().await?;
+    h.create_group().await?;
     let first = h.send("donation.received", json!({"amount": 10})).await?;
     h.send("donation.received", json!({"amount": 11})).await?;
     let _: redis::Value = redis::cmd("XREADGROUP")
@@ -733,7 +733,7 @@ async fn a_worker_starting_after_a_backlog_skips_expired_actions() -> anyhow::Re
         )
         .await?;
     // The backlog builds up while no worker runs.
-    h.make_group().await?;
+    h.create_group().await?;
     for _ in 0..5 {
         h.send("follow", json!({})).await?;
     }
@@ -1214,22 +1214,14 @@ async fn a_slow_entry_holds_none_of_the_others_of_its_batch() -> anyhow::Result<
         .await?;
     // The events wait in the stream before the worker starts, so its first read
     // takes them all in one batch, the slow one first.
-    h.make_group().await?;
+    h.create_group().await?;
     h.send("follow", json!({})).await?;
     for _ in 0..20 {
         h.send("raid", json!({})).await?;
     }
     h.start_worker(&[]).await?;
     // The fast entries are recorded and acknowledged: only the slow one is pending.
-    eventually(WAIT, || async {
-        let pending: (u64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
-            .arg(h.stream())
-            .arg("rule-engine")
-            .query_async(&mut h.keys.conn().await?)
-            .await?;
-        Ok(pending.0 == 1)
-    })
-    .await?;
+    eventually(WAIT, || async { Ok(h.pending_and_lag().await?.0 == 1) }).await?;
     twenty_fast_while_the_slow_one_runs(&h, fast, slow).await
 }
 

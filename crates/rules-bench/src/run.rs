@@ -2,7 +2,7 @@
 //! migrated, dropped), streams of their own, the `rules-worker` binary next to this
 //! one.
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{bail, Context};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use redis::aio::MultiplexedConnection;
 use rules_core::Event;
@@ -177,25 +177,10 @@ impl Setup {
         Ok(())
     }
 
-    /// Writes `events`, pipelined a thousand at a time; the id Redis gave each, in
-    /// order.
+    /// Writes `events` (`streams::add_all`); the id Redis gave each, in order.
     async fn xadd(&self, events: &[Event]) -> anyhow::Result<Vec<streams::EntryId>> {
         let mut conn = self.redis.clone();
-        let mut ids = Vec::with_capacity(events.len());
-        for chunk in events.chunks(1_000) {
-            let mut pipe = redis::pipe();
-            for fields in as_entries(chunk)? {
-                let cmd = pipe.cmd("XADD").arg(&self.stream).arg("*");
-                for (k, v) in fields {
-                    cmd.arg(k).arg(v);
-                }
-            }
-            let written: Vec<String> = pipe.query_async(&mut conn).await?;
-            for id in written {
-                ids.push(id.parse().map_err(|e| anyhow!("entry id {id:?}: {e}"))?);
-            }
-        }
-        Ok(ids)
+        Ok(streams::add_all(&mut conn, &self.stream, &as_entries(events)?).await?)
     }
 
     fn start_worker(&self, args: &WorkerArgs) -> anyhow::Result<Child> {

@@ -627,11 +627,16 @@ where
 }
 
 /// XADDs of many entries to `stream`, pipelined a thousand at a time (no MAXLEN:
-/// producers and tools filling a stream).
-pub async fn add_all<C>(conn: &mut C, stream: &str, entries: &[Fields]) -> Result<(), StreamError>
+/// producers and tools filling a stream); the id Redis gave each, in order.
+pub async fn add_all<C>(
+    conn: &mut C,
+    stream: &str,
+    entries: &[Fields],
+) -> Result<Vec<EntryId>, StreamError>
 where
     C: redis::aio::ConnectionLike + Send,
 {
+    let mut ids = Vec::with_capacity(entries.len());
     for chunk in entries.chunks(1_000) {
         let mut pipe = redis::pipe();
         for fields in chunk {
@@ -639,11 +644,16 @@ where
             for (k, v) in fields {
                 cmd.arg(k.as_slice()).arg(v.as_slice());
             }
-            cmd.ignore();
         }
-        pipe.query_async::<()>(conn).await?;
+        let written: Vec<String> = pipe.query_async(conn).await?;
+        for id in written {
+            ids.push(
+                id.parse()
+                    .map_err(|e: BadEntryId| reply_error("XADD", e.to_string()))?,
+            );
+        }
     }
-    Ok(())
+    Ok(ids)
 }
 
 /// XADD with an approximate MAXLEN; the new entry's id.
