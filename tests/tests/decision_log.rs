@@ -518,6 +518,57 @@ async fn one_lookup_finds_the_decisions_of_every_day_of_its_batch() -> anyhow::R
     Ok(())
 }
 
+/// The lookup keeps one plan per connection (migration 000020: a generic plan that
+/// prunes the partitions as it starts, where PostgreSQL planned the three joins
+/// afresh for every batch), and that plan follows the partitions: a day made after
+/// the connection planned it is read.
+#[tokio::test]
+async fn the_lookup_is_planned_once_per_connection_and_sees_days_made_later() -> anyhow::Result<()>
+{
+    #[derive(diesel::QueryableByName)]
+    struct Config {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        settings: String,
+    }
+    let db = TestDb::migrated().await?;
+    let mut conn = db.conn().await?;
+    let config: Config = diesel::sql_query(
+        "SELECT array_to_string(proconfig, ',') AS settings FROM pg_proc \
+         WHERE proname = 'rules_decided'",
+    )
+    .get_result(&mut conn)
+    .await?;
+    assert!(
+        config
+            .settings
+            .split(',')
+            .any(|s| s == "plan_cache_mode=force_generic_plan"),
+        "rules_decided runs with {}",
+        config.settings
+    );
+
+    // Planned on this connection before the day exists, and asked again after.
+    let day = today() + TimeDelta::days(20);
+    let (rule, event) = (Uuid::new_v4(), Uuid::new_v4());
+    for _ in 0..6 {
+        assert!(already_decided(&mut conn, &[(rule, event, day)])
+            .await?
+            .is_empty());
+    }
+    let mut other = db.conn().await?;
+    other
+        .batch_execute(&format!("SELECT rules_make_log_days(ARRAY['{day}'::date])"))
+        .await?;
+    let batch = Decided {
+        executions: vec![execution(rule, event, day)],
+        ..Decided::default()
+    };
+    record_batch(&mut other, &batch).await?;
+    let found = already_decided(&mut conn, &[(rule, event, day)]).await?;
+    assert_eq!(found, [(rule, event)].into_iter().collect());
+    Ok(())
+}
+
 /// The lookup probes a day's partition key by key, whatever PostgreSQL knows of it:
 /// here a day of 40,000 executions of 100 rules that autovacuum has not analysed
 /// yet (as every day is at its start, and in a short drain). Its plan before

@@ -1,0 +1,1 @@
+ALTER FUNCTION rules_decided(uuid[], uuid[], date[]) RESET plan_cache_mode;

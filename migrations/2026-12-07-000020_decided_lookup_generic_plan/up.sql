@@ -1,0 +1,14 @@
+-- The pre-gate lookup of recorded decisions (`rules_decided`, 000009 and 000012)
+-- with one plan per connection instead of one per call. The function's per-day
+-- query takes the day as a PL/pgSQL variable, a parameter to the planner, and with
+-- the default plan_cache_mode PostgreSQL planned it afresh on every call (a custom
+-- plan, cheaper on paper because it prunes the partitions while planning): three
+-- joins over partitioned tables planned for every batch the worker checks. The
+-- generic plan is made once and prunes the partitions as it starts (each branch
+-- still reads the day's one partition, "Subplans Removed"), and the function's
+-- other settings still leave index probes as its only way to read them.
+--
+-- On a fresh database, 7 pairs a call (pgbench -M prepared, one client), 48
+-- partitions a table: 0.39 ms a call before, 0.22 ms after, of which 0.08 ms is
+-- the round trip and the arrays' making.
+ALTER FUNCTION rules_decided(uuid[], uuid[], date[]) SET plan_cache_mode = force_generic_plan;
