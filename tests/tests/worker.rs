@@ -1242,3 +1242,64 @@ async fn the_worker_runs_without_transparent_huge_pages() -> anyhow::Result<()> 
     assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
     Ok(())
 }
+
+/// The `ping` calls a Redis has answered (`INFO commandstats`).
+async fn pings(conn: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<u64> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await?;
+    Ok(info
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_ping:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0))
+}
+
+/// The gate and the acknowledgements keep their connections between batches: taken
+/// from the pool for each, a connection was first checked with a round trip of its
+/// own (deadpool-redis's `UNWATCH` + `PING`), on the path of every event at the
+/// gate. A connection that fails is let go, and the next batch takes a new one: both
+/// carry on after Redis restarts.
+#[tokio::test]
+async fn the_gate_and_the_acknowledgements_keep_their_connections() -> anyhow::Result<()> {
+    let mut redis = rules_e2e::services::OwnRedis::start()?;
+    let mut h = Harness::on_redis("w-links", redis.url()).await?;
+    let rule = h
+        .add_rule(json!({"name": "every donation", "trigger_config": {"event_types": ["donation.received"]},
+            "actions": [{"type": "publish", "stream": h.out()}]}))
+        .await?;
+    h.start_worker(&[]).await?;
+    let mut probe = redis::Client::open(redis.url())?
+        .get_multiplexed_async_connection()
+        .await?;
+    let executed = |n: usize| {
+        let h = &h;
+        async move {
+            eventually(WAIT, || async {
+                Ok(h.executions(Some(rule)).await?.len() == n && h.pending_and_lag().await?.0 == 0)
+            })
+            .await
+        }
+    };
+    h.send("donation.received", json!({"amount": 1})).await?;
+    executed(1).await?;
+    let before = pings(&mut probe).await?;
+    // One batch each: the event is executed and acknowledged before the next is sent.
+    for n in 2..=21 {
+        h.send("donation.received", json!({"amount": n})).await?;
+        executed(n).await?;
+    }
+    let checks = pings(&mut probe).await? - before;
+    assert!(checks < 10, "{checks} pings for 20 batches");
+
+    drop(probe);
+    redis.restart()?;
+    h.send("donation.received", json!({"amount": 22})).await?;
+    eventually(Duration::from_secs(30), || async {
+        Ok(h.executions(Some(rule)).await?.len() == 22 && h.pending_and_lag().await?.0 == 0)
+    })
+    .await?;
+    Ok(())
+}

@@ -491,6 +491,11 @@ pub fn key_slot(key: &[u8]) -> u16 {
 /// round trip and a system call each. After a forget the next caller takes one
 /// from the pool again, which checks an idle connection (PING) before handing it
 /// out and replaces a dead one.
+///
+/// It also serves a step that sends a pipeline per batch (the gate, the
+/// acknowledgement): taken from the pool each time, a connection costs a round trip
+/// of its own first (deadpool-redis checks it with `UNWATCH` and `PING` every time
+/// it hands it out), on the path of every event at the gate.
 pub struct SharedConnection {
     pool: RedisPool,
     current: std::sync::Mutex<Option<Link>>,
@@ -514,6 +519,21 @@ impl SharedConnection {
         let conn = Box::pin(self.pool.get()).await?.link();
         *self.lock() = Some(conn.clone());
         Ok(conn)
+    }
+
+    /// Runs `step` on the shared connection. An error forgets the connection, so the
+    /// next call (a retry) takes a checked one from the pool: a multiplexed
+    /// connection does not reconnect by itself, and one that failed may be dead.
+    pub async fn run<T, E>(&self, step: impl AsyncFnOnce(&mut Link) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<RedisError>,
+    {
+        let mut link = self.get().await?;
+        let result = step(&mut link).await;
+        if result.is_err() {
+            self.forget();
+        }
+        result
     }
 
     /// Stops sharing the current connection: the next [`Self::get`] takes another.

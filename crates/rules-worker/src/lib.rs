@@ -22,6 +22,7 @@ pub mod rules;
 pub mod shutdown;
 
 use anyhow::Context as _;
+use rules_store::redis::SharedConnection;
 use rules_store::Settings;
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,7 +79,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let consumer = consumer_name(worker.consumer.as_deref());
     let executor = Executor {
         webhooks: WebhookClient::new(&settings.webhook, redis.clone())?,
-        publisher: Arc::new(rules_store::redis::SharedConnection::new(redis.clone())),
+        publisher: Arc::new(SharedConnection::new(redis.clone())),
         publish_maxlen: worker.publish_maxlen,
         publish_max_attempts: worker.publish_max_attempts,
         publish_policy: worker.publish_policy(),
@@ -89,6 +90,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         settings: worker.clone(),
         retention: settings.retention,
         db: db.clone(),
+        gate_link: SharedConnection::new(redis.clone()),
+        ack_link: SharedConnection::new(redis.clone()),
         redis,
         rules: Arc::clone(&rules),
         executor,

@@ -322,8 +322,9 @@ async fn decide(
         })
         .collect();
     retry_step(token, "gate", || async {
-        let mut conn = ctx.redis.get().await?;
-        gate::decide(&mut conn, &pairs, ctx.settings.dedupe_seconds * 1000).await
+        ctx.gate_link
+            .run(async |conn| gate::decide(conn, &pairs, ctx.settings.dedupe_seconds * 1000).await)
+            .await
     })
     .await
 }

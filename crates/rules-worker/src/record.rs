@@ -165,8 +165,9 @@ async fn commit(
     }
     let by_stream: Vec<(&str, Vec<EntryId>)> = by_stream.into_iter().collect();
     let acked = retry_step(token, "ack", || async {
-        let mut conn = ctx.redis.get().await?;
-        streams::ack(&mut conn, &ctx.settings.group, &by_stream).await
+        ctx.ack_link
+            .run(async |conn| streams::ack(conn, &ctx.settings.group, &by_stream).await)
+            .await
     })
     .await;
     if acked.is_some() {
