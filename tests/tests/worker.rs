@@ -1303,3 +1303,43 @@ async fn the_gate_and_the_acknowledgements_keep_their_connections() -> anyhow::R
     .await?;
     Ok(())
 }
+
+/// A webhook call asks its destination's breaker and rate limit in Redis before it
+/// and records the outcome after it, on a connection kept between calls: from the
+/// pool, each was a round trip more (the pool's check of the connection).
+#[tokio::test]
+async fn webhook_calls_keep_their_breaker_connection() -> anyhow::Result<()> {
+    let redis = rules_e2e::services::OwnRedis::start()?;
+    let receiver = Receiver::start(&[])?;
+    let mut h = Harness::on_redis("w-hook-link", redis.url()).await?;
+    let rule = h
+        .add_rule(
+            json!({"name": "hook", "trigger_config": {"event_types": ["follow"]},
+            "actions": [{"type": "webhook", "url": receiver.url("/hook")}]}),
+        )
+        .await?;
+    h.start_worker(&[]).await?;
+    let mut probe = redis::Client::open(redis.url())?
+        .get_multiplexed_async_connection()
+        .await?;
+    let called = |n: usize| {
+        let h = &h;
+        async move {
+            eventually(WAIT, || async {
+                Ok(h.executions(Some(rule)).await?.len() == n)
+            })
+            .await
+        }
+    };
+    h.send("follow", json!({})).await?;
+    called(1).await?;
+    let before = pings(&mut probe).await?;
+    for n in 2..=11 {
+        h.send("follow", json!({})).await?;
+        called(n).await?;
+    }
+    let checks = pings(&mut probe).await? - before;
+    assert!(checks < 6, "{checks} pings for 10 webhook calls");
+    assert_eq!(receiver.received().len(), 11);
+    Ok(())
+}

@@ -17,7 +17,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use rules_store::gate::destination::{self, Outcome, Permit, Policy as DestinationPolicy};
-use rules_store::redis::RedisPool;
+use rules_store::redis::{RedisPool, SharedConnection};
 
 use super::destination::{check_literal, GlobalOnlyResolver, Unreachable};
 
@@ -93,8 +93,9 @@ pub struct WebhookClient {
     signer: Option<Signer>,
     max_attempts: u32,
     allow_private: bool,
-    /// Breakers and rate limits per destination, shared through Redis.
-    redis: RedisPool,
+    /// Breakers and rate limits per destination, shared through Redis, on a
+    /// connection kept between calls (a pooled one costs a round trip of its own).
+    redis: Arc<SharedConnection>,
     policy: DestinationPolicy,
 }
 
@@ -136,7 +137,7 @@ impl WebhookClient {
             signer,
             max_attempts: settings.max_attempts.max(1),
             allow_private,
-            redis,
+            redis: Arc::new(SharedConnection::new(redis)),
             policy: DestinationPolicy {
                 failures_to_open: settings.breaker_failures,
                 cooloff_ms: settings.breaker_cooloff_seconds * 1000,
@@ -290,19 +291,18 @@ impl WebhookClient {
 
     /// Asks the shared breaker and rate limit; with Redis unreachable, calls go ahead.
     async fn permit(&self, host: &str) -> Permit {
-        let Ok(mut conn) = self.redis.get().await else {
-            return Permit::Go;
-        };
-        destination::acquire(&mut conn, host, self.policy)
+        self.redis
+            .run(async |conn| destination::acquire(conn, host, self.policy).await)
             .await
             .unwrap_or(Permit::Go)
     }
 
     async fn record(&self, host: &str, outcome: Outcome<'_>) {
-        let Ok(mut conn) = self.redis.get().await else {
-            return;
-        };
-        match destination::record(&mut conn, host, outcome, self.policy).await {
+        let recorded = self
+            .redis
+            .run(async |conn| destination::record(conn, host, outcome, self.policy).await)
+            .await;
+        match recorded {
             Ok(true) => {
                 metrics::counter!("webhook_circuit_opened_total").increment(1);
                 if let Outcome::Failed(cause) = outcome {
