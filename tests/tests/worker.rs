@@ -1292,7 +1292,9 @@ async fn the_gate_and_the_acknowledgements_keep_their_connections() -> anyhow::R
         executed(n).await?;
     }
     let checks = pings(&mut probe).await? - before;
-    assert!(checks < 10, "{checks} pings for 20 batches");
+    // Without kept connections: two a batch (the gate's and the ack's), 40 or more.
+    // What is left is the claimer's and the heartbeat's, every few seconds.
+    assert!(checks < 15, "{checks} pings for 20 batches");
 
     drop(probe);
     redis.restart()?;
@@ -1339,7 +1341,8 @@ async fn webhook_calls_keep_their_breaker_connection() -> anyhow::Result<()> {
         called(n).await?;
     }
     let checks = pings(&mut probe).await? - before;
-    assert!(checks < 6, "{checks} pings for 10 webhook calls");
+    // Without a kept connection: two a call, 20 or more.
+    assert!(checks < 10, "{checks} pings for 10 webhook calls");
     assert_eq!(receiver.received().len(), 11);
     Ok(())
 }
