@@ -1257,6 +1257,35 @@ async fn pings(conn: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<u
         .unwrap_or(0))
 }
 
+/// Sends one event of `event_type`, then `more`, each once the one before it is
+/// executed and acknowledged (a batch each); returns the pings the Redis at
+/// `redis_url` answered while the `more` went through.
+async fn pings_over_batches(
+    h: &Harness,
+    redis_url: &str,
+    rule: Uuid,
+    event_type: &str,
+    more: usize,
+) -> anyhow::Result<u64> {
+    let mut probe = redis::Client::open(redis_url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    let through = |n: usize| async move {
+        eventually(WAIT, || async {
+            Ok(h.executions(Some(rule)).await?.len() == n && h.pending_and_lag().await?.0 == 0)
+        })
+        .await
+    };
+    h.send(event_type, json!({"amount": 1})).await?;
+    through(1).await?;
+    let before = pings(&mut probe).await?;
+    for n in 2..=more + 1 {
+        h.send(event_type, json!({"amount": n})).await?;
+        through(n).await?;
+    }
+    Ok(pings(&mut probe).await? - before)
+}
+
 /// The gate and the acknowledgements keep their connections between batches: taken
 /// from the pool for each, a connection was first checked with a round trip of its
 /// own (deadpool-redis's `UNWATCH` + `PING`), on the path of every event at the
@@ -1271,32 +1300,11 @@ async fn the_gate_and_the_acknowledgements_keep_their_connections() -> anyhow::R
             "actions": [{"type": "publish", "stream": h.out()}]}))
         .await?;
     h.start_worker(&[]).await?;
-    let mut probe = redis::Client::open(redis.url())?
-        .get_multiplexed_async_connection()
-        .await?;
-    let executed = |n: usize| {
-        let h = &h;
-        async move {
-            eventually(WAIT, || async {
-                Ok(h.executions(Some(rule)).await?.len() == n && h.pending_and_lag().await?.0 == 0)
-            })
-            .await
-        }
-    };
-    h.send("donation.received", json!({"amount": 1})).await?;
-    executed(1).await?;
-    let before = pings(&mut probe).await?;
-    // One batch each: the event is executed and acknowledged before the next is sent.
-    for n in 2..=21 {
-        h.send("donation.received", json!({"amount": n})).await?;
-        executed(n).await?;
-    }
-    let checks = pings(&mut probe).await? - before;
+    let checks = pings_over_batches(&h, &redis.url(), rule, "donation.received", 20).await?;
     // Without kept connections: two a batch (the gate's and the ack's), 40 or more.
     // What is left is the claimer's and the heartbeat's, every few seconds.
     assert!(checks < 15, "{checks} pings for 20 batches");
 
-    drop(probe);
     redis.restart()?;
     h.send("donation.received", json!({"amount": 22})).await?;
     eventually(Duration::from_secs(30), || async {
@@ -1321,26 +1329,7 @@ async fn webhook_calls_keep_their_breaker_connection() -> anyhow::Result<()> {
         )
         .await?;
     h.start_worker(&[]).await?;
-    let mut probe = redis::Client::open(redis.url())?
-        .get_multiplexed_async_connection()
-        .await?;
-    let called = |n: usize| {
-        let h = &h;
-        async move {
-            eventually(WAIT, || async {
-                Ok(h.executions(Some(rule)).await?.len() == n)
-            })
-            .await
-        }
-    };
-    h.send("follow", json!({})).await?;
-    called(1).await?;
-    let before = pings(&mut probe).await?;
-    for n in 2..=11 {
-        h.send("follow", json!({})).await?;
-        called(n).await?;
-    }
-    let checks = pings(&mut probe).await? - before;
+    let checks = pings_over_batches(&h, &redis.url(), rule, "follow", 10).await?;
     // Without a kept connection: two a call, 20 or more.
     assert!(checks < 10, "{checks} pings for 10 webhook calls");
     assert_eq!(receiver.received().len(), 11);
