@@ -124,6 +124,61 @@ async fn executions_are_unique_per_rule_and_event() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A batch of `PLAIN_INSERT_FROM` rows or more goes in without `ON CONFLICT` first,
+/// under a savepoint; a pair recorded before it, or twice in it, fails that attempt
+/// and the batch goes again skipping what is recorded, inside the same transaction.
+#[tokio::test]
+async fn a_large_batch_with_recorded_pairs_records_the_rest_once() -> anyhow::Result<()> {
+    use diesel_async::AsyncConnection;
+    use rules_store::db::executions::PLAIN_INSERT_FROM;
+    let db = TestDb::migrated().await?;
+    let mut conn = db.conn().await?;
+    let rule_id = Uuid::new_v4();
+    let row = |event_id: Uuid| ExecutionRow {
+        id: Uuid::new_v4(),
+        rule_id,
+        event_id,
+        livestream_id: Uuid::new_v4(),
+        executed_at: Utc::now(),
+        status: rules_core::Status::Succeeded,
+        duration_ms: 3,
+        result: RawJson::from_value(&json!({"actions": []})),
+        event_day: Utc::now().date_naive(),
+    };
+    let history = async |conn: &mut diesel_async::AsyncPgConnection| -> anyhow::Result<i64> {
+        Ok(rule_executions::table
+            .filter(rule_executions::rule_id.eq(rule_id))
+            .count()
+            .get_result(conn)
+            .await?)
+    };
+    // All new: every row in.
+    let fresh: Vec<ExecutionRow> = (0..PLAIN_INSERT_FROM)
+        .map(|_| row(Uuid::new_v4()))
+        .collect();
+    assert_eq!(
+        insert_new(&mut conn, &fresh).await?.len(),
+        PLAIN_INSERT_FROM
+    );
+
+    // One pair recorded before, one twice in the batch, in a transaction as the
+    // recorder's: the rest once each, and the transaction still commits.
+    let mut batch: Vec<ExecutionRow> = (0..PLAIN_INSERT_FROM)
+        .map(|_| row(Uuid::new_v4()))
+        .collect();
+    batch.push(row(fresh[0].event_id));
+    batch.push(row(batch[0].event_id));
+    let inserted: std::collections::HashSet<Uuid> = conn
+        .transaction::<_, anyhow::Error, _>(async |conn| Ok(insert_new(conn, &batch).await?))
+        .await?
+        .into_iter()
+        .collect();
+    let expected = batch[..PLAIN_INSERT_FROM].iter().map(|r| r.id).collect();
+    assert_eq!(inserted, expected);
+    assert_eq!(history(&mut conn).await?, 2 * PLAIN_INSERT_FROM as i64);
+    Ok(())
+}
+
 #[tokio::test]
 async fn minute_counters_add_up_and_keep_their_invariants() -> anyhow::Result<()> {
     let db = TestDb::migrated().await?;

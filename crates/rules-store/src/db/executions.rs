@@ -380,20 +380,82 @@ impl Look {
     }
 }
 
-/// Records executions in one statement; a row whose `(rule_id, event_id,
-/// event_day)` is already recorded is skipped. Returns the ids actually inserted.
+/// Records executions; a row whose `(rule_id, event_id, event_day)` is already
+/// recorded is skipped. Returns the ids actually inserted.
 ///
 /// The pair goes into the decision memory (`rule_execution_keys`, by event day)
 /// first; only the rows whose pair was new go on to the history (`rule_executions`,
 /// by execution time), joined on the execution id (migration 000012).
 ///
-/// The rows travel as one array per column (`unnest`), so the statement's text and
-/// its parameters are the same few for any number of rows, where a multi-row
-/// `VALUES` list is a longer statement for every size: one statement kept
-/// prepared on the connection (`db::prepared`).
+/// A batch of [`PLAIN_INSERT_FROM`] rows or more is first inserted without `ON
+/// CONFLICT`, under a savepoint: its pairs were looked up before the gate, so a
+/// recorded one is rare (a duplicate decided by another entry meanwhile), and
+/// PostgreSQL's speculative insertion, which `ON CONFLICT` needs, costs about 2 µs a
+/// row (2,200 keys: 11 ms against 6.6). A unique violation rolls the attempt back
+/// to the savepoint and the batch goes again skipping what is recorded. A smaller
+/// batch goes that way at once: the savepoint's two statements would cost more than
+/// they save.
 pub async fn insert_new(
     conn: &mut AsyncPgConnection,
     rows: &[ExecutionRow],
+) -> Result<Vec<Uuid>, DbError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    if rows.len() >= PLAIN_INSERT_FROM {
+        use diesel_async::AsyncConnection;
+        let plain = conn
+            .transaction::<_, DbError, _>(async |conn| insert(conn, rows, INSERT_ALL_NEW).await)
+            .await;
+        match plain {
+            Err(e) if e.is_unique_violation() => {}
+            done => return done,
+        }
+    }
+    insert(conn, rows, INSERT_SKIPPING_RECORDED).await
+}
+
+/// The batch size from which [`insert_new`] tries a plain insert first.
+pub const PLAIN_INSERT_FROM: usize = 64;
+
+/// The rows travel as one array per column (`unnest`), so the statement's text and
+/// its parameters are the same few for any number of rows, where a multi-row
+/// `VALUES` list is a longer statement for every size: one statement kept
+/// prepared on the connection (`db::prepared`). `{conflict}` is where the two
+/// statements differ.
+macro_rules! insert_statement {
+    ($conflict:literal) => {
+        concat!(
+            "WITH batch AS ( \
+               SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], \
+                 $5::timestamptz[], $6::text[], $7::int4[], $8::jsonb[], $9::date[]) \
+                 AS b(id, rule_id, event_id, livestream_id, executed_at, status, duration_ms, \
+                      result, event_day) \
+             ), new_keys AS ( \
+               INSERT INTO rule_execution_keys (rule_id, event_id, event_day, execution_id) \
+               SELECT rule_id, event_id, event_day, id FROM batch ",
+            $conflict,
+            " RETURNING execution_id \
+             ) \
+             INSERT INTO rule_executions \
+               (id, rule_id, event_id, livestream_id, executed_at, status, duration_ms, result, \
+                event_day) \
+             SELECT b.* FROM batch b JOIN new_keys k ON k.execution_id = b.id \
+             RETURNING id"
+        )
+    };
+}
+
+/// Fails on a pair already recorded (a unique violation).
+const INSERT_ALL_NEW: &str = insert_statement!("");
+/// Skips a pair already recorded.
+const INSERT_SKIPPING_RECORDED: &str =
+    insert_statement!("ON CONFLICT (rule_id, event_id, event_day) DO NOTHING");
+
+async fn insert(
+    conn: &mut AsyncPgConnection,
+    rows: &[ExecutionRow],
+    statement: &'static str,
 ) -> Result<Vec<Uuid>, DbError> {
     use diesel::sql_types::{Array, Date, Int4, Jsonb, Text, Timestamptz, Uuid as SqlUuid};
     #[derive(QueryableByName)]
@@ -401,38 +463,19 @@ pub async fn insert_new(
         #[diesel(sql_type = SqlUuid)]
         id: Uuid,
     }
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
     let column = |f: fn(&ExecutionRow) -> Uuid| rows.iter().map(f).collect::<Vec<Uuid>>();
-    let inserted: Vec<Inserted> = prepared::statement(
-        "WITH batch AS ( \
-           SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], \
-             $5::timestamptz[], $6::text[], $7::int4[], $8::jsonb[], $9::date[]) \
-             AS b(id, rule_id, event_id, livestream_id, executed_at, status, duration_ms, \
-                  result, event_day) \
-         ), new_keys AS ( \
-           INSERT INTO rule_execution_keys (rule_id, event_id, event_day, execution_id) \
-           SELECT rule_id, event_id, event_day, id FROM batch \
-           ON CONFLICT (rule_id, event_id, event_day) DO NOTHING RETURNING execution_id \
-         ) \
-         INSERT INTO rule_executions \
-           (id, rule_id, event_id, livestream_id, executed_at, status, duration_ms, result, \
-            event_day) \
-         SELECT b.* FROM batch b JOIN new_keys k ON k.execution_id = b.id \
-         RETURNING id",
-    )
-    .bind::<Array<SqlUuid>, _>(column(|r| r.id))
-    .bind::<Array<SqlUuid>, _>(column(|r| r.rule_id))
-    .bind::<Array<SqlUuid>, _>(column(|r| r.event_id))
-    .bind::<Array<SqlUuid>, _>(column(|r| r.livestream_id))
-    .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.executed_at).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(rows.iter().map(|r| r.status.as_str()).collect::<Vec<_>>())
-    .bind::<Array<Int4>, _>(rows.iter().map(|r| r.duration_ms).collect::<Vec<_>>())
-    .bind::<Array<Jsonb>, _>(rows.iter().map(|r| &r.result).collect::<Vec<_>>())
-    .bind::<Array<Date>, _>(rows.iter().map(|r| r.event_day).collect::<Vec<_>>())
-    .load(conn)
-    .await?;
+    let inserted: Vec<Inserted> = prepared::statement(statement)
+        .bind::<Array<SqlUuid>, _>(column(|r| r.id))
+        .bind::<Array<SqlUuid>, _>(column(|r| r.rule_id))
+        .bind::<Array<SqlUuid>, _>(column(|r| r.event_id))
+        .bind::<Array<SqlUuid>, _>(column(|r| r.livestream_id))
+        .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.executed_at).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(rows.iter().map(|r| r.status.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Int4>, _>(rows.iter().map(|r| r.duration_ms).collect::<Vec<_>>())
+        .bind::<Array<Jsonb>, _>(rows.iter().map(|r| &r.result).collect::<Vec<_>>())
+        .bind::<Array<Date>, _>(rows.iter().map(|r| r.event_day).collect::<Vec<_>>())
+        .load(conn)
+        .await?;
     Ok(inserted.into_iter().map(|r| r.id).collect())
 }
 

@@ -51,6 +51,17 @@ impl DbError {
         matches!(self, DbError::Query(diesel::result::Error::DatabaseError(_, info))
             if info.message().starts_with("no partition of relation"))
     }
+
+    /// A row broke a unique key.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            DbError::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    }
 }
 
 impl From<PoolError> for DbError {
