@@ -29,6 +29,26 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
+/// A succeeded execution of `rule_id` for `event_id` on `day`, as the recorder writes
+/// one (its id the pair's `rules_core::execution_id`, no actions).
+pub fn execution_row(
+    rule_id: uuid::Uuid,
+    event_id: uuid::Uuid,
+    day: chrono::NaiveDate,
+) -> rules_store::db::executions::ExecutionRow {
+    rules_store::db::executions::ExecutionRow {
+        id: rules_core::execution_id(rule_id, event_id),
+        rule_id,
+        event_id,
+        livestream_id: uuid::Uuid::new_v4(),
+        executed_at: chrono::Utc::now(),
+        status: rules_core::Status::Succeeded,
+        duration_ms: 3,
+        result: rules_store::db::raw_json::RawJson::from_value(&serde_json::json!({"actions": []})),
+        event_day: day,
+    }
+}
+
 /// The server the tests create their databases on; the maintenance database is used.
 pub fn admin_url() -> String {
     std::env::var("TEST_DATABASE_URL")

@@ -6,10 +6,9 @@
 use chrono::{DurationRound, NaiveDate, TimeDelta, Utc};
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use rules_e2e::worker::{eventually, Harness};
-use rules_e2e::{Count, Name, Process, TestDb};
+use rules_e2e::{execution_row, Count, Name, Process, TestDb};
 use rules_store::config::RetentionSettings;
 use rules_store::db::executions::ExecutionRow;
-use rules_store::db::raw_json::RawJson;
 use rules_store::db::record::{already_decided, record_batch, Decided, LEGACY_EVENT_DAY};
 use rules_store::db::retention::{maintain, PartitionChange};
 use rules_store::db::PgTarget;
@@ -37,20 +36,6 @@ async fn partitions(conn: &mut AsyncPgConnection, parent: &str) -> anyhow::Resul
     .into_iter()
     .map(|n| n.name)
     .collect())
-}
-
-fn execution(rule_id: Uuid, event_id: Uuid, day: NaiveDate) -> ExecutionRow {
-    ExecutionRow {
-        id: rules_core::execution_id(rule_id, event_id),
-        rule_id,
-        event_id,
-        livestream_id: Uuid::new_v4(),
-        executed_at: Utc::now(),
-        status: rules_core::Status::Succeeded,
-        duration_ms: 3,
-        result: RawJson::from_value(&serde_json::json!({"actions": []})),
-        event_day: day,
-    }
 }
 
 /// Applies the repository's migrations older than `before` (a version's prefix,
@@ -159,7 +144,7 @@ async fn decisions_recorded_before_the_partitioning_stay_recognised() -> anyhow:
     let rule = Uuid::new_v4();
     let event = Uuid::new_v4();
     let batch = Decided {
-        executions: vec![execution(rule, event, tomorrow)],
+        executions: vec![execution_row(rule, event, tomorrow)],
         ..Decided::default()
     };
     assert_eq!(record_batch(&mut conn, &batch).await?.executions, 1);
@@ -212,7 +197,7 @@ async fn history_recorded_before_it_was_by_execution_day_stays_readable_and_reco
             } else {
                 rules_core::Status::Succeeded
             },
-            ..execution(rule, Uuid::new_v4(), yesterday)
+            ..execution_row(rule, Uuid::new_v4(), yesterday)
         })
         .collect();
     for e in &old {
@@ -267,7 +252,7 @@ async fn history_recorded_before_it_was_by_execution_day_stays_readable_and_reco
     assert_eq!(record_batch(&mut conn, &again).await?.executions, 0);
 
     // A new execution lands in today's partition of the history.
-    let new = execution(rule, Uuid::new_v4(), today());
+    let new = execution_row(rule, Uuid::new_v4(), today());
     let batch = Decided {
         executions: vec![new.clone()],
         ..Decided::default()
@@ -401,7 +386,7 @@ async fn pages_read_in_looks_back_give_every_row_once_in_order() -> anyhow::Resu
             } else {
                 rules_core::Status::Succeeded
             },
-            ..execution(rule, Uuid::new_v4(), today())
+            ..execution_row(rule, Uuid::new_v4(), today())
         })
         .collect();
     record_batch(
@@ -478,7 +463,9 @@ async fn one_lookup_finds_the_decisions_of_every_day_of_its_batch() -> anyhow::R
     let mut recorded = Vec::new();
     for &day in &days {
         let keys = [0, 1, 2].map(|_| (Uuid::new_v4(), Uuid::new_v4(), day));
-        batch.executions.push(execution(keys[0].0, keys[0].1, day));
+        batch
+            .executions
+            .push(execution_row(keys[0].0, keys[0].1, day));
         batch.suppressions.push(SuppressionRow {
             rule_id: keys[1].0,
             event_id: keys[1].1,
@@ -560,7 +547,7 @@ async fn the_lookup_is_planned_once_per_connection_and_sees_days_made_later() ->
         .batch_execute(&format!("SELECT rules_make_log_days(ARRAY['{day}'::date])"))
         .await?;
     let batch = Decided {
-        executions: vec![execution(rule, event, day)],
+        executions: vec![execution_row(rule, event, day)],
         ..Decided::default()
     };
     record_batch(&mut other, &batch).await?;
@@ -646,7 +633,7 @@ async fn retention_drops_whole_days_and_makes_the_days_ahead() -> anyhow::Result
     let mut conn = db.conn().await?;
     let (rule, event) = (Uuid::new_v4(), Uuid::new_v4());
     let batch = Decided {
-        executions: vec![execution(rule, event, today())],
+        executions: vec![execution_row(rule, event, today())],
         ..Decided::default()
     };
     record_batch(&mut conn, &batch).await?;
@@ -917,7 +904,7 @@ async fn two_commits_at_once_that_share_pairs_record_each_once() -> anyhow::Resu
         let batch = |pairs: &[(Uuid, Uuid)]| {
             let mut batch = Decided::default();
             for &(rule, event) in pairs {
-                batch.executions.push(execution(rule, event, day));
+                batch.executions.push(execution_row(rule, event, day));
             }
             batch
         };

@@ -4,7 +4,7 @@ use chrono::{DurationRound, TimeDelta, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use rules_core::{parse_rule_spec, Rule};
-use rules_e2e::TestDb;
+use rules_e2e::{execution_row, TestDb};
 use rules_store::db::executions::{insert_new, ExecutionRow};
 use rules_store::db::raw_json::RawJson;
 use rules_store::db::rules::{self as rules_db, RuleRow};
@@ -82,14 +82,7 @@ async fn executions_are_unique_per_rule_and_event() -> anyhow::Result<()> {
     let (rule_id, event_id) = (Uuid::new_v4(), Uuid::new_v4());
     let row = |id: Uuid| ExecutionRow {
         id,
-        rule_id,
-        event_id,
-        livestream_id: Uuid::new_v4(),
-        executed_at: Utc::now(),
-        status: rules_core::Status::Succeeded,
-        duration_ms: 12,
-        result: RawJson::from_value(&json!({"actions": []})),
-        event_day: Utc::now().date_naive(),
+        ..execution_row(rule_id, event_id, Utc::now().date_naive())
     };
     let first = row(Uuid::new_v4());
     assert_eq!(
@@ -134,16 +127,10 @@ async fn a_large_batch_with_recorded_pairs_records_the_rest_once() -> anyhow::Re
     let db = TestDb::migrated().await?;
     let mut conn = db.conn().await?;
     let rule_id = Uuid::new_v4();
+    // Ids of their own: a pair twice in the batch is two executions of it.
     let row = |event_id: Uuid| ExecutionRow {
         id: Uuid::new_v4(),
-        rule_id,
-        event_id,
-        livestream_id: Uuid::new_v4(),
-        executed_at: Utc::now(),
-        status: rules_core::Status::Succeeded,
-        duration_ms: 3,
-        result: RawJson::from_value(&json!({"actions": []})),
-        event_day: Utc::now().date_naive(),
+        ..execution_row(rule_id, event_id, Utc::now().date_naive())
     };
     let history = async |conn: &mut diesel_async::AsyncPgConnection| -> anyhow::Result<i64> {
         Ok(rule_executions::table

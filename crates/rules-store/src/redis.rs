@@ -485,7 +485,8 @@ pub fn key_slot(key: &[u8]) -> u16 {
 }
 
 /// One multiplexed connection of the pool, shared by every caller of [`Self::get`]
-/// until one of them [`Self::forget`]s it (after an I/O error): commands that many
+/// until one of them [`Self::forget`]s it (after an I/O error; [`Self::run`] after
+/// any error): commands that many
 /// tasks issue at once (the publishes of a batch's executions) then go out together
 /// in one write and come back in one read, where a connection each would cost a
 /// round trip and a system call each. After a forget the next caller takes one

@@ -421,7 +421,7 @@ pub const PLAIN_INSERT_FROM: usize = 64;
 /// The rows travel as one array per column (`unnest`), so the statement's text and
 /// its parameters are the same few for any number of rows, where a multi-row
 /// `VALUES` list is a longer statement for every size: one statement kept
-/// prepared on the connection (`db::prepared`). `{conflict}` is where the two
+/// prepared on the connection (`db::prepared`). `$conflict` is where the two
 /// statements differ.
 macro_rules! insert_statement {
     ($conflict:literal) => {
