@@ -120,7 +120,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         maintenance::keep_maintained(db, settings.retention, token.clone()),
     );
 
-    let mut inlets = pipeline::Inlets::default();
+    let mut inlets = pipeline::Inlets::new(worker.batch_size);
     let reading = consume::read_loops(
         Arc::clone(&ctx),
         settings.redis.clone(),

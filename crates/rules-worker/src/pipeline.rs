@@ -78,41 +78,65 @@ impl Done {
 }
 
 /// Batches waiting for the processor from one source (a stream's reader, the
-/// claimer); the source may hold its next, waiting to send it.
-const INLET_CAPACITY: usize = 1;
+/// claimer); the source may hold its next, waiting to send it. More than one, so
+/// that a source's small reads made while the processor is busy wait as one batch
+/// (see [`Inlets::recv`]).
+const INLET_CAPACITY: usize = 4;
 
 /// Where the processor takes its batches from: an inlet per source, taken in turn
 /// when several have a batch waiting, so a quiet stream's batch waits behind at
 /// most one of a busy stream's backlog, not behind a queue of them (with one
 /// queue for all, events paced at 20,000 a second waited 50 ms at p99 behind a
 /// draining backlog's batches).
-#[derive(Default)]
+///
+/// A batch is taken together with the batches waiting behind it in the same inlet,
+/// up to `worker.batch_size` entries: the processor's batches are made when it is
+/// ready for one, not when the reads were. Each batch pays round trips of its own
+/// (PostgreSQL's lookup, the gate), so reads of a few entries each, made while the
+/// processor was busy, would otherwise queue as as many batches, each waiting for
+/// the ones before it.
 pub struct Inlets {
     receivers: Vec<mpsc::Receiver<Vec<Entry>>>,
+    /// Per inlet: a batch taken from it that did not fit beside the one before it,
+    /// served first at its next turn.
+    held_over: Vec<Option<Vec<Entry>>>,
     next: usize,
+    /// `worker.batch_size`: batches taken together stay within it.
+    batch_size: usize,
 }
 
 impl Inlets {
+    pub fn new(batch_size: usize) -> Self {
+        Self {
+            receivers: Vec::new(),
+            held_over: Vec::new(),
+            next: 0,
+            batch_size: batch_size.max(1),
+        }
+    }
+
     /// A new inlet, for one source.
     pub fn sender(&mut self) -> mpsc::Sender<Vec<Entry>> {
         let (tx, rx) = mpsc::channel(INLET_CAPACITY);
         self.receivers.push(rx);
+        self.held_over.push(None);
         tx
     }
 
-    /// The next batch, from the first inlet with one after the last served; `None`
-    /// once every source is gone and everything sent was taken.
+    /// The next batch, from the first inlet with one after the last served, with
+    /// what waits behind it there (up to `batch_size` entries, in read order);
+    /// `None` once every source is gone and everything sent was taken.
     pub async fn recv(&mut self) -> Option<Vec<Entry>> {
-        std::future::poll_fn(|cx| {
+        let (k, mut batch) = std::future::poll_fn(|cx| {
             let n = self.receivers.len();
             let mut closed = 0;
             for i in 0..n {
                 let k = (self.next + i) % n;
+                if let Some(batch) = self.held_over[k].take() {
+                    return Poll::Ready(Some((k, batch)));
+                }
                 match self.receivers[k].poll_recv(cx) {
-                    Poll::Ready(Some(batch)) => {
-                        self.next = (k + 1) % n;
-                        return Poll::Ready(Some(batch));
-                    }
+                    Poll::Ready(Some(batch)) => return Poll::Ready(Some((k, batch))),
                     Poll::Ready(None) => closed += 1,
                     Poll::Pending => {}
                 }
@@ -123,7 +147,19 @@ impl Inlets {
                 Poll::Pending
             }
         })
-        .await
+        .await?;
+        self.next = (k + 1) % self.receivers.len();
+        while batch.len() < self.batch_size {
+            let Ok(more) = self.receivers[k].try_recv() else {
+                break;
+            };
+            if batch.len() + more.len() > self.batch_size {
+                self.held_over[k] = Some(more);
+                break;
+            }
+            batch.extend(more);
+        }
+        Some(batch)
     }
 }
 
@@ -602,7 +638,7 @@ mod tests {
     #[tokio::test]
     async fn inlets_are_served_in_turn_and_close_when_every_source_is_gone() {
         let stream: Arc<str> = Arc::from("s");
-        let mut inlets = Inlets::default();
+        let mut inlets = Inlets::new(1000);
         let (busy, quiet) = (inlets.sender(), inlets.sender());
         let read = |seq| entries(&stream, seq).split_off(seq as usize - 1);
         busy.send(read(1)).await.expect("send");
@@ -619,6 +655,41 @@ mod tests {
         quiet.send(read(4)).await.expect("send");
         drop(quiet);
         assert_eq!(inlets.recv().await.map(|b| b[0].id.seq), Some(4));
+        assert!(inlets.recv().await.is_none(), "every source gone");
+    }
+
+    #[tokio::test]
+    async fn batches_waiting_in_an_inlet_are_taken_as_one_within_the_batch_size() {
+        let stream: Arc<str> = Arc::from("s");
+        let mut inlets = Inlets::new(5);
+        let (busy, quiet) = (inlets.sender(), inlets.sender());
+        let read = |first: u64, last: u64| entries(&stream, last).split_off(first as usize - 1);
+        let seqs = |batch: Vec<Entry>| batch.iter().map(|e| e.id.seq).collect::<Vec<u64>>();
+        // Three small reads of the busy stream made while the processor was busy.
+        for (first, last) in [(1, 2), (3, 4), (5, 6)] {
+            busy.send(read(first, last)).await.expect("send");
+        }
+        quiet.send(read(7, 7)).await.expect("send");
+        // The first two together; the third would pass the batch size and waits.
+        assert_eq!(
+            seqs(inlets.recv().await.expect("a batch")),
+            vec![1, 2, 3, 4]
+        );
+        // The quiet stream's turn is not lost to the merge.
+        assert_eq!(seqs(inlets.recv().await.expect("a batch")), vec![7]);
+        // The one held over comes first at the busy stream's next turn, with what
+        // arrived behind it, in read order.
+        busy.send(read(8, 8)).await.expect("send");
+        assert_eq!(seqs(inlets.recv().await.expect("a batch")), vec![5, 6, 8]);
+        // A batch held over is still served after its source is gone.
+        busy.send(read(9, 11)).await.expect("send");
+        busy.send(read(12, 14)).await.expect("send");
+        drop((busy, quiet));
+        assert_eq!(seqs(inlets.recv().await.expect("a batch")), vec![9, 10, 11]);
+        assert_eq!(
+            seqs(inlets.recv().await.expect("a batch")),
+            vec![12, 13, 14]
+        );
         assert!(inlets.recv().await.is_none(), "every source gone");
     }
 
