@@ -56,7 +56,7 @@ pub struct Event {
 }
 
 /// A top-level key of the envelope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Root {
     Id,
     Type,
@@ -107,17 +107,21 @@ impl PartialEq for Event {
     }
 }
 
-/// The envelope's fields as read, each checked when it was met; reported in the
-/// envelope's order once the whole entry is known to be JSON.
+/// The envelope's fields as read, each checked when it was met. An invalid one is
+/// kept as the error of the first invalid field in the envelope's order, reported
+/// once the whole entry is known to be JSON (the values are kept plain: a result
+/// per field made every key's step move them around).
 #[derive(Default)]
 struct Fields {
     /// The envelope keys met so far (bit `Root as u8`), `null` ones included.
     seen: u8,
-    id: Option<Result<Uuid, EnvelopeError>>,
-    event_type: Option<Result<Box<str>, EnvelopeError>>,
-    livestream_id: Option<Result<Uuid, EnvelopeError>>,
-    occurred_at: Option<Result<DateTime<Utc>, EnvelopeError>>,
-    data: Option<Result<Doc, EnvelopeError>>,
+    id: Option<Uuid>,
+    event_type: Option<Box<str>>,
+    livestream_id: Option<Uuid>,
+    occurred_at: Option<DateTime<Utc>>,
+    data: Option<Doc>,
+    /// The invalid field first in the envelope's order, and why.
+    invalid: Option<Box<(Root, EnvelopeError)>>,
 }
 
 impl Fields {
@@ -134,18 +138,21 @@ impl Fields {
         }
         self.seen |= bit;
         if root == Root::Data {
-            self.data = Some(match peek {
+            match peek {
                 Peek::Null => {
                     jiter.known_null().map_err(|e| json_error(&e, jiter))?;
-                    Ok(Doc::empty_object())
+                    self.data = Some(Doc::empty_object());
                 }
-                Peek::Object => Ok(Doc::read(jiter, peek)
-                    .map_err(|e| EnvelopeError::InvalidJson(e.to_string()))?),
+                Peek::Object => {
+                    let doc = Doc::read(jiter, peek)
+                        .map_err(|e| EnvelopeError::InvalidJson(e.to_string()))?;
+                    self.data = Some(doc);
+                }
                 _ => {
                     jiter.known_skip(peek).map_err(|e| json_error(&e, jiter))?;
-                    Err(invalid("data", "must be a JSON object"))
+                    self.invalid(root, invalid("data", "must be a JSON object"));
                 }
-            });
+            }
             return Ok(());
         }
         let text = match peek {
@@ -155,22 +162,69 @@ impl Fields {
                 return Ok(());
             }
             Peek::String => match jiter.known_str() {
-                Ok(text) => Ok(text),
+                Ok(text) => text,
                 Err(e) => return Err(json_error(&e, jiter)),
             },
             _ => {
                 jiter.known_skip(peek).map_err(|e| json_error(&e, jiter))?;
-                Err(invalid(name, "must be a string"))
+                self.invalid(root, invalid(name, "must be a string"));
+                return Ok(());
             }
         };
-        match root {
-            Root::Id => self.id = Some(text.and_then(|t| parse_uuid(name, t))),
-            Root::LivestreamId => self.livestream_id = Some(text.and_then(|t| parse_uuid(name, t))),
-            Root::Type => self.event_type = Some(text.and_then(check_type).map(Box::from)),
-            Root::OccurredAt => self.occurred_at = Some(text.and_then(parse_time)),
-            Root::Data => {}
+        let read = match root {
+            Root::Id => parse_uuid(name, text).map(|id| self.id = Some(id)),
+            Root::LivestreamId => parse_uuid(name, text).map(|id| self.livestream_id = Some(id)),
+            Root::Type => check_type(text).map(|t| self.event_type = Some(t.into())),
+            Root::OccurredAt => parse_time(text).map(|t| self.occurred_at = Some(t)),
+            Root::Data => Ok(()),
+        };
+        if let Err(e) = read {
+            self.invalid(root, e);
         }
         Ok(())
+    }
+
+    /// Keeps `error` if `root` comes before the invalid field kept so far.
+    fn invalid(&mut self, root: Root, error: EnvelopeError) {
+        if self.invalid.as_ref().is_none_or(|kept| root < kept.0) {
+            self.invalid = Some(Box::new((root, error)));
+        }
+    }
+
+    /// The event, or the first error in the envelope's order: a field missing or
+    /// invalid. `default_time` stands for an absent `occurred_at`.
+    fn into_event(
+        self,
+        default_time: impl FnOnce() -> DateTime<Utc>,
+    ) -> Result<Event, EnvelopeError> {
+        let mut invalid = self.invalid.map(|kept| *kept);
+        // The error of `root`'s field if it was the invalid one.
+        let mut check = |root: Root| match invalid.take() {
+            Some((kept, error)) if kept == root => Err(error),
+            other => {
+                invalid = other;
+                Ok(())
+            }
+        };
+        check(Root::Id)?;
+        let id = self.id.ok_or(EnvelopeError::Missing("id"))?;
+        check(Root::Type)?;
+        let event_type = self.event_type.ok_or(EnvelopeError::Missing("type"))?;
+        check(Root::LivestreamId)?;
+        let livestream_id = self
+            .livestream_id
+            .ok_or(EnvelopeError::Missing("livestream_id"))?;
+        check(Root::OccurredAt)?;
+        let occurred_at = self.occurred_at.unwrap_or_else(default_time);
+        check(Root::Data)?;
+        let data = self.data.unwrap_or_else(Doc::empty_object);
+        Ok(Event::with_doc(
+            id,
+            event_type,
+            livestream_id,
+            occurred_at,
+            data,
+        ))
     }
 }
 
@@ -288,23 +342,7 @@ impl Event {
             };
         }
         jiter.finish().map_err(|e| json_error(&e, &jiter))?;
-        let id = fields.id.ok_or(EnvelopeError::Missing("id"))??;
-        let event_type = fields.event_type.ok_or(EnvelopeError::Missing("type"))??;
-        let livestream_id = fields
-            .livestream_id
-            .ok_or(EnvelopeError::Missing("livestream_id"))??;
-        let occurred_at = match fields.occurred_at {
-            None => default_time.unwrap_or_else(Utc::now),
-            Some(time) => time?,
-        };
-        let data = fields.data.unwrap_or_else(|| Ok(Doc::empty_object()))?;
-        Ok(Self::with_doc(
-            id,
-            event_type,
-            livestream_id,
-            occurred_at,
-            data,
-        ))
+        fields.into_event(|| default_time.unwrap_or_else(Utc::now))
     }
 
     /// Reads an already parsed JSON envelope (the API's dry run).
@@ -556,6 +594,42 @@ mod tests {
                     ),
                 )],
                 EnvelopeError::InvalidJson(String::new()),
+            ),
+            // Several fields wrong, met in another order: the first in the
+            // envelope's order is reported, missing or invalid.
+            (
+                vec![(
+                    "event",
+                    format!(
+                        r#"{{"data": [1], "occurred_at": "yesterday", "type": 3, "id": "nope", "livestream_id": "{LS}"}}"#
+                    ),
+                )],
+                invalid("id", ""),
+            ),
+            (
+                vec![(
+                    "event",
+                    format!(r#"{{"data": [1], "type": 3, "livestream_id": "{LS}"}}"#),
+                )],
+                EnvelopeError::Missing("id"),
+            ),
+            (
+                vec![(
+                    "event",
+                    format!(
+                        r#"{{"data": [1], "occurred_at": "yesterday", "type": "", "id": "{ID}"}}"#
+                    ),
+                )],
+                invalid("type", ""),
+            ),
+            (
+                vec![(
+                    "event",
+                    format!(
+                        r#"{{"data": [1], "occurred_at": "yesterday", "type": "t", "id": "{ID}", "livestream_id": "{LS}"}}"#
+                    ),
+                )],
+                invalid("occurred_at", ""),
             ),
             (
                 vec![(
