@@ -888,6 +888,7 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
         })
         .collect();
     in_redis.sort_unstable();
+    let stalls = stalls(&published, &written, STALL_MS);
     if failed_reads > 0 {
         println!("{failed_reads} reads of the outputs failed and were read again (their entries count late)");
     }
@@ -912,6 +913,23 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
         percentile_ms(&in_redis, 0.99),
         percentile_ms(&in_redis, 1.0)
     );
+    if !stalls.is_empty() {
+        let shown: Vec<String> = stalls
+            .iter()
+            .map(|s| {
+                format!(
+                    "+{:.2} s: {} ms ({} events)",
+                    s.at_ms as f64 / 1000.0,
+                    s.worst_ms,
+                    s.events
+                )
+            })
+            .collect();
+        println!(
+            "stalls (entries written within {STALL_GAP_MS} ms of each other whose outputs took over {STALL_MS} ms, by when the first was written): {}",
+            shown.join(", ")
+        );
+    }
     println!(
         "the producer's write of a tick ({per_tick} events, stamped before it): p50 {:.1} ms, p99 {:.1} ms",
         percentile_ms(&writes, 0.5),
@@ -937,6 +955,58 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
         .query_async(&mut r)
         .await?;
     setup.teardown().await
+}
+
+/// Entry → published latency (Redis's clock) above which an output counts as stalled.
+const STALL_MS: u64 = 10;
+/// Stalled entries written this close together are one stall.
+const STALL_GAP_MS: u64 = 50;
+
+/// One stretch of stalled outputs: when its first entry was written (from the
+/// run's first entry), its worst entry → published time and how many it held.
+struct Stall {
+    at_ms: u64,
+    worst_ms: u64,
+    events: usize,
+}
+
+/// The stretches in which entries took over `over_ms` from their write to their
+/// output, both by Redis's clock: when they happen (every few seconds, say) points
+/// at what causes them.
+fn stalls(
+    published: &[(Vec<u8>, u64)],
+    written: &std::collections::HashMap<Vec<u8>, u64>,
+    over_ms: u64,
+) -> Vec<Stall> {
+    let Some(start) = written.values().min().copied() else {
+        return Vec::new();
+    };
+    let mut slow: Vec<(u64, u64)> = published
+        .iter()
+        .filter_map(|(event, out_ms)| {
+            let in_ms = *written.get(event)?;
+            let took = out_ms.saturating_sub(in_ms);
+            (took > over_ms).then_some((in_ms - start, took))
+        })
+        .collect();
+    slow.sort_unstable();
+    let mut stalls: Vec<Stall> = Vec::new();
+    let mut last_at = 0;
+    for (at, took) in slow {
+        match stalls.last_mut() {
+            Some(stall) if at - last_at <= STALL_GAP_MS => {
+                stall.worst_ms = stall.worst_ms.max(took);
+                stall.events += 1;
+            }
+            _ => stalls.push(Stall {
+                at_ms: at,
+                worst_ms: took,
+                events: 1,
+            }),
+        }
+        last_at = at;
+    }
+    stalls
 }
 
 /// The `p` quantile (0–1) of sorted microseconds, in milliseconds.
@@ -1048,6 +1118,35 @@ mod tests {
              batches over 2.5 ms in a stage: parse 4"
         );
         assert!(stage_summary(&["other_metric 1\n".to_owned()]).is_err());
+    }
+
+    #[test]
+    fn stalls_group_slow_outputs_written_close_together() {
+        let written: std::collections::HashMap<Vec<u8>, u64> = [
+            (b"a".to_vec(), 1_000),
+            (b"b".to_vec(), 1_010),
+            (b"c".to_vec(), 1_040),
+            (b"d".to_vec(), 1_080),
+            (b"e".to_vec(), 3_000),
+            (b"f".to_vec(), 3_001),
+        ]
+        .into();
+        // Each output's event and the millisecond it was published.
+        let published: Vec<(Vec<u8>, u64)> = vec![
+            (b"a".to_vec(), 1_030), // 30 ms
+            (b"b".to_vec(), 1_012), // fast: not a stall, yet it does not split one
+            (b"c".to_vec(), 1_055), // 15 ms, 40 ms after a
+            (b"d".to_vec(), 1_200), // 120 ms, 40 ms after c
+            (b"e".to_vec(), 3_004), // fast
+            (b"f".to_vec(), 3_020), // 19 ms, a stall of its own
+            (b"unknown".to_vec(), 9_999),
+        ];
+        let found: Vec<(u64, u64, usize)> = stalls(&published, &written, 10)
+            .iter()
+            .map(|s| (s.at_ms, s.worst_ms, s.events))
+            .collect();
+        assert_eq!(found, vec![(0, 120, 3), (2_001, 19, 1)]);
+        assert!(stalls(&published, &std::collections::HashMap::new(), 10).is_empty());
     }
 
     #[test]
