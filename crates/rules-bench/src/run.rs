@@ -879,16 +879,11 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
     // Entry → published entry by their ids: Redis's clock at both ends, so neither
     // the producer's write nor this reader's is in it, to the millisecond (each id
     // is its millisecond's floor: ±1 ms).
-    let mut in_redis: Vec<u64> = published
-        .iter()
-        .filter_map(|(event, out_ms)| {
-            written
-                .get(event)
-                .map(|in_ms| out_ms.saturating_sub(*in_ms) * 1000)
-        })
-        .collect();
+    let times = entry_to_output(&published, &written);
+    let mut in_redis: Vec<u64> = times.iter().map(|(_, took)| took * 1000).collect();
     in_redis.sort_unstable();
-    let stalls = stalls(&published, &written, STALL_MS);
+    let first_written = written.values().min().copied().unwrap_or(0);
+    let stalls = stalls(&times, first_written, STALL_MS);
     if failed_reads > 0 {
         println!("{failed_reads} reads of the outputs failed and were read again (their entries count late)");
     }
@@ -970,24 +965,29 @@ struct Stall {
     events: usize,
 }
 
-/// The stretches in which entries took over `over_ms` from their write to their
-/// output, both by Redis's clock: when they happen (every few seconds, say) points
-/// at what causes them.
-fn stalls(
+/// Each paced output's entry: when it was written and how long it took to its
+/// output, in milliseconds by Redis's clock (both entries' ids).
+fn entry_to_output(
     published: &[(Vec<u8>, u64)],
     written: &std::collections::HashMap<Vec<u8>, u64>,
-    over_ms: u64,
-) -> Vec<Stall> {
-    let Some(start) = written.values().min().copied() else {
-        return Vec::new();
-    };
-    let mut slow: Vec<(u64, u64)> = published
+) -> Vec<(u64, u64)> {
+    published
         .iter()
         .filter_map(|(event, out_ms)| {
             let in_ms = *written.get(event)?;
-            let took = out_ms.saturating_sub(in_ms);
-            (took > over_ms).then_some((in_ms - start, took))
+            Some((in_ms, out_ms.saturating_sub(in_ms)))
         })
+        .collect()
+}
+
+/// The stretches in which entries took over `over_ms` from their write to their
+/// output (`times`, from [`entry_to_output`]), dated from `start`: when they
+/// happen (every few seconds, say) points at what causes them.
+fn stalls(times: &[(u64, u64)], start: u64, over_ms: u64) -> Vec<Stall> {
+    let mut slow: Vec<(u64, u64)> = times
+        .iter()
+        .filter(|(_, took)| *took > over_ms)
+        .map(|(at, took)| (at.saturating_sub(start), *took))
         .collect();
     slow.sort_unstable();
     let mut stalls: Vec<Stall> = Vec::new();
@@ -1141,12 +1141,14 @@ mod tests {
             (b"f".to_vec(), 3_020), // 19 ms, a stall of its own
             (b"unknown".to_vec(), 9_999),
         ];
-        let found: Vec<(u64, u64, usize)> = stalls(&published, &written, 10)
-            .iter()
-            .map(|s| (s.at_ms, s.worst_ms, s.events))
-            .collect();
+        let found: Vec<(u64, u64, usize)> =
+            stalls(&entry_to_output(&published, &written), 1_000, 10)
+                .iter()
+                .map(|s| (s.at_ms, s.worst_ms, s.events))
+                .collect();
         assert_eq!(found, vec![(0, 120, 3), (2_001, 19, 1)]);
-        assert!(stalls(&published, &std::collections::HashMap::new(), 10).is_empty());
+        let nothing_written = entry_to_output(&published, &std::collections::HashMap::new());
+        assert!(stalls(&nothing_written, 0, 10).is_empty());
     }
 
     #[test]
