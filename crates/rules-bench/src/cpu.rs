@@ -1,7 +1,8 @@
 //! CPU time of the three processes a drain exercises, from `/proc`: the worker, the
 //! Redis server (its `process_id` from `INFO server`) and every PostgreSQL process
-//! (`comm` = `postgres`: backends and background writers alike). A sample before and
-//! after a drain gives each one's CPU per event.
+//! (`comm` = `postgres`: backends and background writers alike), and the bench
+//! itself, which shares the machine's cores with them. A sample before and after a
+//! run gives each one's CPU per event.
 
 use std::path::Path;
 
@@ -11,6 +12,8 @@ pub struct Sample {
     pub worker: u64,
     pub redis: u64,
     pub postgres: u64,
+    /// This process: the producer and the outputs' reader of a latency run.
+    pub bench: u64,
     pub machine: Machine,
 }
 
@@ -78,6 +81,10 @@ pub fn sample(workers: &[Option<u32>], redis: Option<u32>) -> Sample {
         worker: workers.iter().flatten().copied().map(of_pid).sum(),
         redis: redis.map_or(0, of_pid),
         postgres: postgres(),
+        bench: std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|s| ticks(&s))
+            .unwrap_or(0),
         machine: std::fs::read_to_string("/proc/stat")
             .ok()
             .and_then(|s| machine(&s))
@@ -104,21 +111,24 @@ pub struct PerEvent {
     pub worker_us: f64,
     pub redis_us: f64,
     pub postgres_us: f64,
+    pub bench_us: f64,
     pub idle_percent: f64,
     pub stolen_percent: f64,
 }
 
-/// "worker X µs, Redis Y µs, PostgreSQL Z µs (total T µs) of CPU per event".
+/// "worker X µs, Redis Y µs, PostgreSQL Z µs (total T µs), the bench B µs" of CPU
+/// per event.
 impl std::fmt::Display for PerEvent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "CPU per event: worker {:.1} µs, Redis {:.1} µs, PostgreSQL {:.1} µs (total {:.1} µs); \
-             machine idle {:.0}%, stolen by the host {:.1}%",
+            "CPU per event: worker {:.1} µs, Redis {:.1} µs, PostgreSQL {:.1} µs (total {:.1} µs), \
+             the bench itself {:.1} µs; machine idle {:.0}%, stolen by the host {:.1}%",
             self.worker_us,
             self.redis_us,
             self.postgres_us,
             self.worker_us + self.redis_us + self.postgres_us,
+            self.bench_us,
             self.idle_percent,
             self.stolen_percent,
         )
@@ -139,6 +149,7 @@ pub fn per_event(before: Sample, after: Sample, events: usize) -> PerEvent {
         worker_us: us(before.worker, after.worker),
         redis_us: us(before.redis, after.redis),
         postgres_us: us(before.postgres, after.postgres),
+        bench_us: us(before.bench, after.bench),
         idle_percent: share(m0.idle, m1.idle),
         stolen_percent: share(m0.steal, m1.steal),
     }
