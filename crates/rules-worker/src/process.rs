@@ -242,6 +242,11 @@ fn admit(
     readable: Vec<(Entry, Event)>,
     open: Vec<Match>,
 ) -> (Vec<(Entry, Event)>, Vec<Match>) {
+    if open.iter().all(|m| m.rule.destinations().is_empty()) {
+        // No webhook among the batch's rules (the usual batch): nothing to take a
+        // place in, and the batch is passed on as it is, not rebuilt entry by entry.
+        return (readable, open);
+    }
     let mut hosts: Vec<Vec<Arc<str>>> = readable.iter().map(|_| Vec::new()).collect();
     for m in &open {
         for host in m.rule.destinations() {
