@@ -937,10 +937,9 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
         percentile_ms(&writes, 0.99)
     );
     if backlog == 0 {
-        // (Beside a backlog, the CPU is mostly the backlog's, not the paced events'.)
         println!("{cpu}");
-    }
-    if backlog > 0 {
+    } else {
+        // (No CPU per event: beside a backlog it is mostly the backlog's.)
         match group_progress(&mut setup.redis.clone(), &backlog_stream).await {
             Ok((left, _, _)) => println!(
                 "backlog: {} of {backlog} events read by the end of the run",

@@ -75,7 +75,7 @@ pub async fn record_loop(
 /// first. So a busy recorder keeps its commits whole and an idle pipeline still
 /// overlaps them; and entries arriving a few at a time (events paced at 20,000 a
 /// second) are committed about every [`GATHER`], not as often as a commit takes
-/// (every 1–2 ms, which cost PostgreSQL a fifth more CPU per event). A finished
+/// (every 1–2 ms, which cost PostgreSQL a third more CPU per event). A finished
 /// commit's buffer goes to `spare`.
 async fn next_commit(
     done: &mut mpsc::Receiver<Vec<Done>>,
