@@ -222,15 +222,7 @@ pub fn load(source: &Source) -> anyhow::Result<Loaded> {
             .map(|w| {
                 w.events
                     .into_iter()
-                    .map(|e| {
-                        Event::new(
-                            Uuid::new_v4(),
-                            e.event_type(),
-                            e.livestream_id,
-                            e.occurred_at,
-                            e.data().to_value(),
-                        )
-                    })
+                    .map(|e| e.copy_as(Uuid::new_v4(), e.livestream_id, e.occurred_at))
                     .collect()
             })
             .unwrap_or_default(),

@@ -672,13 +672,7 @@ fn stage_summary(texts: &[String]) -> anyhow::Result<String> {
 
 /// `event` again under a new id, for `livestream`, at `at`.
 fn fresh_copy(event: &Event, livestream: Uuid, at: chrono::DateTime<chrono::Utc>) -> Event {
-    Event::new(
-        Uuid::new_v4(),
-        event.event_type(),
-        livestream,
-        at,
-        event.data().to_value(),
-    )
+    event.copy_as(Uuid::new_v4(), livestream, at)
 }
 
 /// A slow destination for `latency`: a share of the events go to a livestream of
@@ -762,7 +756,7 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
     .await?;
     let out = setup.out.clone();
     // The backlog's events, whose outputs are not the paced events' latency.
-    let backlog_events: std::collections::HashSet<Vec<u8>> = if backlog > 0 {
+    let backlog_events: std::collections::HashSet<Uuid> = if backlog > 0 {
         let now = chrono::Utc::now();
         let backlog_batch: Vec<Event> = (0..backlog)
             .map(|i| {
@@ -770,10 +764,7 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
                 fresh_copy(e, e.livestream_id, now)
             })
             .collect();
-        let ids = backlog_batch
-            .iter()
-            .map(|e| e.id.to_string().into_bytes())
-            .collect();
+        let ids = backlog_batch.iter().map(|e| e.id).collect();
         let started = Instant::now();
         let mut r = setup.redis.clone();
         streams::add_all(&mut r, &backlog_stream, &as_entries(&backlog_batch)?).await?;
@@ -788,7 +779,7 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
     let collect = tokio::spawn(async move {
         let mut latencies: Vec<u64> = Vec::new();
         // Each output's event and the millisecond of its id (Redis's clock).
-        let mut published: Vec<(Vec<u8>, u64)> = Vec::new();
+        let mut published: Vec<(Uuid, u64)> = Vec::new();
         let mut failed_reads = 0u64;
         let mut last = streams::ReadAfter::Now;
         let deadline = Instant::now() + Duration::from_secs(seconds + 5);
@@ -812,13 +803,13 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
                             .map(|(_, v)| v.as_slice()),
                         _ => None,
                     };
-                    let Some(event_id) = field(b"event_id") else {
+                    let Some(Ok(event_id)) = field(b"event_id").map(Uuid::try_parse_ascii) else {
                         continue;
                     };
-                    if backlog_events.contains(event_id) {
+                    if backlog_events.contains(&event_id) {
                         continue;
                     }
-                    published.push((event_id.to_vec(), entry.id.ms));
+                    published.push((event_id, entry.id.ms));
                     let payload = field(b"payload").unwrap_or_default();
                     let at = serde_json::from_slice::<Value>(payload).ok().and_then(|p| {
                         p["at"]
@@ -851,7 +842,7 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
     // How long each tick's write took: the part of the latency that is the producer's.
     let mut writes: Vec<u64> = Vec::new();
     // Each paced event's id and the millisecond of its entry's id.
-    let mut written: std::collections::HashMap<Vec<u8>, u64> = std::collections::HashMap::new();
+    let mut written: std::collections::HashMap<Uuid, u64> = std::collections::HashMap::new();
     while Instant::now() < end {
         tick.tick().await;
         let now = chrono::Utc::now();
@@ -874,7 +865,7 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
         let ids = setup.xadd(&batch).await?;
         writes.push(writing.elapsed().as_micros() as u64);
         for (event, id) in batch.iter().zip(ids) {
-            written.insert(event.id.to_string().into_bytes(), id.ms);
+            written.insert(event.id, id.ms);
         }
         sent += batch.len();
     }
@@ -977,8 +968,8 @@ struct Stall {
 /// Each paced output's entry: when it was written and how long it took to its
 /// output, in milliseconds by Redis's clock (both entries' ids).
 fn entry_to_output(
-    published: &[(Vec<u8>, u64)],
-    written: &std::collections::HashMap<Vec<u8>, u64>,
+    published: &[(Uuid, u64)],
+    written: &std::collections::HashMap<Uuid, u64>,
 ) -> Vec<(u64, u64)> {
     published
         .iter()
@@ -1131,24 +1122,25 @@ mod tests {
 
     #[test]
     fn stalls_group_slow_outputs_written_close_together() {
-        let written: std::collections::HashMap<Vec<u8>, u64> = [
-            (b"a".to_vec(), 1_000),
-            (b"b".to_vec(), 1_010),
-            (b"c".to_vec(), 1_040),
-            (b"d".to_vec(), 1_080),
-            (b"e".to_vec(), 3_000),
-            (b"f".to_vec(), 3_001),
+        let id = Uuid::from_u128;
+        let written: std::collections::HashMap<Uuid, u64> = [
+            (id(1), 1_000),
+            (id(2), 1_010),
+            (id(3), 1_040),
+            (id(4), 1_080),
+            (id(5), 3_000),
+            (id(6), 3_001),
         ]
         .into();
         // Each output's event and the millisecond it was published.
-        let published: Vec<(Vec<u8>, u64)> = vec![
-            (b"a".to_vec(), 1_030), // 30 ms
-            (b"b".to_vec(), 1_012), // fast: not a stall, yet it does not split one
-            (b"c".to_vec(), 1_055), // 15 ms, 40 ms after a
-            (b"d".to_vec(), 1_200), // 120 ms, 40 ms after c
-            (b"e".to_vec(), 3_004), // fast
-            (b"f".to_vec(), 3_020), // 19 ms, a stall of its own
-            (b"unknown".to_vec(), 9_999),
+        let published: Vec<(Uuid, u64)> = vec![
+            (id(1), 1_030), // 30 ms
+            (id(2), 1_012), // fast: not a stall, yet it does not split one
+            (id(3), 1_055), // 15 ms, 40 ms after a
+            (id(4), 1_200), // 120 ms, 40 ms after c
+            (id(5), 3_004), // fast
+            (id(6), 3_020), // 19 ms, a stall of its own
+            (id(99), 9_999),
         ];
         let found: Vec<(u64, u64, usize)> =
             stalls(&entry_to_output(&published, &written), 1_000, 10)

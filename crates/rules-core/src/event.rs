@@ -246,6 +246,18 @@ impl Event {
         Self::with_doc(id, event_type.into(), livestream_id, occurred_at, data)
     }
 
+    /// The same type and data under another id, livestream and time (the load tool's
+    /// fresh copies of a workload's events), without building the data again.
+    pub fn copy_as(&self, id: Uuid, livestream_id: Uuid, occurred_at: DateTime<Utc>) -> Self {
+        Self::with_doc(
+            id,
+            self.event_type.clone(),
+            livestream_id,
+            occurred_at,
+            self.data.clone(),
+        )
+    }
+
     fn with_doc(
         id: Uuid,
         event_type: Box<str>,
@@ -488,6 +500,25 @@ mod tests {
         Utc.timestamp_millis_opt(1_764_000_000_000)
             .single()
             .expect("valid time")
+    }
+
+    #[test]
+    fn a_copy_keeps_type_and_data_under_its_new_identity_and_time() {
+        let data = json!({"amount": 25.5, "user": {"name": "ann"}});
+        let ls: Uuid = LS.parse().expect("uuid");
+        let event = Event::new(
+            ID.parse().expect("uuid"),
+            "donation.received",
+            ls,
+            entry_time(),
+            data.clone(),
+        );
+        let (id, other_ls) = (Uuid::from_u128(7), Uuid::from_u128(8));
+        let later = entry_time() + chrono::Duration::seconds(5);
+        let copy = event.copy_as(id, other_ls, later);
+        let expected = Event::new(id, "donation.received", other_ls, later, data);
+        assert_eq!(copy.to_envelope(), expected.to_envelope());
+        assert_eq!(copy.data().to_value(), event.data().to_value());
     }
 
     #[test]
