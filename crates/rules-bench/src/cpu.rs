@@ -81,10 +81,7 @@ pub fn sample(workers: &[Option<u32>], redis: Option<u32>) -> Sample {
         worker: workers.iter().flatten().copied().map(of_pid).sum(),
         redis: redis.map_or(0, of_pid),
         postgres: postgres(),
-        bench: std::fs::read_to_string("/proc/self/stat")
-            .ok()
-            .and_then(|s| ticks(&s))
-            .unwrap_or(0),
+        bench: of_pid(std::process::id()),
         machine: std::fs::read_to_string("/proc/stat")
             .ok()
             .and_then(|s| machine(&s))

@@ -830,9 +830,10 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
         (latencies, failed_reads, published)
     });
 
+    // The CPU per paced event, without a backlog (beside one it is mostly the backlog's).
     let pids = [worker.id()];
     let redis_pid = crate::cpu::redis_pid(&mut setup.redis.clone()).await;
-    let cpu_before = crate::cpu::sample(&pids, redis_pid);
+    let cpu_before = (backlog == 0).then(|| crate::cpu::sample(&pids, redis_pid));
     // Producer: a steady rate, in ticks, each event stamped when its tick starts.
     let per_tick = ((per_second as u128 * tick_every.as_millis()) / 1000).max(1) as usize;
     let mut tick = tokio::time::interval(tick_every);
@@ -871,7 +872,8 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
     }
     // The outputs of the last events are a few milliseconds behind the producer's end.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let cpu = crate::cpu::per_event(cpu_before, crate::cpu::sample(&pids, redis_pid), sent);
+    let cpu = cpu_before
+        .map(|before| crate::cpu::per_event(before, crate::cpu::sample(&pids, redis_pid), sent));
     let (mut latencies, failed_reads, published) = collect.await?;
     // Entry → published entry by their ids: Redis's clock at both ends, so neither
     // the producer's write nor this reader's is in it, to the millisecond (each id
@@ -927,10 +929,10 @@ pub async fn latency(source: &Source, args: &WorkerArgs, load_spec: &Load) -> an
         percentile_ms(&writes, 0.5),
         percentile_ms(&writes, 0.99)
     );
-    if backlog == 0 {
+    if let Some(cpu) = &cpu {
         println!("{cpu}");
-    } else {
-        // (No CPU per event: beside a backlog it is mostly the backlog's.)
+    }
+    if backlog > 0 {
         match group_progress(&mut setup.redis.clone(), &backlog_stream).await {
             Ok((left, _, _)) => println!(
                 "backlog: {} of {backlog} events read by the end of the run",

@@ -86,7 +86,6 @@ async fn next_commit(
     if done.recv_many(&mut groups, MAX_BATCH).await == 0 {
         return None;
     }
-    let mut entries: usize = groups.iter().map(Vec::len).sum();
     let mut finished = None;
     let window_and_under_way = async {
         tokio::join!(tokio::time::sleep(GATHER), async {
@@ -95,28 +94,28 @@ async fn next_commit(
             }
         });
     };
-    gather_until(done, &mut groups, &mut entries, window_and_under_way).await;
+    gather_until(done, &mut groups, window_and_under_way).await;
     spare.extend(finished.map(reuse));
     Some(groups)
 }
 
-/// Takes more finished entries until `stop` is ready, or until there are
-/// [`MAX_BATCH`].
+/// Takes more finished entries into `groups` until `stop` is ready, or until they
+/// hold [`MAX_BATCH`].
 async fn gather_until(
     done: &mut mpsc::Receiver<Vec<Done>>,
     groups: &mut Vec<Vec<Done>>,
-    entries: &mut usize,
     stop: impl std::future::Future<Output = ()>,
 ) {
     let mut stop = std::pin::pin!(stop);
-    while *entries < MAX_BATCH {
+    let mut entries: usize = groups.iter().map(Vec::len).sum();
+    while entries < MAX_BATCH {
         let before = groups.len();
         tokio::select! {
             n = done.recv_many(groups, MAX_BATCH) => {
                 if n == 0 {
                     break;
                 }
-                *entries += groups[before..].iter().map(Vec::len).sum::<usize>();
+                entries += groups[before..].iter().map(Vec::len).sum::<usize>();
             }
             () = &mut stop => break,
         }
