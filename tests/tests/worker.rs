@@ -1289,8 +1289,8 @@ async fn pings_over_batches(
 /// The gate and the acknowledgements keep their connections between batches: taken
 /// from the pool for each, a connection was first checked with a round trip of its
 /// own (deadpool-redis's `UNWATCH` + `PING`), on the path of every event at the
-/// gate. A connection that fails is let go, and the next batch takes a new one: both
-/// carry on after Redis restarts.
+/// gate. A connection that fails is let go, and the next batch opens (the gate's own)
+/// or takes (the acknowledgements') a new one: both carry on after Redis restarts.
 #[tokio::test]
 async fn the_gate_and_the_acknowledgements_keep_their_connections() -> anyhow::Result<()> {
     let mut redis = rules_e2e::services::OwnRedis::start()?;

@@ -493,10 +493,10 @@ pub fn key_slot(key: &[u8]) -> u16 {
 /// from the pool again, which checks an idle connection (PING) before handing it
 /// out and replaces a dead one.
 ///
-/// It also serves a step that sends a pipeline per batch (the gate, the
-/// acknowledgement): taken from the pool each time, a connection costs a round trip
-/// of its own first (deadpool-redis checks it with `UNWATCH` and `PING` every time
-/// it hands it out), on the path of every event at the gate.
+/// It also serves the acknowledgements (a pipeline per commit, two commits under
+/// way at once): taken from the pool each time, a connection costs a round trip of
+/// its own first (deadpool-redis checks it with `UNWATCH` and `PING` every time it
+/// hands it out). The gate, one pipeline at a time, has an [`OwnConnection`].
 pub struct SharedConnection {
     pool: RedisPool,
     current: std::sync::Mutex<Option<Link>>,
@@ -547,6 +547,58 @@ impl SharedConnection {
         self.current
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A connection of one caller's own, for a step that sends one pipeline at a time
+/// and waits for its replies (the gate: one batch at the gate at once). It is opened
+/// when first needed, as [`dedicated_reader`] opens one: on one server over plain
+/// TCP a [`WireConnection`], whose caller writes and reads the socket itself, so a
+/// round trip wakes no other task (a multiplexed connection hands each command to
+/// its driver task and the reply back) and its replies are decoded by
+/// redis-protocol; on a cluster, over TLS or a Unix socket, a [`Link`] of its own.
+/// After any error it is dropped, and the next call (a retry) opens another.
+pub struct OwnConnection {
+    settings: RedisSettings,
+    current: tokio::sync::Mutex<Option<Reader>>,
+}
+
+impl OwnConnection {
+    /// Opened on first use, within `redis.connect_timeout_ms`; each reply awaited
+    /// at most `redis.response_timeout_ms`, as the pool's connections are.
+    pub fn new(settings: RedisSettings) -> Self {
+        Self {
+            settings,
+            current: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Runs `step` on the connection (one step at a time); an error drops the
+    /// connection, so the next call opens another.
+    pub async fn run<T, E>(
+        &self,
+        step: impl AsyncFnOnce(&mut Reader) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<RedisError>,
+    {
+        let mut current = self.current.lock().await;
+        let conn = match current.as_mut() {
+            Some(conn) => conn,
+            None => current.insert(
+                dedicated_reader(
+                    &self.settings,
+                    Duration::from_millis(self.settings.connect_timeout_ms),
+                    Some(Duration::from_millis(self.settings.response_timeout_ms)),
+                )
+                .await?,
+            ),
+        };
+        let result = step(conn).await;
+        if result.is_err() {
+            *current = None;
+        }
+        result
     }
 }
 

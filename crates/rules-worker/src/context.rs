@@ -2,7 +2,7 @@
 
 use rules_store::config::{RetentionSettings, WorkerSettings};
 use rules_store::db::PgPool;
-use rules_store::redis::{RedisPool, SharedConnection};
+use rules_store::redis::{OwnConnection, RedisPool, SharedConnection};
 use std::sync::Arc;
 
 use crate::actions::Executor;
@@ -15,8 +15,8 @@ pub struct Context {
     pub retention: RetentionSettings,
     pub db: PgPool,
     pub redis: RedisPool,
-    /// The gate's connection, kept between batches (`SharedConnection::run`).
-    pub gate_link: SharedConnection,
+    /// The gate's connection of its own, kept between batches (`OwnConnection::run`).
+    pub gate_link: OwnConnection,
     /// The acknowledgements' connection, kept between commits.
     pub ack_link: SharedConnection,
     pub rules: Arc<Rules>,

@@ -22,7 +22,7 @@ pub mod rules;
 pub mod shutdown;
 
 use anyhow::Context as _;
-use rules_store::redis::SharedConnection;
+use rules_store::redis::{OwnConnection, SharedConnection};
 use rules_store::Settings;
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,7 +90,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         settings: worker.clone(),
         retention: settings.retention,
         db: db.clone(),
-        gate_link: SharedConnection::new(redis.clone()),
+        gate_link: OwnConnection::new(settings.redis.clone()),
         ack_link: SharedConnection::new(redis.clone()),
         redis,
         rules: Arc::clone(&rules),
