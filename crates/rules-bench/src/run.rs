@@ -489,20 +489,32 @@ async fn drain_with(
     let redis_pid = crate::cpu::redis_pid(&mut redis).await;
     let mut cpu_before = None;
     let mut wal_before = None;
-    loop {
-        let (lag, pending, read) = setup.progress().await?;
-        if first_read.is_none() && read > 0 {
-            first_read = Some(Instant::now());
-            cpu_before = Some(crate::cpu::sample(&pids, redis_pid));
-            wal_before = setup.wal_bytes().await.ok();
+    let waited: anyhow::Result<()> = async {
+        loop {
+            let (lag, pending, read) = setup.progress().await?;
+            if first_read.is_none() && read > 0 {
+                first_read = Some(Instant::now());
+                cpu_before = Some(crate::cpu::sample(&pids, redis_pid));
+                wal_before = setup.wal_bytes().await.ok();
+            }
+            if read >= events.len() && lag == 0 && pending == 0 {
+                return Ok(());
+            }
+            exited(&mut children)?;
+            if spawned.elapsed() > Duration::from_secs(600) {
+                bail!("not drained after 10 minutes (lag {lag}, pending {pending})");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        if read >= events.len() && lag == 0 && pending == 0 {
-            break;
+    }
+    .await;
+    if let Err(e) = waited {
+        // The database and streams are the run's own: gone with it, as after a drain.
+        for child in children {
+            let _ = stop(child).await;
         }
-        if spawned.elapsed() > Duration::from_secs(600) {
-            bail!("not drained after 10 minutes (lag {lag}, pending {pending})");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        setup.teardown().await?;
+        return Err(e);
     }
     let done = Instant::now();
     let cpu_after = crate::cpu::sample(&pids, redis_pid);
@@ -541,6 +553,18 @@ async fn drain_with(
         events_per_second,
         cpu,
     })
+}
+
+/// Fails when a worker has exited: one that cannot start (a setting it refuses, say,
+/// which it printed) or that died would otherwise leave the drain waiting out its
+/// ten minutes.
+fn exited(children: &mut [Child]) -> anyhow::Result<()> {
+    for child in children {
+        if let Some(status) = child.try_wait()? {
+            bail!("a worker exited before the backlog was drained ({status}); its output is above");
+        }
+    }
+    Ok(())
 }
 
 /// The scale-out table: per worker count (repeats allowed: `1,2,4,1,2,4`), the
@@ -1101,6 +1125,63 @@ pub async fn fill(source: &Source, redis_url: &str, stream: &str) -> anyhow::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bench's databases on the test server.
+    async fn bench_databases(admin_url: &str) -> anyhow::Result<i64> {
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = AsyncPgConnection::establish(admin_url).await?;
+        Ok(diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_database WHERE datname LIKE 'rules\\_bench\\_%'",
+        )
+        .get_result::<N>(&mut conn)
+        .await?
+        .n)
+    }
+
+    /// A worker that exits at once (as one does on a setting it refuses) fails the
+    /// drain at once, not after its ten minutes, and the run's database is dropped.
+    #[tokio::test]
+    async fn a_drain_whose_worker_exits_fails_at_once_and_cleans_up() -> anyhow::Result<()> {
+        let args = WorkerArgs {
+            database_url: std::env::var("TEST_DATABASE_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+            redis_url: std::env::var("TEST_REDIS_URL")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into()),
+            worker_bin: Some(PathBuf::from("/bin/false")),
+            worker_env: Vec::new(),
+            on_database: None,
+        };
+        let source = Source {
+            rules: None,
+            events: None,
+            rule_count: 10,
+            livestreams: 2,
+            event_count: 20,
+            seed: 7,
+        };
+        let shape = DrainShape {
+            grow_executions: 0,
+            grow_days: 1,
+            fire_rate: None,
+            workers: vec![1],
+        };
+        let before = bench_databases(&args.database_url).await?;
+        let failed = tokio::time::timeout(Duration::from_secs(120), drain(&source, &args, &shape))
+            .await
+            .context("the drain waited on a worker that had exited")?;
+        let error = format!("{:#}", failed.expect_err("the worker exited"));
+        assert!(error.contains("a worker exited"), "{error}");
+        assert_eq!(
+            bench_databases(&args.database_url).await?,
+            before,
+            "its database is dropped"
+        );
+        Ok(())
+    }
 
     #[test]
     fn stage_times_sum_the_workers_and_count_the_slow_batches() {
