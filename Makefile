@@ -99,6 +99,10 @@ bench-worker: services ## drain rate, latency and memory of a real worker (rules
 	$(TARGET_DIR)/release/rules-bench latency --rate 5000 --seconds 30
 	$(TARGET_DIR)/release/rules-bench rss --rule-count 100000 --livestreams 10000
 
+bench-instructions: services ## the worker's instructions per event in a drain, by callgrind: repeatable where events/s are not (WORKER_BIN, SMALL, LARGE, KEEP)
+	$(CARGO) build --release -p rules-bench -p rules-worker
+	CARGO_TARGET_DIR=$(TARGET_DIR) scripts/worker-instructions.sh
+
 bench-api: services ## load benchmark of the API with 100,000 rules (wrk)
 	CONNECTIONS=6 DURATION=10 scripts/bench-api.sh
 

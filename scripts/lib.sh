@@ -13,6 +13,9 @@ POSTGRES_PACKAGES=(postgresql postgresql-client)
 REDIS_PACKAGES=(redis-server redis-tools)
 # What `make test` drives the console with: a real headless Chromium over WebDriver.
 BROWSER_PACKAGES=(chromium chromium-driver)
+# What `make bench-instructions` counts the worker's instructions with (not needed by
+# make run or make test, so not pre-fetched by scripts/fresh-check.sh).
+PROFILE_PACKAGES=(valgrind)
 
 : "${SCRIPT_NAME:=$(basename "$0" .sh)}"
 say() { printf '%s: %s\n' "$SCRIPT_NAME" "$*"; }
