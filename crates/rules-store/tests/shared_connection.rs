@@ -24,6 +24,22 @@ async fn client_id(conn: &mut rules_store::redis::Link) -> i64 {
         .expect("CLIENT ID")
 }
 
+/// Closes the server's side of the connection with this `CLIENT ID`.
+async fn kill_client(id: i64) {
+    let mut admin = redis::Client::open(settings().url)
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("admin");
+    let _: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(id)
+        .query_async(&mut admin)
+        .await
+        .expect("CLIENT KILL");
+}
+
 #[tokio::test]
 async fn callers_share_one_connection_until_it_is_forgotten() {
     let shared = SharedConnection::new(build_pool(&settings()).expect("pool"));
@@ -54,18 +70,7 @@ async fn callers_share_one_connection_until_it_is_forgotten() {
 
     // Its connection killed, it fails; forgotten, the next caller gets a working
     // one: the pool checks the dead one before handing it out and replaces it.
-    let mut admin = redis::Client::open(settings().url)
-        .expect("client")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("admin");
-    let _: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("ID")
-        .arg(first)
-        .query_async(&mut admin)
-        .await
-        .expect("CLIENT KILL");
+    kill_client(first).await;
     assert!(
         redis::cmd("PING")
             .query_async::<String>(&mut a)
@@ -117,18 +122,7 @@ async fn an_own_connection_is_kept_between_steps_and_opened_again_after_an_error
     assert_eq!(own_id(&own).await, first);
 
     // Killed by the server, the step on it fails; the next step opens another.
-    let mut admin = redis::Client::open(settings().url)
-        .expect("client")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("admin");
-    let _: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("ID")
-        .arg(first)
-        .query_async(&mut admin)
-        .await
-        .expect("CLIENT KILL");
+    kill_client(first).await;
     let failed = own
         .run(async |conn| {
             redis::cmd("PING")
