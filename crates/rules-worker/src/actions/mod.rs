@@ -233,7 +233,7 @@ impl Executor {
                     r.maybe_written = outcome.maybe_written.then_some(true);
                     match outcome.result {
                         Ok(entry_id) => {
-                            r.entry_id = Some(entry_id.to_string());
+                            r.entry_id = Some(entry_id.to_text());
                             r
                         }
                         Err(e) => r.failed(crate::pipeline::bounded(&e.to_string())),
@@ -287,7 +287,16 @@ impl Executor {
             });
             return outcome;
         }
-        let payload = payload.to_string();
+        // Written straight into bytes: a `Value`'s `to_string` goes through the
+        // formatting machinery a piece at a time (a tenth of a publish's instructions).
+        let Ok(payload) = serde_json::to_vec(payload) else {
+            // A `Value` always serializes (its keys are strings); this cannot happen.
+            outcome.result = Err(PublishError::Refused {
+                stream: stream.to_owned(),
+                why: "the payload did not serialize to JSON".into(),
+            });
+            return outcome;
+        };
         // The ids by uuid's own encoder, not the formatting machinery.
         let (mut rule_buf, mut event_buf, mut execution_buf) = (
             Uuid::encode_buffer(),
@@ -298,7 +307,7 @@ impl Executor {
         let event_id = event_id.hyphenated().encode_lower(&mut event_buf);
         let execution_id = execution_id.hyphenated().encode_lower(&mut execution_buf);
         let fields: [(&[u8], &[u8]); 4] = [
-            (b"payload", payload.as_bytes()),
+            (b"payload", payload.as_slice()),
             (b"rule_id", rule_id.as_bytes()),
             (b"event_id", event_id.as_bytes()),
             (b"execution_id", execution_id.as_bytes()),
