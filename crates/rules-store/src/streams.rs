@@ -45,7 +45,30 @@ impl EntryId {
 
 impl fmt::Display for EntryId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.ms, self.seq)
+        f.write_str(self.spell(&mut [0; ID_TEXT_MAX]))
+    }
+}
+
+/// The longest id's text: two u64 of at most 20 digits each, and the dash.
+const ID_TEXT_MAX: usize = 41;
+
+impl EntryId {
+    /// Its text, `<ms>-<seq>`, written into `text` without the formatting machinery.
+    fn spell<'t>(&self, text: &'t mut [u8; ID_TEXT_MAX]) -> &'t str {
+        let (mut ms, mut seq) = (itoa::Buffer::new(), itoa::Buffer::new());
+        let (ms, seq) = (ms.format(self.ms), seq.format(self.seq));
+        let end = ms.len() + 1 + seq.len();
+        text[..ms.len()].copy_from_slice(ms.as_bytes());
+        text[ms.len()] = b'-';
+        text[ms.len() + 1..end].copy_from_slice(seq.as_bytes());
+        // Digits and a dash: always UTF-8.
+        std::str::from_utf8(&text[..end]).unwrap_or_default()
+    }
+
+    /// Its text, `<ms>-<seq>` (what `to_string` gives, without the formatting
+    /// machinery: an execution's result names the entry each publish wrote).
+    pub fn to_text(&self) -> String {
+        self.spell(&mut [0; ID_TEXT_MAX]).to_owned()
     }
 }
 
@@ -57,18 +80,7 @@ impl redis::ToRedisArgs for EntryId {
     where
         W: ?Sized + redis::RedisWrite,
     {
-        let (mut ms, mut seq) = (itoa::Buffer::new(), itoa::Buffer::new());
-        let (ms, seq) = (
-            ms.format(self.ms).as_bytes(),
-            seq.format(self.seq).as_bytes(),
-        );
-        // Two u64 of at most 20 digits each, and the dash.
-        let mut text = [0u8; 41];
-        text[..ms.len()].copy_from_slice(ms);
-        text[ms.len()] = b'-';
-        let end = ms.len() + 1 + seq.len();
-        text[ms.len() + 1..end].copy_from_slice(seq);
-        out.write_arg(&text[..end]);
+        out.write_arg(self.spell(&mut [0; ID_TEXT_MAX]).as_bytes());
     }
 }
 
@@ -114,7 +126,13 @@ pub struct StreamEntry {
 /// The gate's name for the entry `id` of `stream` (the `token` of a decision): the
 /// worker's and the backtest's.
 pub fn token(stream: &str, id: EntryId) -> String {
-    format!("{stream}/{id}")
+    let mut text = [0; ID_TEXT_MAX];
+    let id = id.spell(&mut text);
+    let mut token = String::with_capacity(stream.len() + 1 + id.len());
+    token.push_str(stream);
+    token.push('/');
+    token.push_str(id);
+    token
 }
 
 /// Errors of the stream commands.
@@ -759,7 +777,7 @@ mod tests {
     }
 
     #[test]
-    fn an_id_as_an_argument_is_its_text() {
+    fn an_id_as_an_argument_and_as_text_is_ms_dash_seq() {
         use redis::ToRedisArgs;
         for id in [
             EntryId { ms: 0, seq: 0 },
@@ -772,7 +790,11 @@ mod tests {
                 seq: u64::MAX,
             },
         ] {
-            assert_eq!(id.to_redis_args(), vec![id.to_string().into_bytes()]);
+            let text = format!("{}-{}", id.ms, id.seq);
+            assert_eq!(id.to_redis_args(), vec![text.clone().into_bytes()]);
+            assert_eq!(id.to_text(), text);
+            assert_eq!(id.to_string(), text);
+            assert_eq!(token("events:0", id), format!("events:0/{text}"));
         }
     }
 
