@@ -124,4 +124,11 @@ async fn recent_events_are_the_newest_readable_ones_of_a_livestream() {
     assert_eq!(error_paths(&body), ["limit"]);
     let (status, _, _) = send(&api.service, TestRequest::get().uri("/api/events/recent")).await;
     assert_eq!(status, 401);
+
+    // The stream is the test's own: gone with it.
+    let _: () = redis::cmd("DEL")
+        .arg(&stream)
+        .query_async(&mut conn)
+        .await
+        .expect("del");
 }
