@@ -241,13 +241,7 @@ impl Setup {
 
     /// The bigint `n` of a one-row query on the bench's database.
     async fn scalar(&self, sql: &str) -> anyhow::Result<i64> {
-        #[derive(diesel::QueryableByName)]
-        struct N {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        let mut conn = AsyncPgConnection::establish(&self.db_url).await?;
-        Ok(diesel::sql_query(sql).get_result::<N>(&mut conn).await?.n)
+        scalar(&self.db_url, sql).await
     }
 
     async fn teardown(self) -> anyhow::Result<()> {
@@ -276,6 +270,17 @@ impl Setup {
         .await?;
         Ok(())
     }
+}
+
+/// The bigint `n` of a one-row query on the database of `url`.
+async fn scalar(url: &str, sql: &str) -> anyhow::Result<i64> {
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = AsyncPgConnection::establish(url).await?;
+    Ok(diesel::sql_query(sql).get_result::<N>(&mut conn).await?.n)
 }
 
 /// Adds a rule per livestream matching any event with `data.bench_fire`, and sets it
@@ -1128,18 +1133,11 @@ mod tests {
 
     /// The bench's databases on the test server.
     async fn bench_databases(admin_url: &str) -> anyhow::Result<i64> {
-        #[derive(diesel::QueryableByName)]
-        struct N {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        let mut conn = AsyncPgConnection::establish(admin_url).await?;
-        Ok(diesel::sql_query(
+        scalar(
+            admin_url,
             "SELECT count(*) AS n FROM pg_database WHERE datname LIKE 'rules\\_bench\\_%'",
         )
-        .get_result::<N>(&mut conn)
-        .await?
-        .n)
+        .await
     }
 
     /// A worker that exits at once (as one does on a setting it refuses) fails the

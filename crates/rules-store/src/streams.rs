@@ -53,7 +53,8 @@ impl fmt::Display for EntryId {
 const ID_TEXT_MAX: usize = 41;
 
 impl EntryId {
-    /// Its text, `<ms>-<seq>`, written into `text` without the formatting machinery.
+    /// Its text, `<ms>-<seq>`, written into `text` without the formatting machinery:
+    /// its command argument, its `Display` (`to_string`) and the gate's token.
     fn spell<'t>(&self, text: &'t mut [u8; ID_TEXT_MAX]) -> &'t str {
         let (mut ms, mut seq) = (itoa::Buffer::new(), itoa::Buffer::new());
         let (ms, seq) = (ms.format(self.ms), seq.format(self.seq));
@@ -63,12 +64,6 @@ impl EntryId {
         text[ms.len() + 1..end].copy_from_slice(seq.as_bytes());
         // Digits and a dash: always UTF-8.
         std::str::from_utf8(&text[..end]).unwrap_or_default()
-    }
-
-    /// Its text, `<ms>-<seq>` (what `to_string` gives, without the formatting
-    /// machinery: an execution's result names the entry each publish wrote).
-    pub fn to_text(&self) -> String {
-        self.spell(&mut [0; ID_TEXT_MAX]).to_owned()
     }
 }
 
@@ -792,7 +787,6 @@ mod tests {
         ] {
             let text = format!("{}-{}", id.ms, id.seq);
             assert_eq!(id.to_redis_args(), vec![text.clone().into_bytes()]);
-            assert_eq!(id.to_text(), text);
             assert_eq!(id.to_string(), text);
             assert_eq!(token("events:0", id), format!("events:0/{text}"));
         }

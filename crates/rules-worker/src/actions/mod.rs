@@ -233,7 +233,7 @@ impl Executor {
                     r.maybe_written = outcome.maybe_written.then_some(true);
                     match outcome.result {
                         Ok(entry_id) => {
-                            r.entry_id = Some(entry_id.to_text());
+                            r.entry_id = Some(entry_id.to_string());
                             r
                         }
                         Err(e) => r.failed(crate::pipeline::bounded(&e.to_string())),
