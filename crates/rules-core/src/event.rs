@@ -6,9 +6,10 @@
 //! skipped.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use jiter::{Jiter, JiterError, Peek};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::sync::OnceLock;
 use uuid::Uuid;
 
@@ -125,63 +126,44 @@ struct Fields {
 }
 
 impl Fields {
-    /// Reads the value of envelope key `root` at `jiter`'s position.
-    fn read(&mut self, root: Root, jiter: &mut Jiter<'_>) -> Result<(), EnvelopeError> {
-        let peek = jiter.peek().map_err(|e| json_error(&e, jiter))?;
-        let name = root.name();
+    /// Marks envelope key `root` as met: a second time is an error.
+    fn meet(&mut self, root: Root) -> Result<(), String> {
         let bit = 1 << root as u8;
         if self.seen & bit != 0 {
-            return Err(EnvelopeError::InvalidJson(format!(
-                "duplicate field `{name}` at index {}",
-                jiter.current_index()
-            )));
+            return Err(format!("duplicate field `{}`", root.name()));
         }
         self.seen |= bit;
-        if root == Root::Data {
-            match peek {
-                Peek::Null => {
-                    jiter.known_null().map_err(|e| json_error(&e, jiter))?;
-                    self.data = Some(Doc::empty_object());
-                }
-                Peek::Object => {
-                    let doc = Doc::read(jiter, peek)
-                        .map_err(|e| EnvelopeError::InvalidJson(e.to_string()))?;
-                    self.data = Some(doc);
-                }
-                _ => {
-                    jiter.known_skip(peek).map_err(|e| json_error(&e, jiter))?;
-                    self.invalid(root, invalid("data", "must be a JSON object"));
-                }
-            }
-            return Ok(());
+        Ok(())
+    }
+
+    /// `data` as read: an object, or `null` for an empty one.
+    fn data(&mut self, doc: Doc) {
+        match doc.root() {
+            Json::Object(_) => self.data = Some(doc),
+            Json::Null => self.data = Some(Doc::empty_object()),
+            _ => self.invalid(Root::Data, invalid("data", "must be a JSON object")),
         }
-        let text = match peek {
+    }
+
+    /// The value of envelope key `root` (not `data`) as read.
+    fn text(&mut self, root: Root, value: Text<'_>) {
+        let name = root.name();
+        let text = match value {
             // `null` is as good as absent.
-            Peek::Null => {
-                jiter.known_null().map_err(|e| json_error(&e, jiter))?;
-                return Ok(());
-            }
-            Peek::String => match jiter.known_str() {
-                Ok(text) => text,
-                Err(e) => return Err(json_error(&e, jiter)),
-            },
-            _ => {
-                jiter.known_skip(peek).map_err(|e| json_error(&e, jiter))?;
-                self.invalid(root, invalid(name, "must be a string"));
-                return Ok(());
-            }
+            Text::Null => return,
+            Text::Str(text) => text,
+            Text::Other => return self.invalid(root, invalid(name, "must be a string")),
         };
         let read = match root {
-            Root::Id => parse_uuid(name, text).map(|id| self.id = Some(id)),
-            Root::LivestreamId => parse_uuid(name, text).map(|id| self.livestream_id = Some(id)),
-            Root::Type => check_type(text).map(|t| self.event_type = Some(t.into())),
-            Root::OccurredAt => parse_time(text).map(|t| self.occurred_at = Some(t)),
+            Root::Id => parse_uuid(name, &text).map(|id| self.id = Some(id)),
+            Root::LivestreamId => parse_uuid(name, &text).map(|id| self.livestream_id = Some(id)),
+            Root::Type => check_type(&text).map(|t| self.event_type = Some(t.into())),
+            Root::OccurredAt => parse_time(&text).map(|t| self.occurred_at = Some(t)),
             Root::Data => Ok(()),
         };
         if let Err(e) = read {
             self.invalid(root, e);
         }
-        Ok(())
     }
 
     /// Keeps `error` if `root` comes before the invalid field kept so far.
@@ -335,25 +317,12 @@ impl Event {
             }
             _ => return Err(EnvelopeError::InvalidJson("expected a JSON object".into())),
         }
-        let mut jiter =
-            json::reader(bytes).map_err(|e| EnvelopeError::InvalidJson(e.to_string()))?;
-        let mut fields = Fields::default();
-        // Each key as the envelope's field it names (`None` for another key).
-        let mut next = match jiter.next_object() {
-            Ok(key) => key.map(Root::from_name),
-            Err(e) => return Err(json_error(&e, &jiter)),
-        };
-        while let Some(root) = next {
-            match root {
-                Some(root) => fields.read(root, &mut jiter)?,
-                None => jiter.next_skip().map_err(|e| json_error(&e, &jiter))?,
-            }
-            next = match jiter.next_key() {
-                Ok(key) => key.map(Root::from_name),
-                Err(e) => return Err(json_error(&e, &jiter)),
-            };
-        }
-        jiter.finish().map_err(|e| json_error(&e, &jiter))?;
+        let mut reader =
+            json::deserializer(bytes).map_err(|e| EnvelopeError::InvalidJson(e.to_string()))?;
+        let fields = (&mut reader)
+            .deserialize_map(Envelope)
+            .and_then(|fields| reader.end().map(|()| fields))
+            .map_err(|e| EnvelopeError::InvalidJson(e.to_string()))?;
         fields.into_event(|| default_time.unwrap_or_else(Utc::now))
     }
 
@@ -483,13 +452,126 @@ fn check_type(text: &str) -> Result<&str, EnvelopeError> {
     }
 }
 
-fn json_error(error: &JiterError, jiter: &Jiter<'_>) -> EnvelopeError {
-    EnvelopeError::InvalidJson(error.description(jiter))
+/// The envelope's members, read in one pass: its keys into their fields, `data` into
+/// a [`Doc`], other keys passed over.
+struct Envelope;
+
+impl<'de> Visitor<'de> for Envelope {
+    type Value = Fields;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an event envelope")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut members: A) -> Result<Fields, A::Error> {
+        let mut fields = Fields::default();
+        while let Some(key) = members.next_key_seed(EnvelopeKey)? {
+            let Some(root) = key else {
+                members.next_value_seed(json::Skip::new())?;
+                continue;
+            };
+            fields.meet(root).map_err(de::Error::custom)?;
+            if root == Root::Data {
+                fields.data(members.next_value_seed(json::DocSeed)?);
+            } else {
+                let value = members.next_value_seed(TextSeed)?;
+                fields.text(root, value);
+            }
+        }
+        Ok(fields)
+    }
+}
+
+/// An envelope key as the field it names (`None` for another key).
+struct EnvelopeKey;
+
+impl<'de> DeserializeSeed<'de> for EnvelopeKey {
+    type Value = Option<Root>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EnvelopeKey {
+    type Value = Option<Root>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Option<Root>, E> {
+        Ok(Root::from_name(v))
+    }
+}
+
+/// The value of an identifying field: its text, borrowed from the entry unless it
+/// had escapes.
+enum Text<'a> {
+    Null,
+    Str(Cow<'a, str>),
+    /// Not a string (passed over, within the nesting limit).
+    Other,
+}
+
+struct TextSeed;
+
+impl<'de> DeserializeSeed<'de> for TextSeed {
+    type Value = Text<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TextSeed {
+    type Value = Text<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Text::Str(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Text::Str(Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Text::Null)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Text::Other)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Text::Other)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Text::Other)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Text::Other)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, items: A) -> Result<Self::Value, A::Error> {
+        json::Skip::new().visit_seq(items).map(|()| Text::Other)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, members: A) -> Result<Self::Value, A::Error> {
+        json::Skip::new().visit_map(members).map(|()| Text::Other)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json::MAX_DEPTH;
     use chrono::TimeZone;
     use serde_json::json;
 
@@ -578,6 +660,70 @@ mod tests {
         let a = Event::from_stream_fields(&json_form, None, DEFAULT_MAX_EVENT_BYTES);
         let b = Event::from_stream_fields(&flat, None, DEFAULT_MAX_EVENT_BYTES);
         assert_eq!(a, b);
+    }
+
+    /// The envelope is read with serde_json's own depth limit off (its 128 would
+    /// count the envelope as a level): every place a value can nest is bounded here.
+    #[test]
+    fn nesting_is_bounded_in_every_member_of_the_envelope() {
+        let nested = |levels: usize| format!("{}{}", "[".repeat(levels), "]".repeat(levels));
+        let envelope = |member: &str, value: &str| {
+            let data = if member == "data" {
+                ""
+            } else {
+                r#", "data": {}"#
+            };
+            let id = if member == "id" {
+                ""
+            } else {
+                r#""id": "6f1c2d3e-0000-4000-8000-000000000001", "#
+            };
+            format!(r#"{{{id}"type": "t", "livestream_id": "{LS}"{data}, "{member}": {value}}}"#)
+        };
+        for member in ["data", "id", "unknown"] {
+            for levels in [MAX_DEPTH + 1, 1_000_000] {
+                // `data` holds an object that holds the arrays.
+                let value = if member == "data" {
+                    format!(r#"{{"a": {}}}"#, nested(levels - 1))
+                } else {
+                    nested(levels)
+                };
+                let got = Event::from_json_slice(envelope(member, &value).as_bytes(), None)
+                    .expect_err("too deep");
+                assert!(
+                    matches!(&got, EnvelopeError::InvalidJson(why) if why.contains("nested deeper than 128")),
+                    "{member} at {levels}: {got}"
+                );
+            }
+        }
+        // At the limit, `data` and an unknown member are read; `id` is one that is
+        // not a string.
+        let at_limit = format!(r#"{{"a": {}}}"#, nested(MAX_DEPTH - 1));
+        assert!(Event::from_json_slice(envelope("data", &at_limit).as_bytes(), None).is_ok());
+        assert!(
+            Event::from_json_slice(envelope("unknown", &nested(MAX_DEPTH)).as_bytes(), None)
+                .is_ok()
+        );
+        assert!(matches!(
+            Event::from_json_slice(envelope("id", &nested(MAX_DEPTH)).as_bytes(), None),
+            Err(EnvelopeError::Invalid { field: "id", .. })
+        ));
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_not_json() {
+        let mut entry = format!(
+            r#"{{"id": "{ID}", "type": "t", "livestream_id": "{LS}", "data": {{"m": "x"}}}}"#
+        )
+        .into_bytes();
+        let at = entry.len() - 4;
+        entry[at] = 0xff;
+        let got = Event::from_json_slice(&entry, None).expect_err("not UTF-8");
+        assert!(
+            matches!(&got, EnvelopeError::InvalidJson(why) if why.contains("UTF-8")),
+            "{got}"
+        );
+        assert!(Doc::parse(b"{\"m\": \"\xc3\"}").is_err());
     }
 
     #[test]

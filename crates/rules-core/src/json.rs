@@ -12,11 +12,13 @@
 //! The reading rules are the service's (see `strict_json`): objects have distinct
 //! keys at any depth, nesting is bounded, and numbers are what serde_json makes of
 //! them (an integer that fits `u64` or `i64` stays one, anything else is the nearest
-//! `f64`, and one beyond `f64`'s range is refused).
+//! `f64`, and one beyond `f64`'s range is refused). serde_json's reader does the
+//! reading, driven by the seeds here ([`DocSeed`], [`Skip`]) that write the tape.
 
-use jiter::{Jiter, JiterError, Peek};
 use rustc_hash::FxHashSet;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde_json::de::StrRead;
 use serde_json::{Map, Number, Value};
 use std::cell::RefCell;
 
@@ -71,28 +73,10 @@ impl Doc {
 
     /// Reads one whole document (whitespace around it only).
     pub fn parse(bytes: &[u8]) -> Result<Self, ReadError> {
-        let mut jiter = reader(bytes)?;
-        let doc = jiter
-            .peek()
-            .map_err(|e| describe(&e, &jiter))
-            .and_then(|peek| Self::read(&mut jiter, peek))?;
-        jiter.finish().map_err(|e| describe(&e, &jiter))?;
+        let mut de = deserializer(bytes)?;
+        let doc = DocSeed.deserialize(&mut de).map_err(ReadError::from)?;
+        de.end().map_err(ReadError::from)?;
         Ok(doc)
-    }
-
-    /// Reads the value `jiter` (made by [`reader`]) is at, its first byte already
-    /// peeked, leaving `jiter` after it: the `data` inside an envelope.
-    pub(crate) fn read(jiter: &mut Jiter<'_>, peek: Peek) -> Result<Self, ReadError> {
-        SCRATCH.with(|scratch| {
-            let mut builder = scratch.borrow_mut();
-            builder.nodes.clear();
-            builder.text.clear();
-            builder.value(jiter, peek, 0)?;
-            Ok(Self {
-                nodes: builder.nodes.as_slice().into(),
-                text: builder.text.as_str().into(),
-            })
-        })
     }
 
     /// The same tape as reading `value`'s JSON would give.
@@ -383,127 +367,42 @@ impl Builder {
         saturate(self.nodes.len())
     }
 
-    fn value(&mut self, jiter: &mut Jiter<'_>, peek: Peek, depth: usize) -> Result<(), ReadError> {
-        let node = match peek {
-            Peek::Null => {
-                jiter.known_null().map_err(|e| describe(&e, jiter))?;
-                Node::Null
-            }
-            Peek::True | Peek::False => {
-                Node::Bool(jiter.known_bool(peek).map_err(|e| describe(&e, jiter))?)
-            }
-            Peek::String => {
-                let s = match jiter.known_str() {
-                    Ok(s) => s,
-                    Err(e) => return Err(describe(&e, jiter)),
-                };
-                self.push_str(s)
-            }
-            Peek::Array => return self.array(jiter, depth),
-            Peek::Object => return self.object(jiter, depth),
-            _ if peek.is_num() => {
-                let bytes = match jiter.known_number_bytes(peek) {
-                    Ok(bytes) => bytes,
-                    Err(e) => return Err(describe(&e, jiter)),
-                };
-                Node::Number(number(bytes).map_err(|why| {
-                    ReadError(format!("{why} at index {}", jiter.current_index()))
-                })?)
-            }
-            // Not the start of a value: jiter's own error says where.
-            _ => {
-                return match jiter.known_skip(peek) {
-                    Err(e) => Err(describe(&e, jiter)),
-                    Ok(()) => Err(ReadError(format!(
-                        "expected a JSON value at index {}",
-                        jiter.current_index()
-                    ))),
-                }
-            }
-        };
-        self.nodes.push(node);
-        Ok(())
-    }
-
-    fn enter(&mut self, depth: usize, jiter: &Jiter<'_>) -> Result<u32, ReadError> {
-        if depth >= MAX_DEPTH {
-            return Err(ReadError(format!(
-                "nested deeper than {MAX_DEPTH} levels at index {}",
-                jiter.current_index()
-            )));
+    /// The document built so far, in its two exact-sized allocations.
+    fn doc(&self) -> Doc {
+        Doc {
+            nodes: self.nodes.as_slice().into(),
+            text: self.text.as_str().into(),
         }
-        Ok(self.position())
     }
 
-    fn array(&mut self, jiter: &mut Jiter<'_>, depth: usize) -> Result<(), ReadError> {
-        let at = self.enter(depth, jiter)?;
-        self.nodes.push(Node::Array { len: 0, end: 0 });
-        let mut len = 0u32;
-        let mut next = jiter.known_array().map_err(|e| describe(&e, jiter))?;
-        while let Some(peek) = next {
-            self.value(jiter, peek, depth + 1)?;
-            len += 1;
-            next = jiter.array_step().map_err(|e| describe(&e, jiter))?;
-        }
-        let end = self.position();
-        self.nodes[at as usize] = Node::Array { len, end };
-        Ok(())
-    }
-
-    fn object(&mut self, jiter: &mut Jiter<'_>, depth: usize) -> Result<(), ReadError> {
-        let at = self.enter(depth, jiter)?;
-        self.nodes.push(Node::Object { len: 0, end: 0 });
-        let mut len = 0u32;
-        // Past a few members, the keys so far go into a set.
-        let mut seen: Option<FxHashSet<Box<str>>> = None;
-        let mut key = match jiter.known_object() {
-            Ok(key) => key.map(|k| self.push_str(k)),
-            Err(e) => return Err(describe(&e, jiter)),
-        };
-        while let Some(node) = key {
-            self.check_distinct(at, &node, len, &mut seen, jiter)?;
-            self.nodes.push(node);
-            let peek = jiter.peek().map_err(|e| describe(&e, jiter))?;
-            self.value(jiter, peek, depth + 1)?;
-            len += 1;
-            key = match jiter.next_key() {
-                Ok(key) => key.map(|k| self.push_str(k)),
-                Err(e) => return Err(describe(&e, jiter)),
-            };
-        }
-        let end = self.position();
-        self.nodes[at as usize] = Node::Object { len, end };
-        Ok(())
-    }
-
-    /// Refuses a key the object at `at` (with `len` members so far) already has.
-    fn check_distinct(
+    /// Whether the object at `at`, with `len` members so far, already has the key
+    /// `new_key`.
+    fn has_key(
         &self,
         at: u32,
         new_key: &Node,
         len: u32,
         seen: &mut Option<FxHashSet<Box<str>>>,
-        jiter: &Jiter<'_>,
-    ) -> Result<(), ReadError> {
+    ) -> bool {
         let Node::String { start, end } = *new_key else {
-            return Ok(());
+            return false;
         };
         let text = &self.text[start as usize..end as usize];
         let members = || member_keys(&self.nodes, at, len);
         let key_text = |k| key(&self.nodes, &self.text, k);
-        let duplicate = if len < LINEAR_DUPLICATE_CHECK {
+        if len < LINEAR_DUPLICATE_CHECK {
             members().any(|k| key_text(k) == text)
         } else {
             let set = seen.get_or_insert_with(|| members().map(|k| key_text(k).into()).collect());
             !set.insert(text.into())
-        };
-        if duplicate {
-            return Err(ReadError(format!(
-                "duplicate key `{text}` at index {}",
-                jiter.current_index()
-            )));
         }
-        Ok(())
+    }
+
+    fn key_text(&self, node: &Node) -> &str {
+        match *node {
+            Node::String { start, end } => &self.text[start as usize..end as usize],
+            _ => "",
+        }
     }
 
     /// Writes an already parsed value (its objects have distinct keys by construction).
@@ -552,40 +451,257 @@ fn saturate(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// A reader of `bytes`, refused beyond what a document's `u32` offsets can address.
-pub(crate) fn reader(bytes: &[u8]) -> Result<Jiter<'_>, ReadError> {
+/// A reader of `bytes` (serde_json's, whose numbers are the service's), refused
+/// beyond what a document's `u32` offsets can address. The bytes are checked to be
+/// UTF-8 once, whole (JSON is UTF-8 throughout), rather than string by string. The
+/// reader's own recursion limit is off: the seeds here bound the nesting themselves,
+/// at [`MAX_DEPTH`] levels below where they start, so a million `[` is an error and
+/// never a deep stack.
+pub(crate) fn deserializer(
+    bytes: &[u8],
+) -> Result<serde_json::Deserializer<StrRead<'_>>, ReadError> {
     if u32::try_from(bytes.len()).is_err() {
         return Err(ReadError("document is larger than 4 GiB".into()));
     }
-    Ok(Jiter::new(bytes))
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| ReadError(format!("invalid UTF-8 at index {}", e.valid_up_to())))?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.disable_recursion_limit();
+    Ok(de)
 }
 
-fn describe(error: &JiterError, jiter: &Jiter<'_>) -> ReadError {
-    ReadError(error.description(jiter))
-}
-
-/// A number's text as serde_json reads it: an integer in `u64` or `i64` stays an
-/// integer, anything else is the nearest `f64`, and beyond `f64`'s range is an error.
-fn number(bytes: &[u8]) -> Result<Number, &'static str> {
-    let text = std::str::from_utf8(bytes).map_err(|_| "invalid number")?;
-    let integral = !text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'));
-    if integral {
-        if let Ok(n) = text.parse::<u64>() {
-            return Ok(n.into());
-        }
-        if let Ok(n) = text.parse::<i64>() {
-            // serde_json reads `-0` as the float -0.0.
-            if n == 0 {
-                return Number::from_f64(-0.0).ok_or("invalid number");
-            }
-            return Ok(n.into());
-        }
+impl From<serde_json::Error> for ReadError {
+    fn from(error: serde_json::Error) -> Self {
+        ReadError(error.to_string())
     }
-    let float: f64 = text.parse().map_err(|_| "invalid number")?;
-    if float.is_finite() {
-        Number::from_f64(float).ok_or("number out of range")
+}
+
+/// Reads the value the deserializer is at into a [`Doc`] (in this thread's scratch
+/// buffers), nested at most [`MAX_DEPTH`] levels, objects with distinct keys.
+pub(crate) struct DocSeed;
+
+impl<'de> DeserializeSeed<'de> for DocSeed {
+    type Value = Doc;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Doc, D::Error> {
+        SCRATCH.with(|scratch| {
+            let mut builder = scratch.borrow_mut();
+            builder.nodes.clear();
+            builder.text.clear();
+            deserializer.deserialize_any(Build {
+                builder: &mut builder,
+                depth: 0,
+            })?;
+            Ok(builder.doc())
+        })
+    }
+}
+
+/// Passes over the value the deserializer is at, nested at most [`MAX_DEPTH`]
+/// levels: an envelope's key that is not the service's.
+pub(crate) struct Skip {
+    depth: usize,
+}
+
+impl Skip {
+    pub(crate) fn new() -> Self {
+        Self { depth: 0 }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Skip {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Skip {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
+        let depth = deeper(self.depth)?;
+        while items.next_element_seed(Skip { depth })?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut members: A) -> Result<(), A::Error> {
+        let depth = deeper(self.depth)?;
+        while members.next_key_seed(Skip { depth })?.is_some() {
+            members.next_value_seed(Skip { depth })?;
+        }
+        Ok(())
+    }
+}
+
+/// The depth inside a container entered at `depth`, or the error past the limit.
+fn deeper<E: de::Error>(depth: usize) -> Result<usize, E> {
+    if depth >= MAX_DEPTH {
+        Err(E::custom(format_args!(
+            "nested deeper than {MAX_DEPTH} levels"
+        )))
     } else {
-        Err("number out of range")
+        Ok(depth + 1)
+    }
+}
+
+/// Writes the value the deserializer is at onto a builder's tape.
+struct Build<'b> {
+    builder: &'b mut Builder,
+    depth: usize,
+}
+
+impl Build<'_> {
+    fn push(self, node: Node) {
+        self.builder.nodes.push(node);
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Build<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Build<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
+        self.push(Node::Bool(v));
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        self.push(Node::Number(v.into()));
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        self.push(Node::Number(v.into()));
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        // serde_json refuses a number beyond `f64`'s range, so `v` is finite.
+        let number = Number::from_f64(v).ok_or_else(|| E::custom("number out of range"))?;
+        self.push(Node::Number(number));
+        Ok(())
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        let node = self.builder.push_str(v);
+        self.push(node);
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.push(Node::Null);
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
+        let depth = deeper(self.depth)?;
+        let builder = self.builder;
+        let at = builder.position();
+        builder.nodes.push(Node::Array { len: 0, end: 0 });
+        let mut len = 0u32;
+        while items
+            .next_element_seed(Build {
+                builder: &mut *builder,
+                depth,
+            })?
+            .is_some()
+        {
+            len += 1;
+        }
+        let end = builder.position();
+        builder.nodes[at as usize] = Node::Array { len, end };
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut members: A) -> Result<(), A::Error> {
+        let depth = deeper(self.depth)?;
+        let builder = self.builder;
+        let at = builder.position();
+        builder.nodes.push(Node::Object { len: 0, end: 0 });
+        let mut len = 0u32;
+        // Past a few members, the keys so far go into a set.
+        let mut seen: Option<FxHashSet<Box<str>>> = None;
+        while let Some(key) = members.next_key_seed(KeyInto(&mut *builder))? {
+            if builder.has_key(at, &key, len, &mut seen) {
+                return Err(de::Error::custom(format_args!(
+                    "duplicate key `{}`",
+                    builder.key_text(&key)
+                )));
+            }
+            builder.nodes.push(key);
+            members.next_value_seed(Build {
+                builder: &mut *builder,
+                depth,
+            })?;
+            len += 1;
+        }
+        let end = builder.position();
+        builder.nodes[at as usize] = Node::Object { len, end };
+        Ok(())
+    }
+}
+
+/// Writes a key's text; its node is the object's to place once it is known to be new.
+struct KeyInto<'b>(&'b mut Builder);
+
+impl<'de> DeserializeSeed<'de> for KeyInto<'_> {
+    type Value = Node;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Node, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyInto<'_> {
+    type Value = Node;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Node, E> {
+        Ok(self.0.push_str(v))
     }
 }
 
