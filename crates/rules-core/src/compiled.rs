@@ -11,6 +11,7 @@ use crate::event::Event;
 use crate::model::*;
 use crate::problems::{FieldError, ValidationErrors};
 use crate::template::{context, RenderBudget, RenderError, TemplateSet, TemplateValue};
+use crate::template_view::{Found, TemplateRule};
 use crate::validate::parse_rule_spec;
 
 /// A rule ready to be matched: condition compiled; action templates compiled on the
@@ -214,6 +215,27 @@ struct RuleScope<'a> {
     name: &'a str,
     livestream_id: Uuid,
     version: i32,
+}
+
+impl TemplateRule for RuleScope<'_> {
+    fn template_value(&self) -> minijinja::Value {
+        minijinja::Value::from(minijinja::value::Serde(self))
+    }
+
+    /// `rule.name` and `rule.version` (the ids are left to the context, which
+    /// spells them).
+    fn find(&self, names: &[String]) -> Found<'_> {
+        let Some((field, rest)) = names.split_first() else {
+            return Found::Unknown;
+        };
+        match field.as_str() {
+            "id" | "livestream_id" => Found::Unknown,
+            "name" if rest.is_empty() => Found::Text(self.name),
+            "version" if rest.is_empty() => Found::Value(self.version.into()),
+            // Not a field, or a name of a string or a number.
+            _ => Found::Undefined,
+        }
+    }
 }
 
 impl CompiledRule {
@@ -509,4 +531,44 @@ fn compile_action(
         max_age_seconds: action.max_age_seconds,
         kind,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::DateTime;
+
+    /// `rule.…` lookups the scope answers itself read as minijinja reads the rule.
+    #[test]
+    fn the_rule_answers_lookups_as_minijinja_reads_it() {
+        let scope = RuleScope {
+            id: Uuid::from_u128(1),
+            name: "Big \"one\" <b>",
+            livestream_id: Uuid::from_u128(2),
+            version: -7,
+        };
+        let event = Event::new(
+            Uuid::nil(),
+            "t",
+            Uuid::nil(),
+            DateTime::UNIX_EPOCH,
+            json!({}),
+        );
+        let source = "{{ rule.name }}|{{ rule.version }}|{{ rule.id }}|{{ rule.livestream_id }}|\
+                      {{ rule.nope }}|{{ rule.name.x }}|{{ rule.version.x }}|{{ rule.id.x }}|{{ rule }}";
+        let mut set = TemplateSet::new();
+        let template = set.add_string("t", source, false).expect("compiles");
+        let render = |ctx| set.render_value(&template, &ctx, &RenderBudget::new());
+        let direct = render(context(&event, &scope));
+        assert_eq!(direct, render(context(&event, &scope).through_minijinja()));
+        let Ok(Value::String(text)) = direct else {
+            panic!("renders to text: {direct:?}");
+        };
+        assert!(
+            text.starts_with(
+                "Big \"one\" <b>|-7|00000000-0000-0000-0000-000000000001|00000000-0000-0000-0000-000000000002||||"
+            ),
+            "{text}"
+        );
+    }
 }

@@ -8,15 +8,13 @@
 //! an undefined lookup renders as empty (or `null` for a sole expression) rather
 //! than failing the action.
 
-use minijinja::value::Serde;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
-use serde::Serialize;
 use serde_json::{Map, Value};
 use std::sync::LazyLock;
 
 use crate::problems::FieldError;
 use crate::template_lookup::{self, lookup, Piece};
-use crate::template_view::TemplateEvent;
+use crate::template_view::{Found, TemplateEvent, TemplateRule};
 
 /// Instructions one render may spend before it is stopped.
 pub const RENDER_FUEL: u64 = 100_000;
@@ -251,7 +249,7 @@ impl TemplateSet {
     ) -> Result<String, RenderError> {
         let fail = |e: minijinja::Error| t.failed(describe(&e));
         let out = match t.pieces(ctx) {
-            Some(pieces) => render_pieces(pieces, ctx.value()).map_err(fail)?,
+            Some(pieces) => render_pieces(pieces, ctx).map_err(fail)?,
             None => self
                 .env
                 .get_template(&t.name)
@@ -299,33 +297,46 @@ impl Compiled {
     }
 }
 
-/// Text and lookups, spelled as minijinja's formatter spells them.
-fn render_pieces(pieces: &[Piece], root: &minijinja::Value) -> Result<String, minijinja::Error> {
-    use std::fmt::Write as _;
+/// Text and lookups, spelled as minijinja's formatter spells them. A lookup the
+/// event or the rule answers itself ([`Found`]) is written without the context;
+/// the rest are resolved in it, which is then made (once an execution).
+fn render_pieces(pieces: &[Piece], ctx: &Context<'_>) -> Result<String, minijinja::Error> {
     let mut out = String::new();
     for piece in pieces {
         match piece {
             Piece::Text(text) => out.push_str(text),
-            Piece::Lookup(names) => {
-                let value = template_lookup::resolve(root, names);
-                match json_spelled(&value) {
-                    Some(text) => out.push_str(&text?),
-                    None => write!(out, "{value}").map_err(|e| {
-                        minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string())
-                    })?,
+            Piece::Lookup(names) => match ctx.find(names) {
+                Found::Text(text) => out.push_str(text),
+                Found::Value(value) => spell(&value, &mut out)?,
+                Found::Undefined => {}
+                Found::Unknown => {
+                    spell(&template_lookup::resolve(ctx.value(), names), &mut out)?;
                 }
-            }
+            },
         }
     }
     Ok(out)
 }
 
+/// Writes `value` as the formatter writes it inside text.
+fn spell(value: &minijinja::Value, out: &mut String) -> Result<(), minijinja::Error> {
+    use std::fmt::Write as _;
+    match json_spelled(value) {
+        Some(text) => out.push_str(&text?),
+        None => write!(out, "{value}").map_err(|e| {
+            minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string())
+        })?,
+    }
+    Ok(())
+}
+
 /// The context templates render in (`event` and `rule`), made when the first
-/// template renders: an execution whose actions hold no template (a fixed log
-/// message, a constant payload) never makes it. The event is a view whose values
-/// are converted as templates read them (`template_view`).
+/// template needs it: an execution whose templates are constants, or text and
+/// lookups the event and rule answer themselves, never makes it. The event is a
+/// view whose values are converted as templates read them (`template_view`).
 pub(crate) struct Context<'a> {
-    build: Box<dyn Fn() -> minijinja::Value + 'a>,
+    event: &'a dyn TemplateEvent,
+    rule: &'a dyn TemplateRule,
     value: std::cell::OnceCell<minijinja::Value>,
     /// Whether templates of text and lookups skip minijinja's machine (always, but
     /// in the tests that hold the two ways equal).
@@ -334,22 +345,36 @@ pub(crate) struct Context<'a> {
 
 impl Context<'_> {
     fn value(&self) -> &minijinja::Value {
-        self.value.get_or_init(|| (self.build)())
+        self.value.get_or_init(|| {
+            minijinja::context! {
+                event => self.event.template_value(),
+                rule => self.rule.template_value(),
+            }
+        })
+    }
+
+    /// The value of a lookup (`event.…` or `rule.…`) when found without the context.
+    fn find(&self, names: &[String]) -> Found<'_> {
+        match names.split_first() {
+            Some((root, rest)) if root == "event" => self.event.find(rest),
+            Some((root, rest)) if root == "rule" => self.rule.find(rest),
+            _ => Found::Unknown,
+        }
+    }
+
+    /// The same context with every lookup resolved by minijinja's machine.
+    #[cfg(test)]
+    pub(crate) fn through_minijinja(mut self) -> Self {
+        self.lookups = false;
+        self
     }
 }
 
 /// The context of one execution's templates.
-pub(crate) fn context<'a, E: TemplateEvent, R: Serialize + 'a>(
-    event: &'a E,
-    rule: R,
-) -> Context<'a> {
+pub(crate) fn context<'a>(event: &'a dyn TemplateEvent, rule: &'a dyn TemplateRule) -> Context<'a> {
     Context {
-        build: Box::new(move || {
-            minijinja::context! {
-                event => event.template_value(),
-                rule => minijinja::Value::from(Serde(&rule)),
-            }
-        }),
+        event,
+        rule,
         value: std::cell::OnceCell::new(),
         lookups: true,
     }
@@ -385,7 +410,8 @@ mod tests {
     fn render(value: Value, event: Value) -> Value {
         let mut set = TemplateSet::new();
         let t = set.add_value("body", &value).expect("compiles");
-        let ctx = context(&event, json!({"id": "r1", "name": "Rule"}));
+        let rule = json!({"id": "r1", "name": "Rule"});
+        let ctx = context(&event, &rule);
         set.render_value(&t, &ctx, &RenderBudget::new())
             .expect("renders")
     }
@@ -396,8 +422,63 @@ mod tests {
     impl TemplateEvent for Counted {
         fn template_value(&self) -> minijinja::Value {
             self.0.set(self.0.get() + 1);
-            json!({"data": {"n": 1}}).template_value()
+            TemplateEvent::template_value(&json!({"data": {"n": 1}}))
         }
+    }
+
+    /// A rule that counts how often its view is made, and answers `rule.name`.
+    struct CountedRule(std::cell::Cell<u32>);
+
+    impl TemplateRule for CountedRule {
+        fn template_value(&self) -> minijinja::Value {
+            self.0.set(self.0.get() + 1);
+            minijinja::Value::from(minijinja::value::Serde(json!({"name": "Rule"})))
+        }
+
+        fn find(&self, names: &[String]) -> Found<'_> {
+            match names {
+                [name] if name == "name" => Found::Text("Rule"),
+                _ => Found::Unknown,
+            }
+        }
+    }
+
+    /// Text and lookups of strings, numbers, booleans and nothing are written
+    /// without the context; an object looked up makes it.
+    #[test]
+    fn lookups_the_event_and_rule_answer_never_make_the_context() {
+        let mut set = TemplateSet::new();
+        let found = set
+            .add_value(
+                "a",
+                &json!({"text": "{{ event.data.user.name }} ({{ event.data.user.tier }}, \
+                                 {{ event.data.vip }}, {{ event.data.nothing }}{{ event.data.nope.x }}) \
+                                 {{ event.type }} {{ rule.name }}"}),
+            )
+            .expect("compiles");
+        let unknown = set
+            .add_value("b", &json!("{{ event.data.user }}"))
+            .expect("compiles");
+        let event = crate::Event::new(
+            uuid::Uuid::nil(),
+            "donation",
+            uuid::Uuid::nil(),
+            chrono::DateTime::UNIX_EPOCH,
+            json!({"user": {"name": "ann", "tier": 2}, "vip": true, "nothing": null}),
+        );
+        let rule = CountedRule(std::cell::Cell::new(0));
+        let ctx = context(&event, &rule);
+        let budget = RenderBudget::new();
+        assert_eq!(
+            set.render_value(&found, &ctx, &budget),
+            Ok(json!({"text": "ann (2, true, null) donation Rule"}))
+        );
+        assert_eq!(rule.0.get(), 0, "the context was made");
+        assert_eq!(
+            set.render_value(&unknown, &ctx, &budget),
+            Ok(json!({"name": "ann", "tier": 2}))
+        );
+        assert_eq!(rule.0.get(), 1);
     }
 
     #[test]
@@ -410,7 +491,8 @@ mod tests {
             .add_value("b", &json!(["{{ event.data.n }}", "n={{ event.data.n }}"]))
             .expect("compiles");
         let event = Counted(std::cell::Cell::new(0));
-        let ctx = context(&event, json!({}));
+        let rule = json!({});
+        let ctx = context(&event, &rule);
         let budget = RenderBudget::new();
         assert_eq!(
             set.render_value(&constant, &ctx, &budget),
@@ -471,7 +553,8 @@ mod tests {
             )
             .expect("compiles");
         let event = json!({});
-        let ctx = context(&event, json!({}));
+        let rule = json!({});
+        let ctx = context(&event, &rule);
         assert!(set.render_value(&t, &ctx, &RenderBudget::new()).is_err());
     }
 
@@ -494,7 +577,8 @@ mod tests {
             .expect("compiles");
         let text = "x".repeat(1_000);
         let event = json!({"data": {"text": text}});
-        let ctx = context(&event, json!({}));
+        let rule = json!({});
+        let ctx = context(&event, &rule);
         let err = set
             .render_value(&t, &ctx, &RenderBudget::new())
             .expect_err("over the bound");
@@ -602,7 +686,7 @@ mod tests {
                 };
                 let rule = serde_json::json!({"id": "r1", "name": "Rule", "version": 3});
                 let rendered = |lookups: bool| {
-                    let mut ctx = context(&event, rule.clone());
+                    let mut ctx = context(&event, &rule);
                     ctx.lookups = lookups;
                     set.render_value(&t, &ctx, &RenderBudget::new())
                 };

@@ -18,13 +18,70 @@ use serde_json::Number;
 use crate::event::{Event, Root};
 use crate::json::{Doc, Json};
 
+/// A lookup's value found without minijinja's context: what the common template,
+/// text and `{{ event.data.user.name }}`, needs, at the cost of a path walk.
+pub(crate) enum Found<'a> {
+    /// A string, written as it is.
+    Text(&'a str),
+    /// A number, boolean or `null`, written as minijinja writes it.
+    Value(Value),
+    /// Nothing there: written as nothing.
+    Undefined,
+    /// An object, an array or the whole root: for the context to resolve.
+    Unknown,
+}
+
 /// A value templates can see as `event`.
 pub(crate) trait TemplateEvent {
     /// Its view: converted as it is read.
     fn template_value(&self) -> Value;
+
+    /// The value at `names` below it, as its view would give it.
+    fn find(&self, _names: &[String]) -> Found<'_> {
+        Found::Unknown
+    }
+}
+
+/// A value templates can see as `rule`.
+pub(crate) trait TemplateRule {
+    fn template_value(&self) -> Value;
+
+    /// The value at `names` below it, as [`Self::template_value`] would give it.
+    fn find(&self, _names: &[String]) -> Found<'_> {
+        Found::Unknown
+    }
+}
+
+/// Any JSON value as `rule`: the templates' tests.
+#[cfg(test)]
+impl TemplateRule for serde_json::Value {
+    fn template_value(&self) -> Value {
+        Value::from(minijinja::value::Serde(self))
+    }
 }
 
 impl TemplateEvent for Event {
+    fn find(&self, names: &[String]) -> Found<'_> {
+        let Some((root, path)) = names.split_first() else {
+            return Found::Unknown;
+        };
+        let Some(root) = Root::from_name(root) else {
+            return Found::Undefined;
+        };
+        let mut json = self.root(root);
+        for name in path {
+            match json.get(name) {
+                Some(member) => json = member,
+                // A name an object lacks, or a name of anything but an object.
+                None => return Found::Undefined,
+            }
+        }
+        match json {
+            Json::String(s) => Found::Text(s),
+            _ => scalar(json).map_or(Found::Unknown, Found::Value),
+        }
+    }
+
     fn template_value(&self) -> Value {
         Value::from_object(EventView {
             id: Value::from(self.root(Root::Id).as_str().unwrap_or_default()),
@@ -92,19 +149,25 @@ struct DocView {
 
 /// `json` (a value of `doc`) as templates see it.
 fn value_of(doc: &Arc<Doc>, json: Json<'_>) -> Value {
+    let at = match json {
+        Json::Array(items) => items.index(),
+        Json::Object(members) => members.index(),
+        Json::String(s) => return Value::from(s),
+        _ => return scalar(json).unwrap_or_default(),
+    };
+    Value::from_object(DocView {
+        doc: Arc::clone(doc),
+        at,
+    })
+}
+
+/// A number, boolean or `null` as templates see it (`None` for the rest).
+fn scalar(json: Json<'_>) -> Option<Value> {
     match json {
-        Json::Null => Value::from(()),
-        Json::Bool(b) => Value::from(b),
-        Json::Number(n) => number(n),
-        Json::String(s) => Value::from(s),
-        Json::Array(items) => Value::from_object(DocView {
-            doc: Arc::clone(doc),
-            at: items.index(),
-        }),
-        Json::Object(members) => Value::from_object(DocView {
-            doc: Arc::clone(doc),
-            at: members.index(),
-        }),
+        Json::Null => Some(Value::from(())),
+        Json::Bool(b) => Some(Value::from(b)),
+        Json::Number(n) => Some(number(n)),
+        Json::String(_) | Json::Array(_) | Json::Object(_) => None,
     }
 }
 
@@ -266,7 +329,7 @@ mod tests {
         assert_eq!(
             env.render_str(
                 "{{ event.data }}",
-                context! { event => data.template_value() }
+                context! { event => TemplateEvent::template_value(&data) }
             )
             .ok(),
             env.render_str(
