@@ -272,7 +272,7 @@ impl TemplateSet {
             |e: serde_json::Error| t.failed(format!("expression did not give JSON: {e}"));
         let json = match t.pieces(ctx) {
             Some([Piece::Lookup(names)]) => {
-                let json = serde_json::to_string(&template_lookup::resolve(ctx.value(), names))
+                let json = serde_json::to_string(&ctx.resolve(names, ctx.find(names)))
                     .map_err(not_json)?;
                 budget.spend(json.len(), &t.name)?;
                 json
@@ -307,11 +307,7 @@ fn render_pieces(pieces: &[Piece], ctx: &Context<'_>) -> Result<String, minijinj
             Piece::Text(text) => out.push_str(text),
             Piece::Lookup(names) => match ctx.find(names) {
                 Found::Text(text) => out.push_str(text),
-                Found::Value(value) => spell(&value, &mut out)?,
-                Found::Undefined => {}
-                Found::Unknown => {
-                    spell(&template_lookup::resolve(ctx.value(), names), &mut out)?;
-                }
+                found => spell(&ctx.resolve(names, found), &mut out)?,
             },
         }
     }
@@ -351,6 +347,16 @@ impl Context<'_> {
                 rule => self.rule.template_value(),
             }
         })
+    }
+
+    /// The value of lookup `names`, as `find` found it or else from the context.
+    fn resolve(&self, names: &[String], found: Found<'_>) -> minijinja::Value {
+        match found {
+            Found::Text(text) => minijinja::Value::from(text),
+            Found::Value(value) => value,
+            Found::Undefined => minijinja::Value::UNDEFINED,
+            Found::Unknown => template_lookup::resolve(self.value(), names),
+        }
     }
 
     /// The value of a lookup (`event.…` or `rule.…`) when found without the context.
@@ -443,8 +449,8 @@ mod tests {
         }
     }
 
-    /// Text and lookups of strings, numbers, booleans and nothing are written
-    /// without the context; an object looked up makes it.
+    /// Text and lookups of strings, numbers, booleans and nothing, and sole lookups
+    /// of them, are written without the context; an object looked up makes it.
     #[test]
     fn lookups_the_event_and_rule_answer_never_make_the_context() {
         let mut set = TemplateSet::new();
@@ -454,6 +460,13 @@ mod tests {
                 &json!({"text": "{{ event.data.user.name }} ({{ event.data.user.tier }}, \
                                  {{ event.data.vip }}, {{ event.data.nothing }}{{ event.data.nope.x }}) \
                                  {{ event.type }} {{ rule.name }}"}),
+            )
+            .expect("compiles");
+        let typed = set
+            .add_value(
+                "c",
+                &json!({"who": "{{ event.data.user.name }}", "tier": "{{ event.data.user.tier }}",
+                        "vip": "{{ event.data.vip }}", "nope": "{{ event.data.nope }}"}),
             )
             .expect("compiles");
         let unknown = set
@@ -472,6 +485,10 @@ mod tests {
         assert_eq!(
             set.render_value(&found, &ctx, &budget),
             Ok(json!({"text": "ann (2, true, null) donation Rule"}))
+        );
+        assert_eq!(
+            set.render_value(&typed, &ctx, &budget),
+            Ok(json!({"who": "ann", "tier": 2, "vip": true, "nope": null}))
         );
         assert_eq!(rule.0.get(), 0, "the context was made");
         assert_eq!(
