@@ -346,6 +346,12 @@ thread_local! {
     static SCRATCH: RefCell<Builder> = RefCell::default();
 }
 
+#[derive(Clone, Copy)]
+enum Container {
+    Array,
+    Object,
+}
+
 #[derive(Default)]
 struct Builder {
     nodes: Vec<Node>,
@@ -365,6 +371,23 @@ impl Builder {
 
     fn position(&self) -> u32 {
         saturate(self.nodes.len())
+    }
+
+    /// Places a container's node, to be completed by [`Self::close`] once its
+    /// members are written after it; returns where it is.
+    fn open(&mut self) -> u32 {
+        let at = self.position();
+        self.nodes.push(Node::Null);
+        at
+    }
+
+    /// Completes the container opened at `at`, now that its `len` members are written.
+    fn close(&mut self, at: u32, container: Container, len: u32) {
+        let end = self.position();
+        self.nodes[at as usize] = match container {
+            Container::Array => Node::Array { len, end },
+            Container::Object => Node::Object { len, end },
+        };
     }
 
     /// The document built so far, in its two exact-sized allocations.
@@ -416,28 +439,20 @@ impl Builder {
                 self.nodes.push(node);
             }
             Value::Array(items) => {
-                let at = self.nodes.len();
-                self.nodes.push(Node::Array { len: 0, end: 0 });
+                let at = self.open();
                 for item in items {
                     self.push_value(item);
                 }
-                self.nodes[at] = Node::Array {
-                    len: saturate(items.len()),
-                    end: saturate(self.nodes.len()),
-                };
+                self.close(at, Container::Array, saturate(items.len()));
             }
             Value::Object(map) => {
-                let at = self.nodes.len();
-                self.nodes.push(Node::Object { len: 0, end: 0 });
+                let at = self.open();
                 for (key, item) in map {
                     let node = self.push_str(key);
                     self.nodes.push(node);
                     self.push_value(item);
                 }
-                self.nodes[at] = Node::Object {
-                    len: saturate(map.len()),
-                    end: saturate(self.nodes.len()),
-                };
+                self.close(at, Container::Object, saturate(map.len()));
             }
         }
     }
@@ -637,8 +652,7 @@ impl<'de> Visitor<'de> for Build<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
         let depth = deeper(self.depth)?;
         let builder = self.builder;
-        let at = builder.position();
-        builder.nodes.push(Node::Array { len: 0, end: 0 });
+        let at = builder.open();
         let mut len = 0u32;
         while items
             .next_element_seed(Build {
@@ -649,16 +663,14 @@ impl<'de> Visitor<'de> for Build<'_> {
         {
             len += 1;
         }
-        let end = builder.position();
-        builder.nodes[at as usize] = Node::Array { len, end };
+        builder.close(at, Container::Array, len);
         Ok(())
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut members: A) -> Result<(), A::Error> {
         let depth = deeper(self.depth)?;
         let builder = self.builder;
-        let at = builder.position();
-        builder.nodes.push(Node::Object { len: 0, end: 0 });
+        let at = builder.open();
         let mut len = 0u32;
         // Past a few members, the keys so far go into a set.
         let mut seen: Option<FxHashSet<Box<str>>> = None;
@@ -676,8 +688,7 @@ impl<'de> Visitor<'de> for Build<'_> {
             })?;
             len += 1;
         }
-        let end = builder.position();
-        builder.nodes[at as usize] = Node::Object { len, end };
+        builder.close(at, Container::Object, len);
         Ok(())
     }
 }
