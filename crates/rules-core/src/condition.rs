@@ -23,11 +23,40 @@ use crate::problems::limits::MAX_REGEX_COMPILED_BYTES;
 
 /// Builds a regex as both validation and compilation do (linear time, size-bounded).
 pub(crate) fn build_regex(pattern: &str, ignore_case: bool) -> Result<Regex, regex::Error> {
+    #[cfg(test)]
+    tests::COMPILED.with(|n| n.set(n.get() + 1));
     RegexBuilder::new(pattern)
         .case_insensitive(ignore_case)
         .size_limit(MAX_REGEX_COMPILED_BYTES)
         .dfa_size_limit(MAX_REGEX_COMPILED_BYTES)
         .build()
+}
+
+/// Patterns (with their case flag) that validation has seen compile in this process.
+/// A pattern compiles or not whatever the rule around it, so a rule set loaded at
+/// start-up (10,000 rules sharing a few patterns) checks each pattern once instead of
+/// once a rule: the check was half of a worker's start-up. Only the text is kept
+/// (at most [`VALID_PATTERNS_LIMIT`] of 1 KiB each), never a compiled program.
+static VALID_PATTERNS: LazyLock<Mutex<[FxHashSet<Box<str>>; 2]>> = LazyLock::new(Default::default);
+const VALID_PATTERNS_LIMIT: usize = 10_000;
+
+/// Whether `pattern` compiles as [`build_regex`] compiles it: validation's check.
+pub(crate) fn check_regex(pattern: &str, ignore_case: bool) -> Result<(), regex::Error> {
+    let flag = usize::from(ignore_case);
+    if VALID_PATTERNS
+        .lock()
+        .is_ok_and(|patterns| patterns[flag].contains(pattern))
+    {
+        return Ok(());
+    }
+    build_regex(pattern, ignore_case)?;
+    if let Ok(mut patterns) = VALID_PATTERNS.lock() {
+        if patterns[flag].len() >= VALID_PATTERNS_LIMIT {
+            patterns[flag].clear();
+        }
+        patterns[flag].insert(pattern.into());
+    }
+    Ok(())
 }
 
 /// Compiled regexes shared between rules: a compiled Unicode regex can take tens of
@@ -513,5 +542,62 @@ fn int_float_cmp(i: i128, f: f64) -> Option<Ordering> {
     match i.cmp(&(floor as i128)) {
         Ordering::Equal if f > floor => Some(Ordering::Less),
         other => Some(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Regexes compiled on this thread (`build_regex`).
+        pub(super) static COMPILED: Cell<usize> = const { Cell::new(0) };
+    }
+
+    fn rule_matching(pattern: &str, ignore_case: bool) -> Value {
+        json!({
+            "livestream_id": "0e2a9c1b-0000-4000-8000-00000000abcd",
+            "name": "r",
+            "trigger_config": {
+                "event_types": ["chat.message"],
+                "condition": {"field": "data.message", "op": "matches", "value": pattern,
+                              "ignore_case": ignore_case}
+            },
+            "actions": [{"type": "log", "message": "m"}]
+        })
+    }
+
+    #[test]
+    fn validation_compiles_a_pattern_once_and_remembers_only_what_compiled() {
+        let compiled = || COMPILED.with(Cell::get);
+        let load = |pattern: &str, ignore_case: bool| {
+            crate::CompiledRule::from_json(
+                uuid::Uuid::nil(),
+                1,
+                &rule_matching(pattern, ignore_case),
+            )
+        };
+        let before = compiled();
+        let pattern = r"only in this test \d+";
+        for _ in 0..3 {
+            assert!(load(pattern, false).is_ok());
+        }
+        assert_eq!(compiled() - before, 1, "each rule compiled the pattern");
+        assert!(load(pattern, true).is_ok());
+        assert_eq!(
+            compiled() - before,
+            2,
+            "the other case flag is another program"
+        );
+        for _ in 0..2 {
+            assert!(load("(unclosed in this test", false).is_err());
+        }
+        assert_eq!(
+            compiled() - before,
+            4,
+            "a pattern that failed is checked again"
+        );
     }
 }

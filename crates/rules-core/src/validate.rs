@@ -343,7 +343,7 @@ fn check_operand(
                     pattern.len()
                 ),
             ),
-            Value::String(pattern) => match crate::condition::build_regex(pattern, ignore_case) {
+            Value::String(pattern) => match crate::condition::check_regex(pattern, ignore_case) {
                 Ok(_) => Some(()),
                 Err(e) => c.fail(path, format!("invalid regex: {e}")),
             },
