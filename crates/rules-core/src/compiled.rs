@@ -11,7 +11,7 @@ use crate::event::Event;
 use crate::model::*;
 use crate::problems::{FieldError, ValidationErrors};
 use crate::template::{context, RenderBudget, RenderError, TemplateSet, TemplateValue};
-use crate::template_view::{Found, TemplateRule};
+use crate::template_view::{Found, TemplateRoot};
 use crate::validate::parse_rule_spec;
 
 /// A rule ready to be matched: condition compiled; action templates compiled on the
@@ -217,7 +217,7 @@ struct RuleScope<'a> {
     version: i32,
 }
 
-impl TemplateRule for RuleScope<'_> {
+impl TemplateRoot for RuleScope<'_> {
     fn template_value(&self) -> minijinja::Value {
         minijinja::Value::from(minijinja::value::Serde(self))
     }

@@ -147,9 +147,14 @@ fn after(nodes: &[Node], index: u32) -> u32 {
 /// The text of the key at `index`.
 #[inline]
 fn key<'t>(nodes: &[Node], text: &'t str, index: u32) -> &'t str {
-    match nodes[index as usize] {
+    key_of(&nodes[index as usize], text)
+}
+
+/// The text of a key's node (the builder writes a `String` node for every key).
+#[inline]
+fn key_of<'t>(node: &Node, text: &'t str) -> &'t str {
+    match *node {
         Node::String { start, end } => &text[start as usize..end as usize],
-        // The builder writes a key before every member's value.
         _ => "",
     }
 }
@@ -407,10 +412,7 @@ impl Builder {
         len: u32,
         seen: &mut Option<FxHashSet<Box<str>>>,
     ) -> bool {
-        let Node::String { start, end } = *new_key else {
-            return false;
-        };
-        let text = &self.text[start as usize..end as usize];
+        let text = key_of(new_key, &self.text);
         let members = || member_keys(&self.nodes, at, len);
         let key_text = |k| key(&self.nodes, &self.text, k);
         if len < LINEAR_DUPLICATE_CHECK {
@@ -418,13 +420,6 @@ impl Builder {
         } else {
             let set = seen.get_or_insert_with(|| members().map(|k| key_text(k).into()).collect());
             !set.insert(text.into())
-        }
-    }
-
-    fn key_text(&self, node: &Node) -> &str {
-        match *node {
-            Node::String { start, end } => &self.text[start as usize..end as usize],
-            _ => "",
         }
     }
 
@@ -458,7 +453,7 @@ impl Builder {
     }
 }
 
-/// Offsets in a document are `u32`: [`reader`] refuses a longer input, and a document
+/// Offsets in a document are `u32`: [`deserializer`] refuses a longer input, and a document
 /// has no more text (unescaping never lengthens a string) and no more nodes (each
 /// takes at least a byte) than its input has bytes; a value built in memory is far
 /// below that.
@@ -678,7 +673,7 @@ impl<'de> Visitor<'de> for Build<'_> {
             if builder.has_key(at, &key, len, &mut seen) {
                 return Err(de::Error::custom(format_args!(
                     "duplicate key `{}`",
-                    builder.key_text(&key)
+                    key_of(&key, &builder.text)
                 )));
             }
             builder.nodes.push(key);

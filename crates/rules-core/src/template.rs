@@ -14,7 +14,7 @@ use std::sync::LazyLock;
 
 use crate::problems::FieldError;
 use crate::template_lookup::{self, lookup, Piece};
-use crate::template_view::{Found, TemplateEvent, TemplateRule};
+use crate::template_view::{Found, TemplateRoot};
 
 /// Instructions one render may spend before it is stopped.
 pub const RENDER_FUEL: u64 = 100_000;
@@ -331,8 +331,8 @@ fn spell(value: &minijinja::Value, out: &mut String) -> Result<(), minijinja::Er
 /// lookups the event and rule answer themselves, never makes it. The event is a
 /// view whose values are converted as templates read them (`template_view`).
 pub(crate) struct Context<'a> {
-    event: &'a dyn TemplateEvent,
-    rule: &'a dyn TemplateRule,
+    event: &'a dyn TemplateRoot,
+    rule: &'a dyn TemplateRoot,
     value: std::cell::OnceCell<minijinja::Value>,
     /// Whether templates of text and lookups skip minijinja's machine (always, but
     /// in the tests that hold the two ways equal).
@@ -377,7 +377,7 @@ impl Context<'_> {
 }
 
 /// The context of one execution's templates.
-pub(crate) fn context<'a>(event: &'a dyn TemplateEvent, rule: &'a dyn TemplateRule) -> Context<'a> {
+pub(crate) fn context<'a>(event: &'a dyn TemplateRoot, rule: &'a dyn TemplateRoot) -> Context<'a> {
     Context {
         event,
         rule,
@@ -425,17 +425,17 @@ mod tests {
     /// An event that counts how often its view is made for templates.
     struct Counted(std::cell::Cell<u32>);
 
-    impl TemplateEvent for Counted {
+    impl TemplateRoot for Counted {
         fn template_value(&self) -> minijinja::Value {
             self.0.set(self.0.get() + 1);
-            TemplateEvent::template_value(&json!({"data": {"n": 1}}))
+            json!({"data": {"n": 1}}).template_value()
         }
     }
 
     /// A rule that counts how often its view is made, and answers `rule.name`.
     struct CountedRule(std::cell::Cell<u32>);
 
-    impl TemplateRule for CountedRule {
+    impl TemplateRoot for CountedRule {
         fn template_value(&self) -> minijinja::Value {
             self.0.set(self.0.get() + 1);
             minijinja::Value::from(minijinja::value::Serde(json!({"name": "Rule"})))

@@ -31,36 +31,19 @@ pub(crate) enum Found<'a> {
     Unknown,
 }
 
-/// A value templates can see as `event`.
-pub(crate) trait TemplateEvent {
+/// What templates see under one of their two names (`event`, `rule`).
+pub(crate) trait TemplateRoot {
     /// Its view: converted as it is read.
     fn template_value(&self) -> Value;
 
-    /// The value at `names` below it, as its view would give it.
+    /// The value at `names` below it, as its view would give it, when it can tell
+    /// without the view.
     fn find(&self, _names: &[String]) -> Found<'_> {
         Found::Unknown
     }
 }
 
-/// A value templates can see as `rule`.
-pub(crate) trait TemplateRule {
-    fn template_value(&self) -> Value;
-
-    /// The value at `names` below it, as [`Self::template_value`] would give it.
-    fn find(&self, _names: &[String]) -> Found<'_> {
-        Found::Unknown
-    }
-}
-
-/// Any JSON value as `rule`: the templates' tests.
-#[cfg(test)]
-impl TemplateRule for serde_json::Value {
-    fn template_value(&self) -> Value {
-        Value::from(minijinja::value::Serde(self))
-    }
-}
-
-impl TemplateEvent for Event {
+impl TemplateRoot for Event {
     fn find(&self, names: &[String]) -> Found<'_> {
         let Some((root, path)) = names.split_first() else {
             return Found::Unknown;
@@ -93,9 +76,9 @@ impl TemplateEvent for Event {
     }
 }
 
-/// Any JSON value as `event`: the templates' tests.
+/// Any JSON value as `event` or `rule`: the templates' tests.
 #[cfg(test)]
-impl TemplateEvent for serde_json::Value {
+impl TemplateRoot for serde_json::Value {
     fn template_value(&self) -> Value {
         let doc = Arc::new(Doc::from_value(self));
         value_of(&doc, doc.at(0))
@@ -329,7 +312,7 @@ mod tests {
         assert_eq!(
             env.render_str(
                 "{{ event.data }}",
-                context! { event => TemplateEvent::template_value(&data) }
+                context! { event => data.template_value() }
             )
             .ok(),
             env.render_str(

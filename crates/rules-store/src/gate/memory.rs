@@ -16,22 +16,12 @@ use crate::redis::RedisError;
 /// instructions on it.
 pub fn value(token: &str, decision: Decision, progress: i64) -> String {
     let (code, detail) = decision.code();
-    let (mut code_text, mut detail_text, mut progress_text) = (
-        itoa::Buffer::new(),
-        itoa::Buffer::new(),
-        itoa::Buffer::new(),
-    );
-    let numbers = [
-        code_text.format(code),
-        detail_text.format(detail),
-        progress_text.format(progress),
-    ];
-    let mut value =
-        String::with_capacity(token.len() + numbers.iter().map(|n| n.len() + 1).sum::<usize>());
+    // Three numbers of at most 20 characters each, and their separators.
+    let mut value = String::with_capacity(token.len() + 3 * 21);
     value.push_str(token);
-    for number in numbers {
+    for number in [code, detail, progress] {
         value.push('|');
-        value.push_str(number);
+        value.push_str(itoa::Buffer::new().format(number));
     }
     value
 }
