@@ -395,6 +395,15 @@ impl Builder {
         };
     }
 
+    /// A seed writing the next value onto this tape, inside containers `depth`
+    /// levels deep.
+    fn seed(&mut self, depth: usize) -> Build<'_> {
+        Build {
+            builder: self,
+            depth,
+        }
+    }
+
     /// The document built so far, in its two exact-sized allocations.
     fn doc(&self) -> Doc {
         Doc {
@@ -498,10 +507,7 @@ impl<'de> DeserializeSeed<'de> for DocSeed {
             let mut builder = scratch.borrow_mut();
             builder.nodes.clear();
             builder.text.clear();
-            deserializer.deserialize_any(Build {
-                builder: &mut builder,
-                depth: 0,
-            })?;
+            deserializer.deserialize_any(builder.seed(0))?;
             Ok(builder.doc())
         })
     }
@@ -649,13 +655,7 @@ impl<'de> Visitor<'de> for Build<'_> {
         let builder = self.builder;
         let at = builder.open();
         let mut len = 0u32;
-        while items
-            .next_element_seed(Build {
-                builder: &mut *builder,
-                depth,
-            })?
-            .is_some()
-        {
+        while items.next_element_seed(builder.seed(depth))?.is_some() {
             len += 1;
         }
         builder.close(at, Container::Array, len);
@@ -677,10 +677,7 @@ impl<'de> Visitor<'de> for Build<'_> {
                 )));
             }
             builder.nodes.push(key);
-            members.next_value_seed(Build {
-                builder: &mut *builder,
-                depth,
-            })?;
+            members.next_value_seed(builder.seed(depth))?;
             len += 1;
         }
         builder.close(at, Container::Object, len);

@@ -272,8 +272,7 @@ impl TemplateSet {
             |e: serde_json::Error| t.failed(format!("expression did not give JSON: {e}"));
         let json = match t.pieces(ctx) {
             Some([Piece::Lookup(names)]) => {
-                let json = serde_json::to_string(&ctx.resolve(names, ctx.find(names)))
-                    .map_err(not_json)?;
+                let json = ctx.lookup_json(names).map_err(not_json)?;
                 budget.spend(json.len(), &t.name)?;
                 json
             }
@@ -356,6 +355,15 @@ impl Context<'_> {
             Found::Value(value) => value,
             Found::Undefined => minijinja::Value::UNDEFINED,
             Found::Unknown => template_lookup::resolve(self.value(), names),
+        }
+    }
+
+    /// The JSON of lookup `names`, a sole expression's value: a string the event or
+    /// the rule answers is written as it is, without a template value made of it.
+    fn lookup_json(&self, names: &[String]) -> serde_json::Result<String> {
+        match self.find(names) {
+            Found::Text(text) => serde_json::to_string(text),
+            found => serde_json::to_string(&self.resolve(names, found)),
         }
     }
 
@@ -703,8 +711,8 @@ mod tests {
                 };
                 let rule = serde_json::json!({"id": "r1", "name": "Rule", "version": 3});
                 let rendered = |lookups: bool| {
-                    let mut ctx = context(&event, &rule);
-                    ctx.lookups = lookups;
+                    let ctx = context(&event, &rule);
+                    let ctx = if lookups { ctx } else { ctx.through_minijinja() };
                     set.render_value(&t, &ctx, &RenderBudget::new())
                 };
                 match (rendered(true), rendered(false)) {
